@@ -1,0 +1,111 @@
+//! The one build path for the BPF side: compiles every `*.bpf.c` with
+//! clang-19 (CO-RE, against the committed vmlinux.h), links them into one
+//! object with the BPF static linker, and generates the Rust ABI types from
+//! `include/events.h` with bindgen.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const CLANG_FLAGS: &[&str] = &[
+    "-target",
+    "bpf",
+    "-mcpu=v3",
+    "-D__TARGET_ARCH_x86",
+    "-g",
+    "-O2",
+    "-Wall",
+    "-Werror",
+];
+
+fn main() {
+    if let Err(e) = run() {
+        // A build script reports failure by exiting non-zero with a message.
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
+    let out = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
+    let include = manifest.join("include");
+    let clang = env::var("MDATP_CLANG").unwrap_or_else(|_| "clang-19".into());
+    let bpftool = env::var("MDATP_BPFTOOL").unwrap_or_else(|_| find_bpftool());
+
+    println!("cargo:rerun-if-changed=include");
+    println!("cargo:rerun-if-env-changed=MDATP_CLANG");
+    println!("cargo:rerun-if-env-changed=MDATP_BPFTOOL");
+
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&manifest)
+        .map_err(|e| format!("read {}: {e}", manifest.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".bpf.c"))
+        .collect();
+    sources.sort();
+    let mut objects = Vec::new();
+    for src in &sources {
+        println!("cargo:rerun-if-changed={}", src.display());
+        let stem = src
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(|n| n.trim_end_matches(".bpf.c").to_string())
+            .ok_or_else(|| format!("bad source name {}", src.display()))?;
+        let obj = out.join(format!("{stem}.o"));
+        run_tool(
+            Command::new(&clang)
+                .args(CLANG_FLAGS)
+                .arg(format!("-I{}", include.display()))
+                .arg("-c")
+                .arg(src)
+                .arg("-o")
+                .arg(&obj),
+            &clang,
+            "install it with: apt-get install clang-19 llvm-19 libbpf-dev",
+        )?;
+        objects.push(obj);
+    }
+    let linked = out.join("mdatp.bpf.o");
+    run_tool(
+        Command::new(&bpftool)
+            .args(["gen", "object"])
+            .arg(&linked)
+            .args(&objects),
+        &bpftool,
+        "install it with: apt-get install bpftool",
+    )?;
+
+    let bindings = bindgen::Builder::default()
+        .header(include.join("events.h").to_string_lossy())
+        .allowlist_type("mdatp_.*")
+        .allowlist_var("MDATP_.*")
+        .rustified_enum("mdatp_event_type")
+        .constified_enum_module("mdatp_(bounds|exec_flags|task_flags)")
+        .derive_default(true)
+        .layout_tests(true)
+        .generate()
+        .map_err(|e| format!("bindgen on events.h: {e}"))?;
+    bindings
+        .write_to_file(out.join("events.rs"))
+        .map_err(|e| format!("write events.rs: {e}"))?;
+    Ok(())
+}
+
+fn find_bpftool() -> String {
+    for p in ["/usr/sbin/bpftool", "/usr/bin/bpftool"] {
+        if Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    "bpftool".into()
+}
+
+fn run_tool(cmd: &mut Command, name: &str, hint: &str) -> Result<(), String> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {name} ({e}); {hint}"))?;
+    if !status.success() {
+        return Err(format!("{name} failed ({status}): {cmd:?}"));
+    }
+    Ok(())
+}

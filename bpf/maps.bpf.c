@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The maps and load-time knobs shared by every program object. */
+#include "common.bpf.h"
+
+struct mdatp_ringbuf_map events SEC(".maps");
+struct mdatp_counters_map counters SEC(".maps");
+struct mdatp_seq_map seqs SEC(".maps");
+struct mdatp_scratch_map scratch SEC(".maps");
+
+const volatile __u64 wakeup_bytes = 256 * 1024;
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Anchors the ABI structs that no map holds in the object's BTF (clang
+ * emits full BTF only for types reachable by value from globals), so the
+ * layout test can compare them. The exec event is in the scratch map. */
+struct mdatp_abi_anchor {
+	struct mdatp_fork_event fork;
+	struct mdatp_exit_event exit;
+};
+const volatile struct mdatp_abi_anchor mdatp_abi_anchor = {};
