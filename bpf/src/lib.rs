@@ -25,3 +25,23 @@ pub const PROCESS_PROGRAMS: &[(&str, &str)] = &[
     ("mdatp_fork", "sched_process_fork"),
     ("mdatp_exit", "sched_process_exit"),
 ];
+
+// SAFETY: plain integers with no padding (checked by the layout test); any
+// bit pattern is a valid value, which is what aya::Pod requires.
+unsafe impl aya::Pod for abi::mdatp_counters {}
+
+/// Every event type id the BPF side emits, with a stable name for output
+/// and counters.
+pub const EVENT_TYPES: &[(abi::mdatp_event_type, &str)] = &[
+    (abi::mdatp_event_type::MDATP_EV_EXEC, "process_exec"),
+    (abi::mdatp_event_type::MDATP_EV_FORK, "process_fork"),
+    (abi::mdatp_event_type::MDATP_EV_EXIT, "process_exit"),
+];
+
+/// The name of an event type id, or None for an id this build does not know.
+pub fn event_type_name(id: u32) -> Option<&'static str> {
+    EVENT_TYPES
+        .iter()
+        .find(|(t, _)| *t as u32 == id)
+        .map(|(_, n)| *n)
+}

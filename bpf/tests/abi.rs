@@ -21,15 +21,78 @@ macro_rules! layout {
 
 fn rust_layout() -> Layout {
     let mut m = Layout::new();
-    layout!(m, mdatp_event_header { type_, size, seq, boot_ns, cpu, _pad });
-    layout!(m, mdatp_task_info {
-        pid, tid, ppid, uid, gid, euid, egid, loginuid, sessionid, flags,
-        start_boottime_ns, parent_start_boottime_ns, cgroup_id, comm
-    });
-    layout!(m, mdatp_exec_event { hdr, task, exe_len, cwd_len, argv_len, flags, argc, _pad, data });
-    layout!(m, mdatp_fork_event { hdr, parent, child_pid, child_tid, child_start_boottime_ns });
-    layout!(m, mdatp_exit_event { hdr, task, exit_code, exit_signal, core_dumped, _pad });
-    layout!(m, mdatp_counters { emitted, ringbuf_drops });
+    layout!(
+        m,
+        mdatp_event_header {
+            type_,
+            size,
+            seq,
+            boot_ns,
+            cpu,
+            _pad
+        }
+    );
+    layout!(
+        m,
+        mdatp_task_info {
+            pid,
+            tid,
+            ppid,
+            uid,
+            gid,
+            euid,
+            egid,
+            loginuid,
+            sessionid,
+            flags,
+            start_boottime_ns,
+            parent_start_boottime_ns,
+            cgroup_id,
+            comm
+        }
+    );
+    layout!(
+        m,
+        mdatp_exec_event {
+            hdr,
+            task,
+            exe_len,
+            cwd_len,
+            argv_len,
+            flags,
+            argc,
+            _pad,
+            data
+        }
+    );
+    layout!(
+        m,
+        mdatp_fork_event {
+            hdr,
+            parent,
+            child_pid,
+            child_tid,
+            child_start_boottime_ns
+        }
+    );
+    layout!(
+        m,
+        mdatp_exit_event {
+            hdr,
+            task,
+            exit_code,
+            exit_signal,
+            core_dumped,
+            _pad
+        }
+    );
+    layout!(
+        m,
+        mdatp_counters {
+            emitted,
+            ringbuf_drops
+        }
+    );
     m
 }
 
@@ -40,7 +103,11 @@ fn btf_layout() -> BTreeMap<String, (usize, BTreeMap<String, usize>)> {
         .args(["-j", "btf", "dump", "file", obj])
         .output()
         .expect("run bpftool (apt-get install bpftool)");
-    assert!(out.status.success(), "bpftool: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "bpftool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bpftool json");
     let mut res = BTreeMap::new();
     for t in v["types"].as_array().expect("types") {
@@ -56,7 +123,10 @@ fn btf_layout() -> BTreeMap<String, (usize, BTreeMap<String, usize>)> {
             let bits = mem["bits_offset"].as_u64().expect("bits_offset") as usize;
             members.insert(mname.to_string(), bits / 8);
         }
-        res.insert(name.to_string(), (t["size"].as_u64().expect("size") as usize, members));
+        res.insert(
+            name.to_string(),
+            (t["size"].as_u64().expect("size") as usize, members),
+        );
     }
     res
 }
@@ -77,6 +147,9 @@ fn every_shared_struct_has_the_same_layout_in_c_and_rust() {
     for name in btf.keys() {
         let private = name.ends_with("_map")
             || ["mdatp_scratch", "mdatp_path_result", "mdatp_abi_anchor"].contains(&name.as_str());
-        assert!(private || rust.contains_key(name.as_str()), "{name} has no layout check");
+        assert!(
+            private || rust.contains_key(name.as_str()),
+            "{name} has no layout check"
+        );
     }
 }

@@ -1,0 +1,15 @@
+//! mdatpd: the sensor daemon as a library; `main.rs` only wires it up.
+
+pub mod args;
+pub mod clock;
+pub mod decode;
+pub mod ebpf;
+pub mod event;
+pub mod loss;
+pub mod ocsf;
+pub mod pipeline;
+pub mod process_cache;
+pub mod procfs;
+pub mod run;
+pub mod sink;
+pub mod users;

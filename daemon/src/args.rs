@@ -1,0 +1,56 @@
+//! Command line of mdatpd.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mdatpd",
+    version,
+    about = "mdatp endpoint-security sensor daemon"
+)]
+pub struct Args {
+    /// Run attached to the terminal; events go to stdout as JSON Lines
+    /// unless --output is given.
+    #[arg(long)]
+    pub foreground: bool,
+
+    /// Write events (JSON Lines) to this file instead.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Directory for the default event file (events.jsonl) when not in the
+    /// foreground.
+    #[arg(long, value_name = "DIR", default_value = "/var/log/mdatp")]
+    pub log_dir: PathBuf,
+
+    /// Size of the kernel→user ring buffer in bytes (power of two, ≥ 4096).
+    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub ring_buffer_size: u32,
+
+    /// Ring fill in bytes at which the kernel wakes the daemon; below it
+    /// the daemon drains on a short timer (batched wake-ups).
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
+    pub wakeup_bytes: u64,
+
+    /// Log level (error, warn, info, debug, trace); RUST_LOG overrides.
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+
+    /// Testing: make this program's attach target a nonexistent hook so
+    /// the kernel refuses it (proves one failure leaves the rest running).
+    #[arg(long, hide = true, value_name = "PROGRAM")]
+    pub test_break_program: Vec<String>,
+}
+
+impl Args {
+    /// Where events go: None = stdout.
+    pub fn event_output(&self) -> Option<PathBuf> {
+        match (&self.output, self.foreground) {
+            (Some(p), _) => Some(p.clone()),
+            (None, true) => None,
+            (None, false) => Some(self.log_dir.join("events.jsonl")),
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Ring-buffer records → typed kernel records. Every length is checked
+//! against the record; a malformed record is an error, never a guess.
+
+use mdatp_bpf::abi::{
+    mdatp_event_header, mdatp_event_type, mdatp_exec_event, mdatp_exec_flags, mdatp_exit_event,
+    mdatp_fork_event, mdatp_task_info,
+};
+use std::mem::{offset_of, size_of};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {len} bytes is shorter than the {need} bytes of a {what}")]
+    Short {
+        what: &'static str,
+        len: usize,
+        need: usize,
+    },
+    #[error("unknown event type id {0}")]
+    UnknownType(u32),
+    #[error("exec record declares {declared} data bytes but carries {present}")]
+    ExecLengths { declared: usize, present: usize },
+}
+
+/// An exec record with its variable-length parts split out.
+#[derive(Debug, Clone)]
+pub struct ExecRecord {
+    pub hdr: mdatp_event_header,
+    pub task: mdatp_task_info,
+    pub argc: u32,
+    pub flags: u16,
+    pub exe: Vec<u8>,
+    pub cwd: Vec<u8>,
+    pub argv: Vec<u8>,
+}
+
+impl ExecRecord {
+    pub fn has(&self, flag: mdatp_exec_flags::Type) -> bool {
+        u32::from(self.flags) & flag != 0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum KernelRecord {
+    Exec(ExecRecord),
+    Fork(mdatp_fork_event),
+    Exit(mdatp_exit_event),
+}
+
+impl KernelRecord {
+    pub fn header(&self) -> &mdatp_event_header {
+        match self {
+            KernelRecord::Exec(e) => &e.hdr,
+            KernelRecord::Fork(f) => &f.hdr,
+            KernelRecord::Exit(e) => &e.hdr,
+        }
+    }
+}
+
+/// Reads a plain-old-data ABI struct from the front of `bytes`.
+fn read_pod<T: Copy>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
+    if bytes.len() < size_of::<T>() {
+        return Err(DecodeError::Short {
+            what,
+            len: bytes.len(),
+            need: size_of::<T>(),
+        });
+    }
+    // SAFETY: the length is checked above; T is one of the bindgen ABI
+    // structs, made only of integers and byte arrays, for which every bit
+    // pattern is valid; read_unaligned has no alignment requirement.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
+    let hdr: mdatp_event_header = read_pod(bytes, "header")?;
+    match hdr.type_ {
+        t if t == mdatp_event_type::MDATP_EV_EXEC as u32 => {
+            decode_exec(bytes).map(KernelRecord::Exec)
+        }
+        t if t == mdatp_event_type::MDATP_EV_FORK as u32 => {
+            read_pod(bytes, "fork event").map(KernelRecord::Fork)
+        }
+        t if t == mdatp_event_type::MDATP_EV_EXIT as u32 => {
+            read_pod(bytes, "exit event").map(KernelRecord::Exit)
+        }
+        other => Err(DecodeError::UnknownType(other)),
+    }
+}
+
+fn decode_exec(bytes: &[u8]) -> Result<ExecRecord, DecodeError> {
+    #[derive(Clone, Copy)]
+    #[repr(C)]
+    struct Fixed {
+        hdr: mdatp_event_header,
+        task: mdatp_task_info,
+        exe_len: u16,
+        cwd_len: u16,
+        argv_len: u16,
+        flags: u16,
+        argc: u32,
+        pad: u32,
+    }
+    const _: () = assert!(size_of::<Fixed>() == offset_of!(mdatp_exec_event, data));
+    let f: Fixed = read_pod(bytes, "exec event")?;
+    let data = &bytes[size_of::<Fixed>()..];
+    let (e, c, a) = (
+        usize::from(f.exe_len),
+        usize::from(f.cwd_len),
+        usize::from(f.argv_len),
+    );
+    if e + c + a > data.len() {
+        return Err(DecodeError::ExecLengths {
+            declared: e + c + a,
+            present: data.len(),
+        });
+    }
+    Ok(ExecRecord {
+        hdr: f.hdr,
+        task: f.task,
+        argc: f.argc,
+        flags: f.flags,
+        exe: data[..e].to_vec(),
+        cwd: data[e..e + c].to_vec(),
+        argv: data[e + c..e + c + a].to_vec(),
+    })
+}
+
+/// Splits the kernel's NUL-separated argument area into arguments. The
+/// area ends with a NUL unless it was cut at the bound, in which case the
+/// last argument is kept as far as it was read.
+pub fn split_argv(raw: &[u8]) -> Vec<String> {
+    let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    raw.split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// A NUL-padded kernel comm as a string.
+pub fn comm_str(comm: &[std::os::raw::c_char]) -> String {
+    let bytes: Vec<u8> = comm
+        .iter()
+        .map(|c| *c as u8)
+        .take_while(|b| *b != 0)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_splits_on_nul_and_keeps_a_cut_tail() {
+        assert_eq!(
+            split_argv(b"/bin/echo\0hello\0world\0"),
+            ["/bin/echo", "hello", "world"]
+        );
+        assert_eq!(split_argv(b"a\0bc"), ["a", "bc"]);
+        assert_eq!(split_argv(b"a\0\0b\0"), ["a", "", "b"]);
+        assert!(split_argv(b"").is_empty());
+    }
+
+    #[test]
+    fn short_and_unknown_records_are_errors() {
+        assert!(matches!(decode(&[0u8; 8]), Err(DecodeError::Short { .. })));
+        let mut hdr = [0u8; 32];
+        hdr[0] = 99;
+        assert_eq!(decode(&hdr).err(), Some(DecodeError::UnknownType(99)));
+    }
+
+    #[test]
+    fn exec_lengths_beyond_the_record_are_rejected() {
+        let mut rec = vec![0u8; offset_of!(mdatp_exec_event, data) + 4];
+        rec[0] = mdatp_event_type::MDATP_EV_EXEC as u8;
+        let exe_len_at = offset_of!(mdatp_exec_event, exe_len);
+        rec[exe_len_at] = 10;
+        assert!(matches!(decode(&rec), Err(DecodeError::ExecLengths { .. })));
+    }
+}

@@ -1,0 +1,188 @@
+//! The loss ledger: per-source sequence tracking (a gap becomes an in-band
+//! loss record), kernel drop counters per event type, and the user-space
+//! stages that can lose a record. Nothing is lost without being counted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+/// Kernel-side counters of one event type, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelCount {
+    pub emitted: u64,
+    pub ringbuf_drops: u64,
+}
+
+/// Reads the kernel counters (the BPF `counters` map in production).
+pub trait KernelCounters {
+    fn read(&self) -> Result<BTreeMap<&'static str, KernelCount>, String>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqOutcome {
+    InOrder,
+    /// Records `first_missing ..= first_missing + missing - 1` never arrived.
+    Gap {
+        first_missing: u64,
+        missing: u64,
+    },
+    /// A record older than one already seen (counted earlier as missing).
+    Late,
+}
+
+/// Per-source sequence numbers start at 1 when the source starts.
+#[derive(Debug, Default)]
+pub struct SeqTracker {
+    next: HashMap<String, u64>,
+}
+
+impl SeqTracker {
+    pub fn observe(&mut self, source: &str, seq: u64) -> SeqOutcome {
+        let next = self.next.entry(source.to_string()).or_insert(1);
+        if seq == *next {
+            *next += 1;
+            SeqOutcome::InOrder
+        } else if seq > *next {
+            let gap = SeqOutcome::Gap {
+                first_missing: *next,
+                missing: seq - *next,
+            };
+            *next = seq + 1;
+            gap
+        } else {
+            SeqOutcome::Late
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct LossLedger {
+    pub delivered: BTreeMap<&'static str, u64>,
+    pub sequence_gaps: u64,
+    pub late_records: u64,
+    pub decode_errors: u64,
+    pub sink_failures: u64,
+    /// Kernel drops already reported in loss records.
+    reported_drops: BTreeMap<&'static str, u64>,
+}
+
+impl LossLedger {
+    pub fn delivered(&mut self, event_type: &'static str) {
+        *self.delivered.entry(event_type).or_default() += 1;
+    }
+
+    /// Kernel drops per type that no loss record has reported yet; marks
+    /// them reported.
+    pub fn unreported_drops(
+        &mut self,
+        kernel: &BTreeMap<&'static str, KernelCount>,
+    ) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (ty, c) in kernel {
+            let seen = self.reported_drops.entry(ty).or_default();
+            if c.ringbuf_drops > *seen {
+                out.insert((*ty).to_string(), c.ringbuf_drops - *seen);
+                *seen = c.ringbuf_drops;
+            }
+        }
+        out
+    }
+
+    pub fn summary<'a>(
+        &'a self,
+        kernel: &'a Result<BTreeMap<&'static str, KernelCount>, String>,
+    ) -> Summary<'a> {
+        Summary {
+            ledger: self,
+            kernel,
+        }
+    }
+}
+
+/// One line for logs: printed on SIGUSR1 and at shutdown.
+pub struct Summary<'a> {
+    ledger: &'a LossLedger,
+    kernel: &'a Result<BTreeMap<&'static str, KernelCount>, String>,
+}
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "kernel ring-buffer drops:")?;
+        match self.kernel {
+            Ok(k) => {
+                let total: u64 = k.values().map(|c| c.ringbuf_drops).sum();
+                write!(f, " total={total}")?;
+                for (ty, c) in k {
+                    write!(f, " {ty}={}", c.ringbuf_drops)?;
+                }
+                write!(f, "; kernel emitted:")?;
+                for (ty, c) in k {
+                    write!(f, " {ty}={}", c.emitted)?;
+                }
+            }
+            Err(e) => write!(f, " unreadable ({e})")?,
+        }
+        write!(f, "; delivered:")?;
+        for (ty, n) in &self.ledger.delivered {
+            write!(f, " {ty}={n}")?;
+        }
+        write!(
+            f,
+            "; sequence gaps={} late={} decode errors={} sink failures={}",
+            self.ledger.sequence_gaps,
+            self.ledger.late_records,
+            self.ledger.decode_errors,
+            self.ledger.sink_failures
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_and_late_records_are_seen_per_source() {
+        let mut t = SeqTracker::default();
+        assert_eq!(t.observe("a", 1), SeqOutcome::InOrder);
+        assert_eq!(t.observe("b", 1), SeqOutcome::InOrder);
+        assert_eq!(
+            t.observe("a", 5),
+            SeqOutcome::Gap {
+                first_missing: 2,
+                missing: 3
+            }
+        );
+        assert_eq!(t.observe("a", 3), SeqOutcome::Late);
+        assert_eq!(t.observe("a", 6), SeqOutcome::InOrder);
+        assert_eq!(
+            t.observe("c", 4),
+            SeqOutcome::Gap {
+                first_missing: 1,
+                missing: 3
+            }
+        );
+    }
+
+    #[test]
+    fn drops_are_reported_once() {
+        let mut l = LossLedger::default();
+        let mut k = BTreeMap::new();
+        k.insert(
+            "process_exec",
+            KernelCount {
+                emitted: 5,
+                ringbuf_drops: 3,
+            },
+        );
+        assert_eq!(l.unreported_drops(&k).get("process_exec"), Some(&3));
+        assert!(l.unreported_drops(&k).is_empty());
+        k.insert(
+            "process_exec",
+            KernelCount {
+                emitted: 5,
+                ringbuf_drops: 4,
+            },
+        );
+        assert_eq!(l.unreported_drops(&k).get("process_exec"), Some(&1));
+    }
+}

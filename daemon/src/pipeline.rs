@@ -1,0 +1,272 @@
+//! Kernel records → normalized, enriched events → OCSF → sink, with every
+//! loss counted on the way.
+
+use std::time::Instant;
+
+use mdatp_bpf::abi::{mdatp_exec_flags as xf, mdatp_task_flags, mdatp_task_info};
+
+use crate::clock::HostClock;
+use crate::decode::{self, ExecRecord, KernelRecord, comm_str, split_argv};
+use crate::event::{
+    Credentials, Event, LossRecord, Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider,
+};
+use crate::loss::{KernelCounters, LossLedger, SeqOutcome, SeqTracker};
+use crate::ocsf;
+use crate::process_cache::ProcessCache;
+use crate::sink::Sink;
+use crate::users::UserNames;
+
+const UNSET_ID: u32 = u32::MAX;
+
+pub struct Pipeline<S: Sink> {
+    clock: HostClock,
+    hostname: String,
+    cache: ProcessCache,
+    users: UserNames,
+    seq: SeqTracker,
+    ledger: LossLedger,
+    sink: S,
+    counters: Box<dyn KernelCounters + Send>,
+    sink_error_logged: bool,
+}
+
+impl<S: Sink> Pipeline<S> {
+    pub fn new(
+        clock: HostClock,
+        cache: ProcessCache,
+        sink: S,
+        counters: Box<dyn KernelCounters + Send>,
+    ) -> Self {
+        let hostname = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Self {
+            clock,
+            hostname,
+            cache,
+            users: UserNames::new(),
+            seq: SeqTracker::default(),
+            ledger: LossLedger::default(),
+            sink,
+            counters,
+            sink_error_logged: false,
+        }
+    }
+
+    /// One ring-buffer record.
+    pub fn handle_bytes(&mut self, bytes: &[u8]) {
+        match decode::decode(bytes) {
+            Ok(rec) => self.handle(rec),
+            Err(e) => {
+                self.ledger.decode_errors += 1;
+                log::warn!("dropping undecodable kernel record: {e}");
+            }
+        }
+    }
+
+    pub fn handle(&mut self, rec: KernelRecord) {
+        let hdr = *rec.header();
+        let source = format!("ebpf/cpu{}", hdr.cpu);
+        match self.seq.observe(&source, hdr.seq) {
+            SeqOutcome::InOrder => {}
+            SeqOutcome::Late => self.ledger.late_records += 1,
+            SeqOutcome::Gap {
+                first_missing,
+                missing,
+            } => {
+                self.ledger.sequence_gaps += missing;
+                let dropped_by_type = match self.counters.read() {
+                    Ok(k) => self.ledger.unreported_drops(&k),
+                    Err(e) => {
+                        log::warn!("cannot read kernel loss counters: {e}");
+                        Default::default()
+                    }
+                };
+                let loss = LossRecord {
+                    time_ns: self.clock.boot_to_unix_ns(hdr.boot_ns),
+                    provider: Provider::Ebpf,
+                    source: source.clone(),
+                    first_missing,
+                    missing,
+                    dropped_by_type,
+                };
+                self.emit(&Event::Loss(loss), None);
+            }
+        }
+        let origin = Origin {
+            provider: Provider::Ebpf,
+            source,
+            sequence: hdr.seq,
+        };
+        let time_ns = self.clock.boot_to_unix_ns(hdr.boot_ns);
+        let (event, type_name) = match rec {
+            KernelRecord::Exec(r) => (self.exec(r, time_ns, origin), "process_exec"),
+            KernelRecord::Fork(f) => {
+                let parent = self.task_process(&f.parent);
+                let child = ProcessInfo {
+                    pid: f.child_pid,
+                    tid: Some(f.child_tid),
+                    entity_id: self.clock.entity_id(f.child_pid, f.child_start_boottime_ns),
+                    start_time_ns: Some(self.clock.boot_to_unix_ns(f.child_start_boottime_ns)),
+                    // The child runs the parent's image until it execs.
+                    name: parent.name.clone(),
+                    exe: parent.exe.clone(),
+                    argv: parent.argv.clone(),
+                    creds: parent.creds.clone(),
+                    cgroup_id: parent.cgroup_id,
+                    ..Default::default()
+                };
+                self.cache.on_fork(
+                    f.parent.pid,
+                    f.parent.start_boottime_ns,
+                    f.child_pid,
+                    f.child_start_boottime_ns,
+                );
+                let ev = ProcessEvent {
+                    time_ns,
+                    activity: ProcessActivity::Fork,
+                    process: child,
+                    parent: Some(parent),
+                    origin,
+                };
+                (ev, "process_fork")
+            }
+            KernelRecord::Exit(x) => {
+                let process = self.task_process(&x.task);
+                let parent = self.parent_of(&x.task);
+                self.cache
+                    .on_exit(x.task.pid, x.task.start_boottime_ns, Instant::now());
+                let ev = ProcessEvent {
+                    time_ns,
+                    activity: ProcessActivity::Exit {
+                        code: x.exit_code,
+                        signal: (x.exit_signal != 0).then_some(x.exit_signal),
+                        core_dumped: x.core_dumped != 0,
+                    },
+                    process,
+                    parent: Some(parent),
+                    origin,
+                };
+                (ev, "process_exit")
+            }
+        };
+        self.emit(&Event::Process(event), Some(type_name));
+    }
+
+    fn exec(&mut self, r: ExecRecord, time_ns: u64, origin: Origin) -> ProcessEvent {
+        let t = &r.task;
+        let exe = (!r.has(xf::MDATP_EXEC_EXE_MISSING))
+            .then(|| String::from_utf8_lossy(&r.exe).into_owned());
+        let argv = (!r.has(xf::MDATP_EXEC_ARGV_MISSING)).then(|| split_argv(&r.argv));
+        let name = comm_str(&t.comm);
+        let process = ProcessInfo {
+            pid: t.pid,
+            tid: Some(t.tid),
+            entity_id: self.clock.entity_id(t.pid, t.start_boottime_ns),
+            start_time_ns: Some(self.clock.boot_to_unix_ns(t.start_boottime_ns)),
+            name: Some(name.clone()),
+            exe: exe.clone(),
+            exe_truncated: r.has(xf::MDATP_EXEC_EXE_TRUNCATED),
+            argv: argv.clone(),
+            argv_truncated: r.has(xf::MDATP_EXEC_ARGV_TRUNCATED),
+            argc: Some(r.argc),
+            cwd: Some(String::from_utf8_lossy(&r.cwd).into_owned()),
+            cwd_truncated: r.has(xf::MDATP_EXEC_CWD_TRUNCATED),
+            creds: Some(self.creds(t)),
+            cgroup_id: Some(t.cgroup_id),
+        };
+        let parent = self.parent_of(t);
+        self.cache
+            .on_exec(t.pid, t.ppid, t.start_boottime_ns, name, exe, argv);
+        ProcessEvent {
+            time_ns,
+            activity: ProcessActivity::Exec,
+            process,
+            parent: Some(parent),
+            origin,
+        }
+    }
+
+    fn creds(&mut self, t: &mdatp_task_info) -> Credentials {
+        let audit_ids = t.flags & mdatp_task_flags::MDATP_TASK_NO_AUDIT_IDS == 0;
+        Credentials {
+            uid: t.uid,
+            gid: t.gid,
+            euid: t.euid,
+            egid: t.egid,
+            user_name: self.users.name(t.uid),
+            loginuid: (audit_ids && t.loginuid != UNSET_ID).then_some(t.loginuid),
+            sessionid: (audit_ids && t.sessionid != UNSET_ID).then_some(t.sessionid),
+        }
+    }
+
+    /// The acting process of a record, with image details from the cache.
+    fn task_process(&mut self, t: &mdatp_task_info) -> ProcessInfo {
+        let cached = self.cache.get(t.pid, t.start_boottime_ns).cloned();
+        ProcessInfo {
+            pid: t.pid,
+            tid: Some(t.tid),
+            entity_id: self.clock.entity_id(t.pid, t.start_boottime_ns),
+            start_time_ns: Some(self.clock.boot_to_unix_ns(t.start_boottime_ns)),
+            name: Some(comm_str(&t.comm)),
+            exe: cached.as_ref().and_then(|c| c.exe.clone()),
+            argv: cached.and_then(|c| c.argv),
+            creds: Some(self.creds(t)),
+            cgroup_id: Some(t.cgroup_id),
+            ..Default::default()
+        }
+    }
+
+    /// The real parent, identified by the kernel, described by the cache.
+    fn parent_of(&self, t: &mdatp_task_info) -> ProcessInfo {
+        let cached = self.cache.get(t.ppid, t.parent_start_boottime_ns);
+        ProcessInfo {
+            pid: t.ppid,
+            entity_id: self.clock.entity_id(t.ppid, t.parent_start_boottime_ns),
+            start_time_ns: Some(self.clock.boot_to_unix_ns(t.parent_start_boottime_ns)),
+            name: cached.and_then(|c| c.name.clone()),
+            exe: cached.and_then(|c| c.exe.clone()),
+            argv: cached.and_then(|c| c.argv.clone()),
+            ..Default::default()
+        }
+    }
+
+    fn emit(&mut self, event: &Event, type_name: Option<&'static str>) {
+        let json = ocsf::to_ocsf(event, &self.hostname);
+        match self.sink.write(&json) {
+            Ok(()) => {
+                if let Some(t) = type_name {
+                    self.ledger.delivered(t);
+                }
+            }
+            Err(e) => {
+                self.ledger.sink_failures += 1;
+                if !self.sink_error_logged {
+                    log::error!("event output failed (counted as sink loss from now on): {e}");
+                    self.sink_error_logged = true;
+                }
+            }
+        }
+    }
+
+    /// End of a batch: push buffered output out.
+    pub fn flush(&mut self) {
+        if let Err(e) = self.sink.flush() {
+            self.ledger.sink_failures += 1;
+            if !self.sink_error_logged {
+                log::error!("event output flush failed: {e}");
+                self.sink_error_logged = true;
+            }
+        }
+    }
+
+    /// Periodic housekeeping.
+    pub fn tick(&mut self) {
+        self.cache.expire(Instant::now());
+    }
+
+    pub fn loss_summary(&self) -> String {
+        let kernel = self.counters.read();
+        self.ledger.summary(&kernel).to_string()
+    }
+}

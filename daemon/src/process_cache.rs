@@ -1,0 +1,168 @@
+//! What is known of each live process (thread group), so events can carry
+//! their parent's executable and command line. Seeded from /proc at start,
+//! then kept current by exec/fork/exit events.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::clock::{same_start, ticks_to_boot_ns};
+use crate::procfs::ProcSnapshot;
+
+/// How long an exited process stays known: events of its children may
+/// still be in flight on other CPUs.
+const EXITED_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedProcess {
+    pub pid: u32,
+    pub ppid: u32,
+    pub start_boottime_ns: u64,
+    pub name: Option<String>,
+    pub exe: Option<String>,
+    pub argv: Option<Vec<String>>,
+    exited_at: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+pub struct ProcessCache {
+    by_pid: HashMap<u32, CachedProcess>,
+}
+
+impl ProcessCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_pid.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_pid.is_empty()
+    }
+
+    /// Adds what /proc showed; an entry already learned from an event is
+    /// newer and is kept.
+    pub fn seed(&mut self, snapshot: Vec<ProcSnapshot>) {
+        for p in snapshot {
+            self.by_pid.entry(p.pid).or_insert(CachedProcess {
+                pid: p.pid,
+                ppid: p.ppid,
+                start_boottime_ns: ticks_to_boot_ns(p.start_ticks),
+                name: Some(p.comm),
+                exe: p.exe,
+                argv: (!p.argv.is_empty()).then_some(p.argv),
+                exited_at: None,
+            });
+        }
+    }
+
+    /// The process `pid` if it is the one that started at `start_boottime_ns`
+    /// (a reused pid is another process).
+    pub fn get(&self, pid: u32, start_boottime_ns: u64) -> Option<&CachedProcess> {
+        self.by_pid
+            .get(&pid)
+            .filter(|p| same_start(p.start_boottime_ns, start_boottime_ns))
+    }
+
+    pub fn on_exec(
+        &mut self,
+        pid: u32,
+        ppid: u32,
+        start_boottime_ns: u64,
+        name: String,
+        exe: Option<String>,
+        argv: Option<Vec<String>>,
+    ) {
+        self.by_pid.insert(
+            pid,
+            CachedProcess {
+                pid,
+                ppid,
+                start_boottime_ns,
+                name: Some(name),
+                exe,
+                argv,
+                exited_at: None,
+            },
+        );
+    }
+
+    /// A forked child runs its parent's image until it execs.
+    pub fn on_fork(&mut self, parent: u32, parent_start: u64, child: u32, child_start: u64) {
+        let inherited = self.get(parent, parent_start).cloned();
+        self.by_pid.insert(
+            child,
+            CachedProcess {
+                pid: child,
+                ppid: parent,
+                start_boottime_ns: child_start,
+                name: inherited.as_ref().and_then(|p| p.name.clone()),
+                exe: inherited.as_ref().and_then(|p| p.exe.clone()),
+                argv: inherited.and_then(|p| p.argv),
+                exited_at: None,
+            },
+        );
+    }
+
+    pub fn on_exit(&mut self, pid: u32, start_boottime_ns: u64, now: Instant) {
+        if let Some(p) = self.by_pid.get_mut(&pid) {
+            if same_start(p.start_boottime_ns, start_boottime_ns) {
+                p.exited_at = Some(now);
+            }
+        }
+    }
+
+    /// Forgets processes that exited more than the grace period ago.
+    pub fn expire(&mut self, now: Instant) {
+        self.by_pid.retain(|_, p| match p.exited_at {
+            Some(t) => now.duration_since(t) < EXITED_GRACE,
+            None => true,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(pid: u32, ppid: u32, ticks: u64, exe: &str) -> ProcSnapshot {
+        ProcSnapshot {
+            pid,
+            ppid,
+            start_ticks: ticks,
+            comm: "c".into(),
+            exe: Some(exe.into()),
+            argv: vec![exe.into()],
+            uid: Some(0),
+        }
+    }
+
+    #[test]
+    fn seeded_entries_match_only_the_same_start() {
+        let mut c = ProcessCache::new();
+        c.seed(vec![snap(10, 1, 500, "/usr/bin/dash")]);
+        assert_eq!(
+            c.get(10, 5_000_000_000).and_then(|p| p.exe.as_deref()),
+            Some("/usr/bin/dash")
+        );
+        assert!(c.get(10, 6_000_000_000).is_none(), "reused pid");
+    }
+
+    #[test]
+    fn fork_inherits_and_exit_expires_after_grace() {
+        let mut c = ProcessCache::new();
+        c.seed(vec![snap(10, 1, 500, "/usr/bin/dash")]);
+        c.on_fork(10, 5_000_000_000, 11, 7_000_000_000);
+        assert_eq!(
+            c.get(11, 7_000_000_000).and_then(|p| p.exe.as_deref()),
+            Some("/usr/bin/dash")
+        );
+        let t0 = Instant::now();
+        c.on_exit(11, 7_000_000_000, t0);
+        c.expire(t0 + Duration::from_secs(1));
+        assert!(c.get(11, 7_000_000_000).is_some(), "kept during grace");
+        c.expire(t0 + EXITED_GRACE + Duration::from_secs(1));
+        assert!(c.get(11, 7_000_000_000).is_none());
+    }
+}

@@ -1,0 +1,26 @@
+//! uid → user name, cached (the passwd lookup is not free).
+
+use std::collections::HashMap;
+
+#[derive(Debug, Default)]
+pub struct UserNames {
+    cache: HashMap<u32, Option<String>>,
+}
+
+impl UserNames {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn name(&mut self, uid: u32) -> Option<String> {
+        self.cache
+            .entry(uid)
+            .or_insert_with(|| {
+                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+            })
+            .clone()
+    }
+}
