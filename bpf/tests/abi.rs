@@ -3,6 +3,9 @@
 //! has the same size and the same member offsets on both sides, in the
 //! spirit of Tetragon's alignchecker.
 
+// Tests may panic: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::mem::{offset_of, size_of};
 use std::process::Command;

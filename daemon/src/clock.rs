@@ -44,6 +44,13 @@ impl HostClock {
         u64::try_from(self.boot_wall_ns + i128::from(boot_ns)).unwrap_or(0)
     }
 
+    pub fn now_unix_ns(&self) -> u64 {
+        now_ns(libc::CLOCK_REALTIME)
+            .ok()
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0)
+    }
+
     /// The stable identity of a process: boot id + pid + start time, so a
     /// consumer can rebuild the tree across pid reuse and daemon restarts.
     pub fn entity_id(&self, pid: u32, start_boottime_ns: u64) -> String {

@@ -89,15 +89,35 @@ pub struct LossRecord {
     pub time_ns: u64,
     pub provider: Provider,
     pub source: String,
-    /// First missing sequence number and how many are missing.
-    pub first_missing: u64,
+    pub detected_by: LossDetection,
+    /// Sequence gap: first missing sequence number and how many are
+    /// missing. None for a kernel-counter record.
+    pub first_missing: Option<u64>,
     pub missing: u64,
     /// Kernel drop counters per event type since the previous loss record.
     pub dropped_by_type: BTreeMap<String, u64>,
 }
 
+/// How a loss was noticed. A sequence gap names the missing numbers of one
+/// source; a kernel counter names drops per type that no gap reported yet.
+/// Per-type totals are the sum of `dropped_by_type` over all records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossDetection {
+    SequenceGap,
+    KernelCounter,
+}
+
+impl LossDetection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossDetection::SequenceGap => "sequence_gap",
+            LossDetection::KernelCounter => "kernel_counter",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    Process(ProcessEvent),
+    Process(Box<ProcessEvent>),
     Loss(LossRecord),
 }

@@ -114,10 +114,8 @@ fn process_obj(p: &ProcessInfo) -> Value {
     if let Some(exe) = &p.exe {
         let name = exe.rsplit('/').next().unwrap_or(exe);
         let mut file = json!({ "path": exe, "name": name, "type_id": 1, "type": "Regular File" });
-        if p.exe_truncated {
-            if let Some(f) = file.as_object_mut() {
-                f.insert("is_truncated".into(), json!(true));
-            }
+        if let (true, Some(f)) = (p.exe_truncated, file.as_object_mut()) {
+            f.insert("is_truncated".into(), json!(true));
         }
         o.insert("file".into(), file);
     }
@@ -183,6 +181,7 @@ fn loss_record(l: &LossRecord, hostname: &str) -> Value {
         "unmapped": {
             "provider": l.provider.as_str(),
             "record": "loss",
+            "detected_by": l.detected_by.as_str(),
             "source": l.source,
             "first_missing_sequence": l.first_missing,
             "missing": l.missing,

@@ -8,7 +8,8 @@ use mdatp_bpf::abi::{mdatp_exec_flags as xf, mdatp_task_flags, mdatp_task_info};
 use crate::clock::HostClock;
 use crate::decode::{self, ExecRecord, KernelRecord, comm_str, split_argv};
 use crate::event::{
-    Credentials, Event, LossRecord, Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider,
+    Credentials, Event, LossDetection, LossRecord, Origin, ProcessActivity, ProcessEvent,
+    ProcessInfo, Provider,
 };
 use crate::loss::{KernelCounters, LossLedger, SeqOutcome, SeqTracker};
 use crate::ocsf;
@@ -86,7 +87,8 @@ impl<S: Sink> Pipeline<S> {
                     time_ns: self.clock.boot_to_unix_ns(hdr.boot_ns),
                     provider: Provider::Ebpf,
                     source: source.clone(),
-                    first_missing,
+                    detected_by: LossDetection::SequenceGap,
+                    first_missing: Some(first_missing),
                     missing,
                     dropped_by_type,
                 };
@@ -150,7 +152,7 @@ impl<S: Sink> Pipeline<S> {
                 (ev, "process_exit")
             }
         };
-        self.emit(&Event::Process(event), Some(type_name));
+        self.emit(&Event::Process(Box::new(event)), Some(type_name));
     }
 
     fn exec(&mut self, r: ExecRecord, time_ns: u64, origin: Origin) -> ProcessEvent {
@@ -260,9 +262,38 @@ impl<S: Sink> Pipeline<S> {
         }
     }
 
-    /// Periodic housekeeping.
+    /// Periodic housekeeping; also called at shutdown.
     pub fn tick(&mut self) {
         self.cache.expire(Instant::now());
+        self.report_counted_drops();
+    }
+
+    /// Drops the kernel counted that no sequence gap has reported yet (the
+    /// gap shows only once a later record of the same CPU arrives) become a
+    /// loss record now.
+    fn report_counted_drops(&mut self) {
+        let kernel = match self.counters.read() {
+            Ok(k) => k,
+            Err(e) => {
+                log::warn!("cannot read kernel loss counters: {e}");
+                return;
+            }
+        };
+        let dropped_by_type = self.ledger.unreported_drops(&kernel);
+        if dropped_by_type.is_empty() {
+            return;
+        }
+        let loss = LossRecord {
+            time_ns: self.clock.now_unix_ns(),
+            provider: Provider::Ebpf,
+            source: "ebpf/kernel".into(),
+            detected_by: LossDetection::KernelCounter,
+            first_missing: None,
+            missing: dropped_by_type.values().sum(),
+            dropped_by_type,
+        };
+        self.emit(&Event::Loss(loss), None);
+        self.flush();
     }
 
     pub fn loss_summary(&self) -> String {

@@ -106,10 +106,12 @@ impl ProcessCache {
     }
 
     pub fn on_exit(&mut self, pid: u32, start_boottime_ns: u64, now: Instant) {
-        if let Some(p) = self.by_pid.get_mut(&pid) {
-            if same_start(p.start_boottime_ns, start_boottime_ns) {
-                p.exited_at = Some(now);
-            }
+        if let Some(p) = self
+            .by_pid
+            .get_mut(&pid)
+            .filter(|p| same_start(p.start_boottime_ns, start_boottime_ns))
+        {
+            p.exited_at = Some(now);
         }
     }
 

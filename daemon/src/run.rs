@@ -20,7 +20,7 @@ use crate::sink::{JsonLines, Sink};
 
 /// Tail latency bound for events below the wake-up threshold.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
-const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(5);
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     raise_memlock_limit();
@@ -91,6 +91,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let hooks = std::mem::take(&mut sensor.hooks);
     drop(sensor);
     drain(ring.get_mut(), &mut pipeline);
+    pipeline.tick();
     log::info!("loss totals: {}", pipeline.loss_summary());
     log::info!(
         "stopped: {} hooks detached",

@@ -1,1 +1,225 @@
-//! Helpers for the end-to-end tests: see tests/.
+//! Helpers for the end-to-end tests: run the real `mdatpd` against the
+//! running kernel and collect what it prints.
+//!
+//! The tests share kernel state (attached programs, the audit subsystem),
+//! so each takes [`serial`] first.
+
+// Tests may panic: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Serializes tests that touch global kernel state.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The built daemon: $MDATPD_BIN, else target/debug/mdatpd of this
+/// workspace (the test command builds it first).
+pub fn mdatpd_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("MDATPD_BIN") {
+        return p.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let bin = target.join("debug/mdatpd");
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build --workspace` first or set MDATPD_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// What a stopped daemon left: exit status, stderr and every event.
+pub struct Stopped {
+    pub status: std::process::ExitStatus,
+    pub stderr: String,
+    pub events: Vec<Value>,
+}
+
+/// A running `mdatpd --foreground`, its stdout parsed as JSON Lines.
+pub struct Daemon {
+    child: Child,
+    events: Arc<Mutex<Vec<Value>>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    /// Starts the daemon and waits until it reports that it is running.
+    pub fn start(extra: &[&str]) -> Daemon {
+        let mut child = Command::new(mdatpd_bin())
+            .arg("--foreground")
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mdatpd");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let out = child.stdout.take().expect("stdout");
+        let ev = Arc::clone(&events);
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+                    panic!("mdatpd printed a line that is not JSON ({e}): {line}")
+                });
+                ev.lock().expect("events").push(v);
+            }
+        });
+        let err = child.stderr.take().expect("stderr");
+        let se = Arc::clone(&stderr);
+        thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("mdatpd: {line}");
+                let mut s = se.lock().expect("stderr");
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let d = Daemon {
+            child,
+            events,
+            stderr,
+        };
+        d.wait_stderr("sensor running", Duration::from_secs(30));
+        d
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr").clone()
+    }
+
+    /// Waits until stderr contains `needle`; panics with stderr otherwise.
+    pub fn wait_stderr(&self, needle: &str, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.stderr().contains(needle) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "mdatpd did not print {needle:?}; stderr:\n{}",
+            self.stderr()
+        );
+    }
+
+    pub fn events(&self) -> Vec<Value> {
+        self.events.lock().expect("events").clone()
+    }
+
+    /// The first event matching `pred`, waiting up to `timeout`.
+    pub fn wait_event(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(v) = self.events().into_iter().find(|v| pred(v)) {
+                return Some(v);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), sig)
+            .expect("signal mdatpd");
+    }
+
+    /// SIGTERM, then waits for exit; returns what it printed in all.
+    pub fn stop(mut self) -> Stopped {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let status = self.child.wait().expect("wait mdatpd");
+        // Let the reader threads take the last lines.
+        thread::sleep(Duration::from_millis(200));
+        Stopped {
+            status,
+            stderr: self.stderr(),
+            events: self.events(),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `v` at a JSON pointer, e.g. "/process/pid".
+pub fn at<'a>(v: &'a Value, pointer: &str) -> &'a Value {
+    v.pointer(pointer).unwrap_or(&Value::Null)
+}
+
+pub fn is_exec(v: &Value) -> bool {
+    v["class_uid"] == 1007 && v["activity_id"] == 1 && v["launch_type_id"] == 3
+}
+
+pub fn is_fork(v: &Value) -> bool {
+    v["class_uid"] == 1007 && v["activity_id"] == 1 && v["launch_type_id"] == 2
+}
+
+pub fn is_exit(v: &Value) -> bool {
+    v["class_uid"] == 1007 && v["activity_id"] == 2
+}
+
+/// Names of the BPF programs loaded in the kernel now (bpftool).
+pub fn loaded_bpf_program_names() -> Vec<String> {
+    let out = Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .output()
+        .expect("run bpftool (apt-get install bpftool)");
+    assert!(out.status.success(), "bpftool prog show failed");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("bpftool json");
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Kernel ring-buffer drops per event type from the last "loss totals"
+/// line the daemon logged (on SIGUSR1 or at shutdown).
+pub fn kernel_drops(stderr: &str) -> std::collections::BTreeMap<String, u64> {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains("loss totals:"))
+        .unwrap_or_else(|| panic!("no loss totals in stderr:\n{stderr}"));
+    let drops = line
+        .split("kernel ring-buffer drops:")
+        .nth(1)
+        .and_then(|s| s.split(';').next())
+        .unwrap_or_else(|| panic!("malformed loss totals: {line}"));
+    drops
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.parse().unwrap_or_else(|_| panic!("bad count in {line}")),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The README's two Quick start commands, as root on Debian 12:
+#   scripts/dev.sh run   set up, build, run the sensor in the foreground
+#   scripts/dev.sh test  set up, then fmt check, clippy, build, all tests
+# Set-up installs missing Debian packages and mounts bpffs/tracefs where
+# they are not mounted yet (as systemd does at boot).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(clang-19 llvm-19 libclang-19-dev libbpf-dev bpftool build-essential pkg-config)
+MIN_RUST=1.95
+
+die() { echo "dev.sh: $*" >&2; exit 1; }
+
+need_root() {
+    [ "$(id -u)" -eq 0 ] || die "run as root: loading eBPF programs needs CAP_BPF/CAP_SYS_ADMIN"
+}
+
+install_packages() {
+    local missing=()
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "dev.sh: installing ${missing[*]}" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+check_rust() {
+    command -v cargo >/dev/null || die "cargo not found: install Rust >= $MIN_RUST with rustup (Debian 12's rustc is too old)"
+    local v
+    v=$(rustc --version | awk '{print $2}')
+    [ "$(printf '%s\n%s\n' "$MIN_RUST" "$v" | sort -V | head -1)" = "$MIN_RUST" ] \
+        || die "rustc $v is older than $MIN_RUST; update with rustup"
+}
+
+mount_fs() { # type target
+    mountpoint -q "$2" || { mkdir -p "$2"; mount -t "$1" "$1" "$2"; echo "dev.sh: mounted $1 at $2" >&2; }
+}
+
+setup() {
+    need_root
+    install_packages
+    check_rust
+    [ -e /sys/kernel/btf/vmlinux ] || die "this kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE programs cannot load"
+    mount_fs bpf /sys/fs/bpf
+    mount_fs tracefs /sys/kernel/tracing
+}
+
+case "${1:-}" in
+run)
+    shift
+    setup
+    cargo build --release -p mdatpd
+    echo "dev.sh: starting mdatpd in the foreground; events are JSON Lines on stdout, Ctrl-C stops" >&2
+    exec target/release/mdatpd --foreground "$@"
+    ;;
+test)
+    setup
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo build --workspace
+    cargo test --workspace
+    ;;
+*)
+    die "usage: scripts/dev.sh run [mdatpd flags] | scripts/dev.sh test"
+    ;;
+esac
