@@ -42,7 +42,10 @@ fn run() -> Result<(), String> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.to_string_lossy().ends_with(".bpf.c"))
         .collect();
-    sources.sort();
+    // The object that defines the shared maps goes first: bpftool's linker
+    // (7.1) writes wrong .maps DATASEC offsets when an object that only
+    // declares them extern comes before the one that defines them.
+    sources.sort_by_key(|p| (!p.ends_with("maps.bpf.c"), p.clone()));
     let mut objects = Vec::new();
     for src in &sources {
         println!("cargo:rerun-if-changed={}", src.display());
@@ -80,7 +83,7 @@ fn run() -> Result<(), String> {
         .allowlist_type("mdatp_.*")
         .allowlist_var("MDATP_.*")
         .rustified_enum("mdatp_event_type")
-        .constified_enum_module("mdatp_(bounds|exec_flags|task_flags)")
+        .constified_enum_module("mdatp_(bounds|exec_flags|task_flags|access|file_flags|proc_flags)")
         .derive_default(true)
         .layout_tests(true)
         .generate()

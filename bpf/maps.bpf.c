@@ -5,7 +5,15 @@
 struct mdatp_ringbuf_map events SEC(".maps");
 struct mdatp_counters_map counters SEC(".maps");
 struct mdatp_seq_map seqs SEC(".maps");
-struct mdatp_scratch_map scratch SEC(".maps");
+struct mdatp_exec_scratch_map exec_scratch SEC(".maps");
+struct mdatp_open_scratch_map open_scratch SEC(".maps");
+struct mdatp_op_scratch_map op_scratch SEC(".maps");
+struct mdatp_pathbuf_map pathbuf SEC(".maps");
+struct mdatp_settings_map settings SEC(".maps");
+struct mdatp_procs_map procs SEC(".maps");
+struct mdatp_path_trie_map excluded_paths SEC(".maps");
+struct mdatp_path_trie_map excluded_exes SEC(".maps");
+struct mdatp_net_trie_map excluded_nets SEC(".maps");
 
 const volatile __u64 wakeup_bytes = 256 * 1024;
 
@@ -17,5 +25,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 struct mdatp_abi_anchor {
 	struct mdatp_fork_event fork;
 	struct mdatp_exit_event exit;
+	struct mdatp_file_fold_event fold;
+	struct mdatp_net_event net;
+	struct mdatp_proc_state proc;
+	struct mdatp_net_key net_key;
+	struct mdatp_exclude_value exclude;
 };
 const volatile struct mdatp_abi_anchor mdatp_abi_anchor = {};

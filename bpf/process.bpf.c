@@ -7,23 +7,25 @@
 #include "common.bpf.h"
 #include "path.bpf.h"
 #include "task.bpf.h"
+#include "proc_state.bpf.h"
 
 /* Raw tracepoint arguments are read as plain u64s: a CO-RE access into
  * the flexible args[] array breaks the whole object under aya. */
 #define RAW_ARG(ctx, n) (((__u64 *)(ctx))[n])
 
-/* Appends the path of `p` at ev->data[pos]; returns its length. */
-static __always_inline __u32 append_path(struct mdatp_exec_event *ev,
-					 char *buf, struct path *p, __u32 pos,
-					 __u16 trunc_flag)
+/* Appends the path of `p` at ev->data[pos]; returns where it is in buf. */
+static __always_inline struct mdatp_path_result
+append_path(struct mdatp_exec_event *ev, char *buf, struct path *p, __u32 pos,
+	    __u16 trunc_flag)
 {
 	struct mdatp_path_result r = mdatp_walk_path(p, buf);
 
 	if (r.truncated)
 		ev->flags |= trunc_flag;
-	bpf_probe_read_kernel(&ev->data[pos & 0x1fff], r.len & MDATP_PATH_MASK,
+	r.len &= MDATP_PATH_MASK;
+	bpf_probe_read_kernel(&ev->data[pos & 0x1fff], r.len,
 			      &buf[r.start & MDATP_PATH_MASK]);
-	return r.len & MDATP_PATH_MASK;
+	return r;
 }
 
 SEC("raw_tracepoint/sched_process_exec")
@@ -31,15 +33,15 @@ int mdatp_exec(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct linux_binprm *bprm = (struct linux_binprm *)RAW_ARG(ctx, 2);
-	struct mdatp_scratch *s = mdatp_scratch();
-	struct mdatp_exec_event *ev;
+	struct mdatp_exec_event *ev = mdatp_percpu(&exec_scratch);
+	struct mdatp_pathbuf *pb = mdatp_percpu(&pathbuf);
+	struct mdatp_path_result r;
 	struct mm_struct *mm;
 	struct file *exe;
 	__u32 pos = 0, len;
 
-	if (!s)
+	if (!ev || !pb)
 		return 0;
-	ev = &s->exec;
 	mdatp_fill_task(&ev->task, task);
 	ev->flags = 0;
 	ev->_pad = 0;
@@ -50,7 +52,9 @@ int mdatp_exec(struct bpf_raw_tracepoint_args *ctx)
 	if (exe) {
 		struct path p = BPF_CORE_READ(exe, f_path);
 
-		len = append_path(ev, s->path, &p, pos, MDATP_EXEC_EXE_TRUNCATED);
+		r = append_path(ev, pb->path, &p, pos, MDATP_EXEC_EXE_TRUNCATED);
+		len = r.len;
+		mdatp_proc_exec(ev->task.pid, pb, r.start, len);
 	} else {
 		len = 0;
 		ev->flags |= MDATP_EXEC_EXE_MISSING;
@@ -61,7 +65,7 @@ int mdatp_exec(struct bpf_raw_tracepoint_args *ctx)
 	{
 		struct path pwd = BPF_CORE_READ(task, fs, pwd);
 
-		len = append_path(ev, s->path, &pwd, pos, MDATP_EXEC_CWD_TRUNCATED);
+		len = append_path(ev, pb->path, &pwd, pos, MDATP_EXEC_CWD_TRUNCATED).len;
 	}
 	ev->cwd_len = len;
 	pos += len;
@@ -86,6 +90,10 @@ int mdatp_exec(struct bpf_raw_tracepoint_args *ctx)
 	ev->argv_len = len;
 	pos += len;
 
+	if (!mdatp_enabled(MDATP_EV_EXEC)) {
+		mdatp_count_filtered(MDATP_EV_EXEC);
+		return 0;
+	}
 	__u64 size = offsetof(struct mdatp_exec_event, data) + (pos & 0x3fff);
 	mdatp_fill_header(&ev->hdr, MDATP_EV_EXEC, size);
 	if (size > sizeof(*ev))
@@ -108,6 +116,11 @@ int mdatp_fork(struct bpf_raw_tracepoint_args *ctx)
 	ev.child_pid = BPF_CORE_READ(child, tgid);
 	ev.child_tid = BPF_CORE_READ(child, pid);
 	ev.child_start_boottime_ns = mdatp_task_start_boottime(child);
+	mdatp_proc_fork(ev.parent.pid, ev.child_pid);
+	if (!mdatp_enabled(MDATP_EV_FORK)) {
+		mdatp_count_filtered(MDATP_EV_FORK);
+		return 0;
+	}
 	mdatp_fill_header(&ev.hdr, MDATP_EV_FORK, sizeof(ev));
 	mdatp_output(&ev, sizeof(ev), MDATP_EV_FORK);
 	return 0;
@@ -124,6 +137,11 @@ int mdatp_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	mdatp_fill_task(&ev.task, task);
+	mdatp_proc_exit(ev.task.pid);
+	if (!mdatp_enabled(MDATP_EV_EXIT)) {
+		mdatp_count_filtered(MDATP_EV_EXIT);
+		return 0;
+	}
 	code = BPF_CORE_READ(task, exit_code);
 	ev.exit_code = (code >> 8) & 0xff;
 	ev.exit_signal = code & 0x7f;

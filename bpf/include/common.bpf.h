@@ -7,6 +7,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
 #include "events.h"
 
 /*
@@ -33,31 +34,112 @@ struct mdatp_seq_map {
 	__type(value, __u64);
 };
 
-/* Per-CPU scratch: one exec event under construction, one path walk. */
-struct mdatp_scratch {
-	struct mdatp_exec_event exec;
+/* Per-CPU scratch space: records under construction (too large for the
+ * 512-byte BPF stack) and the path walk buffer. */
+struct mdatp_pathbuf {
 	char path[2 * (MDATP_PATH_MAX + 1)];
+	struct mdatp_path_key key;
+	/* Lets a bounded copy at a variable offset inside key.data pass the
+	 * verifier without tracking offset + size together. */
+	char key_spill[MDATP_EXCLUDE_PATH_LEN];
 };
 
-struct mdatp_scratch_map {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+#define MDATP_PERCPU_SCRATCH(name, vtype)                \
+	struct name {                                    \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); \
+		__uint(max_entries, 1);                  \
+		__type(key, __u32);                      \
+		__type(value, vtype);                    \
+	}
+
+MDATP_PERCPU_SCRATCH(mdatp_exec_scratch_map, struct mdatp_exec_event);
+MDATP_PERCPU_SCRATCH(mdatp_open_scratch_map, struct mdatp_file_open_event);
+MDATP_PERCPU_SCRATCH(mdatp_op_scratch_map, struct mdatp_file_op_event);
+MDATP_PERCPU_SCRATCH(mdatp_pathbuf_map, struct mdatp_pathbuf);
+
+struct mdatp_settings_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct mdatp_scratch);
+	__type(value, struct mdatp_settings);
+};
+
+/* Not LRU: an entry holds fold counts, and an eviction would lose them
+ * silently. When full, a process is simply not folded. */
+struct mdatp_procs_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct mdatp_proc_state);
+};
+
+struct mdatp_path_trie_map {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct mdatp_path_key);
+	__type(value, struct mdatp_exclude_value);
+};
+
+struct mdatp_net_trie_map {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct mdatp_net_key);
+	__type(value, __u32);
 };
 
 extern struct mdatp_ringbuf_map events SEC(".maps");
 extern struct mdatp_counters_map counters SEC(".maps");
 extern struct mdatp_seq_map seqs SEC(".maps");
-extern struct mdatp_scratch_map scratch SEC(".maps");
+extern struct mdatp_exec_scratch_map exec_scratch SEC(".maps");
+extern struct mdatp_open_scratch_map open_scratch SEC(".maps");
+extern struct mdatp_op_scratch_map op_scratch SEC(".maps");
+extern struct mdatp_pathbuf_map pathbuf SEC(".maps");
+extern struct mdatp_settings_map settings SEC(".maps");
+extern struct mdatp_procs_map procs SEC(".maps");
+extern struct mdatp_path_trie_map excluded_paths SEC(".maps");
+extern struct mdatp_path_trie_map excluded_exes SEC(".maps");
+extern struct mdatp_net_trie_map excluded_nets SEC(".maps");
 
 /* Ring fill (bytes) past which a submit wakes user space; set at load. */
 extern const volatile __u64 wakeup_bytes;
 
-static __always_inline struct mdatp_scratch *mdatp_scratch(void)
+static __always_inline void *mdatp_percpu(void *map)
 {
 	__u32 zero = 0;
-	return bpf_map_lookup_elem(&scratch, &zero);
+	return bpf_map_lookup_elem(map, &zero);
+}
+
+static __always_inline struct mdatp_settings *mdatp_settings(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&settings, &zero);
+}
+
+/* Whether the event type is switched on (everything is, until the daemon
+ * writes the settings). */
+static __always_inline bool mdatp_enabled(__u32 type)
+{
+	struct mdatp_settings *st = mdatp_settings();
+
+	return !st || (st->event_mask & (1ULL << (type & 63)));
+}
+
+static __always_inline void mdatp_count_filtered(__u32 type)
+{
+	struct mdatp_counters *c = bpf_map_lookup_elem(&counters, &type);
+
+	if (c)
+		c->filtered += 1;
+}
+
+static __always_inline void mdatp_count_folded(__u32 type)
+{
+	struct mdatp_counters *c = bpf_map_lookup_elem(&counters, &type);
+
+	if (c)
+		c->folded += 1;
 }
 
 /* Fills the header, taking the next per-CPU sequence number. Sequence

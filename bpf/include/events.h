@@ -25,8 +25,22 @@ enum mdatp_event_type {
 	MDATP_EV_EXEC = 1,
 	MDATP_EV_FORK = 2,
 	MDATP_EV_EXIT = 3,
+	MDATP_EV_FILE_OPEN = 4,
+	/* Repeated opens folded in the kernel, reported when the fold closes. */
+	MDATP_EV_FILE_FOLD = 5,
+	MDATP_EV_FILE_DELETE = 6,
+	MDATP_EV_FILE_RENAME = 7,
+	MDATP_EV_FILE_MKDIR = 8,
+	MDATP_EV_FILE_CHMOD = 9,
+	MDATP_EV_FILE_CHOWN = 10,
+	MDATP_EV_FILE_LINK = 11,
+	MDATP_EV_FILE_SYMLINK = 12,
+	MDATP_EV_NET_CONNECT = 13,
+	MDATP_EV_NET_ACCEPT = 14,
+	MDATP_EV_NET_LISTEN = 15,
+	MDATP_EV_NET_BIND = 16,
 	/* One past the largest id: size of per-type counter arrays. */
-	MDATP_EV_MAX = 16,
+	MDATP_EV_MAX = 32,
 };
 
 /* Bounds of the variable-length parts of an exec event. */
@@ -40,6 +54,13 @@ enum mdatp_bounds {
 	MDATP_COMM_LEN = 16,
 	/* Bytes of the data area of an exec event. */
 	MDATP_EXEC_DATA_LEN = 16384,
+	/* Bytes of the data area of a path-operation event: two directories
+	 * and two names of at most MDATP_PATH_MAX each, back to back. */
+	MDATP_FILE_OP_DATA_LEN = 20480,
+	/* Leading bytes of a path that exclusion prefixes are matched on. */
+	MDATP_EXCLUDE_PATH_LEN = 256,
+	/* Files folded per process at once. */
+	MDATP_FOLD_SLOTS = 4,
 };
 
 /* Flags of mdatp_exec_event.flags. */
@@ -57,6 +78,23 @@ enum mdatp_exec_flags {
 enum mdatp_task_flags {
 	/* loginuid/sessionid are absent (kernel without CONFIG_AUDITSYSCALL). */
 	MDATP_TASK_NO_AUDIT_IDS = 1 << 0,
+};
+
+/* Access class of an open (mdatp_file_open_event.access). */
+enum mdatp_access {
+	MDATP_ACCESS_READ = 1 << 0,
+	MDATP_ACCESS_WRITE = 1 << 1,
+	/* This open created the file (FMODE_CREATED). */
+	MDATP_ACCESS_CREATE = 1 << 2,
+	/* O_TRUNC on a writable open. */
+	MDATP_ACCESS_TRUNCATE = 1 << 3,
+};
+
+/* Flags of mdatp_file_ref.flags. */
+enum mdatp_file_flags {
+	MDATP_FILE_PATH_TRUNCATED = 1 << 0,
+	/* The directory could not be resolved (bad dirfd). */
+	MDATP_FILE_DIR_MISSING = 1 << 1,
 };
 
 /* Leads every record in the ring buffer. */
@@ -128,11 +166,147 @@ struct mdatp_exit_event {
 };
 _Static_assert(sizeof(struct mdatp_exit_event) == 32 + 80 + 16, "exit ABI");
 
+/* A file (or directory) as the kernel resolved it. */
+struct mdatp_file_ref {
+	__u64 ino;
+	__u32 dev;    /* kernel encoding: major << 20 | minor */
+	__u32 mnt_id; /* as in /proc/self/mountinfo */
+	__u32 mode;   /* i_mode: type and permission bits */
+	__u32 flags;  /* enum mdatp_file_flags */
+};
+_Static_assert(sizeof(struct mdatp_file_ref) == 24, "file ref ABI");
+
+/* A successful open/openat/openat2/creat. */
+struct mdatp_file_open_event {
+	struct mdatp_event_header hdr;
+	struct mdatp_task_info task;
+	struct mdatp_file_ref file;
+	__u32 open_flags; /* as passed to the syscall */
+	__u32 access;     /* enum mdatp_access */
+	__s32 fd;
+	__u16 path_len;
+	__u16 _pad;
+	char path[MDATP_PATH_MAX + 1];
+};
+_Static_assert(sizeof(struct mdatp_file_open_event) == 32 + 80 + 24 + 16 + 4096, "open ABI");
+
+/* Read-only opens of one file by one process that were folded after the
+ * first one (which was reported as an open event). */
+struct mdatp_file_fold_event {
+	struct mdatp_event_header hdr;
+	struct mdatp_task_info task;
+	__u64 ino;
+	__u32 dev;
+	__u32 access;
+	__u32 count;    /* folded opens, the first (reported) one not included */
+	__u32 _pad;
+	__u64 first_ns; /* boot-time ns of the first folded open */
+	__u64 last_ns;  /* boot-time ns of the last folded open */
+};
+_Static_assert(sizeof(struct mdatp_file_fold_event) == 32 + 80 + 40, "fold ABI");
+
+/*
+ * A path-based change: delete, rename, mkdir, chmod, chown, link, symlink.
+ * Each path is a directory the kernel resolved (the dirfd or the working
+ * directory) plus the name the caller passed, relative to it (or absolute).
+ * data holds dir1, name1, dir2, name2 back to back.
+ */
+struct mdatp_file_op_event {
+	struct mdatp_event_header hdr;
+	struct mdatp_task_info task;
+	struct mdatp_file_ref dir1;
+	struct mdatp_file_ref dir2; /* rename/link: the destination's */
+	__s32 ret;        /* 0 or -errno */
+	__u32 op_flags;   /* unlinkat/renameat2/linkat flags */
+	__u32 mode;       /* chmod: new mode; mkdir: requested mode */
+	__u32 uid;        /* chown: new owner (4294967295 = unchanged) */
+	__u32 gid;
+	__u16 dir1_len;
+	__u16 name1_len;
+	__u16 dir2_len;
+	__u16 name2_len;
+	__u32 name1_flags; /* MDATP_FILE_PATH_TRUNCATED when a name was cut */
+	__u32 name2_flags;
+	__u32 _pad;        /* keeps data 8-byte aligned */
+	char data[MDATP_FILE_OP_DATA_LEN];
+};
+_Static_assert(__builtin_offsetof(struct mdatp_file_op_event, data) == 200, "file op ABI");
+_Static_assert(sizeof(struct mdatp_file_op_event) == 200 + 20480, "file op ABI");
+
+/* connect/accept/listen/bind on an AF_INET/AF_INET6 socket. */
+struct mdatp_net_event {
+	struct mdatp_event_header hdr;
+	struct mdatp_task_info task;
+	__s32 ret;       /* 0 / new fd, or -errno */
+	__u16 family;    /* AF_INET or AF_INET6 */
+	__u16 protocol;  /* IPPROTO_TCP, IPPROTO_UDP, ... */
+	__u16 sock_type; /* SOCK_STREAM, SOCK_DGRAM, ... */
+	__u16 local_port;  /* host order */
+	__u16 remote_port; /* host order */
+	__u16 _pad;
+	__u32 backlog;   /* listen only */
+	__u32 _pad2;
+	__u8 local_addr[16];  /* IPv4 in the first 4 bytes */
+	__u8 remote_addr[16];
+};
+_Static_assert(sizeof(struct mdatp_net_event) == 32 + 80 + 56, "net ABI");
+
 /* Value of the per-CPU `counters` map, one entry per event type. */
 struct mdatp_counters {
 	__u64 emitted;       /* records written to the ring buffer */
 	__u64 ringbuf_drops; /* reservation/output failures: lost records */
+	__u64 filtered;      /* excluded by configuration in the kernel */
+	__u64 folded;        /* folded into another record (not lost) */
 };
-_Static_assert(sizeof(struct mdatp_counters) == 16, "counters ABI");
+_Static_assert(sizeof(struct mdatp_counters) == 32, "counters ABI");
+
+/* Value 0 of the `settings` array map: runtime knobs set by the daemon. */
+struct mdatp_settings {
+	__u64 event_mask;     /* bit (1 << type id) set = type enabled */
+	__u64 fold_window_ns; /* 0 = no folding */
+};
+_Static_assert(sizeof(struct mdatp_settings) == 16, "settings ABI");
+
+/* Key of the LPM tries of excluded paths and executables. */
+struct mdatp_path_key {
+	__u32 prefixlen; /* bits */
+	char data[MDATP_EXCLUDE_PATH_LEN];
+};
+
+/* Value of the exclusion tries: 0 = prefix match, else the exact length
+ * (bytes) a path must have to match. */
+struct mdatp_exclude_value {
+	__u32 exact_len;
+};
+
+/* Key of the LPM trie of excluded networks (IPv4 as ::ffff:a.b.c.d). */
+struct mdatp_net_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* One folded file in a process's fold table. */
+struct mdatp_fold_slot {
+	__u64 ino;
+	__u32 dev;
+	__u32 access;
+	__u32 count; /* opens in this window, the reported first one included */
+	__u32 _pad;
+	__u64 start_ns; /* first open of the window */
+	__u64 first_repeat_ns;
+	__u64 last_ns;
+};
+
+/* Value of the per-process `procs` map. */
+struct mdatp_proc_state {
+	__u32 flags; /* enum mdatp_proc_flags */
+	__u32 _pad;
+	struct mdatp_fold_slot slots[MDATP_FOLD_SLOTS];
+};
+
+enum mdatp_proc_flags {
+	/* The executable is excluded: no file/network events. */
+	MDATP_PROC_EXCLUDED = 1 << 0,
+};
 
 #endif /* MDATP_EVENTS_H */

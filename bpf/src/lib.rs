@@ -18,24 +18,101 @@ pub mod abi {
 /// The linked BPF object (every `*.bpf.c`), aligned for the ELF parser.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mdatp.bpf.o"));
 
-/// Names of the BPF programs in [`OBJECT`] and the raw tracepoints they
-/// attach to.
-pub const PROCESS_PROGRAMS: &[(&str, &str)] = &[
-    ("mdatp_exec", "sched_process_exec"),
-    ("mdatp_fork", "sched_process_fork"),
-    ("mdatp_exit", "sched_process_exit"),
+/// Where a program attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    RawTracepoint(&'static str),
+    /// A tracefs tracepoint: category and name.
+    Tracepoint(&'static str, &'static str),
+}
+
+/// The event domain a program serves (for switching domains off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    Process,
+    File,
+    Network,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ProgramSpec {
+    /// Function name in the object (the kernel shows its first 15 bytes).
+    pub name: &'static str,
+    pub hook: Hook,
+    pub domain: Domain,
+}
+
+macro_rules! syscall_exit {
+    ($domain:ident: $($sys:literal),* $(,)?) => {
+        [$(ProgramSpec {
+            name: concat!("mdatp_", $sys),
+            hook: Hook::Tracepoint("syscalls", concat!("sys_exit_", $sys)),
+            domain: Domain::$domain,
+        }),*]
+    };
+}
+
+const PROCESS: [ProgramSpec; 3] = [
+    ProgramSpec {
+        name: "mdatp_exec",
+        hook: Hook::RawTracepoint("sched_process_exec"),
+        domain: Domain::Process,
+    },
+    ProgramSpec {
+        name: "mdatp_fork",
+        hook: Hook::RawTracepoint("sched_process_fork"),
+        domain: Domain::Process,
+    },
+    ProgramSpec {
+        name: "mdatp_exit",
+        hook: Hook::RawTracepoint("sched_process_exit"),
+        domain: Domain::Process,
+    },
 ];
 
-// SAFETY: plain integers with no padding (checked by the layout test); any
-// bit pattern is a valid value, which is what aya::Pod requires.
-unsafe impl aya::Pod for abi::mdatp_counters {}
+const FILE: [ProgramSpec; 23] = syscall_exit!(File:
+    "openat", "open", "creat", "openat2",
+    "unlink", "unlinkat", "rmdir", "rename", "renameat", "renameat2",
+    "mkdir", "mkdirat", "chmod", "fchmod", "fchmodat",
+    "chown", "lchown", "fchown", "fchownat", "link", "linkat", "symlink", "symlinkat",
+);
 
-/// Every event type id the BPF side emits, with a stable name for output
-/// and counters.
-pub const EVENT_TYPES: &[(abi::mdatp_event_type, &str)] = &[
-    (abi::mdatp_event_type::MDATP_EV_EXEC, "process_exec"),
-    (abi::mdatp_event_type::MDATP_EV_FORK, "process_fork"),
-    (abi::mdatp_event_type::MDATP_EV_EXIT, "process_exit"),
+const NETWORK: [ProgramSpec; 5] =
+    syscall_exit!(Network: "connect", "accept", "accept4", "listen", "bind");
+
+/// Every program in [`OBJECT`], in attach order.
+pub fn programs() -> impl Iterator<Item = &'static ProgramSpec> {
+    PROCESS.iter().chain(FILE.iter()).chain(NETWORK.iter())
+}
+
+// SAFETY: plain integers and byte arrays with no padding (checked by the
+// layout test); any bit pattern is a valid value, which is what aya::Pod
+// requires.
+unsafe impl aya::Pod for abi::mdatp_counters {}
+unsafe impl aya::Pod for abi::mdatp_settings {}
+unsafe impl aya::Pod for abi::mdatp_proc_state {}
+
+use abi::mdatp_event_type as T;
+
+/// Every event type id the BPF side emits, with a stable name for output,
+/// counters and configuration.
+pub const EVENT_TYPES: &[(T, &str)] = &[
+    (T::MDATP_EV_EXEC, "process_exec"),
+    (T::MDATP_EV_FORK, "process_fork"),
+    (T::MDATP_EV_EXIT, "process_exit"),
+    (T::MDATP_EV_FILE_OPEN, "file_open"),
+    (T::MDATP_EV_FILE_FOLD, "file_open_folded"),
+    (T::MDATP_EV_FILE_DELETE, "file_delete"),
+    (T::MDATP_EV_FILE_RENAME, "file_rename"),
+    (T::MDATP_EV_FILE_MKDIR, "file_mkdir"),
+    (T::MDATP_EV_FILE_CHMOD, "file_chmod"),
+    (T::MDATP_EV_FILE_CHOWN, "file_chown"),
+    (T::MDATP_EV_FILE_LINK, "file_link"),
+    (T::MDATP_EV_FILE_SYMLINK, "file_symlink"),
+    (T::MDATP_EV_NET_CONNECT, "network_connect"),
+    (T::MDATP_EV_NET_ACCEPT, "network_accept"),
+    (T::MDATP_EV_NET_LISTEN, "network_listen"),
+    (T::MDATP_EV_NET_BIND, "network_bind"),
 ];
 
 /// The name of an event type id, or None for an id this build does not know.
@@ -44,4 +121,12 @@ pub fn event_type_name(id: u32) -> Option<&'static str> {
         .iter()
         .find(|(t, _)| *t as u32 == id)
         .map(|(_, n)| *n)
+}
+
+/// The id of an event type name.
+pub fn event_type_id(name: &str) -> Option<u32> {
+    EVENT_TYPES
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map(|(t, _)| *t as u32)
 }

@@ -93,9 +93,113 @@ fn rust_layout() -> Layout {
         m,
         mdatp_counters {
             emitted,
-            ringbuf_drops
+            ringbuf_drops,
+            filtered,
+            folded
         }
     );
+    layout!(
+        m,
+        mdatp_file_ref {
+            ino,
+            dev,
+            mnt_id,
+            mode,
+            flags
+        }
+    );
+    layout!(
+        m,
+        mdatp_file_open_event {
+            hdr,
+            task,
+            file,
+            open_flags,
+            access,
+            fd,
+            path_len,
+            _pad,
+            path
+        }
+    );
+    layout!(
+        m,
+        mdatp_file_fold_event {
+            hdr,
+            task,
+            ino,
+            dev,
+            access,
+            count,
+            _pad,
+            first_ns,
+            last_ns
+        }
+    );
+    layout!(
+        m,
+        mdatp_file_op_event {
+            hdr,
+            task,
+            dir1,
+            dir2,
+            ret,
+            op_flags,
+            mode,
+            uid,
+            gid,
+            dir1_len,
+            name1_len,
+            dir2_len,
+            name2_len,
+            name1_flags,
+            name2_flags,
+            _pad,
+            data
+        }
+    );
+    layout!(
+        m,
+        mdatp_net_event {
+            hdr,
+            task,
+            ret,
+            family,
+            protocol,
+            sock_type,
+            local_port,
+            remote_port,
+            _pad,
+            backlog,
+            _pad2,
+            local_addr,
+            remote_addr
+        }
+    );
+    layout!(
+        m,
+        mdatp_settings {
+            event_mask,
+            fold_window_ns
+        }
+    );
+    layout!(m, mdatp_path_key { prefixlen, data });
+    layout!(m, mdatp_exclude_value { exact_len });
+    layout!(m, mdatp_net_key { prefixlen, addr });
+    layout!(
+        m,
+        mdatp_fold_slot {
+            ino,
+            dev,
+            access,
+            count,
+            _pad,
+            start_ns,
+            first_repeat_ns,
+            last_ns
+        }
+    );
+    layout!(m, mdatp_proc_state { flags, _pad, slots });
     m
 }
 
@@ -149,7 +253,13 @@ fn every_shared_struct_has_the_same_layout_in_c_and_rust() {
     // the check (the scratch/map structs are kernel-private).
     for name in btf.keys() {
         let private = name.ends_with("_map")
-            || ["mdatp_scratch", "mdatp_path_result", "mdatp_abi_anchor"].contains(&name.as_str());
+            || [
+                "mdatp_pathbuf",
+                "mdatp_path_result",
+                "mdatp_abi_anchor",
+                "op_args",
+            ]
+            .contains(&name.as_str());
         assert!(
             private || rust.contains_key(name.as_str()),
             "{name} has no layout check"

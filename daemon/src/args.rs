@@ -34,6 +34,11 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
     pub wakeup_bytes: u64,
 
+    /// YAML file of kernel-side filters: event types on/off, excluded
+    /// paths, processes and networks, folding (docs/CONFIGURATION.md).
+    #[arg(long, value_name = "FILE")]
+    pub filter_config: Option<PathBuf>,
+
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides.
     #[arg(long, default_value = "info")]
     pub log_level: String,

@@ -3,7 +3,8 @@
 
 use mdatp_bpf::abi::{
     mdatp_event_header, mdatp_event_type, mdatp_exec_event, mdatp_exec_flags, mdatp_exit_event,
-    mdatp_fork_event, mdatp_task_info,
+    mdatp_file_fold_event, mdatp_file_op_event, mdatp_file_open_event, mdatp_file_ref,
+    mdatp_fork_event, mdatp_net_event, mdatp_task_info,
 };
 use std::mem::{offset_of, size_of};
 
@@ -17,7 +18,7 @@ pub enum DecodeError {
     },
     #[error("unknown event type id {0}")]
     UnknownType(u32),
-    #[error("exec record declares {declared} data bytes but carries {present}")]
+    #[error("record declares {declared} data bytes but carries {present}")]
     ExecLengths { declared: usize, present: usize },
 }
 
@@ -39,11 +40,47 @@ impl ExecRecord {
     }
 }
 
+/// A successful open with its path.
+#[derive(Debug, Clone)]
+pub struct OpenRecord {
+    pub hdr: mdatp_event_header,
+    pub task: mdatp_task_info,
+    pub file: mdatp_file_ref,
+    pub open_flags: u32,
+    pub access: u32,
+    pub fd: i32,
+    pub path: Vec<u8>,
+}
+
+/// A path change: up to two (directory, name) pairs.
+#[derive(Debug, Clone)]
+pub struct FileOpRecord {
+    pub hdr: mdatp_event_header,
+    pub task: mdatp_task_info,
+    pub dir1: mdatp_file_ref,
+    pub dir2: mdatp_file_ref,
+    pub ret: i32,
+    pub op_flags: u32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub name1_flags: u32,
+    pub name2_flags: u32,
+    pub dir1_path: Vec<u8>,
+    pub name1: Vec<u8>,
+    pub dir2_path: Vec<u8>,
+    pub name2: Vec<u8>,
+}
+
 #[derive(Debug, Clone)]
 pub enum KernelRecord {
     Exec(ExecRecord),
     Fork(mdatp_fork_event),
     Exit(mdatp_exit_event),
+    Open(OpenRecord),
+    Fold(mdatp_file_fold_event),
+    FileOp(FileOpRecord),
+    Net(mdatp_net_event),
 }
 
 impl KernelRecord {
@@ -52,6 +89,10 @@ impl KernelRecord {
             KernelRecord::Exec(e) => &e.hdr,
             KernelRecord::Fork(f) => &f.hdr,
             KernelRecord::Exit(e) => &e.hdr,
+            KernelRecord::Open(o) => &o.hdr,
+            KernelRecord::Fold(f) => &f.hdr,
+            KernelRecord::FileOp(o) => &o.hdr,
+            KernelRecord::Net(n) => &n.hdr,
         }
     }
 }
@@ -83,8 +124,111 @@ pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
         t if t == mdatp_event_type::MDATP_EV_EXIT as u32 => {
             read_pod(bytes, "exit event").map(KernelRecord::Exit)
         }
+        t if t == mdatp_event_type::MDATP_EV_FILE_OPEN as u32 => {
+            decode_open(bytes).map(KernelRecord::Open)
+        }
+        t if t == mdatp_event_type::MDATP_EV_FILE_FOLD as u32 => {
+            read_pod(bytes, "fold event").map(KernelRecord::Fold)
+        }
+        t if (mdatp_event_type::MDATP_EV_FILE_DELETE as u32
+            ..=mdatp_event_type::MDATP_EV_FILE_SYMLINK as u32)
+            .contains(&t) =>
+        {
+            decode_file_op(bytes).map(KernelRecord::FileOp)
+        }
+        t if (mdatp_event_type::MDATP_EV_NET_CONNECT as u32
+            ..=mdatp_event_type::MDATP_EV_NET_BIND as u32)
+            .contains(&t) =>
+        {
+            read_pod(bytes, "network event").map(KernelRecord::Net)
+        }
         other => Err(DecodeError::UnknownType(other)),
     }
+}
+
+fn decode_open(bytes: &[u8]) -> Result<OpenRecord, DecodeError> {
+    #[derive(Clone, Copy)]
+    #[repr(C)]
+    struct Fixed {
+        hdr: mdatp_event_header,
+        task: mdatp_task_info,
+        file: mdatp_file_ref,
+        open_flags: u32,
+        access: u32,
+        fd: i32,
+        path_len: u16,
+        pad: u16,
+    }
+    const _: () = assert!(size_of::<Fixed>() == offset_of!(mdatp_file_open_event, path));
+    let f: Fixed = read_pod(bytes, "open event")?;
+    let data = &bytes[size_of::<Fixed>()..];
+    let n = usize::from(f.path_len);
+    let path = data.get(..n).ok_or(DecodeError::ExecLengths {
+        declared: n,
+        present: data.len(),
+    })?;
+    Ok(OpenRecord {
+        hdr: f.hdr,
+        task: f.task,
+        file: f.file,
+        open_flags: f.open_flags,
+        access: f.access,
+        fd: f.fd,
+        path: path.to_vec(),
+    })
+}
+
+fn decode_file_op(bytes: &[u8]) -> Result<FileOpRecord, DecodeError> {
+    #[derive(Clone, Copy)]
+    #[repr(C)]
+    struct Fixed {
+        hdr: mdatp_event_header,
+        task: mdatp_task_info,
+        dir1: mdatp_file_ref,
+        dir2: mdatp_file_ref,
+        ret: i32,
+        op_flags: u32,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        lens: [u16; 4],
+        name1_flags: u32,
+        name2_flags: u32,
+        pad: u32,
+    }
+    const _: () = assert!(size_of::<Fixed>() == offset_of!(mdatp_file_op_event, data));
+    let f: Fixed = read_pod(bytes, "file change event")?;
+    let data = &bytes[size_of::<Fixed>()..];
+    let mut parts = Vec::with_capacity(4);
+    let mut at = 0usize;
+    for len in f.lens {
+        let len = usize::from(len);
+        let part = data.get(at..at + len).ok_or(DecodeError::ExecLengths {
+            declared: at + len,
+            present: data.len(),
+        })?;
+        parts.push(part.to_vec());
+        at += len;
+    }
+    let mut it = parts.into_iter();
+    let mut next = || it.next().unwrap_or_default();
+    Ok(FileOpRecord {
+        hdr: f.hdr,
+        task: f.task,
+        dir1: f.dir1,
+        dir2: f.dir2,
+        ret: f.ret,
+        op_flags: f.op_flags,
+        mode: f.mode,
+        uid: f.uid,
+        gid: f.gid,
+        name1_flags: f.name1_flags,
+        name2_flags: f.name2_flags,
+        dir1_path: next(),
+        name1: next(),
+        dir2_path: next(),
+        name2: next(),
+    })
 }
 
 fn decode_exec(bytes: &[u8]) -> Result<ExecRecord, DecodeError> {

@@ -116,8 +116,100 @@ impl LossDetection {
     }
 }
 
+/// A file as the kernel identified it. `None` = unknown.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FileInfo {
+    pub path: Option<String>,
+    pub path_truncated: bool,
+    pub inode: Option<u64>,
+    /// "major:minor", as in /proc/self/mountinfo.
+    pub device: Option<String>,
+    pub mount_id: Option<u32>,
+    /// st_mode: type and permission bits.
+    pub mode: Option<u32>,
+    /// Path changes: inode of the directory the name was resolved in.
+    pub parent_inode: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileActivity {
+    /// A successful open; `access` is enum mdatp_access bits.
+    Open {
+        access: u32,
+        flags: u32,
+        fd: i32,
+    },
+    /// Read-only opens folded in the kernel after a reported open.
+    OpenFolded {
+        access: u32,
+        count: u32,
+        first_ns: u64,
+        last_ns: u64,
+    },
+    Delete {
+        directory: bool,
+    },
+    Rename {
+        to: FileInfo,
+        flags: u32,
+    },
+    Mkdir {
+        mode: u32,
+    },
+    Chmod {
+        mode: u32,
+    },
+    Chown {
+        uid: Option<u32>,
+        gid: Option<u32>,
+    },
+    /// A hard link `to` of `file`.
+    Link {
+        to: FileInfo,
+        flags: u32,
+    },
+    /// `file` is the new symbolic link; `target` its text.
+    Symlink {
+        target: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileEvent {
+    pub time_ns: u64,
+    pub activity: FileActivity,
+    pub file: FileInfo,
+    /// errno of a failed operation.
+    pub error: Option<i32>,
+    pub process: ProcessInfo,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetActivity {
+    Connect,
+    Accept,
+    Listen { backlog: u32 },
+    Bind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetEvent {
+    pub time_ns: u64,
+    pub activity: NetActivity,
+    pub protocol: u16,
+    pub local: Option<std::net::SocketAddr>,
+    pub remote: Option<std::net::SocketAddr>,
+    /// errno of a failed call; EINPROGRESS for a non-blocking connect.
+    pub error: Option<i32>,
+    pub process: ProcessInfo,
+    pub origin: Origin,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Process(Box<ProcessEvent>),
+    File(Box<FileEvent>),
+    Network(Box<NetEvent>),
     Loss(LossRecord),
 }

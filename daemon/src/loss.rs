@@ -10,6 +10,10 @@ use std::fmt;
 pub struct KernelCount {
     pub emitted: u64,
     pub ringbuf_drops: u64,
+    /// Excluded by configuration in the kernel (not lost).
+    pub filtered: u64,
+    /// Folded into another record (not lost).
+    pub folded: u64,
 }
 
 /// Reads the kernel counters (the BPF `counters` map in production).
@@ -114,9 +118,18 @@ impl fmt::Display for Summary<'_> {
                 for (ty, c) in k {
                     write!(f, " {ty}={}", c.ringbuf_drops)?;
                 }
-                write!(f, "; kernel emitted:")?;
-                for (ty, c) in k {
-                    write!(f, " {ty}={}", c.emitted)?;
+                for (title, get) in [
+                    (
+                        "kernel emitted",
+                        (|c: &KernelCount| c.emitted) as fn(&KernelCount) -> u64,
+                    ),
+                    ("kernel filtered", |c| c.filtered),
+                    ("kernel folded", |c| c.folded),
+                ] {
+                    write!(f, "; {title}:")?;
+                    for (ty, c) in k {
+                        write!(f, " {ty}={}", get(c))?;
+                    }
                 }
             }
             Err(e) => write!(f, " unreadable ({e})")?,
@@ -172,6 +185,7 @@ mod tests {
             KernelCount {
                 emitted: 5,
                 ringbuf_drops: 3,
+                ..Default::default()
             },
         );
         assert_eq!(l.unreported_drops(&k).get("process_exec"), Some(&3));
@@ -181,6 +195,7 @@ mod tests {
             KernelCount {
                 emitted: 5,
                 ringbuf_drops: 4,
+                ..Default::default()
             },
         );
         assert_eq!(l.unreported_drops(&k).get("process_exec"), Some(&1));

@@ -3,7 +3,10 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::event::{Event, LossRecord, ProcessActivity, ProcessEvent, ProcessInfo};
+use crate::event::{
+    Event, FileActivity, FileEvent, FileInfo, LossRecord, NetActivity, NetEvent, ProcessActivity,
+    ProcessEvent, ProcessInfo,
+};
 
 pub const OCSF_VERSION: &str = "1.5.0";
 const PROCESS_ACTIVITY: u64 = 1007;
@@ -12,8 +15,297 @@ const SYSTEM_CATEGORY: u64 = 1;
 pub fn to_ocsf(event: &Event, hostname: &str) -> Value {
     match event {
         Event::Process(p) => process_event(p, hostname),
+        Event::File(f) => file_event(f, hostname),
+        Event::Network(n) => net_event(n, hostname),
         Event::Loss(l) => loss_record(l, hostname),
     }
+}
+
+const FILE_ACTIVITY: u64 = 1001;
+const NETWORK_ACTIVITY: u64 = 4001;
+const NETWORK_CATEGORY: u64 = 4;
+const EINPROGRESS: i32 = 115;
+const ECONNREFUSED: i32 = 111;
+
+/// The fields every class shares.
+fn base(
+    class_uid: u64,
+    class_name: &str,
+    category: (u64, &str),
+    activity: (u64, &str),
+    time_ns: u64,
+    origin: &crate::event::Origin,
+    hostname: &str,
+) -> Map<String, Value> {
+    let v = json!({
+        "class_uid": class_uid,
+        "class_name": class_name,
+        "category_uid": category.0,
+        "category_name": category.1,
+        "activity_id": activity.0,
+        "activity_name": activity.1,
+        "type_uid": class_uid * 100 + activity.0,
+        "severity_id": 1,
+        "severity": "Informational",
+        "time": ms(time_ns),
+        "metadata": metadata(origin.provider.as_str(), &origin.source, Some(origin.sequence)),
+        "device": { "hostname": hostname, "type_id": 0, "os": { "name": "Linux", "type_id": 200 } },
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// status fields from an errno (None = success).
+fn status(o: &mut Map<String, Value>, error: Option<i32>) {
+    match error {
+        None => {
+            o.insert("status_id".into(), json!(1));
+            o.insert("status".into(), json!("Success"));
+        }
+        Some(e) => {
+            let errno = nix::errno::Errno::from_raw(e);
+            o.insert("status_id".into(), json!(2));
+            o.insert("status".into(), json!("Failure"));
+            o.insert("status_code".into(), json!(format!("{errno:?}")));
+            o.insert("status_detail".into(), json!(errno.desc()));
+        }
+    }
+}
+
+fn file_type(mode: Option<u32>) -> (u32, &'static str) {
+    match mode.map(|m| m & 0o170000) {
+        Some(0o100000) => (1, "Regular File"),
+        Some(0o040000) => (2, "Folder"),
+        Some(0o020000) => (3, "Character Device"),
+        Some(0o060000) => (4, "Block Device"),
+        Some(0o140000) => (5, "Local Socket"),
+        Some(0o010000) => (6, "Named Pipe"),
+        Some(0o120000) => (7, "Symbolic Link"),
+        _ => (0, "Unknown"),
+    }
+}
+
+fn file_obj(f: &FileInfo, type_override: Option<(u32, &'static str)>) -> Value {
+    let mut o = Map::new();
+    if let Some(path) = &f.path {
+        o.insert("path".into(), json!(path));
+        let (parent, name) = match path.rfind('/') {
+            Some(0) => ("/", &path[1..]),
+            Some(i) => (&path[..i], &path[i + 1..]),
+            None => ("", path.as_str()),
+        };
+        o.insert("name".into(), json!(name));
+        o.insert("parent_folder".into(), json!(parent));
+    }
+    let (tid, tname) = type_override.unwrap_or_else(|| file_type(f.mode));
+    o.insert("type_id".into(), json!(tid));
+    o.insert("type".into(), json!(tname));
+    if f.path_truncated {
+        o.insert("is_truncated".into(), json!(true));
+    }
+    Value::Object(o)
+}
+
+/// File details OCSF's file object lacks: `unmapped.file` and friends.
+fn file_ext(f: &FileInfo) -> Value {
+    json!({
+        "inode": f.inode,
+        "device": f.device,
+        "mount_id": f.mount_id,
+        "mode": f.mode.map(|m| format!("{:o}", m & 0o7777)),
+        "parent_inode": f.parent_inode,
+        "path_truncated": f.path_truncated,
+    })
+}
+
+fn access_names(access: u32) -> Vec<&'static str> {
+    use mdatp_bpf::abi::mdatp_access as a;
+    [
+        (a::MDATP_ACCESS_READ, "read"),
+        (a::MDATP_ACCESS_WRITE, "write"),
+        (a::MDATP_ACCESS_CREATE, "create"),
+        (a::MDATP_ACCESS_TRUNCATE, "truncate"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| access & bit != 0)
+    .map(|(_, n)| n)
+    .collect()
+}
+
+fn file_event(e: &FileEvent, hostname: &str) -> Value {
+    use mdatp_bpf::abi::mdatp_access as a;
+    let activity = match &e.activity {
+        FileActivity::Open { access, .. } if access & a::MDATP_ACCESS_CREATE != 0 => (1, "Create"),
+        FileActivity::Open { .. } | FileActivity::OpenFolded { .. } => (14, "Open"),
+        FileActivity::Delete { .. } => (4, "Delete"),
+        FileActivity::Rename { .. } => (5, "Rename"),
+        FileActivity::Mkdir { .. } | FileActivity::Link { .. } | FileActivity::Symlink { .. } => {
+            (1, "Create")
+        }
+        FileActivity::Chmod { .. } | FileActivity::Chown { .. } => (7, "Set Security"),
+    };
+    let mut o = base(
+        FILE_ACTIVITY,
+        "File System Activity",
+        (SYSTEM_CATEGORY, "System Activity"),
+        activity,
+        e.time_ns,
+        &e.origin,
+        hostname,
+    );
+    status(&mut o, e.error);
+    let type_override = match e.activity {
+        FileActivity::Mkdir { .. } => Some((2, "Folder")),
+        FileActivity::Delete { directory: true } => Some((2, "Folder")),
+        FileActivity::Symlink { .. } => Some((7, "Symbolic Link")),
+        _ => None,
+    };
+    o.insert("file".into(), file_obj(&e.file, type_override));
+    o.insert(
+        "actor".into(),
+        json!({ "process": process_obj(&e.process) }),
+    );
+    let mut u = Map::new();
+    u.insert("provider".into(), json!(e.origin.provider.as_str()));
+    u.insert("file".into(), file_ext(&e.file));
+    u.insert("process".into(), process_ext(&e.process));
+    match &e.activity {
+        FileActivity::Open { access, flags, fd } => {
+            u.insert("access".into(), json!(access_names(*access)));
+            u.insert("open_flags".into(), json!(format!("{flags:#o}")));
+            u.insert("fd".into(), json!(fd));
+            o.insert("count".into(), json!(1));
+        }
+        FileActivity::OpenFolded {
+            access,
+            count,
+            first_ns,
+            last_ns,
+        } => {
+            u.insert("access".into(), json!(access_names(*access)));
+            u.insert("folded".into(), json!(true));
+            o.insert("count".into(), json!(count));
+            o.insert("start_time".into(), json!(ms(*first_ns)));
+            o.insert("end_time".into(), json!(ms(*last_ns)));
+            u.insert("start_time_ns".into(), json!(first_ns));
+            u.insert("end_time_ns".into(), json!(last_ns));
+        }
+        FileActivity::Delete { directory } => {
+            u.insert("directory".into(), json!(directory));
+        }
+        FileActivity::Rename { to, flags } => {
+            o.insert("file_result".into(), file_obj(to, None));
+            u.insert("file_result".into(), file_ext(to));
+            u.insert("rename_flags".into(), json!(flags));
+        }
+        FileActivity::Mkdir { mode } | FileActivity::Chmod { mode } => {
+            u.insert("mode".into(), json!(format!("{:o}", mode & 0o7777)));
+        }
+        FileActivity::Chown { uid, gid } => {
+            u.insert("owner_uid".into(), json!(uid));
+            u.insert("owner_gid".into(), json!(gid));
+        }
+        FileActivity::Link { to, flags } => {
+            // The new name is the created file; the existing one its target.
+            o.insert("file".into(), file_obj(to, None));
+            u.insert("file".into(), file_ext(to));
+            u.insert("link_target".into(), json!(e.file.path));
+            u.insert("link_target_file".into(), file_ext(&e.file));
+            u.insert("link_flags".into(), json!(flags));
+        }
+        FileActivity::Symlink { target } => {
+            u.insert("symlink_target".into(), json!(target));
+        }
+    }
+    u.insert("time_ns".into(), json!(e.time_ns));
+    o.insert("unmapped".into(), Value::Object(u));
+    Value::Object(o)
+}
+
+fn endpoint(a: &std::net::SocketAddr) -> Value {
+    json!({ "ip": a.ip().to_string(), "port": a.port() })
+}
+
+fn net_event(e: &NetEvent, hostname: &str) -> Value {
+    let activity = match (e.activity, e.error) {
+        (NetActivity::Connect, Some(ECONNREFUSED)) => (5, "Refuse"),
+        (NetActivity::Connect, Some(EINPROGRESS)) | (NetActivity::Connect, None) => (1, "Open"),
+        (NetActivity::Connect, Some(_)) => (4, "Fail"),
+        (NetActivity::Accept, _) => (1, "Open"),
+        (NetActivity::Listen { .. }, _) => (7, "Listen"),
+        (NetActivity::Bind, _) => (99, "Bind"),
+    };
+    let mut o = base(
+        NETWORK_ACTIVITY,
+        "Network Activity",
+        (NETWORK_CATEGORY, "Network Activity"),
+        activity,
+        e.time_ns,
+        &e.origin,
+        hostname,
+    );
+    match e.error {
+        Some(EINPROGRESS) => {
+            o.insert("status_id".into(), json!(99));
+            o.insert("status".into(), json!("In Progress"));
+            o.insert("status_code".into(), json!("EINPROGRESS"));
+        }
+        err => status(&mut o, err),
+    }
+    let (direction_id, direction) = match e.activity {
+        NetActivity::Connect => (2, "Outbound"),
+        NetActivity::Accept => (1, "Inbound"),
+        _ => (0, "Unknown"),
+    };
+    let (src, dst) = match e.activity {
+        NetActivity::Accept => (e.remote, e.local),
+        NetActivity::Connect => (e.local, e.remote),
+        _ => (e.local, None),
+    };
+    if let Some(a) = &src {
+        o.insert("src_endpoint".into(), endpoint(a));
+    }
+    if let Some(a) = &dst {
+        o.insert("dst_endpoint".into(), endpoint(a));
+    }
+    let proto_name = match e.protocol {
+        6 => "tcp",
+        17 => "udp",
+        1 => "icmp",
+        58 => "icmpv6",
+        _ => "other",
+    };
+    let ver = match e.local.or(e.remote) {
+        Some(std::net::SocketAddr::V4(_)) => 4,
+        _ => 6,
+    };
+    o.insert(
+        "connection_info".into(),
+        json!({
+            "protocol_num": e.protocol,
+            "protocol_name": proto_name,
+            "protocol_ver_id": ver,
+            "direction_id": direction_id,
+            "direction": direction,
+        }),
+    );
+    o.insert(
+        "actor".into(),
+        json!({ "process": process_obj(&e.process) }),
+    );
+    let mut u = Map::new();
+    u.insert("provider".into(), json!(e.origin.provider.as_str()));
+    u.insert("process".into(), process_ext(&e.process));
+    u.insert("local".into(), json!(e.local.map(|a| a.to_string())));
+    u.insert("remote".into(), json!(e.remote.map(|a| a.to_string())));
+    if let NetActivity::Listen { backlog } = e.activity {
+        u.insert("backlog".into(), json!(backlog));
+    }
+    u.insert("time_ns".into(), json!(e.time_ns));
+    o.insert("unmapped".into(), Value::Object(u));
+    Value::Object(o)
 }
 
 fn ms(ns: u64) -> u64 {

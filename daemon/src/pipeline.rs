@@ -1,6 +1,7 @@
 //! Kernel records → normalized, enriched events → OCSF → sink, with every
 //! loss counted on the way.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use mdatp_bpf::abi::{mdatp_exec_flags as xf, mdatp_task_flags, mdatp_task_info};
@@ -8,12 +9,14 @@ use mdatp_bpf::abi::{mdatp_exec_flags as xf, mdatp_task_flags, mdatp_task_info};
 use crate::clock::HostClock;
 use crate::decode::{self, ExecRecord, KernelRecord, comm_str, split_argv};
 use crate::event::{
-    Credentials, Event, LossDetection, LossRecord, Origin, ProcessActivity, ProcessEvent,
-    ProcessInfo, Provider,
+    Credentials, Event, FileActivity, FileEvent, FileInfo, LossDetection, LossRecord, NetEvent,
+    Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider,
 };
+use crate::hot::HotSources;
 use crate::loss::{KernelCounters, LossLedger, SeqOutcome, SeqTracker};
 use crate::ocsf;
 use crate::process_cache::ProcessCache;
+use crate::records;
 use crate::sink::Sink;
 use crate::users::UserNames;
 
@@ -29,7 +32,13 @@ pub struct Pipeline<S: Sink> {
     sink: S,
     counters: Box<dyn KernelCounters + Send>,
     sink_error_logged: bool,
+    hot: HotSources,
+    /// pid → (dev, ino, path) of recent reported opens.
+    opened: HashMap<u32, Vec<(u32, u64, String)>>,
 }
+
+const MAX_OPENED_PROCESSES: usize = 65_536;
+const OPENED_PER_PROCESS: usize = 2 * mdatp_bpf::abi::mdatp_bounds::MDATP_FOLD_SLOTS as usize;
 
 impl<S: Sink> Pipeline<S> {
     pub fn new(
@@ -51,6 +60,8 @@ impl<S: Sink> Pipeline<S> {
             sink,
             counters,
             sink_error_logged: false,
+            hot: HotSources::default(),
+            opened: HashMap::new(),
         }
     }
 
@@ -101,8 +112,9 @@ impl<S: Sink> Pipeline<S> {
             sequence: hdr.seq,
         };
         let time_ns = self.clock.boot_to_unix_ns(hdr.boot_ns);
-        let (event, type_name) = match rec {
-            KernelRecord::Exec(r) => (self.exec(r, time_ns, origin), "process_exec"),
+        let type_name = mdatp_bpf::event_type_name(hdr.type_).unwrap_or("unknown");
+        let event = match rec {
+            KernelRecord::Exec(r) => Event::Process(Box::new(self.exec(r, time_ns, origin))),
             KernelRecord::Fork(f) => {
                 let parent = self.task_process(&f.parent);
                 let child = ProcessInfo {
@@ -124,21 +136,21 @@ impl<S: Sink> Pipeline<S> {
                     f.child_pid,
                     f.child_start_boottime_ns,
                 );
-                let ev = ProcessEvent {
+                Event::Process(Box::new(ProcessEvent {
                     time_ns,
                     activity: ProcessActivity::Fork,
                     process: child,
                     parent: Some(parent),
                     origin,
-                };
-                (ev, "process_fork")
+                }))
             }
             KernelRecord::Exit(x) => {
                 let process = self.task_process(&x.task);
                 let parent = self.parent_of(&x.task);
                 self.cache
                     .on_exit(x.task.pid, x.task.start_boottime_ns, Instant::now());
-                let ev = ProcessEvent {
+                self.opened.remove(&x.task.pid);
+                Event::Process(Box::new(ProcessEvent {
                     time_ns,
                     activity: ProcessActivity::Exit {
                         code: x.exit_code,
@@ -148,11 +160,112 @@ impl<S: Sink> Pipeline<S> {
                     process,
                     parent: Some(parent),
                     origin,
+                }))
+            }
+            KernelRecord::Open(r) => {
+                let (activity, file) = records::open_event(&r);
+                if let Some(path) = &file.path {
+                    self.remember_open(r.task.pid, r.file.dev, r.file.ino, path);
+                }
+                let process = self.task_process(&r.task);
+                self.file_event(time_ns, activity, file, None, process, origin)
+            }
+            KernelRecord::Fold(f) => {
+                let file = FileInfo {
+                    path: self.opened_path(f.task.pid, f.dev, f.ino),
+                    inode: Some(f.ino),
+                    device: Some(records::dev_string(f.dev)),
+                    ..Default::default()
                 };
-                (ev, "process_exit")
+                let activity = FileActivity::OpenFolded {
+                    access: f.access,
+                    count: f.count,
+                    first_ns: self.clock.boot_to_unix_ns(f.first_ns),
+                    last_ns: self.clock.boot_to_unix_ns(f.last_ns),
+                };
+                let process = self.task_process(&f.task);
+                self.file_event(time_ns, activity, file, None, process, origin)
+            }
+            KernelRecord::FileOp(r) => {
+                let (activity, file, error) = records::file_op(&r);
+                let process = self.task_process(&r.task);
+                self.file_event(time_ns, activity, file, error, process, origin)
+            }
+            KernelRecord::Net(n) => {
+                let parts = records::net(&n);
+                let process = self.task_process(&n.task);
+                if let Some(exe) = &process.exe {
+                    self.hot.executable(exe, 1);
+                }
+                Event::Network(Box::new(NetEvent {
+                    time_ns,
+                    activity: parts.activity,
+                    protocol: parts.protocol,
+                    local: parts.local,
+                    remote: parts.remote,
+                    error: parts.error,
+                    process,
+                    origin,
+                }))
             }
         };
-        self.emit(&Event::Process(Box::new(event)), Some(type_name));
+        self.emit(&event, Some(type_name));
+    }
+
+    fn file_event(
+        &mut self,
+        time_ns: u64,
+        activity: FileActivity,
+        file: FileInfo,
+        error: Option<i32>,
+        process: ProcessInfo,
+        origin: Origin,
+    ) -> Event {
+        let n = match &activity {
+            FileActivity::OpenFolded { count, .. } => u64::from(*count),
+            _ => 1,
+        };
+        if let Some(p) = &file.path {
+            self.hot.path(p, n);
+        }
+        if let Some(exe) = &process.exe {
+            self.hot.executable(exe, n);
+        }
+        Event::File(Box::new(FileEvent {
+            time_ns,
+            activity,
+            file,
+            error,
+            process,
+            origin,
+        }))
+    }
+
+    /// Paths of files a process opened, so a fold record (which carries
+    /// only device and inode) can name its file. A few per process.
+    fn remember_open(&mut self, pid: u32, dev: u32, ino: u64, path: &str) {
+        if self.opened.len() >= MAX_OPENED_PROCESSES && !self.opened.contains_key(&pid) {
+            self.opened.clear();
+        }
+        let list = self.opened.entry(pid).or_default();
+        list.retain(|(d, i, _)| !(*d == dev && *i == ino));
+        if list.len() >= OPENED_PER_PROCESS {
+            list.remove(0);
+        }
+        list.push((dev, ino, path.to_string()));
+    }
+
+    fn opened_path(&self, pid: u32, dev: u32, ino: u64) -> Option<String> {
+        self.opened
+            .get(&pid)?
+            .iter()
+            .find(|(d, i, _)| *d == dev && *i == ino)
+            .map(|(_, _, p)| p.clone())
+    }
+
+    /// The hot-sources table (SIGUSR2, shutdown).
+    pub fn hot_sources(&self) -> String {
+        self.hot.table(20)
     }
 
     fn exec(&mut self, r: ExecRecord, time_ns: u64, origin: Origin) -> ProcessEvent {

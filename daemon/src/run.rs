@@ -13,6 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::args::Args;
 use crate::clock::HostClock;
 use crate::ebpf::{EbpfSensor, LoadOptions};
+use crate::filters::{FilterConfig, KernelFilters};
 use crate::pipeline::Pipeline;
 use crate::process_cache::ProcessCache;
 use crate::procfs;
@@ -33,19 +34,29 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ),
     };
 
+    let filters = match &args.filter_config {
+        Some(path) => FilterConfig::load(path)?,
+        None => KernelFilters::default(),
+    };
     // Attach before the /proc snapshot so that no process falls between
     // the two: anything started after the snapshot is seen by the probes.
     let mut sensor = EbpfSensor::load(&LoadOptions {
         ring_buffer_bytes: args.ring_buffer_size,
         wakeup_bytes: args.wakeup_bytes,
         break_programs: args.test_break_program.clone(),
+        filters: filters.clone(),
     })
     .context("start the eBPF event provider")?;
     let ring = sensor.take_ring()?;
     let counters = sensor.take_counters()?;
 
+    let snapshot = procfs::snapshot(Path::new("/proc")).context("snapshot /proc")?;
+    let excluded = sensor.exclude_running(&filters, &snapshot)?;
+    if excluded > 0 {
+        log::info!("{excluded} running processes have an excluded executable");
+    }
     let mut cache = ProcessCache::new();
-    cache.seed(procfs::snapshot(Path::new("/proc")).context("snapshot /proc")?);
+    cache.seed(snapshot);
     log::info!("process cache seeded with {} processes", cache.len());
 
     let mut pipeline = Pipeline::new(clock, cache, sink, Box::new(counters));
@@ -56,6 +67,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigusr1 = signal(SignalKind::user_defined1())?;
+    let mut sigusr2 = signal(SignalKind::user_defined2())?;
     let mut poll = tokio::time::interval(POLL_INTERVAL);
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
 
@@ -81,6 +93,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             _ = poll.tick() => drain(ring.get_mut(), &mut pipeline),
             _ = housekeeping.tick() => pipeline.tick(),
             _ = sigusr1.recv() => log::info!("loss totals: {}", pipeline.loss_summary()),
+            _ = sigusr2.recv() => log::info!("{}", pipeline.hot_sources()),
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }

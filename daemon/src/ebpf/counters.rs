@@ -29,6 +29,8 @@ impl KernelCounters for BpfCounters {
             for c in per_cpu.iter() {
                 sum.emitted += c.emitted;
                 sum.ringbuf_drops += c.ringbuf_drops;
+                sum.filtered += c.filtered;
+                sum.folded += c.folded;
             }
             out.insert(*name, sum);
         }

@@ -1,11 +1,18 @@
 use std::error::Error as StdError;
 
-use aya::maps::{MapData, PerCpuArray, RingBuf};
-use aya::programs::RawTracePoint;
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
-use mdatp_bpf::{OBJECT, PROCESS_PROGRAMS};
+use mdatp_bpf::abi::mdatp_bounds::MDATP_EXCLUDE_PATH_LEN;
+use mdatp_bpf::abi::{mdatp_proc_flags, mdatp_proc_state, mdatp_settings};
+use mdatp_bpf::{Hook, OBJECT, programs};
 
 use super::BpfCounters;
+use crate::filters::KernelFilters;
+use crate::procfs::ProcSnapshot;
+
+const PATH_KEY_LEN: usize = MDATP_EXCLUDE_PATH_LEN as usize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EbpfError {
@@ -23,6 +30,12 @@ pub enum EbpfError {
     },
     #[error("no BPF program could be attached ({0})")]
     NothingAttached(String),
+    #[error("write filter map `{name}`")]
+    Filter {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
 }
 
 /// What the loader was asked to do.
@@ -34,6 +47,7 @@ pub struct LoadOptions {
     /// Test hook: programs whose attach is pointed at a tracepoint that
     /// does not exist, so the kernel refuses it for real.
     pub break_programs: Vec<String>,
+    pub filters: KernelFilters,
 }
 
 /// One program and its hook: attached, or why not.
@@ -63,22 +77,40 @@ impl EbpfSensor {
             .override_global("wakeup_bytes", &wakeup, true)
             .load(OBJECT)
             .map_err(EbpfError::Load)?;
+        // Filters first: no event may pass before they are in place.
+        write_filters(&mut bpf, &opts.filters)?;
         let mut hooks = Vec::new();
-        for (program, tracepoint) in PROCESS_PROGRAMS {
-            let target = if opts.break_programs.iter().any(|p| p == program) {
-                format!("mdatp_nonexistent_{tracepoint}")
-            } else {
-                (*tracepoint).to_string()
+        for spec in programs() {
+            let program = spec.name;
+            let broken = opts.break_programs.iter().any(|p| p == program);
+            let (hook, error) = match spec.hook {
+                Hook::RawTracepoint(tp) => {
+                    let target = if broken {
+                        format!("mdatp_nonexistent_{tp}")
+                    } else {
+                        tp.to_string()
+                    };
+                    let e = attach_raw_tracepoint(&mut bpf, program, &target).err();
+                    (format!("raw tracepoint {target}"), e)
+                }
+                Hook::Tracepoint(category, name) => {
+                    let target = if broken {
+                        format!("mdatp_nonexistent_{name}")
+                    } else {
+                        name.to_string()
+                    };
+                    let e = attach_tracepoint(&mut bpf, program, category, &target).err();
+                    (format!("tracepoint {category}/{target}"), e)
+                }
             };
-            let error = attach_raw_tracepoint(&mut bpf, program, &target).err();
             if let Some(e) = &error {
                 log::error!(
-                    "eBPF program {program} on raw tracepoint {target} failed: {e}; the other programs keep running"
+                    "eBPF program {program} on {hook} failed: {e}; the other programs keep running"
                 );
             }
             hooks.push(HookStatus {
                 program,
-                hook: format!("raw_tracepoint/{target}"),
+                hook,
                 error,
             });
         }
@@ -91,6 +123,45 @@ impl EbpfSensor {
             return Err(EbpfError::NothingAttached(why));
         }
         Ok(Self { bpf, hooks })
+    }
+
+    /// Marks running processes whose executable is excluded (the exec
+    /// hook does it for processes started from now on).
+    pub fn exclude_running(
+        &mut self,
+        filters: &KernelFilters,
+        snapshot: &[ProcSnapshot],
+    ) -> Result<usize, EbpfError> {
+        if filters.processes.is_empty() {
+            return Ok(0);
+        }
+        let map = self
+            .bpf
+            .map_mut("procs")
+            .ok_or(EbpfError::MissingMap("procs"))?;
+        let mut procs: HashMap<_, u32, mdatp_proc_state> =
+            HashMap::try_from(map).map_err(|source| EbpfError::Map {
+                name: "procs",
+                source,
+            })?;
+        let mut n = 0;
+        for p in snapshot {
+            let Some(exe) = &p.exe else { continue };
+            if !filters.processes.iter().any(|e| e.prefix == exe.as_bytes()) {
+                continue;
+            }
+            // An entry made by the kernel meanwhile keeps its fold state.
+            let mut st = procs.get(&p.pid, 0).unwrap_or_default();
+            st.flags |= mdatp_proc_flags::MDATP_PROC_EXCLUDED;
+            procs
+                .insert(p.pid, st, 0)
+                .map_err(|source| EbpfError::Filter {
+                    name: "procs",
+                    source,
+                })?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, EbpfError> {
@@ -115,6 +186,78 @@ impl EbpfSensor {
         })?;
         Ok(BpfCounters::new(arr))
     }
+}
+
+fn write_filters(bpf: &mut Ebpf, f: &KernelFilters) -> Result<(), EbpfError> {
+    let map = bpf
+        .map_mut("settings")
+        .ok_or(EbpfError::MissingMap("settings"))?;
+    let mut settings: Array<_, mdatp_settings> =
+        Array::try_from(map).map_err(|source| EbpfError::Map {
+            name: "settings",
+            source,
+        })?;
+    settings
+        .set(
+            0,
+            mdatp_settings {
+                event_mask: f.event_mask,
+                fold_window_ns: f.fold_window_ns,
+            },
+            0,
+        )
+        .map_err(|source| EbpfError::Filter {
+            name: "settings",
+            source,
+        })?;
+    for (name, entries) in [
+        ("excluded_paths", &f.paths),
+        ("excluded_exes", &f.processes),
+    ] {
+        let map = bpf.map_mut(name).ok_or(EbpfError::MissingMap(name))?;
+        let mut trie: LpmTrie<_, [u8; PATH_KEY_LEN], u32> =
+            LpmTrie::try_from(map).map_err(|source| EbpfError::Map { name, source })?;
+        for e in entries.iter() {
+            let mut data = [0u8; PATH_KEY_LEN];
+            let n = e.prefix.len().min(PATH_KEY_LEN);
+            data[..n].copy_from_slice(&e.prefix[..n]);
+            trie.insert(&Key::new((n * 8) as u32, data), e.exact_len, 0)
+                .map_err(|source| EbpfError::Filter { name, source })?;
+        }
+    }
+    let map = bpf
+        .map_mut("excluded_nets")
+        .ok_or(EbpfError::MissingMap("excluded_nets"))?;
+    let mut nets: LpmTrie<_, [u8; 16], u32> =
+        LpmTrie::try_from(map).map_err(|source| EbpfError::Map {
+            name: "excluded_nets",
+            source,
+        })?;
+    for (addr, bits) in &f.networks {
+        nets.insert(&Key::new(*bits, *addr), 1, 0)
+            .map_err(|source| EbpfError::Filter {
+                name: "excluded_nets",
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+fn attach_tracepoint(
+    bpf: &mut Ebpf,
+    program: &str,
+    category: &str,
+    name: &str,
+) -> Result<(), String> {
+    let prog: &mut TracePoint = bpf
+        .program_mut(program)
+        .ok_or_else(|| format!("program {program} is not in the object"))?
+        .try_into()
+        .map_err(|e| chain("not a tracepoint program", &e))?;
+    prog.load().map_err(|e| chain("load", &e))?;
+    prog.attach(category, name)
+        .map_err(|e| chain("attach", &e))?;
+    Ok(())
 }
 
 fn attach_raw_tracepoint(bpf: &mut Ebpf, program: &str, tracepoint: &str) -> Result<(), String> {

@@ -182,6 +182,32 @@ pub fn is_exit(v: &Value) -> bool {
     v["class_uid"] == 1007 && v["activity_id"] == 2
 }
 
+/// The test helper binary (tests/integration/src/bin), next to mdatpd.
+pub fn helper_bin() -> PathBuf {
+    let bin = mdatpd_bin().with_file_name("mdatp-test-helper");
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build --workspace` first",
+        bin.display()
+    );
+    bin
+}
+
+/// Writes a filter configuration file and returns its path.
+pub fn filter_config(dir: &std::path::Path, yaml: &str) -> PathBuf {
+    let p = dir.join("filters.yaml");
+    std::fs::write(&p, yaml).expect("write filter config");
+    p
+}
+
+pub fn is_file_event(v: &Value) -> bool {
+    v["class_uid"] == 1001
+}
+
+pub fn is_net_event(v: &Value) -> bool {
+    v["class_uid"] == 4001
+}
+
 /// Names of the BPF programs loaded in the kernel now (bpftool).
 pub fn loaded_bpf_program_names() -> Vec<String> {
     let out = Command::new("bpftool")
@@ -202,13 +228,19 @@ pub fn loaded_bpf_program_names() -> Vec<String> {
 /// Kernel ring-buffer drops per event type from the last "loss totals"
 /// line the daemon logged (on SIGUSR1 or at shutdown).
 pub fn kernel_drops(stderr: &str) -> std::collections::BTreeMap<String, u64> {
+    kernel_counts(stderr, "kernel ring-buffer drops:")
+}
+
+/// One section ("kernel filtered:", "kernel folded:", ...) of the last
+/// "loss totals" line.
+pub fn kernel_counts(stderr: &str, section: &str) -> std::collections::BTreeMap<String, u64> {
     let line = stderr
         .lines()
         .rev()
         .find(|l| l.contains("loss totals:"))
         .unwrap_or_else(|| panic!("no loss totals in stderr:\n{stderr}"));
     let drops = line
-        .split("kernel ring-buffer drops:")
+        .split(section)
         .nth(1)
         .and_then(|s| s.split(';').next())
         .unwrap_or_else(|| panic!("malformed loss totals: {line}"));

@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * File activity from syscall exit tracepoints.
+ *
+ * Opens: the returned fd leads to the kernel's struct file, so the path is
+ * what the kernel opened (relative paths, "..", symlinks resolved).
+ * Repeated read-only opens of one file by one process are folded here.
+ * Path changes (delete, rename, mkdir, chmod, chown, link, symlink): the
+ * directory the name is relative to (dirfd or cwd) is resolved from the
+ * kernel's objects, the name is sent as the caller passed it.
+ * Failed opens are not reported; failed changes are, with the error.
+ */
+#include "common.bpf.h"
+#include "path.bpf.h"
+#include "proc_state.bpf.h"
+#include "syscall.bpf.h"
+#include "task.bpf.h"
+
+#define MDATP_O_ACCMODE 03
+#define MDATP_O_WRONLY 01
+#define MDATP_O_RDWR 02
+#define MDATP_O_CREAT 0100
+#define MDATP_O_TRUNC 01000
+/* include/linux/fs.h: the open created the file. */
+#define MDATP_FMODE_CREATED (1U << 20)
+#define MDATP_AT_REMOVEDIR 0x200
+
+static __always_inline __u32 access_class(__u32 flags, __u32 fmode)
+{
+	__u32 acc = 0, mode = flags & MDATP_O_ACCMODE;
+
+	if (mode != MDATP_O_WRONLY)
+		acc |= MDATP_ACCESS_READ;
+	if (mode == MDATP_O_WRONLY || mode == MDATP_O_RDWR)
+		acc |= MDATP_ACCESS_WRITE;
+	if (fmode & MDATP_FMODE_CREATED)
+		acc |= MDATP_ACCESS_CREATE;
+	if ((flags & MDATP_O_TRUNC) && (acc & MDATP_ACCESS_WRITE))
+		acc |= MDATP_ACCESS_TRUNCATE;
+	return acc;
+}
+
+/*
+ * Folds a read-only open into the process's fold table. Returns the slot
+ * that now starts a window (the open must be reported), or NULL when the
+ * open was folded or filtered and nothing more is to be done.
+ */
+static __always_inline struct mdatp_fold_slot *
+fold(struct mdatp_proc_state *st, __u64 ino, __u32 dev, __u32 acc, __u64 now,
+     __u64 window, bool *done)
+{
+	struct mdatp_fold_slot *victim = NULL;
+	__u64 oldest = ~0ULL;
+
+	*done = false;
+	for (int i = 0; i < MDATP_FOLD_SLOTS; i++) {
+		struct mdatp_fold_slot *s = &st->slots[i];
+
+		if (s->count && s->ino == ino && s->dev == dev &&
+		    (s->access & ~MDATP_FOLD_EXCLUDED) == acc) {
+			if (now - s->start_ns < window) {
+				if (s->access & MDATP_FOLD_EXCLUDED) {
+					mdatp_count_filtered(MDATP_EV_FILE_OPEN);
+				} else {
+					if (s->count == 1)
+						s->first_repeat_ns = now;
+					s->count += 1;
+					s->last_ns = now;
+					mdatp_count_folded(MDATP_EV_FILE_OPEN);
+				}
+				*done = true;
+				return NULL;
+			}
+			/* The window closed: report it, start a new one here. */
+			victim = s;
+			break;
+		}
+		if (s->count == 0) {
+			if (oldest) {
+				victim = s;
+				oldest = 0;
+			}
+		} else if (s->last_ns < oldest) {
+			victim = s;
+			oldest = s->last_ns;
+		}
+	}
+	if (!victim)
+		return NULL;
+	mdatp_emit_fold(victim);
+	victim->ino = ino;
+	victim->dev = dev;
+	victim->access = acc;
+	victim->count = 1;
+	victim->start_ns = now;
+	victim->first_repeat_ns = 0;
+	victim->last_ns = now;
+	return victim;
+}
+
+static __always_inline int handle_open(void *ctx, __u32 flags)
+{
+	long fd = SYS_EXIT_RET(ctx);
+	struct task_struct *task;
+	struct mdatp_file_open_event *ev;
+	struct mdatp_pathbuf *pb;
+	struct mdatp_proc_state *st;
+	struct mdatp_fold_slot *slot = NULL;
+	struct mdatp_settings *cfg;
+	struct file *file;
+	struct path path;
+	__u32 acc, fmode;
+	__u64 now;
+
+	if (fd < 0)
+		return 0;
+	if (!mdatp_enabled(MDATP_EV_FILE_OPEN)) {
+		mdatp_count_filtered(MDATP_EV_FILE_OPEN);
+		return 0;
+	}
+	task = (struct task_struct *)bpf_get_current_task();
+	file = mdatp_fd_file(task, fd);
+	if (!file)
+		return 0;
+	fmode = BPF_CORE_READ(file, f_mode);
+	acc = access_class(flags, fmode);
+	st = mdatp_proc(bpf_get_current_pid_tgid() >> 32, true);
+	if (st && (st->flags & MDATP_PROC_EXCLUDED)) {
+		mdatp_count_filtered(MDATP_EV_FILE_OPEN);
+		return 0;
+	}
+	now = bpf_ktime_get_boot_ns();
+	cfg = mdatp_settings();
+	if (st && cfg && cfg->fold_window_ns &&
+	    !(acc & (MDATP_ACCESS_WRITE | MDATP_ACCESS_CREATE | MDATP_ACCESS_TRUNCATE))) {
+		struct inode *inode = BPF_CORE_READ(file, f_inode);
+		bool done;
+
+		slot = fold(st, BPF_CORE_READ(inode, i_ino), BPF_CORE_READ(inode, i_sb, s_dev),
+			    acc, now, cfg->fold_window_ns, &done);
+		if (done)
+			return 0;
+	}
+
+	ev = mdatp_percpu(&open_scratch);
+	pb = mdatp_percpu(&pathbuf);
+	if (!ev || !pb)
+		return 0;
+	path = BPF_CORE_READ(file, f_path);
+	struct mdatp_path_result r = mdatp_walk_path(&path, pb->path);
+	r.len &= MDATP_PATH_MASK;
+	if (mdatp_path_in_trie(&excluded_paths, pb, r.start, r.len)) {
+		/* Repeats of this file are now filtered without a path walk. */
+		if (slot)
+			slot->access |= MDATP_FOLD_EXCLUDED;
+		mdatp_count_filtered(MDATP_EV_FILE_OPEN);
+		return 0;
+	}
+	mdatp_fill_task(&ev->task, task);
+	mdatp_file_ref_of(&ev->file, &path);
+	ev->file.flags = r.truncated ? MDATP_FILE_PATH_TRUNCATED : 0;
+	ev->open_flags = flags;
+	ev->access = acc;
+	ev->fd = fd;
+	ev->path_len = r.len;
+	ev->_pad = 0;
+	bpf_probe_read_kernel(ev->path, r.len, &pb->path[r.start & MDATP_PATH_MASK]);
+	__u64 size = offsetof(struct mdatp_file_open_event, path) + r.len;
+	mdatp_fill_header(&ev->hdr, MDATP_EV_FILE_OPEN, size);
+	if (size > sizeof(*ev))
+		return 0;
+	mdatp_output(ev, size, MDATP_EV_FILE_OPEN);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int mdatp_openat(void *ctx)
+{
+	return handle_open(ctx, SYS_ARG3(mdatp_user_regs()));
+}
+
+SEC("tracepoint/syscalls/sys_exit_open")
+int mdatp_open(void *ctx)
+{
+	return handle_open(ctx, SYS_ARG2(mdatp_user_regs()));
+}
+
+SEC("tracepoint/syscalls/sys_exit_creat")
+int mdatp_creat(void *ctx)
+{
+	return handle_open(ctx, MDATP_O_CREAT | MDATP_O_WRONLY | MDATP_O_TRUNC);
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat2")
+int mdatp_openat2(void *ctx)
+{
+	struct open_how *how = (struct open_how *)SYS_ARG3(mdatp_user_regs());
+	__u64 flags = 0;
+
+	bpf_probe_read_user(&flags, sizeof(flags), &how->flags);
+	return handle_open(ctx, flags);
+}
+
+/* ---- path changes ---- */
+
+/* Which parts of a path-change event a syscall fills. */
+struct op_args {
+	__u32 type;
+	long dfd1;
+	const char *name1;
+	long dfd2;
+	const char *name2;
+	/* symlink: name1 is the link's text, not a path to resolve */
+	bool name1_literal;
+	/* fchmod/fchown: dfd1 is the file itself, no name */
+	bool fd_only;
+	__u32 op_flags;
+	__u32 mode;
+	__u32 uid;
+	__u32 gid;
+};
+
+/* Appends the path of directory fd `dfd` (or the cwd) at data[pos]. */
+static __always_inline __u32 put_dir(struct mdatp_file_op_event *ev, struct mdatp_pathbuf *pb,
+				     struct task_struct *task, long dfd,
+				     struct mdatp_file_ref *ref, __u32 pos)
+{
+	struct path p;
+
+	if (dfd == MDATP_AT_FDCWD) {
+		p = BPF_CORE_READ(task, fs, pwd);
+	} else {
+		struct file *f = mdatp_fd_file(task, dfd);
+
+		if (!f) {
+			ref->flags |= MDATP_FILE_DIR_MISSING;
+			return 0;
+		}
+		p = BPF_CORE_READ(f, f_path);
+	}
+	mdatp_file_ref_of(ref, &p);
+	struct mdatp_path_result r = mdatp_walk_path(&p, pb->path);
+	if (r.truncated)
+		ref->flags |= MDATP_FILE_PATH_TRUNCATED;
+	r.len &= MDATP_PATH_MASK;
+	bpf_probe_read_kernel(&ev->data[pos & 0x3fff], r.len, &pb->path[r.start & MDATP_PATH_MASK]);
+	return r.len;
+}
+
+/* Appends a user string at data[pos]; returns its length (no NUL). */
+static __always_inline __u32 put_name(struct mdatp_file_op_event *ev, const char *name,
+				      __u32 pos, __u32 *flags)
+{
+	long n;
+
+	if (!name)
+		return 0;
+	n = bpf_probe_read_user_str(&ev->data[pos & 0x3fff], MDATP_PATH_MAX + 1, name);
+	if (n <= 0)
+		return 0;
+	if (n == MDATP_PATH_MAX + 1)
+		*flags |= MDATP_FILE_PATH_TRUNCATED;
+	return (n - 1) & MDATP_PATH_MAX;
+}
+
+static __always_inline int emit_op(void *ctx, struct op_args *a)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct mdatp_file_op_event *ev;
+	struct mdatp_pathbuf *pb;
+	struct mdatp_proc_state *st;
+	__u32 pos = 0, len;
+
+	if (!mdatp_enabled(a->type)) {
+		mdatp_count_filtered(a->type);
+		return 0;
+	}
+	st = mdatp_proc(bpf_get_current_pid_tgid() >> 32, false);
+	if (st && (st->flags & MDATP_PROC_EXCLUDED)) {
+		mdatp_count_filtered(a->type);
+		return 0;
+	}
+	ev = mdatp_percpu(&op_scratch);
+	pb = mdatp_percpu(&pathbuf);
+	if (!ev || !pb)
+		return 0;
+	__builtin_memset(&ev->dir1, 0, sizeof(ev->dir1));
+	__builtin_memset(&ev->dir2, 0, sizeof(ev->dir2));
+	ev->name1_flags = 0;
+	ev->name2_flags = 0;
+
+	len = a->name1_literal ? 0 : put_dir(ev, pb, task, a->dfd1, &ev->dir1, pos);
+	ev->dir1_len = len;
+	pos += len;
+	len = put_name(ev, a->fd_only ? NULL : a->name1, pos, &ev->name1_flags);
+	ev->name1_len = len;
+	pos += len;
+
+	/* Exclusion by path prefix: the directory plus the name. */
+	if (!a->name1_literal && ev->dir1_len) {
+		__u32 d = ev->dir1_len;
+
+		pb->key.prefixlen = 0;
+		if (d < MDATP_EXCLUDE_PATH_LEN) {
+			bpf_probe_read_kernel(pb->key.data, d & (MDATP_EXCLUDE_PATH_LEN - 1), ev->data);
+			__u32 k = d;
+			if (ev->name1_len) {
+				pb->key.data[k & (MDATP_EXCLUDE_PATH_LEN - 1)] = '/';
+				k += 1;
+				__u32 rest = ev->name1_len;
+				if (k + rest > MDATP_EXCLUDE_PATH_LEN)
+					rest = MDATP_EXCLUDE_PATH_LEN - k;
+				bpf_probe_read_kernel(&pb->key.data[k & (MDATP_EXCLUDE_PATH_LEN - 1)],
+						      rest & (MDATP_EXCLUDE_PATH_LEN - 1),
+						      &ev->data[d & 0xfff]);
+				k += rest;
+			}
+			pb->key.prefixlen = (k & (2 * MDATP_EXCLUDE_PATH_LEN - 1)) * 8;
+		} else {
+			bpf_probe_read_kernel(pb->key.data, MDATP_EXCLUDE_PATH_LEN, ev->data);
+			pb->key.prefixlen = MDATP_EXCLUDE_PATH_LEN * 8;
+		}
+		struct mdatp_exclude_value *v = bpf_map_lookup_elem(&excluded_paths, &pb->key);
+		__u32 full = ev->dir1_len + (ev->name1_len ? 1 + ev->name1_len : 0);
+		if (v && (v->exact_len == 0 || v->exact_len == full)) {
+			mdatp_count_filtered(a->type);
+			return 0;
+		}
+	}
+
+	len = 0;
+	if (a->name2)
+		len = put_dir(ev, pb, task, a->dfd2, &ev->dir2, pos);
+	ev->dir2_len = len;
+	pos += len;
+	len = put_name(ev, a->name2, pos, &ev->name2_flags);
+	ev->name2_len = len;
+	pos += len;
+
+	mdatp_fill_task(&ev->task, task);
+	ev->ret = SYS_EXIT_RET(ctx);
+	ev->op_flags = a->op_flags;
+	ev->mode = a->mode;
+	ev->uid = a->uid;
+	ev->gid = a->gid;
+	__u64 size = offsetof(struct mdatp_file_op_event, data) + (pos & 0x7fff);
+	mdatp_fill_header(&ev->hdr, a->type, size);
+	if (size > sizeof(*ev))
+		return 0;
+	mdatp_output(ev, size, a->type);
+	return 0;
+}
+
+#define OP_PROG(sys, ...)                                   \
+	SEC("tracepoint/syscalls/sys_exit_" #sys)           \
+	int mdatp_##sys(void *ctx)                          \
+	{                                                   \
+		struct pt_regs *regs = mdatp_user_regs();   \
+		struct op_args a = { __VA_ARGS__ };         \
+		return emit_op(ctx, &a);                    \
+	}
+
+#define NAME(n) (const char *)SYS_ARG##n(regs)
+#define FD(n) (long)(int)SYS_ARG##n(regs)
+#define CWD MDATP_AT_FDCWD
+
+OP_PROG(unlink, .type = MDATP_EV_FILE_DELETE, .dfd1 = CWD, .name1 = NAME(1))
+OP_PROG(unlinkat, .type = MDATP_EV_FILE_DELETE, .dfd1 = FD(1), .name1 = NAME(2),
+	.op_flags = SYS_ARG3(regs))
+OP_PROG(rmdir, .type = MDATP_EV_FILE_DELETE, .dfd1 = CWD, .name1 = NAME(1),
+	.op_flags = MDATP_AT_REMOVEDIR)
+OP_PROG(rename, .type = MDATP_EV_FILE_RENAME, .dfd1 = CWD, .name1 = NAME(1), .dfd2 = CWD,
+	.name2 = NAME(2))
+OP_PROG(renameat, .type = MDATP_EV_FILE_RENAME, .dfd1 = FD(1), .name1 = NAME(2),
+	.dfd2 = FD(3), .name2 = NAME(4))
+OP_PROG(renameat2, .type = MDATP_EV_FILE_RENAME, .dfd1 = FD(1), .name1 = NAME(2),
+	.dfd2 = FD(3), .name2 = NAME(4), .op_flags = SYS_ARG5(regs))
+OP_PROG(mkdir, .type = MDATP_EV_FILE_MKDIR, .dfd1 = CWD, .name1 = NAME(1),
+	.mode = SYS_ARG2(regs))
+OP_PROG(mkdirat, .type = MDATP_EV_FILE_MKDIR, .dfd1 = FD(1), .name1 = NAME(2),
+	.mode = SYS_ARG3(regs))
+OP_PROG(chmod, .type = MDATP_EV_FILE_CHMOD, .dfd1 = CWD, .name1 = NAME(1),
+	.mode = SYS_ARG2(regs))
+OP_PROG(fchmod, .type = MDATP_EV_FILE_CHMOD, .dfd1 = FD(1), .fd_only = true,
+	.mode = SYS_ARG2(regs))
+OP_PROG(fchmodat, .type = MDATP_EV_FILE_CHMOD, .dfd1 = FD(1), .name1 = NAME(2),
+	.mode = SYS_ARG3(regs))
+OP_PROG(chown, .type = MDATP_EV_FILE_CHOWN, .dfd1 = CWD, .name1 = NAME(1),
+	.uid = SYS_ARG2(regs), .gid = SYS_ARG3(regs))
+OP_PROG(lchown, .type = MDATP_EV_FILE_CHOWN, .dfd1 = CWD, .name1 = NAME(1),
+	.uid = SYS_ARG2(regs), .gid = SYS_ARG3(regs))
+OP_PROG(fchown, .type = MDATP_EV_FILE_CHOWN, .dfd1 = FD(1), .fd_only = true,
+	.uid = SYS_ARG2(regs), .gid = SYS_ARG3(regs))
+OP_PROG(fchownat, .type = MDATP_EV_FILE_CHOWN, .dfd1 = FD(1), .name1 = NAME(2),
+	.uid = SYS_ARG3(regs), .gid = SYS_ARG4(regs), .op_flags = SYS_ARG5(regs))
+OP_PROG(link, .type = MDATP_EV_FILE_LINK, .dfd1 = CWD, .name1 = NAME(1), .dfd2 = CWD,
+	.name2 = NAME(2))
+OP_PROG(linkat, .type = MDATP_EV_FILE_LINK, .dfd1 = FD(1), .name1 = NAME(2), .dfd2 = FD(3),
+	.name2 = NAME(4), .op_flags = SYS_ARG5(regs))
+OP_PROG(symlink, .type = MDATP_EV_FILE_SYMLINK, .name1 = NAME(1), .name1_literal = true,
+	.dfd2 = CWD, .name2 = NAME(2))
+OP_PROG(symlinkat, .type = MDATP_EV_FILE_SYMLINK, .name1 = NAME(1), .name1_literal = true,
+	.dfd2 = FD(2), .name2 = NAME(3))
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

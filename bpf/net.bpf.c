@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Network activity from syscall exit tracepoints, in the acting process's
+ * context: connect (with its result), accept (with the peer), listen, bind.
+ * connect/bind take the address the caller passed (still there after a
+ * failure); accept/listen read the socket.
+ */
+#include "common.bpf.h"
+#include "proc_state.bpf.h"
+#include "syscall.bpf.h"
+#include "task.bpf.h"
+
+#define MDATP_AF_INET 2
+#define MDATP_AF_INET6 10
+
+/* The sock of a socket fd, or NULL when fd is not an inet socket. */
+static __always_inline struct sock *inet_sock_of(struct task_struct *task, long fd)
+{
+	struct file *f = mdatp_fd_file(task, fd);
+	struct socket *sock;
+	struct sock *sk;
+	__u16 family;
+
+	if (!f)
+		return NULL;
+	/* S_IFSOCK */
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & 0170000) != 0140000)
+		return NULL;
+	sock = BPF_CORE_READ(f, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return NULL;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != MDATP_AF_INET && family != MDATP_AF_INET6)
+		return NULL;
+	return sk;
+}
+
+static __always_inline void sock_fill(struct mdatp_net_event *ev, struct sock *sk, bool remote)
+{
+	ev->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	ev->protocol = BPF_CORE_READ(sk, sk_protocol);
+	ev->sock_type = BPF_CORE_READ(sk, sk_type);
+	ev->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (ev->family == MDATP_AF_INET) {
+		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+
+		__builtin_memcpy(ev->local_addr, &a, 4);
+	} else {
+		BPF_CORE_READ_INTO(&ev->local_addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+	}
+	if (!remote)
+		return;
+	ev->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (ev->family == MDATP_AF_INET) {
+		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+
+		__builtin_memcpy(ev->remote_addr, &a, 4);
+	} else {
+		BPF_CORE_READ_INTO(&ev->remote_addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+}
+
+/* Reads a user sockaddr_in/in6 into the remote (or local) fields.
+ * Returns false for other families. */
+static __always_inline bool user_addr_fill(struct mdatp_net_event *ev, const void *uaddr,
+					   bool as_remote)
+{
+	__u16 family = 0, port = 0;
+	__u8 *addr = as_remote ? ev->remote_addr : ev->local_addr;
+
+	if (bpf_probe_read_user(&family, sizeof(family), uaddr) < 0)
+		return false;
+	bpf_probe_read_user(&port, sizeof(port), (const char *)uaddr + 2);
+	if (family == MDATP_AF_INET)
+		bpf_probe_read_user(addr, 4, (const char *)uaddr + 4);
+	else if (family == MDATP_AF_INET6)
+		bpf_probe_read_user(addr, 16, (const char *)uaddr + 8);
+	else
+		return false;
+	ev->family = family;
+	if (as_remote)
+		ev->remote_port = bpf_ntohs(port);
+	else
+		ev->local_port = bpf_ntohs(port);
+	return true;
+}
+
+static __always_inline bool remote_excluded(struct mdatp_net_event *ev)
+{
+	struct mdatp_net_key key = { .prefixlen = 128 };
+
+	if (ev->family == MDATP_AF_INET) {
+		key.addr[10] = 0xff;
+		key.addr[11] = 0xff;
+		__builtin_memcpy(&key.addr[12], ev->remote_addr, 4);
+	} else {
+		__builtin_memcpy(key.addr, ev->remote_addr, 16);
+	}
+	return bpf_map_lookup_elem(&excluded_nets, &key) != NULL;
+}
+
+/* Common start: enabled, process not excluded. */
+static __always_inline bool wanted(__u32 type)
+{
+	struct mdatp_proc_state *st;
+
+	if (!mdatp_enabled(type)) {
+		mdatp_count_filtered(type);
+		return false;
+	}
+	st = mdatp_proc(bpf_get_current_pid_tgid() >> 32, false);
+	if (st && (st->flags & MDATP_PROC_EXCLUDED)) {
+		mdatp_count_filtered(type);
+		return false;
+	}
+	return true;
+}
+
+static __always_inline int finish(struct mdatp_net_event *ev, __u32 type, bool check_remote)
+{
+	if (check_remote && remote_excluded(ev)) {
+		mdatp_count_filtered(type);
+		return 0;
+	}
+	mdatp_fill_task(&ev->task, (struct task_struct *)bpf_get_current_task());
+	mdatp_fill_header(&ev->hdr, type, sizeof(*ev));
+	mdatp_output(ev, sizeof(*ev), type);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int mdatp_connect(void *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct pt_regs *regs = mdatp_user_regs();
+	struct mdatp_net_event ev = {};
+	struct sock *sk;
+
+	if (!wanted(MDATP_EV_NET_CONNECT))
+		return 0;
+	sk = inet_sock_of(task, (int)SYS_ARG1(regs));
+	if (!sk)
+		return 0;
+	sock_fill(&ev, sk, false);
+	if (!user_addr_fill(&ev, (const void *)SYS_ARG2(regs), true))
+		return 0;
+	ev.ret = SYS_EXIT_RET(ctx);
+	return finish(&ev, MDATP_EV_NET_CONNECT, true);
+}
+
+static __always_inline int handle_accept(void *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	long fd = SYS_EXIT_RET(ctx);
+	struct mdatp_net_event ev = {};
+	struct sock *sk;
+
+	if (fd < 0 || !wanted(MDATP_EV_NET_ACCEPT))
+		return 0;
+	sk = inet_sock_of(task, fd);
+	if (!sk)
+		return 0;
+	sock_fill(&ev, sk, true);
+	ev.ret = fd;
+	return finish(&ev, MDATP_EV_NET_ACCEPT, true);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int mdatp_accept(void *ctx)
+{
+	return handle_accept(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int mdatp_accept4(void *ctx)
+{
+	return handle_accept(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_listen")
+int mdatp_listen(void *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct pt_regs *regs = mdatp_user_regs();
+	struct mdatp_net_event ev = {};
+	struct sock *sk;
+
+	if (!wanted(MDATP_EV_NET_LISTEN))
+		return 0;
+	sk = inet_sock_of(task, (int)SYS_ARG1(regs));
+	if (!sk)
+		return 0;
+	sock_fill(&ev, sk, false);
+	ev.backlog = SYS_ARG2(regs);
+	ev.ret = SYS_EXIT_RET(ctx);
+	return finish(&ev, MDATP_EV_NET_LISTEN, false);
+}
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int mdatp_bind(void *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct pt_regs *regs = mdatp_user_regs();
+	struct mdatp_net_event ev = {};
+	struct sock *sk;
+
+	if (!wanted(MDATP_EV_NET_BIND))
+		return 0;
+	sk = inet_sock_of(task, (int)SYS_ARG1(regs));
+	if (!sk)
+		return 0;
+	sock_fill(&ev, sk, false);
+	if (!user_addr_fill(&ev, (const void *)SYS_ARG2(regs), false))
+		return 0;
+	ev.ret = SYS_EXIT_RET(ctx);
+	return finish(&ev, MDATP_EV_NET_BIND, false);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

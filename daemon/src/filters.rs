@@ -1,0 +1,290 @@
+//! What the kernel side filters before anything reaches user space:
+//! event types on/off, excluded path prefixes, excluded executables,
+//! excluded remote networks, and read/open folding. Read from a YAML file
+//! (`--filter-config`); the control-plane work moves these keys into the
+//! layered configuration. Keys are documented in docs/CONFIGURATION.md.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use mdatp_bpf::abi::mdatp_bounds::MDATP_EXCLUDE_PATH_LEN;
+use mdatp_bpf::{EVENT_TYPES, event_type_id};
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error("read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Yaml {
+        path: String,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("{file}: {problems}")]
+    Invalid { file: String, problems: String },
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilterConfig {
+    /// Event type name → on/off; types not named stay on.
+    pub events: BTreeMap<String, bool>,
+    pub exclude: Exclusions,
+    pub folding: Folding,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Exclusions {
+    /// Absolute path prefixes: "/a/b" excludes /a/b and everything below it.
+    pub paths: Vec<String>,
+    /// Executables (exact absolute paths) whose file and network events are
+    /// excluded.
+    pub processes: Vec<String>,
+    /// Remote networks in CIDR notation (IPv4 or IPv6).
+    pub networks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Folding {
+    pub enabled: bool,
+    pub window_ms: u64,
+}
+
+impl Default for Folding {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window_ms: 5_000,
+        }
+    }
+}
+
+/// One entry of an exclusion trie: bytes, and the exact length a path
+/// must have to match (0 = any path with this prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrieEntry {
+    pub prefix: Vec<u8>,
+    pub exact_len: u32,
+}
+
+/// The validated, kernel-ready form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelFilters {
+    pub event_mask: u64,
+    pub fold_window_ns: u64,
+    pub paths: Vec<TrieEntry>,
+    pub processes: Vec<TrieEntry>,
+    /// (IPv6 or IPv4-mapped address bytes, prefix length in bits)
+    pub networks: Vec<([u8; 16], u32)>,
+}
+
+impl Default for KernelFilters {
+    fn default() -> Self {
+        FilterConfig::default()
+            .compile("<defaults>")
+            .unwrap_or_else(|_| unreachable_defaults())
+    }
+}
+
+fn unreachable_defaults() -> KernelFilters {
+    KernelFilters {
+        event_mask: u64::MAX,
+        fold_window_ns: 5_000_000_000,
+        paths: vec![],
+        processes: vec![],
+        networks: vec![],
+    }
+}
+
+impl FilterConfig {
+    pub fn load(path: &Path) -> Result<KernelFilters, FilterError> {
+        let text = std::fs::read_to_string(path).map_err(|source| FilterError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let cfg: FilterConfig =
+            serde_yaml::from_str(&text).map_err(|source| FilterError::Yaml {
+                path: path.display().to_string(),
+                source,
+            })?;
+        cfg.compile(&path.display().to_string())
+    }
+
+    /// Validates everything and reports every problem at once.
+    pub fn compile(&self, file: &str) -> Result<KernelFilters, FilterError> {
+        let mut problems = Vec::new();
+        let mut mask = u64::MAX;
+        for (name, on) in &self.events {
+            match event_type_id(name) {
+                Some(id) if !on => mask &= !(1u64 << id),
+                Some(_) => {}
+                None => problems.push(format!(
+                    "events.{name}: unknown event type (known: {})",
+                    EVENT_TYPES
+                        .iter()
+                        .map(|(_, n)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            }
+        }
+        let mut paths = Vec::new();
+        for (i, p) in self.exclude.paths.iter().enumerate() {
+            match path_entries(p) {
+                Ok(e) => paths.extend(e),
+                Err(why) => problems.push(format!("exclude.paths[{i}] {p:?}: {why}")),
+            }
+        }
+        let mut processes = Vec::new();
+        for (i, p) in self.exclude.processes.iter().enumerate() {
+            match check_path(p) {
+                Ok(()) => processes.push(TrieEntry {
+                    prefix: p.as_bytes().to_vec(),
+                    exact_len: p.len() as u32,
+                }),
+                Err(why) => problems.push(format!("exclude.processes[{i}] {p:?}: {why}")),
+            }
+        }
+        let mut networks = Vec::new();
+        for (i, n) in self.exclude.networks.iter().enumerate() {
+            match parse_cidr(n) {
+                Ok(e) => networks.push(e),
+                Err(why) => problems.push(format!("exclude.networks[{i}] {n:?}: {why}")),
+            }
+        }
+        if self.folding.enabled && self.folding.window_ms == 0 {
+            problems.push("folding.window_ms: must be > 0 when folding is enabled".into());
+        }
+        if !problems.is_empty() {
+            return Err(FilterError::Invalid {
+                file: file.to_string(),
+                problems: problems.join("; "),
+            });
+        }
+        Ok(KernelFilters {
+            event_mask: mask,
+            fold_window_ns: if self.folding.enabled {
+                self.folding.window_ms.saturating_mul(1_000_000)
+            } else {
+                0
+            },
+            paths,
+            processes,
+            networks,
+        })
+    }
+}
+
+fn check_path(p: &str) -> Result<(), String> {
+    if !p.starts_with('/') {
+        return Err("must be an absolute path".into());
+    }
+    if p.len() >= MDATP_EXCLUDE_PATH_LEN as usize {
+        return Err(format!(
+            "longer than {} bytes, the part the kernel matches on",
+            MDATP_EXCLUDE_PATH_LEN - 1
+        ));
+    }
+    Ok(())
+}
+
+/// "/a/b" → the directory itself (exact) and everything below "/a/b/".
+fn path_entries(p: &str) -> Result<Vec<TrieEntry>, String> {
+    check_path(p)?;
+    let trimmed = p.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Err("excluding / would exclude every file".into());
+    }
+    Ok(vec![
+        TrieEntry {
+            prefix: trimmed.as_bytes().to_vec(),
+            exact_len: trimmed.len() as u32,
+        },
+        TrieEntry {
+            prefix: format!("{trimmed}/").into_bytes(),
+            exact_len: 0,
+        },
+    ])
+}
+
+/// CIDR → 16 address bytes (IPv4 mapped into ::ffff:0:0/96) and prefix bits.
+pub fn parse_cidr(s: &str) -> Result<([u8; 16], u32), String> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let ip: IpAddr = addr.parse().map_err(|e| format!("bad address: {e}"))?;
+    let (bytes, max, offset) = match ip {
+        IpAddr::V4(v4) => (v4.to_ipv6_mapped().octets(), 32, 96),
+        IpAddr::V6(v6) => (v6.octets(), 128, 0),
+    };
+    let len: u32 = match len {
+        Some(l) => l.parse().map_err(|_| format!("bad prefix length {l:?}"))?,
+        None => max,
+    };
+    if len > max {
+        return Err(format!("prefix length {len} is over {max}"));
+    }
+    Ok((bytes, len + offset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(yaml: &str) -> Result<KernelFilters, FilterError> {
+        let c: FilterConfig = serde_yaml::from_str(yaml).map_err(|source| FilterError::Yaml {
+            path: "t".into(),
+            source,
+        })?;
+        c.compile("t.yaml")
+    }
+
+    #[test]
+    fn defaults_enable_everything_and_fold() {
+        let k = cfg("{}").expect("defaults");
+        assert_eq!(k.event_mask, u64::MAX);
+        assert_eq!(k.fold_window_ns, 5_000_000_000);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let err = cfg("events: {bogus: false}\nexclude: {paths: [rel], networks: [10.0.0.0/33]}")
+            .expect_err("invalid")
+            .to_string();
+        assert!(err.contains("t.yaml"), "{err}");
+        assert!(err.contains("events.bogus"), "{err}");
+        assert!(err.contains("exclude.paths[0]"), "{err}");
+        assert!(err.contains("exclude.networks[0]"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = cfg("exclude: {pathz: []}")
+            .expect_err("unknown key")
+            .to_string();
+        assert!(err.contains("pathz"), "{err}");
+    }
+
+    #[test]
+    fn entries_are_compiled() {
+        let k = cfg("events: {file_open: false}\nexclude: {paths: [/tmp/x/], networks: [127.0.0.0/8, '::1']}\nfolding: {enabled: false}")
+            .expect("valid");
+        assert_eq!(k.event_mask & (1 << 4), 0);
+        assert_eq!(k.fold_window_ns, 0);
+        assert_eq!(k.paths[0].prefix, b"/tmp/x");
+        assert_eq!(k.paths[0].exact_len, 6);
+        assert_eq!(k.paths[1].prefix, b"/tmp/x/");
+        assert_eq!(k.networks[0].1, 104);
+        assert_eq!(k.networks[0].0[10..13], [0xff, 0xff, 127]);
+        assert_eq!(k.networks[1].1, 128);
+    }
+}
