@@ -2,8 +2,9 @@
 /*
  * Network activity from syscall exit tracepoints, in the acting process's
  * context: connect (with its result), accept (with the peer), listen, bind.
- * connect/bind take the address the caller passed (still there after a
- * failure); accept/listen read the socket.
+ * connect takes the remote address the caller passed (still there after
+ * a failure); accept/listen/bind read the socket (bind: the caller's
+ * address when it failed).
  */
 #include "common.bpf.h"
 #include "proc_state.bpf.h"
@@ -211,9 +212,11 @@ int mdatp_bind(void *ctx)
 	if (!sk)
 		return 0;
 	sock_fill(&ev, sk, false);
-	if (!user_addr_fill(&ev, (const void *)SYS_ARG2(regs), false))
-		return 0;
 	ev.ret = SYS_EXIT_RET(ctx);
+	/* Bound: the socket has the real port (port 0 asks for any). Failed:
+	 * report what was asked for. */
+	if (ev.ret < 0 && !user_addr_fill(&ev, (const void *)SYS_ARG2(regs), false))
+		return 0;
 	return finish(&ev, MDATP_EV_NET_BIND, false);
 }
 
