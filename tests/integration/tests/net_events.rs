@@ -55,7 +55,7 @@ fn round_trip(d: &Daemon, bind_to: &str, version: u64) {
     assert!(endpoint_is(&v, "src_endpoint", &local), "{v:#}");
     assert_eq!(at(&v, "/status"), "Success");
     assert_eq!(at(&v, "/type_uid"), 400101);
-    assert_eq!(at(&v, "/actor/process/name").as_str().is_some(), true);
+    assert_eq!(at(&v, "/actor/process/pid"), me());
 
     let v = net_event(d, "Open", |v| {
         at(v, "/connection_info/direction") == "Inbound" && endpoint_is(v, "src_endpoint", &local)
