@@ -14,6 +14,7 @@ struct mdatp_procs_map procs SEC(".maps");
 struct mdatp_path_trie_map excluded_paths SEC(".maps");
 struct mdatp_path_trie_map excluded_exes SEC(".maps");
 struct mdatp_net_trie_map excluded_nets SEC(".maps");
+struct mdatp_udp_flows_map udp_flows SEC(".maps");
 
 const volatile __u64 wakeup_bytes = 256 * 1024;
 

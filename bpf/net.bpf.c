@@ -220,4 +220,88 @@ int mdatp_bind(void *ctx)
 	return finish(&ev, MDATP_EV_NET_BIND, false);
 }
 
+/* ---- UDP: the first datagram of each flow ---- */
+
+#define MDATP_IPPROTO_UDP 17
+
+/*
+ * uaddr: the peer address the caller passed (send) or received into
+ * (recv), or NULL for a connected socket (then the socket's peer).
+ */
+static __always_inline int udp_first(void *ctx, __u32 type, long fd, const void *uaddr)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct mdatp_udp_flow_key key = {};
+	struct mdatp_net_event ev = {};
+	__u8 one = 1;
+	struct sock *sk;
+
+	if (SYS_EXIT_RET(ctx) < 0)
+		return 0;
+	sk = inet_sock_of(task, fd);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != MDATP_IPPROTO_UDP)
+		return 0;
+	sock_fill(&ev, sk, true);
+	if (uaddr && !user_addr_fill(&ev, uaddr, true))
+		return 0;
+	key.sock = (__u64)sk;
+	__builtin_memcpy(key.addr, ev.remote_addr, 16);
+	key.port = ev.remote_port;
+	key.direction = type;
+	/* Already reported: the common case, no event. */
+	if (bpf_map_update_elem(&udp_flows, &key, &one, BPF_NOEXIST) != 0)
+		return 0;
+	if (!wanted(type))
+		return 0;
+	ev.ret = SYS_EXIT_RET(ctx);
+	return finish(&ev, type, true);
+}
+
+/* msghdr.msg_name and its length from user memory. */
+static __always_inline const void *msg_name(const struct user_msghdr *msg)
+{
+	void *name = NULL;
+	int len = 0;
+
+	bpf_probe_read_user(&name, sizeof(name), &msg->msg_name);
+	bpf_probe_read_user(&len, sizeof(len), &msg->msg_namelen);
+	return len > 0 ? name : NULL;
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int mdatp_sendto(void *ctx)
+{
+	struct pt_regs *regs = mdatp_user_regs();
+
+	return udp_first(ctx, MDATP_EV_NET_UDP_SEND, (int)SYS_ARG1(regs),
+			 (const void *)SYS_ARG5(regs));
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int mdatp_sendmsg(void *ctx)
+{
+	struct pt_regs *regs = mdatp_user_regs();
+
+	return udp_first(ctx, MDATP_EV_NET_UDP_SEND, (int)SYS_ARG1(regs),
+			 msg_name((const struct user_msghdr *)SYS_ARG2(regs)));
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int mdatp_recvfrom(void *ctx)
+{
+	struct pt_regs *regs = mdatp_user_regs();
+
+	return udp_first(ctx, MDATP_EV_NET_UDP_RECV, (int)SYS_ARG1(regs),
+			 (const void *)SYS_ARG5(regs));
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int mdatp_recvmsg(void *ctx)
+{
+	struct pt_regs *regs = mdatp_user_regs();
+
+	return udp_first(ctx, MDATP_EV_NET_UDP_RECV, (int)SYS_ARG1(regs),
+			 msg_name((const struct user_msghdr *)SYS_ARG2(regs)));
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

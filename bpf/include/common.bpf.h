@@ -89,7 +89,16 @@ struct mdatp_net_trie_map {
 	__type(value, __u32);
 };
 
+/* LRU: forgetting a flow only means it is reported again. */
+struct mdatp_udp_flows_map {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct mdatp_udp_flow_key);
+	__type(value, __u8);
+};
+
 extern struct mdatp_ringbuf_map events SEC(".maps");
+extern struct mdatp_udp_flows_map udp_flows SEC(".maps");
 extern struct mdatp_counters_map counters SEC(".maps");
 extern struct mdatp_seq_map seqs SEC(".maps");
 extern struct mdatp_exec_scratch_map exec_scratch SEC(".maps");

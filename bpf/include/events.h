@@ -39,6 +39,9 @@ enum mdatp_event_type {
 	MDATP_EV_NET_ACCEPT = 14,
 	MDATP_EV_NET_LISTEN = 15,
 	MDATP_EV_NET_BIND = 16,
+	/* First datagram of a UDP flow (socket, peer address, direction). */
+	MDATP_EV_NET_UDP_SEND = 17,
+	MDATP_EV_NET_UDP_RECV = 18,
 	/* One past the largest id: size of per-type counter arrays. */
 	MDATP_EV_MAX = 32,
 };
@@ -283,6 +286,15 @@ struct mdatp_exclude_value {
 struct mdatp_net_key {
 	__u32 prefixlen;
 	__u8 addr[16];
+};
+
+/* Key of the LRU set of UDP flows already reported. */
+struct mdatp_udp_flow_key {
+	__u64 sock;     /* kernel address of the struct sock */
+	__u8 addr[16];
+	__u16 port;
+	__u16 direction; /* event type */
+	__u32 _pad;
 };
 
 /* One folded file in a process's fold table. */

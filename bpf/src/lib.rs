@@ -77,8 +77,9 @@ const FILE: [ProgramSpec; 23] = syscall_exit!(File:
     "chown", "lchown", "fchown", "fchownat", "link", "linkat", "symlink", "symlinkat",
 );
 
-const NETWORK: [ProgramSpec; 5] =
-    syscall_exit!(Network: "connect", "accept", "accept4", "listen", "bind");
+const NETWORK: [ProgramSpec; 9] = syscall_exit!(Network:
+    "connect", "accept", "accept4", "listen", "bind", "sendto", "sendmsg", "recvfrom", "recvmsg",
+);
 
 /// Every program in [`OBJECT`], in attach order.
 pub fn programs() -> impl Iterator<Item = &'static ProgramSpec> {
@@ -113,6 +114,8 @@ pub const EVENT_TYPES: &[(T, &str)] = &[
     (T::MDATP_EV_NET_ACCEPT, "network_accept"),
     (T::MDATP_EV_NET_LISTEN, "network_listen"),
     (T::MDATP_EV_NET_BIND, "network_bind"),
+    (T::MDATP_EV_NET_UDP_SEND, "network_udp_send"),
+    (T::MDATP_EV_NET_UDP_RECV, "network_udp_recv"),
 ];
 
 /// The name of an event type id, or None for an id this build does not know.

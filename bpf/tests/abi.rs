@@ -200,6 +200,16 @@ fn rust_layout() -> Layout {
         }
     );
     layout!(m, mdatp_proc_state { flags, _pad, slots });
+    layout!(
+        m,
+        mdatp_udp_flow_key {
+            sock,
+            addr,
+            port,
+            direction,
+            _pad
+        }
+    );
     m
 }
 

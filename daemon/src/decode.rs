@@ -137,7 +137,7 @@ pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
             decode_file_op(bytes).map(KernelRecord::FileOp)
         }
         t if (mdatp_event_type::MDATP_EV_NET_CONNECT as u32
-            ..=mdatp_event_type::MDATP_EV_NET_BIND as u32)
+            ..=mdatp_event_type::MDATP_EV_NET_UDP_RECV as u32)
             .contains(&t) =>
         {
             read_pod(bytes, "network event").map(KernelRecord::Net)

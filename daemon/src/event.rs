@@ -189,8 +189,14 @@ pub struct FileEvent {
 pub enum NetActivity {
     Connect,
     Accept,
-    Listen { backlog: u32 },
+    Listen {
+        backlog: u32,
+    },
     Bind,
+    /// The first datagram of a UDP flow (socket, peer, direction).
+    UdpFirst {
+        inbound: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

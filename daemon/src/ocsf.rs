@@ -233,7 +233,7 @@ fn net_event(e: &NetEvent, hostname: &str) -> Value {
         (NetActivity::Connect, Some(ECONNREFUSED)) => (5, "Refuse"),
         (NetActivity::Connect, Some(EINPROGRESS)) | (NetActivity::Connect, None) => (1, "Open"),
         (NetActivity::Connect, Some(_)) => (4, "Fail"),
-        (NetActivity::Accept, _) => (1, "Open"),
+        (NetActivity::Accept, _) | (NetActivity::UdpFirst { .. }, _) => (1, "Open"),
         (NetActivity::Listen { .. }, _) => (7, "Listen"),
         (NetActivity::Bind, _) => (99, "Bind"),
     };
@@ -255,13 +255,13 @@ fn net_event(e: &NetEvent, hostname: &str) -> Value {
         err => status(&mut o, err),
     }
     let (direction_id, direction) = match e.activity {
-        NetActivity::Connect => (2, "Outbound"),
-        NetActivity::Accept => (1, "Inbound"),
+        NetActivity::Connect | NetActivity::UdpFirst { inbound: false } => (2, "Outbound"),
+        NetActivity::Accept | NetActivity::UdpFirst { inbound: true } => (1, "Inbound"),
         _ => (0, "Unknown"),
     };
     let (src, dst) = match e.activity {
-        NetActivity::Accept => (e.remote, e.local),
-        NetActivity::Connect => (e.local, e.remote),
+        NetActivity::Accept | NetActivity::UdpFirst { inbound: true } => (e.remote, e.local),
+        NetActivity::Connect | NetActivity::UdpFirst { inbound: false } => (e.local, e.remote),
         _ => (e.local, None),
     };
     if let Some(a) = &src {
@@ -300,8 +300,14 @@ fn net_event(e: &NetEvent, hostname: &str) -> Value {
     u.insert("process".into(), process_ext(&e.process));
     u.insert("local".into(), json!(e.local.map(|a| a.to_string())));
     u.insert("remote".into(), json!(e.remote.map(|a| a.to_string())));
-    if let NetActivity::Listen { backlog } = e.activity {
-        u.insert("backlog".into(), json!(backlog));
+    match e.activity {
+        NetActivity::Listen { backlog } => {
+            u.insert("backlog".into(), json!(backlog));
+        }
+        NetActivity::UdpFirst { .. } => {
+            u.insert("first_datagram".into(), json!(true));
+        }
+        _ => {}
     }
     u.insert("time_ns".into(), json!(e.time_ns));
     o.insert("unmapped".into(), Value::Object(u));

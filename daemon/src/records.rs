@@ -132,12 +132,19 @@ pub fn net(r: &mdatp_net_event) -> NetParts {
         NetActivity::Connect
     } else if t == T::MDATP_EV_NET_ACCEPT as u32 {
         NetActivity::Accept
+    } else if t == T::MDATP_EV_NET_UDP_SEND as u32 {
+        NetActivity::UdpFirst { inbound: false }
+    } else if t == T::MDATP_EV_NET_UDP_RECV as u32 {
+        NetActivity::UdpFirst { inbound: true }
     } else if t == T::MDATP_EV_NET_LISTEN as u32 {
         NetActivity::Listen { backlog: r.backlog }
     } else {
         NetActivity::Bind
     };
-    let has_remote = matches!(activity, NetActivity::Connect | NetActivity::Accept);
+    let has_remote = matches!(
+        activity,
+        NetActivity::Connect | NetActivity::Accept | NetActivity::UdpFirst { .. }
+    );
     NetParts {
         activity,
         protocol: r.protocol,

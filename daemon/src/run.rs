@@ -106,6 +106,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     drain(ring.get_mut(), &mut pipeline);
     pipeline.tick();
     log::info!("loss totals: {}", pipeline.loss_summary());
+    log::info!("{}", pipeline.hot_sources());
     log::info!(
         "stopped: {} hooks detached",
         hooks.iter().filter(|h| h.error.is_none()).count()

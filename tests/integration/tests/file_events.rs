@@ -443,6 +443,20 @@ fn repeated_read_opens_fold_into_one_counted_event() {
     assert!(start <= end && start >= at(mine[0], "/unmapped/time_ns").as_u64().unwrap());
     let folded = kernel_counts(&stopped.stderr, "kernel folded:");
     assert!(folded["file_open"] >= 9999, "{folded:?}");
+    // The hot-sources table at shutdown counts the folded opens too.
+    let hot = stopped
+        .stderr
+        .lines()
+        .find(|l| l.ends_with(s(&target)) && l.contains("/s"))
+        .unwrap_or_else(|| {
+            panic!(
+                "{} not in the hot sources:\n{}",
+                target.display(),
+                stopped.stderr
+            )
+        });
+    let count: u64 = hot.split_whitespace().next().unwrap().parse().unwrap();
+    assert_eq!(count, 10_000, "{hot}");
 }
 
 #[test]

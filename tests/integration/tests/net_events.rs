@@ -116,3 +116,45 @@ fn an_excluded_network_is_filtered_in_the_kernel() {
     );
     assert!(kernel_counts(&stopped.stderr, "kernel filtered:")["network_connect"] >= 1);
 }
+
+#[test]
+fn the_first_udp_datagram_of_each_flow_is_reported_once() {
+    let _g = serial();
+    let d = Daemon::start(&[]);
+    let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (sa, ca) = (server.local_addr().unwrap(), client.local_addr().unwrap());
+    let mut buf = [0u8; 16];
+    for _ in 0..5 {
+        client.send_to(b"ping", sa).unwrap();
+        let (_, from) = server.recv_from(&mut buf).unwrap();
+        assert_eq!(from, ca);
+    }
+    let out = net_event(&d, "Open", |v| {
+        at(v, "/connection_info/protocol_name") == "udp"
+            && at(v, "/connection_info/direction") == "Outbound"
+            && endpoint_is(v, "dst_endpoint", &sa)
+    });
+    assert!(endpoint_is(&out, "src_endpoint", &ca), "{out:#}");
+    assert_eq!(at(&out, "/unmapped/first_datagram"), true);
+    let inb = net_event(&d, "Open", |v| {
+        at(v, "/connection_info/protocol_name") == "udp"
+            && at(v, "/connection_info/direction") == "Inbound"
+            && endpoint_is(v, "src_endpoint", &ca)
+    });
+    assert!(endpoint_is(&inb, "dst_endpoint", &sa), "{inb:#}");
+    let stopped = d.stop();
+    let flows = stopped
+        .events
+        .iter()
+        .filter(|v| {
+            at(v, "/connection_info/protocol_name") == "udp"
+                && at(v, "/activity_name") == "Open"
+                && (endpoint_is(v, "dst_endpoint", &sa) || endpoint_is(v, "src_endpoint", &ca))
+        })
+        .count();
+    assert_eq!(
+        flows, 2,
+        "five datagrams each way, one event per flow and direction"
+    );
+}
