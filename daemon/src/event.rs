@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
     Ebpf,
+    Auditd,
     Procfs,
 }
 
@@ -13,6 +14,7 @@ impl Provider {
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::Ebpf => "ebpf",
+            Provider::Auditd => "auditd",
             Provider::Procfs => "procfs",
         }
     }
@@ -212,8 +214,37 @@ pub struct NetEvent {
     pub origin: Origin,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthActivity {
+    Logon,
+    Logoff,
+    Other,
+}
+
+/// A login-related record from PAM (USER_AUTH, USER_LOGIN, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthEvent {
+    pub time_ns: u64,
+    pub activity: AuthActivity,
+    /// The audit record type, e.g. "USER_AUTH".
+    pub record_type: String,
+    pub success: bool,
+    /// The account the operation is about (PAM's acct).
+    pub user: Option<String>,
+    /// PAM operation, e.g. "PAM:authentication".
+    pub op: Option<String>,
+    pub terminal: Option<String>,
+    pub remote_host: Option<String>,
+    pub remote_addr: Option<String>,
+    pub session: Option<u32>,
+    /// The program that ran PAM (login, su, sshd, ...).
+    pub process: ProcessInfo,
+    pub origin: Origin,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
+    Auth(Box<AuthEvent>),
     Process(Box<ProcessEvent>),
     File(Box<FileEvent>),
     Network(Box<NetEvent>),

@@ -1,6 +1,7 @@
 //! mdatpd: the sensor daemon as a library; `main.rs` only wires it up.
 
 pub mod args;
+pub mod audit;
 pub mod clock;
 pub mod decode;
 pub mod ebpf;
@@ -13,6 +14,7 @@ pub mod paths;
 pub mod pipeline;
 pub mod process_cache;
 pub mod procfs;
+pub mod provider;
 pub mod records;
 pub mod run;
 pub mod sink;

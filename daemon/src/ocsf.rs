@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::event::{
-    Event, FileActivity, FileEvent, FileInfo, LossRecord, NetActivity, NetEvent, ProcessActivity,
-    ProcessEvent, ProcessInfo,
+    AuthActivity, AuthEvent, Event, FileActivity, FileEvent, FileInfo, LossRecord, NetActivity,
+    NetEvent, ProcessActivity, ProcessEvent, ProcessInfo,
 };
 
 pub const OCSF_VERSION: &str = "1.5.0";
@@ -15,6 +15,7 @@ const SYSTEM_CATEGORY: u64 = 1;
 pub fn to_ocsf(event: &Event, hostname: &str) -> Value {
     match event {
         Event::Process(p) => process_event(p, hostname),
+        Event::Auth(a) => auth_event(a, hostname),
         Event::File(f) => file_event(f, hostname),
         Event::Network(n) => net_event(n, hostname),
         Event::Loss(l) => loss_record(l, hostname),
@@ -224,6 +225,67 @@ fn file_event(e: &FileEvent, hostname: &str) -> Value {
     Value::Object(o)
 }
 
+const AUTHENTICATION: u64 = 3002;
+const IAM_CATEGORY: u64 = 3;
+
+fn auth_event(e: &AuthEvent, hostname: &str) -> Value {
+    let activity = match e.activity {
+        AuthActivity::Logon => (1, "Logon"),
+        AuthActivity::Logoff => (2, "Logoff"),
+        AuthActivity::Other => (99, "Other"),
+    };
+    let mut o = base(
+        AUTHENTICATION,
+        "Authentication",
+        (IAM_CATEGORY, "Identity & Access Management"),
+        activity,
+        e.time_ns,
+        &e.origin,
+        hostname,
+    );
+    if e.success {
+        o.insert("status_id".into(), json!(1));
+        o.insert("status".into(), json!("Success"));
+    } else {
+        o.insert("status_id".into(), json!(2));
+        o.insert("status".into(), json!("Failure"));
+    }
+    let mut user = Map::new();
+    if let Some(u) = &e.user {
+        user.insert("name".into(), json!(u));
+    }
+    o.insert("user".into(), Value::Object(user));
+    let mut src = Map::new();
+    if let Some(h) = &e.remote_host {
+        src.insert("hostname".into(), json!(h));
+    }
+    if let Some(a) = &e.remote_addr {
+        src.insert("ip".into(), json!(a));
+    }
+    if !src.is_empty() {
+        o.insert("src_endpoint".into(), Value::Object(src));
+    }
+    if let Some(s) = e.session {
+        o.insert("session".into(), json!({ "uid": s.to_string() }));
+    }
+    o.insert(
+        "actor".into(),
+        json!({ "process": process_obj(&e.process) }),
+    );
+    o.insert(
+        "unmapped".into(),
+        json!({
+            "provider": e.origin.provider.as_str(),
+            "audit_type": e.record_type,
+            "pam_op": e.op,
+            "terminal": e.terminal,
+            "process": process_ext(&e.process),
+            "time_ns": e.time_ns,
+        }),
+    );
+    Value::Object(o)
+}
+
 fn endpoint(a: &std::net::SocketAddr) -> Value {
     json!({ "ip": a.ip().to_string(), "port": a.port() })
 }
@@ -399,7 +461,9 @@ fn process_event(e: &ProcessEvent, hostname: &str) -> Value {
 fn process_obj(p: &ProcessInfo) -> Value {
     let mut o = Map::new();
     o.insert("pid".into(), json!(p.pid));
-    o.insert("uid".into(), json!(p.entity_id));
+    if !p.entity_id.is_empty() {
+        o.insert("uid".into(), json!(p.entity_id));
+    }
     if let Some(tid) = p.tid {
         o.insert("tid".into(), json!(tid));
     }

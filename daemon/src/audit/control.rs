@@ -1,0 +1,164 @@
+//! auditctl: audit status and rule changes. The audit rule syntax and its
+//! kernel encoding are auditctl's business; we only ever add or delete
+//! rules that carry our key.
+
+use std::io;
+use std::path::PathBuf;
+use std::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("cannot run {bin} ({source}); install the auditd package (apt-get install auditd)")]
+    Missing {
+        bin: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("auditctl {args} failed: {stderr}")]
+    Failed { args: String, stderr: String },
+    #[error("audit configuration is immutable (enabled 2): rules cannot change until reboot")]
+    Immutable,
+    #[error("cannot read audit status from auditctl -s: {0}")]
+    Status(String),
+    #[error("{what} {path}")]
+    Io {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("audit netlink socket")]
+    Netlink(#[source] io::Error),
+}
+
+/// `auditctl -s`, the parts we use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditStatus {
+    /// 0 disabled, 1 enabled, 2 enabled and immutable.
+    pub enabled: u32,
+    /// pid of the registered audit daemon, 0 if none.
+    pub pid: u32,
+    /// records the kernel lost (backlog overflow, rate limit).
+    pub lost: u64,
+    pub backlog: u64,
+}
+
+impl AuditStatus {
+    pub fn parse(text: &str) -> Result<Self, AuditError> {
+        let get = |key: &str| {
+            text.lines()
+                .filter_map(|l| l.split_once(' '))
+                .find(|(k, _)| *k == key)
+                .and_then(|(_, v)| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let enabled = get("enabled").ok_or_else(|| AuditError::Status(text.trim().to_string()))?;
+        Ok(Self {
+            enabled: enabled as u32,
+            pid: get("pid").unwrap_or(0) as u32,
+            lost: get("lost").unwrap_or(0),
+            backlog: get("backlog").unwrap_or(0),
+        })
+    }
+
+    pub fn immutable(&self) -> bool {
+        self.enabled == 2
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Auditctl {
+    bin: PathBuf,
+}
+
+impl Default for Auditctl {
+    fn default() -> Self {
+        Self {
+            bin: std::env::var_os("MDATP_AUDITCTL")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("auditctl")),
+        }
+    }
+}
+
+impl Auditctl {
+    fn run(&self, args: &[&str]) -> Result<String, AuditError> {
+        let out = Command::new(&self.bin)
+            .args(args)
+            .output()
+            .map_err(|source| AuditError::Missing {
+                bin: self.bin.display().to_string(),
+                source,
+            })?;
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        // auditctl can print an error and still exit 0 (immutable mode).
+        if !out.status.success() || stderr.contains("Error") || stderr.contains("error") {
+            return Err(AuditError::Failed {
+                args: args.join(" "),
+                stderr,
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn status(&self) -> Result<AuditStatus, AuditError> {
+        AuditStatus::parse(&self.run(&["-s"])?)
+    }
+
+    /// Every loaded rule, as `auditctl -l` prints it.
+    pub fn list_rules(&self) -> Result<Vec<String>, AuditError> {
+        let out = self.run(&["-l"])?;
+        Ok(out
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && *l != "No rules")
+            .map(String::from)
+            .collect())
+    }
+
+    pub fn add_rule(&self, args: &[String]) -> Result<(), AuditError> {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run(&args).map(|_| ())
+    }
+
+    /// Deletes a rule given as `auditctl -l` printed it ("-a ..." or "-w ...").
+    pub fn delete_listed(&self, line: &str) -> Result<(), AuditError> {
+        let mut args: Vec<&str> = line.split_whitespace().collect();
+        match args.first().copied() {
+            Some("-a") => args[0] = "-d",
+            Some("-w") => args.push("-W"),
+            _ => {
+                return Err(AuditError::Failed {
+                    args: line.to_string(),
+                    stderr: "not a rule line".into(),
+                });
+            }
+        }
+        if args.last() == Some(&"-W") {
+            args.pop();
+            args[0] = "-W";
+        }
+        self.run(&args).map(|_| ())
+    }
+
+    pub fn set_enabled(&self, enabled: u32) -> Result<(), AuditError> {
+        self.run(&["-e", &enabled.to_string()]).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_is_parsed() {
+        let s = AuditStatus::parse(
+            "enabled 2\nfailure 1\npid 123\nrate_limit 0\nbacklog_limit 64\nlost 7\nbacklog 3\n",
+        )
+        .expect("status");
+        assert_eq!(s.enabled, 2);
+        assert!(s.immutable());
+        assert_eq!((s.pid, s.lost, s.backlog), (123, 7, 3));
+        assert!(AuditStatus::parse("garbage").is_err());
+    }
+}

@@ -1,0 +1,440 @@
+//! Assembled audit events → normalized events, the same shapes the eBPF
+//! provider produces. Identity fields the audit records lack (process
+//! start time, hence entity ids) are filled in by the pipeline.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use linux_audit_parser::{Body, MessageType, Number, Parser, Value};
+
+use super::assemble::AuditEvent;
+use super::netlink::RawAuditRecord;
+use crate::event::{
+    AuthActivity, AuthEvent, Credentials, Event, FileActivity, FileEvent, FileInfo, NetActivity,
+    NetEvent, Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider,
+};
+use crate::paths::join_lexical;
+
+const SYSCALL: u32 = 1300;
+const PATH: u32 = 1302;
+const SOCKADDR: u32 = 1306;
+const CWD: u32 = 1307;
+const EXECVE: u32 = 1309;
+const UNSET: i64 = 4294967295;
+
+/// Why an event produced nothing; counted by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// A record did not parse.
+    Malformed,
+    /// Not a record type or system call the sensor reports.
+    NotReported,
+    /// A record the event needs is missing (e.g. no PATH for an open).
+    Incomplete,
+}
+
+struct Parsed {
+    ty: u32,
+    body: Body<'static>,
+}
+
+fn parse(rec: &RawAuditRecord) -> Option<Parsed> {
+    // The parser takes auditd log lines, which end in a newline.
+    let line = format!(
+        "type={} msg={}\n",
+        MessageType(u32::from(rec.ty)),
+        String::from_utf8_lossy(&rec.text)
+    );
+    let msg = Parser::default().parse(line.as_bytes()).ok()?;
+    Some(Parsed {
+        ty: msg.ty.0,
+        body: msg.body,
+    })
+}
+
+fn bytes(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::Str(s, _) => Some(s.to_vec()),
+        Value::Owned(b) => Some(b.clone()),
+        Value::Segments(segs) => Some(segs.concat()),
+        Value::Number(n) => Some(n.to_string().into_bytes()),
+        Value::Literal(s) => Some(s.as_bytes().to_vec()),
+        _ => None,
+    }
+}
+
+fn text(body: &Body, key: &str) -> Option<String> {
+    let b = bytes(body.get(key)?)?;
+    let s = String::from_utf8_lossy(&b).into_owned();
+    (s != "?" && s != "(null)" && !s.is_empty()).then_some(s)
+}
+
+fn num_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(Number::Dec(i)) => Some(*i),
+        Value::Number(Number::Hex(u)) | Value::Number(Number::Oct(u)) => Some(*u as i64),
+        Value::Str(s, _) => std::str::from_utf8(s).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+fn num(body: &Body, key: &str) -> Option<i64> {
+    num_of(body.get(key)?)
+}
+
+/// A syscall argument (a0..a3): hex in the record.
+fn arg(body: &Body, key: &str) -> Option<u64> {
+    match body.get(key)? {
+        Value::Number(Number::Hex(u)) => Some(*u),
+        Value::Number(Number::Dec(i)) => Some(*i as u64),
+        Value::Str(s, _) => u64::from_str_radix(std::str::from_utf8(s).ok()?, 16).ok(),
+        _ => None,
+    }
+}
+
+fn id(body: &Body, key: &str) -> Option<u32> {
+    num(body, key)
+        .filter(|v| *v != UNSET && *v >= 0)
+        .map(|v| v as u32)
+}
+
+/// The `msg='op=... acct=...'` map of a user-space record.
+fn msg_field(body: &Body, key: &str) -> Option<String> {
+    let Value::Map(m) = body.get("msg")? else {
+        return None;
+    };
+    let (_, v) = m.iter().find(|(k, _)| k == key.as_bytes())?;
+    let b = bytes(v)?;
+    let s = String::from_utf8_lossy(&b).into_owned();
+    (s != "?" && !s.is_empty()).then_some(s)
+}
+
+/// "fd:01" (hex major:minor) → "253:1".
+fn audit_dev(s: &str) -> Option<String> {
+    let (ma, mi) = s.split_once(':')?;
+    Some(format!(
+        "{}:{}",
+        u32::from_str_radix(ma, 16).ok()?,
+        u32::from_str_radix(mi, 16).ok()?
+    ))
+}
+
+fn sockaddr(b: &[u8]) -> Option<SocketAddr> {
+    let family = u16::from_le_bytes([*b.first()?, *b.get(1)?]);
+    let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
+    match family {
+        2 => {
+            let a: [u8; 4] = b.get(4..8)?.try_into().ok()?;
+            Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(a)), port))
+        }
+        10 => {
+            let a: [u8; 16] = b.get(8..24)?.try_into().ok()?;
+            Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(a)), port))
+        }
+        _ => None,
+    }
+}
+
+struct Ctx<'a> {
+    syscall: &'a Body<'static>,
+    records: &'a [Parsed],
+    cwd: Option<String>,
+}
+
+impl Ctx<'_> {
+    fn of_type(&self, ty: u32) -> impl Iterator<Item = &Body<'static>> {
+        self.records
+            .iter()
+            .filter(move |r| r.ty == ty)
+            .map(|r| &r.body)
+    }
+
+    /// PATH records with this nametype, as absolute paths plus identity.
+    fn paths(&self, nametype: &str) -> Vec<FileInfo> {
+        self.of_type(PATH)
+            .filter(|b| text(b, "nametype").as_deref() == Some(nametype))
+            .filter_map(|b| {
+                let name = text(b, "name")?;
+                let path = match (&self.cwd, name.starts_with('/')) {
+                    (_, true) => join_lexical("/", &name),
+                    (Some(cwd), false) => join_lexical(cwd, &name),
+                    (None, false) => return None,
+                };
+                let known = nametype != "DELETE";
+                Some(FileInfo {
+                    path: Some(path),
+                    inode: num(b, "inode").filter(|_| known).map(|i| i as u64),
+                    device: text(b, "dev").and_then(|d| audit_dev(&d)),
+                    mode: num(b, "mode").filter(|_| known).map(|m| m as u32),
+                    ..Default::default()
+                })
+            })
+            .collect()
+    }
+
+    fn process(&self) -> ProcessInfo {
+        let b = self.syscall;
+        ProcessInfo {
+            pid: id(b, "pid").unwrap_or(0),
+            name: text(b, "comm"),
+            exe: text(b, "exe"),
+            cwd: self.cwd.clone(),
+            creds: Some(Credentials {
+                uid: id(b, "uid").unwrap_or(0),
+                gid: id(b, "gid").unwrap_or(0),
+                euid: id(b, "euid").unwrap_or(0),
+                egid: id(b, "egid").unwrap_or(0),
+                user_name: None,
+                loginuid: id(b, "auid"),
+                sessionid: id(b, "ses"),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn error(&self) -> Option<i32> {
+        let ok = text(self.syscall, "success").as_deref() == Some("yes");
+        let exit = num(self.syscall, "exit").unwrap_or(0);
+        (!ok && exit < 0).then_some((-exit) as i32)
+    }
+}
+
+fn origin(ev: &AuditEvent) -> Origin {
+    Origin {
+        provider: Provider::Auditd,
+        source: "auditd".into(),
+        sequence: ev.serial,
+    }
+}
+
+/// Converts one assembled audit event.
+pub fn convert(ev: &AuditEvent) -> Result<Event, Skip> {
+    let records: Vec<Parsed> = ev
+        .records
+        .iter()
+        .map(parse)
+        .collect::<Option<_>>()
+        .ok_or(Skip::Malformed)?;
+    let time_ns = ev.time_ms * 1_000_000;
+    let first = records.first().ok_or(Skip::Incomplete)?;
+    if (1100..1200).contains(&first.ty) {
+        return login(first, time_ns, origin(ev));
+    }
+    let syscall = records
+        .iter()
+        .find(|r| r.ty == SYSCALL)
+        .ok_or(Skip::Incomplete)?;
+    let cwd = records
+        .iter()
+        .find(|r| r.ty == CWD)
+        .and_then(|r| text(&r.body, "cwd"));
+    let ctx = Ctx {
+        syscall: &syscall.body,
+        records: &records,
+        cwd,
+    };
+    let nr = num(&syscall.body, "syscall").ok_or(Skip::Malformed)?;
+    let process = ctx.process();
+    let origin = origin(ev);
+    let file = |activity, file: FileInfo| {
+        Ok(Event::File(Box::new(FileEvent {
+            time_ns,
+            activity,
+            file,
+            error: ctx.error(),
+            process: ctx.process(),
+            origin: origin.clone(),
+        })))
+    };
+    let first_path = |nt: &str| ctx.paths(nt).into_iter().next().ok_or(Skip::Incomplete);
+    let a = |k: &str| arg(&syscall.body, k).unwrap_or(0);
+    match nr {
+        59 | 322 => {
+            let exec = records
+                .iter()
+                .find(|r| r.ty == EXECVE)
+                .ok_or(Skip::Incomplete)?;
+            let argc = num(&exec.body, "argc").unwrap_or(0).max(0) as u32;
+            let argv: Vec<String> = (0..argc)
+                .map(|i| text(&exec.body, &format!("a{i}")).unwrap_or_default())
+                .collect();
+            let mut p = process;
+            p.tid = p.creds.as_ref().map(|_| p.pid);
+            p.argv = Some(argv);
+            p.argc = Some(argc);
+            Ok(Event::Process(Box::new(ProcessEvent {
+                time_ns,
+                activity: ProcessActivity::Exec,
+                parent: Some(ProcessInfo {
+                    pid: id(&syscall.body, "ppid").unwrap_or(0),
+                    ..Default::default()
+                }),
+                process: p,
+                origin,
+            })))
+        }
+        231 => Ok(Event::Process(Box::new(ProcessEvent {
+            time_ns,
+            activity: ProcessActivity::Exit {
+                code: (a("a0") & 0xff) as u32,
+                signal: None,
+                core_dumped: false,
+            },
+            parent: Some(ProcessInfo {
+                pid: id(&syscall.body, "ppid").unwrap_or(0),
+                ..Default::default()
+            }),
+            process,
+            origin,
+        }))),
+        2 | 257 | 437 | 85 => {
+            let flags = match nr {
+                2 => a("a1"),
+                257 => a("a2"),
+                85 => 0o1101,
+                _ => 0,
+            } as u32;
+            let created = ctx.paths("CREATE").into_iter().next();
+            let is_created = created.is_some();
+            let f = match created {
+                Some(f) => f,
+                None => first_path("NORMAL")?,
+            };
+            let mut access = 0u32;
+            let acc = flags & 3;
+            if nr != 437 {
+                if acc != 1 {
+                    access |= 1;
+                }
+                if acc == 1 || acc == 2 {
+                    access |= 2;
+                }
+                if flags & 0o1000 != 0 && access & 2 != 0 {
+                    access |= 8;
+                }
+            }
+            if is_created {
+                access |= 4;
+            }
+            let fd = num(&syscall.body, "exit").unwrap_or(-1) as i32;
+            file(FileActivity::Open { access, flags, fd }, f)
+        }
+        87 | 263 | 84 => {
+            let directory = nr == 84 || (nr == 263 && a("a2") & 0x200 != 0);
+            file(FileActivity::Delete { directory }, first_path("DELETE")?)
+        }
+        82 | 264 | 316 => {
+            let from = first_path("DELETE")?;
+            let to = first_path("CREATE")?;
+            let flags = if nr == 316 { a("a4") as u32 } else { 0 };
+            file(FileActivity::Rename { to, flags }, from)
+        }
+        83 | 258 => {
+            let mode = if nr == 83 { a("a1") } else { a("a2") } as u32;
+            file(FileActivity::Mkdir { mode }, first_path("CREATE")?)
+        }
+        90 | 268 => {
+            let mode = if nr == 90 { a("a1") } else { a("a2") } as u32;
+            file(FileActivity::Chmod { mode }, first_path("NORMAL")?)
+        }
+        92 | 94 | 260 => {
+            let (u, g) = if nr == 260 {
+                (a("a2"), a("a3"))
+            } else {
+                (a("a1"), a("a2"))
+            };
+            let own = |v: u64| (v as u32 != u32::MAX).then_some(v as u32);
+            file(
+                FileActivity::Chown {
+                    uid: own(u),
+                    gid: own(g),
+                },
+                first_path("NORMAL")?,
+            )
+        }
+        86 | 265 => {
+            let to = first_path("CREATE")?;
+            let existing = first_path("NORMAL").unwrap_or_default();
+            file(FileActivity::Link { to, flags: 0 }, existing)
+        }
+        88 | 266 => file(
+            FileActivity::Symlink {
+                target: String::new(),
+            },
+            first_path("CREATE")?,
+        ),
+        42 | 43 | 288 | 49 | 50 => {
+            let addr = records
+                .iter()
+                .find(|r| r.ty == SOCKADDR)
+                .and_then(|r| r.body.get("saddr").and_then(bytes))
+                .and_then(|b| sockaddr(&b));
+            let (activity, local, remote) = match nr {
+                42 => (NetActivity::Connect, None, addr),
+                43 | 288 => (NetActivity::Accept, None, addr),
+                49 => (NetActivity::Bind, addr, None),
+                _ => (
+                    NetActivity::Listen {
+                        backlog: a("a1") as u32,
+                    },
+                    None,
+                    None,
+                ),
+            };
+            if addr.is_none() && !matches!(activity, NetActivity::Listen { .. }) {
+                // Not an inet socket (unix, netlink): not reported.
+                return Err(Skip::NotReported);
+            }
+            Ok(Event::Network(Box::new(NetEvent {
+                time_ns,
+                activity,
+                protocol: 0,
+                local,
+                remote,
+                error: ctx.error(),
+                process,
+                origin,
+            })))
+        }
+        _ => Err(Skip::NotReported),
+    }
+}
+
+fn login(r: &Parsed, time_ns: u64, origin: Origin) -> Result<Event, Skip> {
+    let record_type = MessageType(r.ty).to_string();
+    let activity = match r.ty {
+        1100 | 1112 | 1105 => AuthActivity::Logon, // USER_AUTH, USER_LOGIN, USER_START
+        1106 | 1113 => AuthActivity::Logoff,       // USER_END, USER_LOGOUT
+        1101 | 1103 | 1104 | 1108 | 1109 | 1110 => AuthActivity::Other,
+        _ => return Err(Skip::NotReported),
+    };
+    let b = &r.body;
+    let res = msg_field(b, "res").or_else(|| text(b, "res"));
+    let process = ProcessInfo {
+        pid: id(b, "pid").unwrap_or(0),
+        exe: msg_field(b, "exe"),
+        creds: Some(Credentials {
+            uid: id(b, "uid").unwrap_or(0),
+            loginuid: id(b, "auid"),
+            sessionid: id(b, "ses"),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Ok(Event::Auth(Box::new(AuthEvent {
+        time_ns,
+        activity,
+        record_type,
+        success: matches!(res.as_deref(), Some("success") | Some("yes")),
+        user: msg_field(b, "acct").or_else(|| msg_field(b, "id")),
+        op: msg_field(b, "op"),
+        terminal: msg_field(b, "terminal"),
+        remote_host: msg_field(b, "hostname"),
+        remote_addr: msg_field(b, "addr"),
+        session: id(b, "ses"),
+        process,
+        origin,
+    })))
+}
+
+#[cfg(test)]
+mod tests;

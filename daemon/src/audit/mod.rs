@@ -1,0 +1,11 @@
+//! The audit subsystem: the auditd event provider (our rules, keyed
+//! `mdatp`, and the records they produce) and login events from PAM's
+//! records, read passively from the audit netlink multicast group.
+
+pub mod assemble;
+pub mod control;
+pub mod convert;
+pub mod netlink;
+pub mod rules;
+
+pub use control::{AuditError, AuditStatus, Auditctl};

@@ -1,0 +1,168 @@
+//! Our audit rules: generated, written to the rules file, loaded, and
+//! removed again. Only rules carrying our key are ever touched.
+
+use std::path::{Path, PathBuf};
+
+use super::control::{AuditError, Auditctl};
+
+pub const KEY: &str = "mdatp";
+pub const RULES_FILE: &str = "mdatp.rules";
+
+/// System calls each rule watches (x86_64 names; auditctl maps them).
+const RULES: &[(&str, &str)] = &[
+    ("process", "execve,execveat,exit_group"),
+    ("file_open", "open,openat,openat2,creat"),
+    (
+        "file_change",
+        "unlink,unlinkat,rmdir,rename,renameat,renameat2,mkdir,mkdirat,chmod,fchmod,fchmodat,chown,fchown,lchown,fchownat,link,linkat,symlink,symlinkat",
+    ),
+    ("network", "connect,accept,accept4,bind,listen"),
+];
+
+/// The auditctl arguments of every rule. The sensor's own process is left
+/// out so that its reading of /proc and files does not feed back.
+pub fn rule_args(own_pid: u32) -> Vec<Vec<String>> {
+    RULES
+        .iter()
+        .map(|(what, syscalls)| {
+            let mut a: Vec<String> = ["-a", "always,exit", "-F", "arch=b64", "-S", syscalls]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            if *what == "file_open" {
+                // Failed opens are not reported by either provider.
+                a.extend(["-F".into(), "success=1".into()]);
+            }
+            a.extend(["-F".into(), format!("pid!={own_pid}")]);
+            a.extend(["-k".into(), KEY.into()]);
+            a
+        })
+        .collect()
+}
+
+/// The rules file, in auditctl -R / augenrules syntax.
+pub fn rules_file_text(rules: &[Vec<String>]) -> String {
+    let mut s =
+        String::from("## Written by mdatpd (auditd provider); removed when it switches to eBPF.\n");
+    for r in rules {
+        s.push_str(&r.join(" "));
+        s.push('\n');
+    }
+    s
+}
+
+pub fn is_ours(listed_rule: &str) -> bool {
+    listed_rule
+        .split_whitespace()
+        .any(|w| w == format!("key={KEY}") || w == KEY)
+        && (listed_rule.contains(&format!("key={KEY}"))
+            || listed_rule.contains(&format!("-k {KEY}")))
+}
+
+pub struct RuleManager {
+    pub ctl: Auditctl,
+    rules_dir: PathBuf,
+}
+
+impl RuleManager {
+    pub fn new(ctl: Auditctl, rules_dir: &Path) -> Self {
+        Self {
+            ctl,
+            rules_dir: rules_dir.to_path_buf(),
+        }
+    }
+
+    pub fn rules_path(&self) -> PathBuf {
+        self.rules_dir.join(RULES_FILE)
+    }
+
+    /// Writes the file and loads our rules (replacing any of ours already
+    /// loaded). Fails without touching anything when rules are immutable.
+    pub fn install(&self, own_pid: u32) -> Result<usize, AuditError> {
+        if self.ctl.status()?.immutable() {
+            return Err(AuditError::Immutable);
+        }
+        let rules = rule_args(own_pid);
+        let path = self.rules_path();
+        std::fs::create_dir_all(&self.rules_dir).map_err(|source| AuditError::Io {
+            what: "create",
+            path: self.rules_dir.display().to_string(),
+            source,
+        })?;
+        std::fs::write(&path, rules_file_text(&rules)).map_err(|source| AuditError::Io {
+            what: "write",
+            path: path.display().to_string(),
+            source,
+        })?;
+        self.remove_loaded()?;
+        for r in &rules {
+            self.ctl.add_rule(r)?;
+        }
+        Ok(rules.len())
+    }
+
+    /// Deletes our loaded rules (and only ours). Returns how many.
+    pub fn remove_loaded(&self) -> Result<usize, AuditError> {
+        let ours: Vec<String> = self
+            .ctl
+            .list_rules()?
+            .into_iter()
+            .filter(|r| is_ours(r))
+            .collect();
+        if !ours.is_empty() && self.ctl.status()?.immutable() {
+            return Err(AuditError::Immutable);
+        }
+        for r in &ours {
+            self.ctl.delete_listed(r)?;
+        }
+        Ok(ours.len())
+    }
+
+    pub fn remove_file(&self) -> Result<bool, AuditError> {
+        let path = self.rules_path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(AuditError::Io {
+                what: "remove",
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_key_is_ours() {
+        assert!(is_ours(
+            "-a always,exit -F arch=b64 -S execve -F pid!=1 -F key=mdatp"
+        ));
+        assert!(!is_ours(
+            "-a always,exit -F arch=b64 -S execve -F key=mdatp-other"
+        ));
+        assert!(!is_ours("-w /etc/passwd -p wa -k identity"));
+        assert!(!is_ours(
+            "-a always,exit -F arch=b64 -S openat -F key=hardening"
+        ));
+    }
+
+    #[test]
+    fn every_rule_carries_the_key() {
+        let rules = rule_args(42);
+        assert_eq!(rules.len(), 4);
+        for r in &rules {
+            assert_eq!(r[r.len() - 2..], ["-k".to_string(), "mdatp".to_string()]);
+            assert!(r.contains(&"pid!=42".to_string()));
+        }
+        assert!(
+            rules_file_text(&rules)
+                .lines()
+                .skip(1)
+                .all(|l| l.ends_with("-k mdatp"))
+        );
+    }
+}

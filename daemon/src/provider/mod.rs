@@ -1,0 +1,100 @@
+//! Which event provider runs: eBPF when enabled and supported and it
+//! loads, the audit subsystem otherwise — always with the reason.
+
+pub mod support;
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    Ebpf,
+    Auditd,
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProviderKind::Ebpf => "ebpf",
+            ProviderKind::Auditd => "auditd",
+        })
+    }
+}
+
+/// The `ebpf_supplementary_event_provider` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EbpfSetting {
+    #[default]
+    Enabled,
+    Disabled,
+}
+
+/// Why the audit provider runs instead of eBPF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FallbackReason {
+    Disabled,
+    Unsupported(support::Unsupported),
+    LoadFailed(String),
+}
+
+impl fmt::Display for FallbackReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FallbackReason::Disabled => f.write_str("eBPF provider disabled by configuration"),
+            FallbackReason::Unsupported(u) => write!(f, "eBPF unsupported: {u}"),
+            FallbackReason::LoadFailed(e) => write!(f, "eBPF failed to load: {e}"),
+        }
+    }
+}
+
+/// Before any load attempt: disabled or unsupported means audit.
+pub fn preselect(
+    setting: EbpfSetting,
+    os: &support::OsRelease,
+    kernel_release: &str,
+) -> Result<(), FallbackReason> {
+    if setting == EbpfSetting::Disabled {
+        return Err(FallbackReason::Disabled);
+    }
+    support::check(os, kernel_release).map_err(FallbackReason::Unsupported)
+}
+
+/// What to tell an admin when audit is immutable and our rules are in
+/// the way (or cannot be loaded).
+pub fn immutable_remedy(provider: ProviderKind) -> String {
+    match provider {
+        ProviderKind::Ebpf => "audit rules are immutable (enabled 2): the sensor's audit rules stay loaded until reboot. \
+             To clear them: keep the eBPF provider enabled, remove /etc/audit/rules.d/mdatp.rules, and reboot."
+            .into(),
+        ProviderKind::Auditd => "audit rules are immutable (enabled 2): the sensor cannot load its audit rules until reboot. \
+             Enable the eBPF provider, or remove '-e 2' from the audit rules and reboot."
+            .into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::support::OsRelease;
+    use super::*;
+
+    #[test]
+    fn disabled_wins_then_the_table() {
+        let os = OsRelease::parse("ID=debian\nVERSION_ID=\"12\"\n");
+        assert_eq!(
+            preselect(EbpfSetting::Disabled, &os, "6.1.0"),
+            Err(FallbackReason::Disabled)
+        );
+        assert!(preselect(EbpfSetting::Enabled, &os, "6.1.0").is_ok());
+        let err = preselect(EbpfSetting::Enabled, &os, "4.9.0").expect_err("too old");
+        assert!(
+            err.to_string().contains("older than the minimum 4.19"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn immutable_remedies_name_the_steps() {
+        let r = immutable_remedy(ProviderKind::Ebpf);
+        assert!(r.contains("reboot") && r.contains("mdatp.rules"));
+    }
+}
