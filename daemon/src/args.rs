@@ -34,10 +34,28 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
     pub wakeup_bytes: u64,
 
-    /// YAML file of kernel-side filters: event types on/off, excluded
-    /// paths, processes and networks, folding (docs/CONFIGURATION.md).
-    #[arg(long, value_name = "FILE")]
-    pub filter_config: Option<PathBuf>,
+    /// YAML configuration: provider setting and kernel-side filters
+    /// (docs/CONFIGURATION.md). Re-read on SIGHUP.
+    #[arg(long, alias = "filter-config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// enabled: eBPF when supported (audit otherwise); disabled: the
+    /// audit subsystem. Overrides the configuration file at start.
+    #[arg(long, value_name = "enabled|disabled")]
+    pub ebpf_supplementary_event_provider: Option<String>,
+
+    /// Where the auditd provider writes its rules file (mdatp.rules).
+    #[arg(long, value_name = "DIR", default_value = "/etc/audit/rules.d")]
+    pub audit_rules_dir: PathBuf,
+
+    /// Testing: the kernel release to check against the support table
+    /// instead of this kernel's.
+    #[arg(long, hide = true, value_name = "RELEASE")]
+    pub test_kernel_release: Option<String>,
+
+    /// Testing: an os-release file instead of /etc/os-release.
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub test_os_release: Option<PathBuf>,
 
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides.
     #[arg(long, default_value = "info")]

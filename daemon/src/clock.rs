@@ -44,6 +44,11 @@ impl HostClock {
         u64::try_from(self.boot_wall_ns + i128::from(boot_ns)).unwrap_or(0)
     }
 
+    /// The inverse of boot_to_unix_ns.
+    pub fn unix_to_boot_ns(&self, unix_ns: u64) -> u64 {
+        u64::try_from(i128::from(unix_ns) - self.boot_wall_ns).unwrap_or(0)
+    }
+
     pub fn now_unix_ns(&self) -> u64 {
         now_ns(libc::CLOCK_REALTIME)
             .ok()

@@ -33,6 +33,8 @@ pub enum FilterError {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FilterConfig {
+    /// enabled | disabled (the audit subsystem provides the events).
+    pub ebpf_supplementary_event_provider: crate::provider::EbpfSetting,
     /// Event type name → on/off; types not named stay on.
     pub events: BTreeMap<String, bool>,
     pub exclude: Exclusions,
@@ -106,16 +108,19 @@ fn unreachable_defaults() -> KernelFilters {
 
 impl FilterConfig {
     pub fn load(path: &Path) -> Result<KernelFilters, FilterError> {
+        Self::read(path)?.compile(&path.display().to_string())
+    }
+
+    /// The file as written, not yet compiled.
+    pub fn read(path: &Path) -> Result<FilterConfig, FilterError> {
         let text = std::fs::read_to_string(path).map_err(|source| FilterError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        let cfg: FilterConfig =
-            serde_yaml::from_str(&text).map_err(|source| FilterError::Yaml {
-                path: path.display().to_string(),
-                source,
-            })?;
-        cfg.compile(&path.display().to_string())
+        serde_yaml::from_str(&text).map_err(|source| FilterError::Yaml {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     /// Validates everything and reports every problem at once.

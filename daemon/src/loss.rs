@@ -65,11 +65,19 @@ pub struct LossLedger {
     pub late_records: u64,
     pub decode_errors: u64,
     pub sink_failures: u64,
+    /// Events of a new provider already reported by the old one during a
+    /// switch (not lost: reported once).
+    pub overlap_duplicates: u64,
     /// Kernel drops already reported in loss records.
     reported_drops: BTreeMap<&'static str, u64>,
 }
 
 impl LossLedger {
+    /// A new BPF object counts from zero.
+    pub fn reset_reported_drops(&mut self) {
+        self.reported_drops.clear();
+    }
+
     pub fn delivered(&mut self, event_type: &'static str) {
         *self.delivered.entry(event_type).or_default() += 1;
     }
@@ -140,11 +148,12 @@ impl fmt::Display for Summary<'_> {
         }
         write!(
             f,
-            "; sequence gaps={} late={} decode errors={} sink failures={}",
+            "; sequence gaps={} late={} decode errors={} sink failures={} switch duplicates suppressed={}",
             self.ledger.sequence_gaps,
             self.ledger.late_records,
             self.ledger.decode_errors,
-            self.ledger.sink_failures
+            self.ledger.sink_failures,
+            self.ledger.overlap_duplicates
         )
     }
 }

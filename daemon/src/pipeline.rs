@@ -1,11 +1,13 @@
 //! Kernel records → normalized, enriched events → OCSF → sink, with every
 //! loss counted on the way.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use mdatp_bpf::abi::{mdatp_exec_flags as xf, mdatp_task_flags, mdatp_task_info};
 
+use crate::audit::assemble::AuditEvent;
+use crate::audit::convert as audit_convert;
 use crate::clock::HostClock;
 use crate::decode::{self, ExecRecord, KernelRecord, comm_str, split_argv};
 use crate::event::{
@@ -30,11 +32,83 @@ pub struct Pipeline<S: Sink> {
     seq: SeqTracker,
     ledger: LossLedger,
     sink: S,
-    counters: Box<dyn KernelCounters + Send>,
+    counters: Option<Box<dyn KernelCounters + Send>>,
     sink_error_logged: bool,
+    overlap: Option<Overlap>,
     hot: HotSources,
     /// pid → (dev, ino, path) of recent reported opens.
     opened: HashMap<u32, Vec<(u32, u64, String)>>,
+    /// Audit events not reported, by reason.
+    pub audit_skipped: std::collections::BTreeMap<String, u64>,
+}
+
+/// A provider switch in progress (make-before-break).
+struct Overlap {
+    old: Provider,
+    until: Instant,
+    seen: HashSet<String>,
+}
+
+/// What identifies the same activity seen by both providers.
+fn dedup_key(event: &Event) -> Option<(Provider, String)> {
+    let (provider, key) = match event {
+        Event::Process(p) => (
+            p.origin.provider,
+            format!(
+                "p/{}/{:?}/{:?}",
+                p.process.pid,
+                std::mem::discriminant(&p.activity),
+                p.process.exe
+            ),
+        ),
+        Event::File(f) => (
+            f.origin.provider,
+            format!(
+                "f/{}/{:?}/{:?}",
+                f.process.pid,
+                std::mem::discriminant(&f.activity),
+                f.file.path
+            ),
+        ),
+        Event::Network(n) => (
+            n.origin.provider,
+            format!("n/{}/{:?}/{:?}", n.process.pid, n.activity, n.remote),
+        ),
+        Event::Auth(_) | Event::Loss(_) => return None,
+    };
+    Some((provider, key))
+}
+
+/// The ledger name of an event's type.
+fn event_kind(event: &Event) -> &'static str {
+    match event {
+        Event::Process(p) => match p.activity {
+            ProcessActivity::Exec => "process_exec",
+            ProcessActivity::Fork => "process_fork",
+            ProcessActivity::Exit { .. } => "process_exit",
+        },
+        Event::File(f) => match f.activity {
+            FileActivity::Open { .. } => "file_open",
+            FileActivity::OpenFolded { .. } => "file_open_folded",
+            FileActivity::Delete { .. } => "file_delete",
+            FileActivity::Rename { .. } => "file_rename",
+            FileActivity::Mkdir { .. } => "file_mkdir",
+            FileActivity::Chmod { .. } => "file_chmod",
+            FileActivity::Chown { .. } => "file_chown",
+            FileActivity::Link { .. } => "file_link",
+            FileActivity::Symlink { .. } => "file_symlink",
+        },
+        Event::Network(n) => match n.activity {
+            crate::event::NetActivity::Connect => "network_connect",
+            crate::event::NetActivity::Accept => "network_accept",
+            crate::event::NetActivity::Listen { .. } => "network_listen",
+            crate::event::NetActivity::Bind => "network_bind",
+            crate::event::NetActivity::UdpFirst { inbound: false } => "network_udp_send",
+            crate::event::NetActivity::UdpFirst { inbound: true } => "network_udp_recv",
+        },
+        Event::Auth(_) => "login",
+        Event::Loss(_) => "loss",
+    }
 }
 
 const MAX_OPENED_PROCESSES: usize = 65_536;
@@ -45,7 +119,7 @@ impl<S: Sink> Pipeline<S> {
         clock: HostClock,
         cache: ProcessCache,
         sink: S,
-        counters: Box<dyn KernelCounters + Send>,
+        counters: Option<Box<dyn KernelCounters + Send>>,
     ) -> Self {
         let hostname = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
@@ -60,8 +134,10 @@ impl<S: Sink> Pipeline<S> {
             sink,
             counters,
             sink_error_logged: false,
+            overlap: None,
             hot: HotSources::default(),
             opened: HashMap::new(),
+            audit_skipped: Default::default(),
         }
     }
 
@@ -87,7 +163,7 @@ impl<S: Sink> Pipeline<S> {
                 missing,
             } => {
                 self.ledger.sequence_gaps += missing;
-                let dropped_by_type = match self.counters.read() {
+                let dropped_by_type = match self.read_counters() {
                     Ok(k) => self.ledger.unreported_drops(&k),
                     Err(e) => {
                         log::warn!("cannot read kernel loss counters: {e}");
@@ -347,6 +423,10 @@ impl<S: Sink> Pipeline<S> {
     }
 
     fn emit(&mut self, event: &Event, type_name: Option<&'static str>) {
+        if self.is_overlap_duplicate(event) {
+            self.ledger.overlap_duplicates += 1;
+            return;
+        }
         let json = ocsf::to_ocsf(event, &self.hostname);
         match self.sink.write(&json) {
             Ok(()) => {
@@ -385,7 +465,10 @@ impl<S: Sink> Pipeline<S> {
     /// gap shows only once a later record of the same CPU arrives) become a
     /// loss record now.
     fn report_counted_drops(&mut self) {
-        let kernel = match self.counters.read() {
+        if self.counters.is_none() {
+            return;
+        }
+        let kernel = match self.read_counters() {
             Ok(k) => k,
             Err(e) => {
                 log::warn!("cannot read kernel loss counters: {e}");
@@ -410,7 +493,142 @@ impl<S: Sink> Pipeline<S> {
     }
 
     pub fn loss_summary(&self) -> String {
-        let kernel = self.counters.read();
+        let kernel = self.read_counters();
         self.ledger.summary(&kernel).to_string()
+    }
+
+    fn read_counters(
+        &self,
+    ) -> Result<std::collections::BTreeMap<&'static str, crate::loss::KernelCount>, String> {
+        match &self.counters {
+            Some(c) => c.read(),
+            None => Err("eBPF provider not running".into()),
+        }
+    }
+
+    /// The eBPF counters of a (newly) running eBPF provider, or None.
+    pub fn set_counters(&mut self, counters: Option<Box<dyn KernelCounters + Send>>) {
+        // A new BPF object counts from zero, and so does its sequence.
+        self.counters = counters;
+        self.ledger.reset_reported_drops();
+        self.seq = SeqTracker::default();
+    }
+
+    /// A provider switch starts: for `window`, events of the new provider
+    /// that the old one already reported are dropped as duplicates.
+    pub fn begin_overlap(&mut self, old: Provider, window: std::time::Duration) {
+        self.overlap = Some(Overlap {
+            old,
+            until: Instant::now() + window,
+            seen: HashSet::new(),
+        });
+    }
+
+    /// Whether `event` duplicates one the old provider reported during a
+    /// switch (and so must not be emitted).
+    fn is_overlap_duplicate(&mut self, event: &Event) -> bool {
+        let Some(o) = &mut self.overlap else {
+            return false;
+        };
+        if Instant::now() > o.until {
+            self.overlap = None;
+            return false;
+        }
+        let Some((provider, key)) = dedup_key(event) else {
+            return false;
+        };
+        if provider == o.old {
+            o.seen.insert(key);
+            false
+        } else {
+            o.seen.contains(&key)
+        }
+    }
+
+    /// One assembled audit event. `syscalls`: the auditd provider is
+    /// active, so syscall events with our key are reported; login records
+    /// are reported in every mode.
+    pub fn handle_audit(&mut self, ev: &AuditEvent, syscalls: bool) {
+        let Some(first) = ev.records.first() else {
+            return;
+        };
+        let user_record = (1100..1200).contains(&first.ty);
+        if !user_record {
+            let ours = ev
+                .records
+                .iter()
+                .any(|r| r.ty == 1300 && r.text.windows(12).any(|w| w == b" key=\"mdatp\""));
+            if !syscalls || !ours {
+                return;
+            }
+        }
+        let mut event = match audit_convert::convert(ev) {
+            Ok(e) => e,
+            Err(skip) => {
+                if skip != audit_convert::Skip::NotReported {
+                    *self.audit_skipped.entry(format!("{skip:?}")).or_default() += 1;
+                }
+                return;
+            }
+        };
+        let type_name = event_kind(&event);
+        match &mut event {
+            Event::Process(p) => {
+                self.fill_identity(&mut p.process);
+                if let Some(parent) = &mut p.parent {
+                    self.fill_identity(parent);
+                }
+                if p.activity == ProcessActivity::Exec {
+                    let pp = &p.process;
+                    self.cache.on_exec(
+                        pp.pid,
+                        p.parent.as_ref().map(|x| x.pid).unwrap_or(0),
+                        pp.start_time_ns
+                            .map(|t| self.clock.unix_to_boot_ns(t))
+                            .unwrap_or(0),
+                        pp.name.clone().unwrap_or_default(),
+                        pp.exe.clone(),
+                        pp.argv.clone(),
+                    );
+                }
+            }
+            Event::File(f) => self.fill_identity(&mut f.process),
+            Event::Network(n) => self.fill_identity(&mut n.process),
+            Event::Auth(a) => self.fill_identity(&mut a.process),
+            Event::Loss(_) => {}
+        }
+        self.emit(&event, Some(type_name));
+    }
+
+    /// Start time, entity id, names: what audit records lack, from /proc
+    /// (while the process is there) and the process cache.
+    fn fill_identity(&mut self, p: &mut ProcessInfo) {
+        if p.entity_id.is_empty() && p.pid > 0 {
+            if let Some((comm, _ppid, ticks)) =
+                std::fs::read_to_string(format!("/proc/{}/stat", p.pid))
+                    .ok()
+                    .and_then(|s| crate::procfs::parse_stat(&s))
+            {
+                let start = crate::clock::ticks_to_boot_ns(ticks);
+                p.entity_id = self.clock.entity_id(p.pid, start);
+                p.start_time_ns = Some(self.clock.boot_to_unix_ns(start));
+                if p.name.is_none() {
+                    p.name = Some(comm);
+                }
+                if let Some(c) = self.cache.get(p.pid, start) {
+                    if p.exe.is_none() {
+                        p.exe = c.exe.clone();
+                    }
+                    if p.argv.is_none() {
+                        p.argv = c.argv.clone();
+                    }
+                }
+            }
+        }
+        if let Some(c) = &mut p.creds {
+            if c.user_name.is_none() {
+                c.user_name = self.users.name(c.uid);
+            }
+        }
     }
 }

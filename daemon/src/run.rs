@@ -1,27 +1,72 @@
-//! The daemon's main loop: attach, seed, then drain the ring buffer into
-//! the pipeline until SIGINT/SIGTERM.
+//! The daemon's main loop: choose and start the event provider (eBPF, or
+//! the audit subsystem with the reason), seed the process cache, then
+//! drain events into the pipeline until SIGINT/SIGTERM. SIGHUP re-reads
+//! the configuration and switches providers live, make-before-break.
 
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
 use aya::maps::{MapData, RingBuf};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::args::Args;
+use crate::audit::Auditctl;
+use crate::audit::source::{AuditReader, AuditRules, clear_ours};
 use crate::clock::HostClock;
-use crate::ebpf::{EbpfSensor, LoadOptions};
+use crate::ebpf::{BpfCounters, EbpfSensor, LoadOptions};
+use crate::event::Provider;
 use crate::filters::{FilterConfig, KernelFilters};
 use crate::pipeline::Pipeline;
 use crate::process_cache::ProcessCache;
 use crate::procfs;
+use crate::provider::support::OsRelease;
+use crate::provider::{self, EbpfSetting, FallbackReason, ProviderKind};
 use crate::sink::{JsonLines, Sink};
 
 /// Tail latency bound for events below the wake-up threshold.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+const AUDIT_STATUS_INTERVAL: Duration = Duration::from_secs(10);
+/// How long both providers' events are compared during a switch.
+const SWITCH_OVERLAP: Duration = Duration::from_secs(3);
+
+type Out = Pipeline<Box<dyn Sink + Send>>;
+
+struct EbpfRuntime {
+    sensor: EbpfSensor,
+    ring: AsyncFd<RingBuf<MapData>>,
+}
+
+/// What runs now, and why.
+struct Providers {
+    ebpf: Option<EbpfRuntime>,
+    audit_rules: Option<AuditRules>,
+    reason: Option<FallbackReason>,
+    /// A problem an admin must act on (immutable audit, ...).
+    issue: Option<String>,
+}
+
+impl Providers {
+    fn kind(&self) -> ProviderKind {
+        if self.ebpf.is_some() {
+            ProviderKind::Ebpf
+        } else {
+            ProviderKind::Auditd
+        }
+    }
+}
+
+struct Env {
+    args: Args,
+    filters: KernelFilters,
+    os: OsRelease,
+    kernel: String,
+    ctl: Auditctl,
+    own_pid: u32,
+}
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     raise_memlock_limit();
@@ -33,88 +78,350 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("open event output {}", path.display()))?,
         ),
     };
-
-    let filters = match &args.filter_config {
-        Some(path) => FilterConfig::load(path)?,
-        None => KernelFilters::default(),
+    let config = match &args.config {
+        Some(path) => FilterConfig::read(path)?,
+        None => FilterConfig::default(),
     };
+    let filters = config.compile(
+        &args
+            .config
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<defaults>".into()),
+    )?;
+    let setting = match args.ebpf_supplementary_event_provider.as_deref() {
+        None => config.ebpf_supplementary_event_provider,
+        Some("enabled") => EbpfSetting::Enabled,
+        Some("disabled") => EbpfSetting::Disabled,
+        Some(other) => {
+            return Err(anyhow!(
+                "--ebpf-supplementary-event-provider {other}: expected enabled or disabled"
+            ));
+        }
+    };
+    let env = Env {
+        os: os_release(args.test_os_release.as_deref())?,
+        kernel: match &args.test_kernel_release {
+            Some(r) => r.clone(),
+            None => nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .context("uname")?,
+        },
+        ctl: Auditctl::default(),
+        own_pid: std::process::id(),
+        filters,
+        args,
+    };
+
+    let mut providers = Providers {
+        ebpf: None,
+        audit_rules: None,
+        reason: None,
+        issue: None,
+    };
+    let mut counters = None;
     // Attach before the /proc snapshot so that no process falls between
     // the two: anything started after the snapshot is seen by the probes.
-    let mut sensor = EbpfSensor::load(&LoadOptions {
-        ring_buffer_bytes: args.ring_buffer_size,
-        wakeup_bytes: args.wakeup_bytes,
-        break_programs: args.test_break_program.clone(),
-        filters: filters.clone(),
-    })
-    .context("start the eBPF event provider")?;
-    let ring = sensor.take_ring()?;
-    let counters = sensor.take_counters()?;
+    match provider::preselect(setting, &env.os, &env.kernel) {
+        Ok(()) => match start_ebpf(&env) {
+            Ok((rt, c)) => {
+                providers.ebpf = Some(rt);
+                counters = Some(c);
+            }
+            Err(e) => providers.reason = Some(FallbackReason::LoadFailed(format!("{e:#}"))),
+        },
+        Err(reason) => providers.reason = Some(reason),
+    }
+    if providers.ebpf.is_some() {
+        if let Err(e) = clear_ours(&env.ctl, &env.args.audit_rules_dir) {
+            let issue = match e {
+                crate::audit::AuditError::Immutable => {
+                    provider::immutable_remedy(ProviderKind::Ebpf)
+                }
+                e => format!("cannot clear the sensor's audit rules: {e}"),
+            };
+            log::warn!("{issue}");
+            providers.issue = Some(issue);
+        }
+    } else {
+        start_audit_rules(&env, &mut providers);
+    }
 
     let snapshot = procfs::snapshot(Path::new("/proc")).context("snapshot /proc")?;
-    let excluded = sensor.exclude_running(&filters, &snapshot)?;
-    if excluded > 0 {
-        log::info!("{excluded} running processes have an excluded executable");
+    if let Some(rt) = &mut providers.ebpf {
+        let excluded = rt.sensor.exclude_running(&env.filters, &snapshot)?;
+        if excluded > 0 {
+            log::info!("{excluded} running processes have an excluded executable");
+        }
     }
     let mut cache = ProcessCache::new();
     cache.seed(snapshot);
     log::info!("process cache seeded with {} processes", cache.len());
 
-    let mut pipeline = Pipeline::new(clock, cache, sink, Box::new(counters));
-    // SAFETY: the RingBuf owns its map fd, which stays open and unchanged
-    // until the AsyncFd (which owns the RingBuf) is dropped.
-    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-        .map_err(|e| anyhow::anyhow!("register the ring buffer with tokio: {}", e))?;
+    let mut pipeline: Out = Pipeline::new(
+        clock,
+        cache,
+        sink,
+        counters.map(|c| Box::new(c) as Box<dyn crate::loss::KernelCounters + Send>),
+    );
+    let mut audit = match AuditReader::open() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            log::warn!(
+                "login events unavailable: cannot read the audit netlink multicast group: {e}"
+            );
+            None
+        }
+    };
+    let mut audit_lost_base = None;
+    match env.ctl.status() {
+        Ok(s) => {
+            audit_lost_base = Some(s.lost);
+            if s.enabled == 0 && providers.ebpf.is_some() {
+                log::warn!(
+                    "login events unavailable: audit is disabled in the kernel (enabled 0); enable it with auditctl -e 1 or audit=1 on the kernel command line"
+                );
+            }
+        }
+        Err(e) => log::warn!(
+            "audit status unavailable ({e}); login events and the audit fallback need auditd's tools"
+        ),
+    }
+
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     let mut sigusr1 = signal(SignalKind::user_defined1())?;
     let mut sigusr2 = signal(SignalKind::user_defined2())?;
     let mut poll = tokio::time::interval(POLL_INTERVAL);
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+    let mut audit_status = tokio::time::interval(AUDIT_STATUS_INTERVAL);
 
-    let active: Vec<&str> = sensor
-        .hooks
-        .iter()
-        .filter(|h| h.error.is_none())
-        .map(|h| h.hook.as_str())
-        .collect();
-    log::info!(
-        "sensor running: provider=ebpf hooks=[{}] ring_buffer={}B",
-        active.join(", "),
-        args.ring_buffer_size
-    );
+    log::info!("{}", running_line(&providers, &env));
 
     loop {
         tokio::select! {
-            ready = ring.readable_mut() => {
-                let mut guard = ready.context("wait for the ring buffer")?;
-                drain(guard.get_inner_mut(), &mut pipeline);
-                guard.clear_ready();
+            _ = ring_ready(&providers.ebpf) => drain_ebpf(&mut providers, &mut pipeline),
+            _ = audit_ready(&audit) => drain_audit(&mut audit, providers.ebpf.is_none(), &mut pipeline),
+            _ = poll.tick() => {
+                drain_ebpf(&mut providers, &mut pipeline);
+                drain_audit(&mut audit, providers.ebpf.is_none(), &mut pipeline);
             }
-            _ = poll.tick() => drain(ring.get_mut(), &mut pipeline),
             _ = housekeeping.tick() => pipeline.tick(),
-            _ = sigusr1.recv() => log::info!("loss totals: {}", pipeline.loss_summary()),
+            _ = audit_status.tick() => {
+                if let (Some(base), Ok(s), Some(a)) = (audit_lost_base, env.ctl.status(), audit.as_mut()) {
+                    a.loss.kernel_lost = s.lost.saturating_sub(base);
+                }
+            }
+            _ = sigusr1.recv() => log::info!("loss totals: {}{}", pipeline.loss_summary(), audit_summary(&audit, &pipeline)),
             _ = sigusr2.recv() => log::info!("{}", pipeline.hot_sources()),
+            _ = sighup.recv() => reload(&env, &mut providers, &mut pipeline, &mut audit),
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }
     }
-    log::info!("stopping: detaching eBPF programs");
-    drain(ring.get_mut(), &mut pipeline);
-    // Programs detach here, before the final count, so the count is final.
-    let hooks = std::mem::take(&mut sensor.hooks);
-    drop(sensor);
-    drain(ring.get_mut(), &mut pipeline);
+
+    log::info!("stopping");
+    drain_ebpf(&mut providers, &mut pipeline);
+    let hooks = match providers.ebpf.take() {
+        Some(rt) => {
+            let n = rt.sensor.hooks.iter().filter(|h| h.error.is_none()).count();
+            // Programs detach here, before the final count.
+            let mut ring = rt.ring;
+            drop(rt.sensor);
+            drain_ring(&mut ring, &mut pipeline);
+            n
+        }
+        None => 0,
+    };
+    if let Some(rules) = providers.audit_rules.take() {
+        // Records already in flight are read before the rules go.
+        drain_audit(&mut audit, true, &mut pipeline);
+        if let Err(e) = rules.stop(false) {
+            log::warn!("removing the sensor's audit rules: {e}");
+        }
+    }
     pipeline.tick();
-    log::info!("loss totals: {}", pipeline.loss_summary());
-    log::info!("{}", pipeline.hot_sources());
+    pipeline.flush();
     log::info!(
-        "stopped: {} hooks detached",
-        hooks.iter().filter(|h| h.error.is_none()).count()
+        "loss totals: {}{}",
+        pipeline.loss_summary(),
+        audit_summary(&audit, &pipeline)
     );
+    log::info!("{}", pipeline.hot_sources());
+    log::info!("stopped: {hooks} hooks detached");
     Ok(())
 }
 
-fn drain<S: Sink>(ring: &mut RingBuf<MapData>, pipeline: &mut Pipeline<S>) {
+fn running_line(p: &Providers, env: &Env) -> String {
+    match (&p.ebpf, &p.reason) {
+        (Some(rt), _) => {
+            let active: Vec<&str> = rt
+                .sensor
+                .hooks
+                .iter()
+                .filter(|h| h.error.is_none())
+                .map(|h| h.hook.as_str())
+                .collect();
+            format!(
+                "sensor running: provider=ebpf hooks=[{}] ring_buffer={}B",
+                active.join(", "),
+                env.args.ring_buffer_size
+            )
+        }
+        (None, reason) => format!(
+            "sensor running: provider=auditd reason={:?} rules={}{}",
+            reason.as_ref().map(|r| r.to_string()).unwrap_or_default(),
+            if p.audit_rules.is_some() {
+                "loaded"
+            } else {
+                "not loaded"
+            },
+            p.issue
+                .as_ref()
+                .map(|i| format!(" issue={i:?}"))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+fn start_ebpf(env: &Env) -> anyhow::Result<(EbpfRuntime, BpfCounters)> {
+    let mut sensor = EbpfSensor::load(&LoadOptions {
+        ring_buffer_bytes: env.args.ring_buffer_size,
+        wakeup_bytes: env.args.wakeup_bytes,
+        break_programs: env.args.test_break_program.clone(),
+        filters: env.filters.clone(),
+    })
+    .context("start the eBPF event provider")?;
+    let ring = sensor.take_ring()?;
+    let counters = sensor.take_counters()?;
+    // SAFETY: the RingBuf owns its map fd, which stays open and unchanged
+    // until the AsyncFd (which owns the RingBuf) is dropped.
+    let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .map_err(|e| anyhow!("register the ring buffer with tokio: {e}"))?;
+    Ok((EbpfRuntime { sensor, ring }, counters))
+}
+
+fn start_audit_rules(env: &Env, p: &mut Providers) {
+    if let Some(r) = &p.reason {
+        log::warn!("falling back to the audit subsystem: {r}");
+    }
+    match AuditRules::start(env.ctl.clone(), &env.args.audit_rules_dir, env.own_pid) {
+        Ok(rules) => p.audit_rules = Some(rules),
+        Err(crate::audit::AuditError::Immutable) => {
+            let issue = provider::immutable_remedy(ProviderKind::Auditd);
+            log::error!("{issue}");
+            p.issue = Some(issue);
+        }
+        Err(e) => {
+            let issue = format!("the auditd provider cannot load its rules: {e}");
+            log::error!("{issue}; login events are still read");
+            p.issue = Some(issue);
+        }
+    }
+}
+
+/// SIGHUP: re-read the configuration; a changed provider setting switches
+/// providers live. A bad file is refused and everything keeps running.
+fn reload(env: &Env, p: &mut Providers, pipeline: &mut Out, audit: &mut Option<AuditReader>) {
+    let Some(path) = &env.args.config else {
+        log::info!("SIGHUP: no --config file; nothing to reload");
+        return;
+    };
+    let config = match FilterConfig::read(path).and_then(|c| {
+        c.compile(&path.display().to_string())?;
+        Ok(c)
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("reload refused, keeping the running configuration: {e}");
+            return;
+        }
+    };
+    match (config.ebpf_supplementary_event_provider, p.kind()) {
+        (EbpfSetting::Disabled, ProviderKind::Ebpf) => {
+            // Make: audit rules first. Break: then detach eBPF.
+            pipeline.begin_overlap(Provider::Ebpf, SWITCH_OVERLAP);
+            p.reason = Some(FallbackReason::Disabled);
+            start_audit_rules(env, p);
+            if p.audit_rules.is_none() {
+                log::error!("switch to auditd failed; staying on eBPF");
+                p.reason = None;
+                return;
+            }
+            drain_ebpf(p, pipeline);
+            if let Some(rt) = p.ebpf.take() {
+                let mut ring = rt.ring;
+                drop(rt.sensor);
+                drain_ring(&mut ring, pipeline);
+            }
+            pipeline.set_counters(None);
+            log::info!("provider switched: ebpf -> auditd (reason: disabled by configuration)");
+        }
+        (EbpfSetting::Enabled, ProviderKind::Auditd) => {
+            if let Err(r) = provider::preselect(EbpfSetting::Enabled, &env.os, &env.kernel) {
+                log::warn!("staying on auditd: {r}");
+                p.reason = Some(r);
+                return;
+            }
+            match start_ebpf(env) {
+                Ok((rt, counters)) => {
+                    pipeline.begin_overlap(Provider::Auditd, SWITCH_OVERLAP);
+                    p.ebpf = Some(rt);
+                    pipeline.set_counters(Some(Box::new(counters)));
+                    // Records of the audit rules still in flight.
+                    drain_audit(audit, true, pipeline);
+                    if let Some(rules) = p.audit_rules.take() {
+                        if let Err(e) = rules.stop(true) {
+                            log::warn!("removing the sensor's audit rules: {e}");
+                        }
+                    } else if let Err(e) = clear_ours(&env.ctl, &env.args.audit_rules_dir) {
+                        log::warn!("clearing the sensor's audit rules: {e}");
+                    }
+                    p.reason = None;
+                    p.issue = None;
+                    log::info!("provider switched: auditd -> ebpf");
+                }
+                Err(e) => {
+                    log::error!("switch to eBPF failed, staying on auditd: {e:#}");
+                    p.reason = Some(FallbackReason::LoadFailed(format!("{e:#}")));
+                }
+            }
+        }
+        _ => log::info!("configuration reloaded; provider unchanged ({})", p.kind()),
+    }
+}
+
+async fn ring_ready(e: &Option<EbpfRuntime>) {
+    match e {
+        Some(rt) => {
+            if let Ok(mut g) = rt.ring.readable().await {
+                g.clear_ready();
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn audit_ready(a: &Option<AuditReader>) {
+    match a {
+        Some(r) => {
+            if r.readable().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn drain_ebpf(p: &mut Providers, pipeline: &mut Out) {
+    if let Some(rt) = &mut p.ebpf {
+        drain_ring(&mut rt.ring, pipeline);
+    }
+}
+
+fn drain_ring(ring: &mut AsyncFd<RingBuf<MapData>>, pipeline: &mut Out) {
+    let ring = ring.get_mut();
     let mut n = 0usize;
     while let Some(item) = ring.next() {
         pipeline.handle_bytes(&item);
@@ -123,6 +430,48 @@ fn drain<S: Sink>(ring: &mut RingBuf<MapData>, pipeline: &mut Pipeline<S>) {
     if n > 0 {
         pipeline.flush();
     }
+}
+
+/// `syscalls`: our syscall records are reported (eBPF is not running, or
+/// a switch away from auditd is draining them); login records always are.
+fn drain_audit(audit: &mut Option<AuditReader>, syscalls: bool, pipeline: &mut Out) {
+    let Some(reader) = audit else { return };
+    let events = reader.drain(Instant::now());
+    if events.is_empty() {
+        return;
+    }
+    for ev in &events {
+        pipeline.handle_audit(ev, syscalls);
+    }
+    pipeline.flush();
+}
+
+fn audit_summary(audit: &Option<AuditReader>, pipeline: &Out) -> String {
+    match audit {
+        Some(a) => format!(
+            "; audit: kernel lost={} socket overflows={} malformed records={} incomplete events={} skipped={:?}",
+            a.loss.kernel_lost,
+            a.loss.socket_overflows,
+            a.loss.malformed_records,
+            a.loss.incomplete_events,
+            pipeline.audit_skipped
+        ),
+        None => "; audit: not read".into(),
+    }
+}
+
+fn os_release(test: Option<&Path>) -> anyhow::Result<OsRelease> {
+    let path = test
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/os-release"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        log::warn!(
+            "cannot read {} ({e}); the support table is not applied",
+            path.display()
+        );
+        String::new()
+    });
+    Ok(OsRelease::parse(&text))
 }
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK.

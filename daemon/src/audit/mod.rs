@@ -7,5 +7,6 @@ pub mod control;
 pub mod convert;
 pub mod netlink;
 pub mod rules;
+pub mod source;
 
 pub use control::{AuditError, AuditStatus, Auditctl};

@@ -19,8 +19,8 @@ const RULES: &[(&str, &str)] = &[
     ("network", "connect,accept,accept4,bind,listen"),
 ];
 
-/// The auditctl arguments of every rule. The sensor's own process is left
-/// out so that its reading of /proc and files does not feed back.
+/// The auditctl arguments of every rule. The sensor's own process and its
+/// children (auditctl) are left out so that its own work does not feed back.
 pub fn rule_args(own_pid: u32) -> Vec<Vec<String>> {
     RULES
         .iter()
@@ -34,6 +34,7 @@ pub fn rule_args(own_pid: u32) -> Vec<Vec<String>> {
                 a.extend(["-F".into(), "success=1".into()]);
             }
             a.extend(["-F".into(), format!("pid!={own_pid}")]);
+            a.extend(["-F".into(), format!("ppid!={own_pid}")]);
             a.extend(["-k".into(), KEY.into()]);
             a
         })
