@@ -603,32 +603,28 @@ impl<S: Sink> Pipeline<S> {
     /// Start time, entity id, names: what audit records lack, from /proc
     /// (while the process is there) and the process cache.
     fn fill_identity(&mut self, p: &mut ProcessInfo) {
-        if p.entity_id.is_empty() && p.pid > 0 {
-            if let Some((comm, _ppid, ticks)) =
-                std::fs::read_to_string(format!("/proc/{}/stat", p.pid))
-                    .ok()
-                    .and_then(|s| crate::procfs::parse_stat(&s))
-            {
-                let start = crate::clock::ticks_to_boot_ns(ticks);
-                p.entity_id = self.clock.entity_id(p.pid, start);
-                p.start_time_ns = Some(self.clock.boot_to_unix_ns(start));
-                if p.name.is_none() {
-                    p.name = Some(comm);
+        let stat = (p.entity_id.is_empty() && p.pid > 0)
+            .then(|| std::fs::read_to_string(format!("/proc/{}/stat", p.pid)).ok())
+            .flatten()
+            .and_then(|s| crate::procfs::parse_stat(&s));
+        if let Some((comm, _ppid, ticks)) = stat {
+            let start = crate::clock::ticks_to_boot_ns(ticks);
+            p.entity_id = self.clock.entity_id(p.pid, start);
+            p.start_time_ns = Some(self.clock.boot_to_unix_ns(start));
+            if p.name.is_none() {
+                p.name = Some(comm);
+            }
+            if let Some(c) = self.cache.get(p.pid, start) {
+                if p.exe.is_none() {
+                    p.exe = c.exe.clone();
                 }
-                if let Some(c) = self.cache.get(p.pid, start) {
-                    if p.exe.is_none() {
-                        p.exe = c.exe.clone();
-                    }
-                    if p.argv.is_none() {
-                        p.argv = c.argv.clone();
-                    }
+                if p.argv.is_none() {
+                    p.argv = c.argv.clone();
                 }
             }
         }
-        if let Some(c) = &mut p.creds {
-            if c.user_name.is_none() {
-                c.user_name = self.users.name(c.uid);
-            }
+        if let Some(c) = p.creds.as_mut().filter(|c| c.user_name.is_none()) {
+            c.user_name = self.users.name(c.uid);
         }
     }
 }

@@ -82,7 +82,10 @@ impl EbpfSensor {
         let mut hooks = Vec::new();
         for spec in programs() {
             let program = spec.name;
-            let broken = opts.break_programs.iter().any(|p| p == program);
+            let broken = opts
+                .break_programs
+                .iter()
+                .any(|p| p == program || p == "all");
             let (hook, error) = match spec.hook {
                 Hook::RawTracepoint(tp) => {
                     let target = if broken {

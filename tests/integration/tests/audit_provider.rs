@@ -1,0 +1,329 @@
+//! The auditd provider against the real audit subsystem: fallback with its
+//! reason, our keyed rules and nobody else's, switching back and forth
+//! live, events from audit records, and PAM login events.
+
+// Tests may panic: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use mdatp_integration_tests::*;
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn provider_of(v: &Value) -> &str {
+    at(v, "/unmapped/provider").as_str().unwrap_or("")
+}
+
+/// Runs /bin/echo with a unique argument; returns its exec event.
+fn exec_seen(d: &Daemon, tag: &str) -> Value {
+    let out = Command::new("/bin/echo")
+        .arg(tag)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(out.success());
+    d.wait_event(WAIT, |v| {
+        is_exec(v) && at(v, "/unmapped/process/argv/1") == tag
+    })
+    .unwrap_or_else(|| panic!("no exec event for {tag}; stderr:\n{}", d.stderr()))
+}
+
+#[test]
+fn every_fallback_names_its_reason_and_loads_only_our_rules() {
+    let _g = serial();
+    let _audit = AuditState::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let rules_dir = dir.path().join("rules.d");
+    let debian9 = dir.path().join("os-debian9");
+    std::fs::write(&debian9, "ID=debian\nVERSION_ID=\"9\"\n").unwrap();
+    let ol88 = dir.path().join("os-ol88");
+    std::fs::write(&ol88, "ID=\"ol\"\nVERSION_ID=\"8.8\"\n").unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--ebpf-supplementary-event-provider", "disabled"],
+            "eBPF provider disabled by configuration",
+        ),
+        (
+            vec![
+                "--test-os-release",
+                s(&debian9),
+                "--test-kernel-release",
+                "4.9.0-8-amd64",
+            ],
+            "Debian kernel 4.9.0-8-amd64 is older than the minimum 4.19",
+        ),
+        (
+            vec![
+                "--test-os-release",
+                s(&ol88),
+                "--test-kernel-release",
+                "5.15.0-0.30.20.el8uek.x86_64",
+            ],
+            "kernel 5.15.0-0.30.20.el8uek.x86_64 is on the eBPF denylist",
+        ),
+        (vec!["--test-break-program", "all"], "eBPF failed to load"),
+    ];
+    for (i, (extra, reason)) in cases.into_iter().enumerate() {
+        let mut args = vec!["--audit-rules-dir", s(&rules_dir)];
+        args.extend(extra);
+        let d = Daemon::start(&args);
+        let err = d.stderr();
+        assert!(err.contains("provider=auditd"), "case {i}: {err}");
+        assert!(
+            err.contains(reason),
+            "case {i}: reason {reason:?} not in:\n{err}"
+        );
+        let ours = our_audit_rules();
+        assert_eq!(ours.len(), 4, "case {i}: {ours:?}");
+        let file = std::fs::read_to_string(rules_dir.join("mdatp.rules")).expect("rules file");
+        assert!(
+            file.lines().skip(1).all(|l| l.ends_with("-k mdatp")),
+            "{file}"
+        );
+        if i == 0 {
+            // Events come from the audit records, in the same model.
+            let v = exec_seen(&d, "audit-provider-exec");
+            assert_eq!(provider_of(&v), "auditd");
+            assert_eq!(at(&v, "/process/file/path"), "/usr/bin/echo");
+            assert_eq!(at(&v, "/unmapped/process/argv/0"), "/bin/echo");
+        }
+        let stopped = d.stop();
+        assert!(stopped.status.success());
+        assert!(
+            our_audit_rules().is_empty(),
+            "case {i}: our rules left after shutdown"
+        );
+    }
+}
+
+#[test]
+fn switching_live_keeps_foreign_rules_byte_for_byte() {
+    let _g = serial();
+    let mut audit = AuditState::capture();
+    audit.add_foreign(&[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "chmod",
+        "-F",
+        "key=foreign-baseline",
+    ]);
+    audit.add_foreign(&["-w", "/etc/hosts", "-p", "wa", "-k", "foreign-watch"]);
+    let foreign_before = audit_rules();
+    let dir = tempfile::tempdir().unwrap();
+    let rules_dir = dir.path().join("rules.d");
+    let cfg = dir.path().join("mdatp.yaml");
+    std::fs::write(&cfg, "ebpf_supplementary_event_provider: disabled\n").unwrap();
+    let d = Daemon::start(&["--config", s(&cfg), "--audit-rules-dir", s(&rules_dir)]);
+    assert!(d.stderr().contains("provider=auditd"));
+    let foreign_now = || {
+        audit_rules()
+            .into_iter()
+            .filter(|r| !our_audit_rules().contains(r))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        foreign_now(),
+        foreign_before,
+        "foreign rules while on auditd"
+    );
+    assert_eq!(our_audit_rules().len(), 4);
+    assert_eq!(provider_of(&exec_seen(&d, "before-switch")), "auditd");
+
+    // auditd -> ebpf: our rules and file go, nothing else changes.
+    std::fs::write(&cfg, "ebpf_supplementary_event_provider: enabled\n").unwrap();
+    d.signal(Signal::SIGHUP);
+    d.wait_stderr("provider switched: auditd -> ebpf", WAIT);
+    assert!(our_audit_rules().is_empty());
+    assert!(
+        !rules_dir.join("mdatp.rules").exists(),
+        "rules file removed"
+    );
+    assert_eq!(
+        audit_rules(),
+        foreign_before,
+        "exactly the foreign rules remain"
+    );
+    assert_eq!(provider_of(&exec_seen(&d, "after-switch-to-ebpf")), "ebpf");
+
+    // A broken file is refused; the daemon keeps running as it was.
+    std::fs::write(&cfg, "ebpf_supplementary_event_provider: maybe\n").unwrap();
+    d.signal(Signal::SIGHUP);
+    d.wait_stderr("reload refused", WAIT);
+    assert_eq!(provider_of(&exec_seen(&d, "after-bad-reload")), "ebpf");
+
+    // ebpf -> auditd again.
+    std::fs::write(&cfg, "ebpf_supplementary_event_provider: disabled\n").unwrap();
+    d.signal(Signal::SIGHUP);
+    d.wait_stderr("provider switched: ebpf -> auditd", WAIT);
+    assert_eq!(our_audit_rules().len(), 4);
+    assert_eq!(foreign_now(), foreign_before);
+    assert_eq!(
+        provider_of(&exec_seen(&d, "after-switch-to-auditd")),
+        "auditd"
+    );
+    let stopped = d.stop();
+    assert!(stopped.status.success());
+    assert_eq!(audit_rules(), foreign_before, "after shutdown");
+    // Each activity is reported once, even across the switches.
+    for tag in [
+        "before-switch",
+        "after-switch-to-ebpf",
+        "after-switch-to-auditd",
+    ] {
+        let n = stopped
+            .events
+            .iter()
+            .filter(|v| is_exec(v) && at(v, "/unmapped/process/argv/1") == tag)
+            .count();
+        assert_eq!(n, 1, "{tag} reported {n} times");
+    }
+}
+
+#[test]
+fn foreign_rules_survive_with_auditd_running() {
+    let _g = serial();
+    let mut audit = AuditState::capture();
+    audit.add_foreign(&[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "fchmod",
+        "-F",
+        "key=foreign-hardening",
+    ]);
+    let before = audit_rules();
+    let mut auditd = Command::new("auditd")
+        .arg("-n")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("auditd");
+    std::thread::sleep(Duration::from_millis(500));
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&[
+        "--ebpf-supplementary-event-provider",
+        "disabled",
+        "--audit-rules-dir",
+        s(&dir.path().join("rules.d")),
+    ]);
+    let v = exec_seen(&d, "with-auditd-running");
+    assert_eq!(
+        provider_of(&v),
+        "auditd",
+        "the multicast copy is read while auditd owns the log"
+    );
+    d.stop();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(auditd.id() as i32),
+        Signal::SIGTERM,
+    );
+    let _ = auditd.wait();
+    assert_eq!(
+        audit_rules(),
+        before,
+        "foreign rules byte-for-byte after shutdown"
+    );
+}
+
+/// A local account with a password, deleted on drop.
+struct TestUser(&'static str);
+
+impl TestUser {
+    fn create(name: &'static str, password: &str) -> Self {
+        let _ = Command::new("userdel").arg(name).output();
+        assert!(
+            Command::new("useradd")
+                .args(["-M", "-s", "/usr/sbin/nologin", name])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let mut p = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        p.stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{name}:{password}\n").as_bytes())
+            .unwrap();
+        assert!(p.wait().unwrap().success());
+        TestUser(name)
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(self.0).output();
+    }
+}
+
+fn pam_authenticate(user: &str, password: &str) -> bool {
+    let mut p = Command::new("pamtester")
+        .args(["login", user, "authenticate"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pamtester (apt-get install pamtester)");
+    use std::io::Write;
+    p.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    p.wait().unwrap().success()
+}
+
+#[test]
+fn pam_logins_are_authentication_events_in_both_modes() {
+    let _g = serial();
+    let audit = AuditState::capture();
+    // PAM's records reach the kernel only while auditing is on.
+    audit.set_enabled(1);
+    let user = TestUser::create("mdatp-login-test", "S3cret-pw1");
+    let dir = tempfile::tempdir().unwrap();
+    for mode in ["enabled", "disabled"] {
+        let d = Daemon::start(&[
+            "--ebpf-supplementary-event-provider",
+            mode,
+            "--audit-rules-dir",
+            s(&dir.path().join("rules.d")),
+        ]);
+        assert!(pam_authenticate(user.0, "S3cret-pw1"));
+        assert!(!pam_authenticate(user.0, "wrong-password"));
+        let auth = |status: &'static str| {
+            d.wait_event(WAIT, move |v| {
+                v["class_uid"] == 3002
+                    && at(v, "/user/name") == "mdatp-login-test"
+                    && at(v, "/status") == status
+            })
+            .unwrap_or_else(|| panic!("{mode}: no {status} login event; stderr:\n{}", d.stderr()))
+        };
+        let ok = auth("Success");
+        assert_eq!(at(&ok, "/unmapped/audit_type"), "USER_AUTH");
+        assert_eq!(at(&ok, "/activity_name"), "Logon");
+        assert_eq!(at(&ok, "/type_uid"), 300201);
+        assert_eq!(at(&ok, "/actor/process/file/path"), "/usr/bin/pamtester");
+        assert_eq!(at(&ok, "/unmapped/pam_op"), "PAM:authentication");
+        let failed = auth("Failure");
+        assert_eq!(at(&failed, "/status_id"), 2);
+        d.stop();
+    }
+    assert!(our_audit_rules().is_empty());
+}
