@@ -1,0 +1,148 @@
+//! The same workload under the eBPF and the auditd provider gives the same
+//! normalized events on the fields both can know (docs/EVENTS.md lists
+//! what only one provider knows).
+
+// Tests may panic: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use mdatp_integration_tests::*;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// exec, create/write, rename, delete, connect. Returns the listener port.
+fn workload(dir: &Path) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    assert!(
+        Command::new("/bin/echo")
+            .args(["parity", "workload"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let a = dir.join("created.txt");
+    fs::write(&a, b"data").unwrap();
+    fs::rename(&a, dir.join("renamed.txt")).unwrap();
+    fs::remove_file(dir.join("renamed.txt")).unwrap();
+    let _c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _ = listener.accept().unwrap();
+    port
+}
+
+/// The comparable view of the workload's events: paths relative to `dir`,
+/// the port replaced by a placeholder.
+fn view(events: &[Value], dir: &Path, port: u16) -> BTreeSet<String> {
+    let d = dir.to_str().unwrap();
+    let me = u64::from(std::process::id());
+    let rel = |v: &Value| {
+        v.as_str()
+            .map(|p| p.replace(d, "<dir>"))
+            .unwrap_or_default()
+    };
+    let mut out = BTreeSet::new();
+    for v in events {
+        if is_exec(v) && at(v, "/unmapped/process/argv/1") == "parity" {
+            out.insert(format!(
+                "exec exe={} argv={} cwd={} uid={}",
+                at(v, "/process/file/path"),
+                at(v, "/unmapped/process/argv"),
+                at(v, "/unmapped/process/cwd"),
+                at(v, "/process/user/uid")
+            ));
+        } else if is_file_event(v)
+            && at(v, "/actor/process/pid") == me
+            && at(v, "/file/path")
+                .as_str()
+                .is_some_and(|p| p.starts_with(d))
+        {
+            out.insert(format!(
+                "file {} {} -> {} status={}",
+                at(v, "/activity_name"),
+                rel(at(v, "/file/path")),
+                rel(at(v, "/file_result/path")),
+                at(v, "/status")
+            ));
+        } else if is_net_event(v)
+            && at(v, "/activity_name") == "Open"
+            && at(v, "/actor/process/pid") == me
+            && at(v, "/dst_endpoint/port") == u64::from(port)
+            && at(v, "/connection_info/direction") == "Outbound"
+        {
+            out.insert(format!(
+                "net connect {} status={}",
+                at(v, "/dst_endpoint/ip"),
+                at(v, "/status")
+            ));
+        }
+    }
+    out
+}
+
+fn run_under(mode: &str) -> BTreeSet<String> {
+    let dir = tempfile::Builder::new()
+        .prefix("mdatp-parity-")
+        .tempdir()
+        .unwrap();
+    let canon = fs::canonicalize(dir.path()).unwrap();
+    let rules = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&[
+        "--ebpf-supplementary-event-provider",
+        mode,
+        "--audit-rules-dir",
+        rules.path().to_str().unwrap(),
+        "--config",
+        filter_config(rules.path(), "folding: {enabled: false}\n")
+            .to_str()
+            .unwrap(),
+    ]);
+    let port = workload(&canon);
+    // The last action of the workload is the connect.
+    d.wait_event(WAIT, |v| {
+        is_net_event(v) && at(v, "/dst_endpoint/port") == u64::from(port)
+    })
+    .unwrap_or_else(|| panic!("{mode}: no connect event; stderr:\n{}", d.stderr()));
+    std::thread::sleep(Duration::from_millis(500));
+    let stopped = d.stop();
+    let provider = if mode == "enabled" { "ebpf" } else { "auditd" };
+    assert!(
+        stopped
+            .events
+            .iter()
+            .filter(|v| v["class_uid"] != 0)
+            .all(|v| at(v, "/unmapped/provider") == provider)
+    );
+    view(&stopped.events, &canon, port)
+}
+
+#[test]
+fn both_providers_report_the_same_workload_alike() {
+    let _g = serial();
+    let _audit = AuditState::capture();
+    let ebpf = run_under("enabled");
+    let auditd = run_under("disabled");
+    assert_eq!(ebpf, auditd, "eBPF vs auditd view of the same workload");
+    let expected = [
+        "file \"Create\" <dir>/created.txt ->  status=\"Success\"",
+        "file \"Rename\" <dir>/created.txt -> <dir>/renamed.txt status=\"Success\"",
+        "file \"Delete\" <dir>/renamed.txt ->  status=\"Success\"",
+        "net connect \"127.0.0.1\" status=\"Success\"",
+    ];
+    for e in expected {
+        assert!(ebpf.contains(e), "{e} missing from {ebpf:#?}");
+    }
+    assert!(
+        ebpf.iter().any(|l| l.starts_with(
+            "exec exe=\"/usr/bin/echo\" argv=[\"/bin/echo\",\"parity\",\"workload\"]"
+        )),
+        "{ebpf:#?}"
+    );
+}
