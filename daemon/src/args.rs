@@ -53,6 +53,11 @@ pub struct Args {
     #[arg(long, hide = true, value_name = "RELEASE")]
     pub test_kernel_release: Option<String>,
 
+    /// Testing: the audit `enabled` value to act on instead of the
+    /// kernel's (2 = immutable cannot be tested for real without a reboot).
+    #[arg(long, hide = true, value_name = "0|1|2")]
+    pub test_audit_enabled: Option<u32>,
+
     /// Testing: an os-release file instead of /etc/os-release.
     #[arg(long, hide = true, value_name = "FILE")]
     pub test_os_release: Option<PathBuf>,

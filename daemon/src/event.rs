@@ -131,6 +131,30 @@ pub struct FileInfo {
     pub mode: Option<u32>,
     /// Path changes: inode of the directory the name was resolved in.
     pub parent_inode: Option<u64>,
+    /// Where inode/device/mount id came from.
+    pub identity_from: IdentitySource,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IdentitySource {
+    /// The kernel's objects at the event.
+    #[default]
+    Kernel,
+    /// A statx of the path when the daemon processed the event (the name
+    /// was absolute, so the kernel side had no object for it).
+    Lookup,
+    /// Not known.
+    Unknown,
+}
+
+impl IdentitySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentitySource::Kernel => "kernel",
+            IdentitySource::Lookup => "lookup",
+            IdentitySource::Unknown => "unknown",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -118,6 +118,7 @@ fn file_ext(f: &FileInfo) -> Value {
         "mode": f.mode.map(|m| format!("{:o}", m & 0o7777)),
         "parent_inode": f.parent_inode,
         "path_truncated": f.path_truncated,
+        "identity_from": f.identity_from.as_str(),
     })
 }
 

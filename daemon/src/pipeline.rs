@@ -263,7 +263,13 @@ impl<S: Sink> Pipeline<S> {
                 self.file_event(time_ns, activity, file, None, process, origin)
             }
             KernelRecord::FileOp(r) => {
-                let (activity, file, error) = records::file_op(&r);
+                let (mut activity, mut file, error) = records::file_op(&r);
+                records::complete_identity(&mut file);
+                if let FileActivity::Rename { to, .. } | FileActivity::Link { to, .. } =
+                    &mut activity
+                {
+                    records::complete_identity(to);
+                }
                 let process = self.task_process(&r.task);
                 self.file_event(time_ns, activity, file, error, process, origin)
             }

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use mdatp_bpf::abi::{mdatp_event_type as T, mdatp_file_flags, mdatp_file_ref, mdatp_net_event};
 
 use crate::decode::{FileOpRecord, OpenRecord};
-use crate::event::{FileActivity, FileInfo, NetActivity};
+use crate::event::{FileActivity, FileInfo, IdentitySource, NetActivity};
 use crate::paths::join_lexical;
 
 const AT_REMOVEDIR: u32 = 0x200;
@@ -31,6 +31,7 @@ pub fn open_event(r: &OpenRecord) -> (FileActivity, FileInfo) {
         mount_id: Some(r.file.mnt_id),
         mode: Some(r.file.mode),
         parent_inode: None,
+        identity_from: IdentitySource::Kernel,
     };
     let activity = FileActivity::Open {
         access: r.access,
@@ -54,6 +55,11 @@ fn named(dir_ref: &mdatp_file_ref, dir: &[u8], name: &[u8], name_flags: u32) -> 
     let truncated = (dir_ref.flags | name_flags) & mdatp_file_flags::MDATP_FILE_PATH_TRUNCATED != 0;
     let known = !dir_missing && (on_file || !name.starts_with('/'));
     FileInfo {
+        identity_from: if known {
+            IdentitySource::Kernel
+        } else {
+            IdentitySource::Unknown
+        },
         path,
         path_truncated: truncated,
         inode: (known && on_file).then_some(dir_ref.ino),
@@ -151,6 +157,61 @@ pub fn net(r: &mdatp_net_event) -> NetParts {
         local: Some(addr(r.family, &r.local_addr, r.local_port)),
         remote: has_remote.then(|| addr(r.family, &r.remote_addr, r.remote_port)),
         error: (r.ret < 0).then_some(-r.ret),
+    }
+}
+
+/// (inode, "major:minor", mount id, mode) of a path, not following a
+/// final symlink.
+pub fn stat_identity(path: &str) -> Option<(u64, String, u32, u32)> {
+    let c = std::ffi::CString::new(path).ok()?;
+    // SAFETY: statx is plain data; zeroed is a valid initial value.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a valid C string, stx a valid out-parameter.
+    let rc = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_INO | libc::STATX_MODE | libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    (rc == 0).then(|| {
+        (
+            stx.stx_ino,
+            format!("{}:{}", stx.stx_dev_major, stx.stx_dev_minor),
+            stx.stx_mnt_id as u32,
+            u32::from(stx.stx_mode),
+        )
+    })
+}
+
+/// Completes a path change's identity the kernel side could not give (an
+/// absolute name): the file itself when it exists after the change, else
+/// (deleted, or a failed change) its directory's device and mount.
+pub fn complete_identity(f: &mut FileInfo) {
+    if f.identity_from != IdentitySource::Unknown {
+        return;
+    }
+    let Some(path) = f.path.clone() else { return };
+    if let Some((ino, dev, mnt, mode)) = stat_identity(&path) {
+        f.inode = Some(ino);
+        f.device = Some(dev);
+        f.mount_id = Some(mnt);
+        f.mode = Some(mode);
+        f.identity_from = IdentitySource::Lookup;
+        return;
+    }
+    let parent = match path.rfind('/') {
+        Some(0) => "/".to_string(),
+        Some(i) => path[..i].to_string(),
+        None => return,
+    };
+    if let Some((ino, dev, mnt, _)) = stat_identity(&parent) {
+        f.parent_inode = Some(ino);
+        f.device = Some(dev);
+        f.mount_id = Some(mnt);
+        f.identity_from = IdentitySource::Lookup;
     }
 }
 

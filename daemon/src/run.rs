@@ -107,7 +107,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .map(|u| u.release().to_string_lossy().into_owned())
                 .context("uname")?,
         },
-        ctl: Auditctl::default(),
+        ctl: Auditctl::default().with_enabled_override(args.test_audit_enabled),
         own_pid: std::process::id(),
         filters,
         args,

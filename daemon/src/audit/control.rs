@@ -69,14 +69,16 @@ impl AuditStatus {
 #[derive(Debug, Clone)]
 pub struct Auditctl {
     bin: PathBuf,
+    /// Testing: the `enabled` value status() reports, instead of the
+    /// kernel's (immutable mode cannot be undone without a reboot).
+    enabled_override: Option<u32>,
 }
 
 impl Default for Auditctl {
     fn default() -> Self {
         Self {
-            bin: std::env::var_os("MDATP_AUDITCTL")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("auditctl")),
+            bin: PathBuf::from("auditctl"),
+            enabled_override: None,
         }
     }
 }
@@ -101,8 +103,17 @@ impl Auditctl {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    pub fn with_enabled_override(mut self, enabled: Option<u32>) -> Self {
+        self.enabled_override = enabled;
+        self
+    }
+
     pub fn status(&self) -> Result<AuditStatus, AuditError> {
-        AuditStatus::parse(&self.run(&["-s"])?)
+        let mut s = AuditStatus::parse(&self.run(&["-s"])?)?;
+        if let Some(e) = self.enabled_override {
+            s.enabled = e;
+        }
+        Ok(s)
     }
 
     /// Every loaded rule, as `auditctl -l` prints it.

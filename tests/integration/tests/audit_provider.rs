@@ -327,3 +327,73 @@ fn pam_logins_are_authentication_events_in_both_modes() {
     }
     assert!(our_audit_rules().is_empty());
 }
+
+/// Immutable audit (enabled 2) cannot be undone without a reboot, so the
+/// status value is injected; the real immutable test belongs in the VM
+/// test of the packaging work.
+#[test]
+fn immutable_audit_is_reported_with_the_remedy_and_the_daemon_keeps_running() {
+    let _g = serial();
+    let _audit = AuditState::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let rules_dir = dir.path().join("rules.d");
+    // auditd provider: rules cannot be loaded.
+    let d = Daemon::start(&[
+        "--ebpf-supplementary-event-provider",
+        "disabled",
+        "--test-audit-enabled",
+        "2",
+        "--audit-rules-dir",
+        s(&rules_dir),
+    ]);
+    let err = d.stderr();
+    assert!(err.contains("provider=auditd"), "{err}");
+    assert!(err.contains("rules=not loaded"), "{err}");
+    assert!(
+        err.contains("immutable (enabled 2)") && err.contains("reboot"),
+        "{err}"
+    );
+    assert!(
+        our_audit_rules().is_empty(),
+        "nothing loaded in immutable mode"
+    );
+    assert!(!rules_dir.join("mdatp.rules").exists());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        d.stop().status.success(),
+        "kept running until asked to stop"
+    );
+
+    // eBPF provider with our rules left over from an earlier run: they
+    // cannot be removed; the remedy is logged and eBPF runs anyway.
+    let mut audit = AuditState::capture();
+    audit.add_foreign(&[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "fchmodat",
+        "-F",
+        "key=mdatp",
+    ]);
+    let d = Daemon::start(&[
+        "--test-audit-enabled",
+        "2",
+        "--audit-rules-dir",
+        s(&rules_dir),
+    ]);
+    let err = d.stderr();
+    assert!(err.contains("provider=ebpf"), "{err}");
+    assert!(
+        err.contains("stay loaded until reboot") && err.contains("remove"),
+        "{err}"
+    );
+    assert_eq!(
+        our_audit_rules().len(),
+        1,
+        "left in place, as immutable mode would"
+    );
+    assert_eq!(provider_of(&exec_seen(&d, "immutable-ebpf")), "ebpf");
+    d.stop();
+}

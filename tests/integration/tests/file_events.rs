@@ -237,8 +237,14 @@ fn path_changes_carry_both_paths_modes_and_errors() {
     fs::create_dir(&sub).expect("mkdir");
     let v = file_event_at(&d, &sub, "Create");
     assert_eq!(at(&v, "/file/type"), "Folder");
-    // An absolute name is not relative to the resolved cwd: no parent inode.
-    assert!(at(&v, "/unmapped/file/parent_inode").is_null());
+    // An absolute name: the kernel side resolved no object for it, so the
+    // daemon looked the new directory up, and says so.
+    assert_eq!(at(&v, "/unmapped/file/identity_from"), "lookup");
+    assert_eq!(
+        at(&v, "/unmapped/file/inode"),
+        fs::metadata(&sub).unwrap().ino()
+    );
+    assert_eq!(at(&v, "/unmapped/file/mount_id"), mount_id(&sub));
     fs::remove_dir(&sub).expect("rmdir");
     let v = file_event_at(&d, &sub, "Delete");
     assert_eq!(at(&v, "/unmapped/directory"), true);
@@ -246,8 +252,14 @@ fn path_changes_carry_both_paths_modes_and_errors() {
     fs::remove_file(&hard).expect("unlink");
     let v = file_event_at(&d, &hard, "Delete");
     assert_eq!(at(&v, "/unmapped/directory"), false);
-    // Which mount an absolute name ends on is not known without a lookup.
-    assert!(at(&v, "/unmapped/file/mount_id").is_null());
+    // Deleted: the lookup finds its directory's device, mount and inode.
+    assert_eq!(at(&v, "/unmapped/file/identity_from"), "lookup");
+    assert_eq!(at(&v, "/unmapped/file/mount_id"), mount_id(&dir));
+    assert_eq!(
+        at(&v, "/unmapped/file/parent_inode"),
+        fs::metadata(&dir).unwrap().ino()
+    );
+    assert!(at(&v, "/unmapped/file/inode").is_null());
 
     // A failed change carries the error.
     let missing = dir.join("missing");
