@@ -135,17 +135,24 @@ static __always_inline bool mdatp_enabled(__u32 type)
 	return !st || (st->event_mask & (1ULL << (type & 63)));
 }
 
+static __always_inline struct mdatp_counters *mdatp_counter(__u32 type)
+{
+	return bpf_map_lookup_elem(&counters, &type);
+}
+
+/* Excluded by configuration: never reaches user space, but is counted. */
 static __always_inline void mdatp_count_filtered(__u32 type)
 {
-	struct mdatp_counters *c = bpf_map_lookup_elem(&counters, &type);
+	struct mdatp_counters *c = mdatp_counter(type);
 
 	if (c)
 		c->filtered += 1;
 }
 
+/* Folded into another record: counted, reported later in that record. */
 static __always_inline void mdatp_count_folded(__u32 type)
 {
-	struct mdatp_counters *c = bpf_map_lookup_elem(&counters, &type);
+	struct mdatp_counters *c = mdatp_counter(type);
 
 	if (c)
 		c->folded += 1;
@@ -174,7 +181,7 @@ static __always_inline void mdatp_fill_header(struct mdatp_event_header *hdr,
 
 static __always_inline void mdatp_count(__u32 type, int ok)
 {
-	struct mdatp_counters *c = bpf_map_lookup_elem(&counters, &type);
+	struct mdatp_counters *c = mdatp_counter(type);
 
 	if (!c)
 		return;

@@ -246,31 +246,28 @@ fn write_filters(bpf: &mut Ebpf, f: &KernelFilters) -> Result<(), EbpfError> {
     Ok(())
 }
 
-fn attach_tracepoint(
-    bpf: &mut Ebpf,
-    program: &str,
-    category: &str,
-    name: &str,
-) -> Result<(), String> {
-    let prog: &mut TracePoint = bpf
-        .program_mut(program)
-        .ok_or_else(|| format!("program {program} is not in the object"))?
+/// The named program of the object, as program type `P`.
+fn program<'a, P>(bpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, String>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    bpf.program_mut(name)
+        .ok_or_else(|| format!("program {name} is not in the object"))?
         .try_into()
-        .map_err(|e| chain("not a tracepoint program", &e))?;
+        .map_err(|e| chain("wrong program type", &e))
+}
+
+fn attach_tracepoint(bpf: &mut Ebpf, name: &str, category: &str, tp: &str) -> Result<(), String> {
+    let prog: &mut TracePoint = program(bpf, name)?;
     prog.load().map_err(|e| chain("load", &e))?;
-    prog.attach(category, name)
-        .map_err(|e| chain("attach", &e))?;
+    prog.attach(category, tp).map_err(|e| chain("attach", &e))?;
     Ok(())
 }
 
-fn attach_raw_tracepoint(bpf: &mut Ebpf, program: &str, tracepoint: &str) -> Result<(), String> {
-    let prog: &mut RawTracePoint = bpf
-        .program_mut(program)
-        .ok_or_else(|| format!("program {program} is not in the object"))?
-        .try_into()
-        .map_err(|e| chain("not a raw tracepoint program", &e))?;
+fn attach_raw_tracepoint(bpf: &mut Ebpf, name: &str, tp: &str) -> Result<(), String> {
+    let prog: &mut RawTracePoint = program(bpf, name)?;
     prog.load().map_err(|e| chain("load", &e))?;
-    prog.attach(tracepoint).map_err(|e| chain("attach", &e))?;
+    prog.attach(tp).map_err(|e| chain("attach", &e))?;
     Ok(())
 }
 
