@@ -214,9 +214,11 @@ fn foreign_rules_survive_with_auditd_running() {
         .expect("auditd");
     std::thread::sleep(Duration::from_millis(500));
     let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mdatp.yaml");
+    std::fs::write(&cfg, "ebpf_supplementary_event_provider: disabled\n").unwrap();
     let d = Daemon::start(&[
-        "--ebpf-supplementary-event-provider",
-        "disabled",
+        "--config",
+        s(&cfg),
         "--audit-rules-dir",
         s(&dir.path().join("rules.d")),
     ]);
@@ -226,6 +228,31 @@ fn foreign_rules_survive_with_auditd_running() {
         "auditd",
         "the multicast copy is read while auditd owns the log"
     );
+    let foreign = || {
+        let ours = our_audit_rules();
+        audit_rules()
+            .into_iter()
+            .filter(|r| !ours.contains(r))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(foreign(), before);
+    for (setting, switched) in [
+        ("enabled", "auditd -> ebpf"),
+        ("disabled", "ebpf -> auditd"),
+    ] {
+        std::fs::write(
+            &cfg,
+            format!("ebpf_supplementary_event_provider: {setting}\n"),
+        )
+        .unwrap();
+        d.signal(Signal::SIGHUP);
+        d.wait_stderr(&format!("provider switched: {switched}"), WAIT);
+        assert_eq!(
+            foreign(),
+            before,
+            "foreign rules after the switch {switched}"
+        );
+    }
     d.stop();
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(auditd.id() as i32),
