@@ -10,7 +10,7 @@ use std::path::Path;
 
 use mdatp_bpf::abi::mdatp_bounds::MDATP_EXCLUDE_PATH_LEN;
 use mdatp_bpf::{EVENT_TYPES, event_type_id};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FilterError {
@@ -30,7 +30,7 @@ pub enum FilterError {
     Invalid { file: String, problems: String },
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FilterConfig {
     /// enabled | disabled (the audit subsystem provides the events).
@@ -41,7 +41,7 @@ pub struct FilterConfig {
     pub folding: Folding,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Exclusions {
     /// Absolute path prefixes: "/a/b" excludes /a/b and everything below it.
@@ -53,7 +53,7 @@ pub struct Exclusions {
     pub networks: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Folding {
     pub enabled: bool,

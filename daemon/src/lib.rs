@@ -3,6 +3,7 @@
 pub mod args;
 pub mod audit;
 pub mod clock;
+pub mod config;
 pub mod decode;
 pub mod ebpf;
 pub mod event;

@@ -21,7 +21,7 @@ impl fmt::Display for ProviderKind {
 }
 
 /// The `ebpf_supplementary_event_provider` setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EbpfSetting {
     #[default]

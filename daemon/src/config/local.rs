@@ -1,0 +1,112 @@
+//! `local.yaml` in the state directory: the settings the CLI and D-Bus
+//! change. A key a managed profile sets cannot be changed here.
+
+use std::path::PathBuf;
+
+use super::{ConfigErrors, ConfigPaths, load};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetError {
+    #[error("{key} is managed by {file}: change it there")]
+    Locked { key: String, file: PathBuf },
+    #[error("{key}: not a configuration key")]
+    UnknownKey { key: String },
+    #[error("{key}: value {value:?} is not valid YAML: {reason}")]
+    BadValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("the change was refused:\n{0}")]
+    Invalid(ConfigErrors),
+    #[error("write {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Sets `key` (dotted, e.g. `ebpf_supplementary_event_provider` or
+/// `folding.window_ms`) to `value` (a YAML scalar or list) in local.yaml.
+/// The result is validated as a whole; an invalid result is not written.
+pub fn set(paths: &ConfigPaths, key: &str, value: &str) -> Result<(), SetError> {
+    let before = load(paths).map_err(SetError::Invalid)?;
+    if let Some(file) = before.locked.get(key).or_else(|| {
+        // A managed profile that sets a parent key locks its children.
+        before
+            .locked
+            .iter()
+            .find(|(k, _)| key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}.")))
+            .map(|(_, f)| f)
+    }) {
+        return Err(SetError::Locked {
+            key: key.to_string(),
+            file: file.clone(),
+        });
+    }
+    let parsed: serde_yaml::Value =
+        serde_yaml::from_str(value).map_err(|e| SetError::BadValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: e.to_string(),
+        })?;
+    let path = paths.local();
+    let old = std::fs::read_to_string(&path).ok();
+    let mut doc: serde_yaml::Value = old
+        .as_deref()
+        .and_then(|t| serde_yaml::from_str(t).ok())
+        .filter(|v: &serde_yaml::Value| v.is_mapping())
+        .unwrap_or_else(|| serde_yaml::Value::Mapping(Default::default()));
+    let mut node = &mut doc;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let serde_yaml::Value::Mapping(m) = node else {
+            return Err(SetError::UnknownKey {
+                key: key.to_string(),
+            });
+        };
+        let k = serde_yaml::Value::String((*part).to_string());
+        if i == parts.len() - 1 {
+            m.insert(k, parsed.clone());
+            break;
+        }
+        node = m
+            .entry(k)
+            .or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
+    }
+    let text = serde_yaml::to_string(&doc).unwrap_or_default();
+    write_atomic(&path, &text)?;
+    if let Err(e) = load(paths) {
+        // Put the old file back: a refused change changes nothing.
+        let _ = match &old {
+            Some(t) => write_atomic(&path, t),
+            None => std::fs::remove_file(&path).map_err(|source| SetError::Io {
+                path: path.clone(),
+                source,
+            }),
+        };
+        let unknown = e.0.iter().any(|p| p.message.contains("unknown field"));
+        return Err(if unknown {
+            SetError::UnknownKey {
+                key: key.to_string(),
+            }
+        } else {
+            SetError::Invalid(e)
+        });
+    }
+    Ok(())
+}
+
+fn write_atomic(path: &PathBuf, text: &str) -> Result<(), SetError> {
+    let io = |source| SetError::Io {
+        path: path.clone(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("yaml.tmp");
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}

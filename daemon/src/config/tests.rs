@@ -1,0 +1,140 @@
+use std::fs;
+
+use super::local::{SetError, set};
+use super::*;
+use crate::provider::EbpfSetting;
+
+fn tree() -> (tempfile::TempDir, ConfigPaths) {
+    let t = tempfile::tempdir().expect("tempdir");
+    let paths = ConfigPaths {
+        config_dir: t.path().join("etc"),
+        state_dir: t.path().join("state"),
+        base_override: None,
+    };
+    fs::create_dir_all(paths.config_dir.join("conf.d")).expect("mkdir");
+    fs::create_dir_all(paths.config_dir.join("managed")).expect("mkdir");
+    (t, paths)
+}
+
+fn write(p: &Path, text: &str) {
+    fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    fs::write(p, text).expect("write");
+}
+
+#[test]
+fn layers_apply_in_order_and_managed_wins() {
+    let (_t, p) = tree();
+    write(
+        &p.config_dir.join("mdatp.yaml"),
+        "folding: {window_ms: 1000}\n",
+    );
+    write(
+        &p.config_dir.join("conf.d/10-a.yaml"),
+        "folding: {window_ms: 2000}\n",
+    );
+    write(
+        &p.config_dir.join("conf.d/20-b.yaml"),
+        "folding: {window_ms: 3000}\n",
+    );
+    write(&p.local(), "ebpf_supplementary_event_provider: disabled\n");
+    let c = load(&p).expect("valid");
+    assert_eq!(c.settings.folding.window_ms, 3000);
+    assert_eq!(
+        c.settings.ebpf_supplementary_event_provider,
+        EbpfSetting::Disabled
+    );
+    assert_eq!(
+        c.sources["folding.window_ms"],
+        p.config_dir.join("conf.d/20-b.yaml")
+    );
+    write(
+        &p.config_dir.join("managed/00-policy.yaml"),
+        "ebpf_supplementary_event_provider: enabled\n",
+    );
+    let c = load(&p).expect("valid");
+    assert_eq!(
+        c.settings.ebpf_supplementary_event_provider,
+        EbpfSetting::Enabled
+    );
+    assert_eq!(
+        c.locked["ebpf_supplementary_event_provider"],
+        p.config_dir.join("managed/00-policy.yaml")
+    );
+    let explain = c.explain();
+    assert!(
+        explain.contains("ebpf_supplementary_event_provider = \"enabled\""),
+        "{explain}"
+    );
+    assert!(explain.contains("[locked by"), "{explain}");
+    assert!(
+        explain.contains("folding.enabled = true  (default)"),
+        "{explain}"
+    );
+}
+
+#[test]
+fn every_problem_in_every_file_is_reported_at_once() {
+    let (_t, p) = tree();
+    write(&p.config_dir.join("mdatp.yaml"), "folding: [unclosed\n");
+    write(
+        &p.config_dir.join("conf.d/10-unknown.yaml"),
+        "exclude: {pathz: [/x]}\n",
+    );
+    write(
+        &p.config_dir.join("conf.d/20-type.yaml"),
+        "folding: {window_ms: soon}\n",
+    );
+    write(&p.local(), "exclude: {networks: [300.1.1.1/8]}\n");
+    let err = load(&p).expect_err("invalid").to_string();
+    assert!(err.contains("4 configuration problem(s)"), "{err}");
+    assert!(err.contains("mdatp.yaml: not valid YAML"), "{err}");
+    assert!(
+        err.contains("10-unknown.yaml: exclude.pathz: unknown field `pathz`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("20-type.yaml: folding.window_ms: invalid type"),
+        "{err}"
+    );
+    assert!(err.contains("local.yaml: exclude.networks[0]"), "{err}");
+}
+
+#[test]
+fn a_managed_key_cannot_be_set_locally_until_the_profile_goes() {
+    let (_t, p) = tree();
+    let managed = p.config_dir.join("managed/50-mdm.yaml");
+    write(&managed, "ebpf_supplementary_event_provider: disabled\n");
+    match set(&p, "ebpf_supplementary_event_provider", "enabled") {
+        Err(SetError::Locked { file, .. }) => assert_eq!(file, managed),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    fs::remove_file(&managed).expect("rm");
+    set(&p, "ebpf_supplementary_event_provider", "disabled").expect("unlocked");
+    assert_eq!(
+        load(&p)
+            .expect("valid")
+            .settings
+            .ebpf_supplementary_event_provider,
+        EbpfSetting::Disabled
+    );
+    set(&p, "folding.window_ms", "750").expect("nested key");
+    assert_eq!(load(&p).expect("valid").settings.folding.window_ms, 750);
+}
+
+#[test]
+fn a_bad_local_change_is_refused_and_changes_nothing() {
+    let (_t, p) = tree();
+    set(&p, "folding.window_ms", "750").expect("valid");
+    assert!(matches!(
+        set(&p, "folding.window_ms", "soon"),
+        Err(SetError::Invalid(_))
+    ));
+    assert!(matches!(
+        set(&p, "no_such_key", "1"),
+        Err(SetError::UnknownKey { .. })
+    ));
+    assert_eq!(
+        load(&p).expect("still valid").settings.folding.window_ms,
+        750
+    );
+}
