@@ -2,7 +2,18 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+
+use crate::config::ConfigPaths;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the configuration (every layer) and exit: 0 valid, 1 not.
+    Validate,
+    /// Print every effective setting, the file that set it, and the keys
+    /// a managed profile locks.
+    Explain,
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -11,6 +22,17 @@ use clap::Parser;
     about = "mdatp endpoint-security sensor daemon"
 )]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Configuration directory: mdatp.yaml, conf.d/*.yaml, managed/*.yaml.
+    #[arg(long, global = true, value_name = "DIR", default_value = "/etc/mdatp")]
+    pub config_dir: PathBuf,
+
+    /// State directory: local.yaml (settings changed by mdatp/D-Bus).
+    #[arg(long, global = true, value_name = "DIR", default_value = "/var/lib/mdatp")]
+    pub state_dir: PathBuf,
+
     /// Run attached to the terminal; events go to stdout as JSON Lines
     /// unless --output is given.
     #[arg(long)]
@@ -34,9 +56,9 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
     pub wakeup_bytes: u64,
 
-    /// YAML configuration: provider setting and kernel-side filters
-    /// (docs/CONFIGURATION.md). Re-read on SIGHUP.
-    #[arg(long, alias = "filter-config", value_name = "FILE")]
+    /// A base configuration file instead of <config-dir>/mdatp.yaml
+    /// (docs/CONFIGURATION.md). All layers are re-read on SIGHUP.
+    #[arg(long, global = true, alias = "filter-config", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// enabled: eBPF when supported (audit otherwise); disabled: the
@@ -73,6 +95,14 @@ pub struct Args {
 }
 
 impl Args {
+    pub fn config_paths(&self) -> ConfigPaths {
+        ConfigPaths {
+            config_dir: self.config_dir.clone(),
+            state_dir: self.state_dir.clone(),
+            base_override: self.config.clone(),
+        }
+    }
+
     /// Where events go: None = stdout.
     pub fn event_output(&self) -> Option<PathBuf> {
         match (&self.output, self.foreground) {

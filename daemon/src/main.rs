@@ -1,9 +1,36 @@
 use clap::Parser;
 
-use mdatpd::args::Args;
+use mdatpd::args::{Args, Command};
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    match args.command {
+        Some(Command::Validate) => {
+            return match mdatpd::config::load(&args.config_paths()) {
+                Ok(_) => {
+                    println!("configuration is valid");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprint!("{e}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
+        Some(Command::Explain) => {
+            return match mdatpd::config::load(&args.config_paths()) {
+                Ok(c) => {
+                    print!("{}", c.explain());
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprint!("{e}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
+        None => {}
+    }
     env_logger::Builder::new()
         .parse_filters(&args.log_level)
         .parse_env("RUST_LOG")

@@ -18,7 +18,7 @@ use crate::audit::source::{AuditReader, AuditRules, clear_ours};
 use crate::clock::HostClock;
 use crate::ebpf::{BpfCounters, EbpfSensor, LoadOptions};
 use crate::event::Provider;
-use crate::filters::{FilterConfig, KernelFilters};
+use crate::filters::KernelFilters;
 use crate::pipeline::Pipeline;
 use crate::process_cache::ProcessCache;
 use crate::procfs;
@@ -78,19 +78,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("open event output {}", path.display()))?,
         ),
     };
-    let config = match &args.config {
-        Some(path) => FilterConfig::read(path)?,
-        None => FilterConfig::default(),
-    };
-    let filters = config.compile(
-        &args
-            .config
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "<defaults>".into()),
-    )?;
+    let loaded = crate::config::load(&args.config_paths()).map_err(|e| anyhow!("{e}"))?;
+    let filters = loaded.filters.clone();
     let setting = match args.ebpf_supplementary_event_provider.as_deref() {
-        None => config.ebpf_supplementary_event_provider,
+        None => loaded.settings.ebpf_supplementary_event_provider,
         Some("enabled") => EbpfSetting::Enabled,
         Some("disabled") => EbpfSetting::Disabled,
         Some(other) => {
@@ -324,15 +315,8 @@ fn start_audit_rules(env: &Env, p: &mut Providers) {
 /// SIGHUP: re-read the configuration; a changed provider setting switches
 /// providers live. A bad file is refused and everything keeps running.
 fn reload(env: &Env, p: &mut Providers, pipeline: &mut Out, audit: &mut Option<AuditReader>) {
-    let Some(path) = &env.args.config else {
-        log::info!("SIGHUP: no --config file; nothing to reload");
-        return;
-    };
-    let config = match FilterConfig::read(path).and_then(|c| {
-        c.compile(&path.display().to_string())?;
-        Ok(c)
-    }) {
-        Ok(c) => c,
+    let config = match crate::config::load(&env.args.config_paths()) {
+        Ok(c) => c.settings,
         Err(e) => {
             log::error!("reload refused, keeping the running configuration: {e}");
             return;

@@ -51,6 +51,8 @@ pub struct Stopped {
 /// A running `mdatpd --foreground`, its stdout parsed as JSON Lines.
 pub struct Daemon {
     child: Child,
+    /// Private --config-dir/--state-dir unless the test gave its own.
+    _dirs: Option<tempfile::TempDir>,
     events: Arc<Mutex<Vec<Value>>>,
     stderr: Arc<Mutex<String>>,
 }
@@ -58,9 +60,29 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon and waits until it reports that it is running.
     pub fn start(extra: &[&str]) -> Daemon {
-        let mut child = Command::new(mdatpd_bin())
-            .arg("--foreground")
-            .args(extra)
+        Self::start_with_env(extra, &[])
+    }
+
+    /// As `start`, with extra environment variables. The configuration
+    /// and state directories are private temporary ones unless `extra`
+    /// names them, so no test reads or writes /etc/mdatp.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(mdatpd_bin());
+        cmd.arg("--foreground").args(extra);
+        let dirs = if extra.contains(&"--config-dir") {
+            None
+        } else {
+            let t = tempfile::tempdir().expect("tempdir");
+            cmd.arg("--config-dir")
+                .arg(t.path().join("etc"))
+                .arg("--state-dir")
+                .arg(t.path().join("state"));
+            Some(t)
+        };
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -91,6 +113,7 @@ impl Daemon {
         });
         let d = Daemon {
             child,
+            _dirs: dirs,
             events,
             stderr,
         };
