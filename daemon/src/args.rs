@@ -30,7 +30,12 @@ pub struct Args {
     pub config_dir: PathBuf,
 
     /// State directory: local.yaml (settings changed by mdatp/D-Bus).
-    #[arg(long, global = true, value_name = "DIR", default_value = "/var/lib/mdatp")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/var/lib/mdatp"
+    )]
     pub state_dir: PathBuf,
 
     /// Run attached to the terminal; events go to stdout as JSON Lines

@@ -19,4 +19,5 @@ pub mod provider;
 pub mod records;
 pub mod run;
 pub mod sink;
+pub mod systemd;
 pub mod users;

@@ -31,11 +31,7 @@ fn main() -> std::process::ExitCode {
         }
         None => {}
     }
-    env_logger::Builder::new()
-        .parse_filters(&args.log_level)
-        .parse_env("RUST_LOG")
-        .format_target(false)
-        .init();
+    mdatpd::systemd::init_logging(&args.log_level);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -345,6 +345,11 @@ impl<S: Sink> Pipeline<S> {
             .map(|(_, _, p)| p.clone())
     }
 
+    /// Events written to the sink so far.
+    pub fn delivered_total(&self) -> u64 {
+        self.ledger.delivered.values().sum()
+    }
+
     /// The hot-sources table (SIGUSR2, shutdown).
     pub fn hot_sources(&self) -> String {
         self.hot.table(20)

@@ -188,7 +188,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
     let mut audit_status = tokio::time::interval(AUDIT_STATUS_INTERVAL);
 
-    log::info!("{}", running_line(&providers, &env));
+    log::info!(
+        provider = providers.kind().to_string().as_str(),
+        reason = providers.reason.as_ref().map(|r| r.to_string()).unwrap_or_default().as_str();
+        "{}",
+        running_line(&providers, &env)
+    );
+    crate::systemd::ready(&status_line(&providers, 0.0));
+    let mut watchdog = crate::systemd::watchdog_interval().map(tokio::time::interval);
+    let mut delivered_at_last_status = pipeline.delivered_total();
 
     loop {
         tokio::select! {
@@ -203,15 +211,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 if let (Some(base), Ok(s), Some(a)) = (audit_lost_base, env.ctl.status(), audit.as_mut()) {
                     a.loss.kernel_lost = s.lost.saturating_sub(base);
                 }
+                let total = pipeline.delivered_total();
+                let rate = (total - delivered_at_last_status) as f64 / AUDIT_STATUS_INTERVAL.as_secs_f64();
+                delivered_at_last_status = total;
+                crate::systemd::status(&status_line(&providers, rate));
             }
+            _ = tick_opt(&mut watchdog) => crate::systemd::watchdog(),
             _ = sigusr1.recv() => log::info!("loss totals: {}{}", pipeline.loss_summary(), audit_summary(&audit, &pipeline)),
             _ = sigusr2.recv() => log::info!("{}", pipeline.hot_sources()),
-            _ = sighup.recv() => reload(&env, &mut providers, &mut pipeline, &mut audit),
+            _ = sighup.recv() => {
+                crate::systemd::reloading();
+                reload(&env, &mut providers, &mut pipeline, &mut audit);
+                crate::systemd::ready(&status_line(&providers, 0.0));
+            }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }
     }
 
+    crate::systemd::stopping();
     log::info!("stopping");
     drain_ebpf(&mut providers, &mut pipeline);
     let hooks = match providers.ebpf.take() {
@@ -273,6 +291,23 @@ fn running_line(p: &Providers, env: &Env) -> String {
                 .map(|i| format!(" issue={i:?}"))
                 .unwrap_or_default()
         ),
+    }
+}
+
+fn status_line(p: &Providers, events_per_sec: f64) -> String {
+    let mut s = format!("provider={} events/s={events_per_sec:.0}", p.kind());
+    if let Some(r) = &p.reason {
+        s.push_str(&format!(" reason: {r}"));
+    }
+    s
+}
+
+async fn tick_opt(i: &mut Option<tokio::time::Interval>) {
+    match i {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -340,7 +375,7 @@ fn reload(env: &Env, p: &mut Providers, pipeline: &mut Out, audit: &mut Option<A
                 drain_ring(&mut ring, pipeline);
             }
             pipeline.set_counters(None);
-            log::info!("provider switched: ebpf -> auditd (reason: disabled by configuration)");
+            log::info!(provider = "auditd", reason = "disabled by configuration"; "provider switched: ebpf -> auditd (reason: disabled by configuration)");
         }
         (EbpfSetting::Enabled, ProviderKind::Auditd) => {
             if let Err(r) = provider::preselect(EbpfSetting::Enabled, &env.os, &env.kernel) {
@@ -364,7 +399,7 @@ fn reload(env: &Env, p: &mut Providers, pipeline: &mut Out, audit: &mut Option<A
                     }
                     p.reason = None;
                     p.issue = None;
-                    log::info!("provider switched: auditd -> ebpf");
+                    log::info!(provider = "ebpf"; "provider switched: auditd -> ebpf");
                 }
                 Err(e) => {
                     log::error!("switch to eBPF failed, staying on auditd: {e:#}");

@@ -1,0 +1,63 @@
+//! systemd citizenship: the notify protocol (READY, STATUS, WATCHDOG,
+//! RELOADING, STOPPING) and journald logging. Without systemd (no
+//! NOTIFY_SOCKET, no JOURNAL_STREAM) these do nothing and logs go to
+//! stderr.
+
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+
+fn send(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        log::warn!("sd_notify failed: {e}");
+    }
+}
+
+/// Providers attached, process cache seeded: the service is up.
+pub fn ready(status: &str) {
+    send(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+pub fn status(status: &str) {
+    send(&[NotifyState::Status(status)]);
+}
+
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => send(&[NotifyState::Reloading, now]),
+        Err(_) => send(&[NotifyState::Reloading]),
+    }
+}
+
+pub fn stopping() {
+    send(&[NotifyState::Stopping]);
+}
+
+pub fn watchdog() {
+    send(&[NotifyState::Watchdog]);
+}
+
+/// Half the service's watchdog interval, if it has one.
+pub fn watchdog_interval() -> Option<Duration> {
+    sd_notify::watchdog_enabled().map(|d| d / 2)
+}
+
+/// Logs to the journal (with structured fields) when stderr is connected
+/// to it, to stderr otherwise. Returns which.
+pub fn init_logging(level: &str) -> &'static str {
+    let filter: log::LevelFilter = level.parse().unwrap_or(log::LevelFilter::Info);
+    if systemd_journal_logger::connected_to_journal() {
+        if let Ok(j) = systemd_journal_logger::JournalLog::new() {
+            if j.with_syslog_identifier("mdatpd".into()).install().is_ok() {
+                log::set_max_level(filter);
+                return "journald";
+            }
+        }
+    }
+    env_logger::Builder::new()
+        .parse_filters(level)
+        .parse_env("RUST_LOG")
+        .format_target(false)
+        .init();
+    "stderr"
+}
