@@ -46,13 +46,14 @@ pub fn watchdog_interval() -> Option<Duration> {
 /// to it, to stderr otherwise. Returns which.
 pub fn init_logging(level: &str) -> &'static str {
     let filter: log::LevelFilter = level.parse().unwrap_or(log::LevelFilter::Info);
-    if systemd_journal_logger::connected_to_journal() {
-        if let Ok(j) = systemd_journal_logger::JournalLog::new() {
-            if j.with_syslog_identifier("mdatpd".into()).install().is_ok() {
-                log::set_max_level(filter);
-                return "journald";
-            }
-        }
+    let journal = systemd_journal_logger::connected_to_journal()
+        .then(systemd_journal_logger::JournalLog::new)
+        .and_then(Result::ok)
+        .map(|j| j.with_syslog_identifier("mdatpd".into()).install().is_ok())
+        .unwrap_or(false);
+    if journal {
+        log::set_max_level(filter);
+        return "journald";
     }
     env_logger::Builder::new()
         .parse_filters(level)
