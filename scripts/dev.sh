@@ -8,7 +8,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(clang-19 llvm-19 libclang-19-dev libbpf-dev bpftool build-essential pkg-config auditd pamtester)
+APT_PACKAGES=(clang-19 llvm-19 libclang-19-dev libbpf-dev bpftool build-essential pkg-config auditd pamtester dbus-daemon systemd util-linux)
 MIN_RUST=1.95
 
 die() { echo "dev.sh: $*" >&2; exit 1; }

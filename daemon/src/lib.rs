@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod audit;
+pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod decode;

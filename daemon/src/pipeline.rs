@@ -345,6 +345,37 @@ impl<S: Sink> Pipeline<S> {
             .map(|(_, _, p)| p.clone())
     }
 
+    /// Events delivered per type (for health).
+    pub fn delivered_map(&self) -> std::collections::BTreeMap<String, u64> {
+        self.ledger
+            .delivered
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect()
+    }
+
+    /// Loss per stage and type (for health); zero entries left out.
+    pub fn loss_map(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut m = std::collections::BTreeMap::new();
+        if let Ok(k) = self.read_counters() {
+            for (ty, c) in k {
+                if c.ringbuf_drops > 0 {
+                    m.insert(format!("kernel_ringbuf/{ty}"), c.ringbuf_drops);
+                }
+            }
+        }
+        for (name, n) in [
+            ("sequence_gaps", self.ledger.sequence_gaps),
+            ("decode_errors", self.ledger.decode_errors),
+            ("sink_failures", self.ledger.sink_failures),
+        ] {
+            if n > 0 {
+                m.insert(name.to_string(), n);
+            }
+        }
+        m
+    }
+
     /// Events written to the sink so far.
     pub fn delivered_total(&self) -> u64 {
         self.ledger.delivered.values().sum()

@@ -4,6 +4,7 @@
 //! the configuration and switches providers live, make-before-break.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
@@ -15,6 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::args::Args;
 use crate::audit::Auditctl;
 use crate::audit::source::{AuditReader, AuditRules, clear_ours};
+use crate::bus::{BusCommand, HealthSnapshot};
 use crate::clock::HostClock;
 use crate::ebpf::{BpfCounters, EbpfSensor, LoadOptions};
 use crate::event::Provider;
@@ -61,6 +63,8 @@ impl Providers {
 
 struct Env {
     args: Args,
+    /// The provider setting in force (configuration or flag).
+    setting: Mutex<EbpfSetting>,
     filters: KernelFilters,
     os: OsRelease,
     kernel: String,
@@ -91,6 +95,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let env = Env {
+        setting: Mutex::new(setting),
         os: os_release(args.test_os_release.as_deref())?,
         kernel: match &args.test_kernel_release {
             Some(r) => r.clone(),
@@ -188,6 +193,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
     let mut audit_status = tokio::time::interval(AUDIT_STATUS_INTERVAL);
 
+    let health = Arc::new(Mutex::new(HealthSnapshot::default()));
+    let (bus_tx, mut bus_rx) = tokio::sync::mpsc::unbounded_channel();
+    let bus = match crate::bus::start(Arc::clone(&health), env.args.config_paths(), bus_tx).await {
+        Ok(b) => Some(b),
+        Err(e) => {
+            log::warn!(
+                "D-Bus API unavailable: cannot own org.mdatp.Sensor1 on the system bus: {e}"
+            );
+            None
+        }
+    };
+    let mut config_errors: Vec<String> = Vec::new();
+    update_health(
+        &health,
+        &providers,
+        &pipeline,
+        &env,
+        &audit,
+        bus.is_some(),
+        &config_errors,
+    );
     log::info!(
         provider = providers.kind().to_string().as_str(),
         reason = providers.reason.as_ref().map(|r| r.to_string()).unwrap_or_default().as_str();
@@ -206,7 +232,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 drain_ebpf(&mut providers, &mut pipeline);
                 drain_audit(&mut audit, providers.ebpf.is_none(), &mut pipeline);
             }
-            _ = housekeeping.tick() => pipeline.tick(),
+            _ = housekeeping.tick() => {
+                pipeline.tick();
+                update_health(&health, &providers, &pipeline, &env, &audit, bus.is_some(), &config_errors);
+            }
+            Some(cmd) = bus_rx.recv() => match cmd {
+                BusCommand::Reload => {
+                    crate::systemd::reloading();
+                    let before = providers.kind();
+                    config_errors = reload(&env, &mut providers, &mut pipeline, &mut audit);
+                    announce(&bus, before, &providers).await;
+                    update_health(&health, &providers, &pipeline, &env, &audit, bus.is_some(), &config_errors);
+                    crate::systemd::ready(&status_line(&providers, 0.0));
+                }
+            },
             _ = audit_status.tick() => {
                 if let (Some(base), Ok(s), Some(a)) = (audit_lost_base, env.ctl.status(), audit.as_mut()) {
                     a.loss.kernel_lost = s.lost.saturating_sub(base);
@@ -221,7 +260,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             _ = sigusr2.recv() => log::info!("{}", pipeline.hot_sources()),
             _ = sighup.recv() => {
                 crate::systemd::reloading();
-                reload(&env, &mut providers, &mut pipeline, &mut audit);
+                let before = providers.kind();
+                config_errors = reload(&env, &mut providers, &mut pipeline, &mut audit);
+                announce(&bus, before, &providers).await;
+                update_health(&health, &providers, &pipeline, &env, &audit, bus.is_some(), &config_errors);
                 crate::systemd::ready(&status_line(&providers, 0.0));
             }
             _ = sigint.recv() => break,
@@ -294,6 +336,15 @@ fn running_line(p: &Providers, env: &Env) -> String {
     }
 }
 
+impl Env {
+    fn setting_now(&self) -> String {
+        match self.setting.lock().map(|s| *s) {
+            Ok(EbpfSetting::Disabled) => "disabled".into(),
+            _ => "enabled".into(),
+        }
+    }
+}
+
 fn status_line(p: &Providers, events_per_sec: f64) -> String {
     let mut s = format!("provider={} events/s={events_per_sec:.0}", p.kind());
     if let Some(r) = &p.reason {
@@ -347,16 +398,120 @@ fn start_audit_rules(env: &Env, p: &mut Providers) {
     }
 }
 
-/// SIGHUP: re-read the configuration; a changed provider setting switches
-/// providers live. A bad file is refused and everything keeps running.
-fn reload(env: &Env, p: &mut Providers, pipeline: &mut Out, audit: &mut Option<AuditReader>) {
+/// After a reload: tell D-Bus listeners when the provider changed.
+async fn announce(bus: &Option<crate::bus::Bus>, before: ProviderKind, p: &Providers) {
+    let now = p.kind();
+    if let (Some(bus), true) = (bus, before != now) {
+        let reason = p
+            .reason
+            .as_ref()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "eBPF enabled".into());
+        bus.provider_changed(&before.to_string(), &now.to_string(), &reason)
+            .await;
+    }
+}
+
+/// What Health() and the properties report, from the running state.
+fn update_health(
+    health: &Arc<Mutex<HealthSnapshot>>,
+    p: &Providers,
+    pipeline: &Out,
+    env: &Env,
+    audit: &Option<AuditReader>,
+    bus_up: bool,
+    config_errors: &[String],
+) {
+    let mut issues = Vec::new();
+    if let Some(i) = &p.issue {
+        issues.push(i.clone());
+    }
+    let (active, failed) = match &p.ebpf {
+        Some(rt) => (
+            rt.sensor
+                .hooks
+                .iter()
+                .filter(|h| h.error.is_none())
+                .map(|h| h.hook.clone())
+                .collect(),
+            rt.sensor
+                .hooks
+                .iter()
+                .filter_map(|h| h.error.as_ref().map(|e| format!("{}: {e}", h.hook)))
+                .collect::<Vec<_>>(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    if !failed.is_empty() {
+        issues.push(format!("{} eBPF hooks failed to attach", failed.len()));
+    }
+    if !config_errors.is_empty() {
+        issues.push("the last configuration reload was refused (see config_errors)".into());
+    }
+    if !bus_up {
+        issues.push("D-Bus API unavailable".into());
+    }
+    let status = env.ctl.status().ok();
+    let login_events = match (status, audit) {
+        (_, None) => "unavailable: cannot read the audit netlink multicast group".to_string(),
+        (Some(s), _) if s.enabled == 0 && p.ebpf.is_some() => {
+            "unavailable: audit is disabled in the kernel (enabled 0)".to_string()
+        }
+        (None, _) => "unknown: audit status unavailable (auditctl)".to_string(),
+        _ => "available".to_string(),
+    };
+    let mut loss = pipeline.loss_map();
+    if let Some(a) = audit {
+        for (k, v) in [
+            ("audit_kernel_lost", a.loss.kernel_lost),
+            ("audit_socket_overflows", a.loss.socket_overflows),
+            ("audit_incomplete_events", a.loss.incomplete_events),
+        ] {
+            if v > 0 {
+                loss.insert(k.to_string(), v);
+            }
+        }
+    }
+    let snap = HealthSnapshot {
+        healthy: issues.is_empty(),
+        issues,
+        subsystem: p.kind().to_string(),
+        setting: env.setting_now(),
+        fallback_reason: p.reason.as_ref().map(|r| r.to_string()).unwrap_or_default(),
+        active_hooks: active,
+        failed_hooks: failed,
+        events_delivered: pipeline.delivered_map(),
+        loss,
+        audit_enabled: status.map(|s| s.enabled),
+        audit_rules_loaded: p.audit_rules.is_some(),
+        login_events,
+        config_errors: config_errors.to_vec(),
+        kernel: env.kernel.clone(),
+    };
+    if let Ok(mut h) = health.lock() {
+        *h = snap;
+    }
+}
+
+/// SIGHUP / D-Bus Reload: re-read the configuration; a changed provider
+/// setting switches providers live. A bad tree is refused, everything
+/// keeps running, and the problems are returned (for health).
+fn reload(
+    env: &Env,
+    p: &mut Providers,
+    pipeline: &mut Out,
+    audit: &mut Option<AuditReader>,
+) -> Vec<String> {
     let config = match crate::config::load(&env.args.config_paths()) {
         Ok(c) => c.settings,
         Err(e) => {
             log::error!("reload refused, keeping the running configuration: {e}");
-            return;
+            return e.0.iter().map(|p| p.to_string()).collect();
         }
     };
+    if let Ok(mut s) = env.setting.lock() {
+        *s = config.ebpf_supplementary_event_provider;
+    }
     match (config.ebpf_supplementary_event_provider, p.kind()) {
         (EbpfSetting::Disabled, ProviderKind::Ebpf) => {
             // Make: audit rules first. Break: then detach eBPF.
@@ -366,7 +521,7 @@ fn reload(env: &Env, p: &mut Providers, pipeline: &mut Out, audit: &mut Option<A
             if p.audit_rules.is_none() {
                 log::error!("switch to auditd failed; staying on eBPF");
                 p.reason = None;
-                return;
+                return Vec::new();
             }
             drain_ebpf(p, pipeline);
             if let Some(rt) = p.ebpf.take() {
@@ -381,7 +536,7 @@ fn reload(env: &Env, p: &mut Providers, pipeline: &mut Out, audit: &mut Option<A
             if let Err(r) = provider::preselect(EbpfSetting::Enabled, &env.os, &env.kernel) {
                 log::warn!("staying on auditd: {r}");
                 p.reason = Some(r);
-                return;
+                return Vec::new();
             }
             match start_ebpf(env) {
                 Ok((rt, counters)) => {
@@ -409,6 +564,7 @@ fn reload(env: &Env, p: &mut Providers, pipeline: &mut Out, audit: &mut Option<A
         }
         _ => log::info!("configuration reloaded; provider unchanged ({})", p.kind()),
     }
+    Vec::new()
 }
 
 async fn ring_ready(e: &Option<EbpfRuntime>) {

@@ -259,13 +259,18 @@ pub fn load(paths: &ConfigPaths) -> Result<LoadedConfig, ConfigErrors> {
 }
 
 impl LoadedConfig {
-    /// Every effective value with its source and lock, one per line.
-    pub fn explain(&self) -> String {
+    /// Every effective value (dotted key → JSON text).
+    pub fn effective(&self) -> BTreeMap<String, String> {
         let value = serde_yaml::to_value(&self.settings).unwrap_or(serde_yaml::Value::Null);
         let mut effective = BTreeMap::new();
         flatten_values("", &value, &mut effective);
+        effective
+    }
+
+    /// Every effective value with its source and lock, one per line.
+    pub fn explain(&self) -> String {
         let mut out = String::new();
-        for (k, v) in effective {
+        for (k, v) in self.effective() {
             let src = self
                 .sources
                 .get(&k)

@@ -1,0 +1,127 @@
+//! `mdatp`: the sensor's command line. It talks to mdatpd only through
+//! D-Bus (system bus, or DBUS_SYSTEM_BUS_ADDRESS). Exit codes: 0 ok,
+//! 1 the operation failed (stderr says why and what to do), 2 usage.
+
+mod show;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mdatp_dbus::Sensor1Proxy;
+use zbus::zvariant::Value;
+
+#[derive(Debug, Parser)]
+#[command(name = "mdatp", version, about = "mdatp endpoint-security sensor")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Show the sensor's health: provider, hooks, loss, audit status.
+    Health {
+        /// Print only this field (e.g. supplementary_events_subsystem).
+        #[arg(long, value_name = "NAME")]
+        field: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Change a setting, e.g. `mdatp config ebpf-supplementary-event-provider --value disabled`.
+    /// Dashes stand for underscores; nested keys use dots (folding.window-ms).
+    Config {
+        /// The setting's name.
+        setting: String,
+        /// The new value (YAML: a word, a number, or a [list]).
+        #[arg(long)]
+        value: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mdatp: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("mdatp: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A zbus error as a sentence a person can act on.
+fn explain(e: zbus::Error) -> String {
+    if let zbus::Error::MethodError(name, detail, _) = &e {
+        let detail = detail.clone().unwrap_or_default();
+        return match name.as_str() {
+            "org.freedesktop.DBus.Error.ServiceUnknown" | "org.freedesktop.DBus.Error.NameHasNoOwner" => {
+                "mdatpd is not running (org.mdatp.Sensor1 is not on the system bus); start it with: systemctl start mdatp".into()
+            }
+            "org.freedesktop.DBus.Error.NoReply" => {
+                "mdatpd did not answer (it may have stopped); check: systemctl status mdatp".into()
+            }
+            "org.freedesktop.DBus.Error.AccessDenied" => {
+                format!("access denied: changing the sensor needs root ({detail})")
+            }
+            _ => format!("{detail} [{name}]"),
+        };
+    }
+    format!("D-Bus: {e}")
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let conn = zbus::Connection::system()
+        .await
+        .map_err(|e| format!("cannot reach the system D-Bus ({e}); is dbus running?"))?;
+    let proxy = Sensor1Proxy::new(&conn).await.map_err(explain)?;
+    match cli.command {
+        Cmd::Health { field, output } => {
+            let health = proxy.health().await.map_err(explain)?;
+            let json = show::health_json(&health);
+            match (field, output) {
+                (Some(f), Output::Table) => {
+                    let v = json.get(&f).ok_or_else(|| {
+                        format!(
+                            "no health field {f:?}; fields: {}",
+                            mdatp_dbus::HEALTH_KEYS.join(", ")
+                        )
+                    })?;
+                    println!("{}", show::plain(v));
+                }
+                (Some(f), Output::Json) => {
+                    let v = json
+                        .get(&f)
+                        .ok_or_else(|| format!("no health field {f:?}"))?;
+                    println!("{v}");
+                }
+                (None, Output::Json) => println!("{}", serde_json::Value::Object(json)),
+                (None, Output::Table) => print!("{}", show::table(&json)),
+            }
+        }
+        Cmd::Config { setting, value } => {
+            let key = setting.replace('-', "_");
+            proxy
+                .set_config(&key, &Value::from(value.as_str()))
+                .await
+                .map_err(explain)?;
+            println!("{key} = {value}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,356 @@
+//! The D-Bus API and the `mdatp` CLI against a private dbus-daemon with
+//! the shipped policy: reading for everyone, changes for root only (bus
+//! policy and the daemon's own check), managed-profile locks, signals.
+
+// Tests may panic: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use mdatp_integration_tests::*;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn cli(bus: &PrivateBus, args: &[&str]) -> Output {
+    Command::new(cli_bin())
+        .args(args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .output()
+        .unwrap()
+}
+
+fn busctl(bus: &PrivateBus, args: &[&str]) -> Output {
+    Command::new("busctl")
+        .arg(format!("--address={}", bus.address))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn subsystem(bus: &PrivateBus) -> String {
+    let o = cli(
+        bus,
+        &["health", "--field", "supplementary_events_subsystem"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn wait_subsystem(bus: &PrivateBus, want: &str) {
+    let end = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < end {
+        if subsystem(bus) == want {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("subsystem never became {want}");
+}
+
+struct Setup {
+    bus: PrivateBus,
+    dir: tempfile::TempDir,
+    daemon: Daemon,
+}
+
+fn setup(policy: BusPolicy) -> Setup {
+    let bus = PrivateBus::start(policy);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_with_env(
+        &[
+            "--config-dir",
+            s(&dir.path().join("etc")),
+            "--state-dir",
+            s(&dir.path().join("state")),
+            "--audit-rules-dir",
+            s(&dir.path().join("rules.d")),
+        ],
+        &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)],
+    );
+    Setup { bus, dir, daemon }
+}
+
+#[test]
+fn cli_and_busctl_read_health_and_switch_providers() {
+    let _g = serial();
+    let _audit = AuditState::capture();
+    let t = setup(BusPolicy::Shipped);
+    let bus = &t.bus;
+
+    let o = cli(bus, &["health"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.contains("supplementary_events_subsystem     ebpf"),
+        "{table}"
+    );
+    let o = cli(bus, &["health", "--output", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["healthy"], true);
+    assert!(
+        json["active_hooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h == "raw tracepoint sched_process_exec")
+    );
+    let o = busctl(
+        bus,
+        &[
+            "get-property",
+            "org.mdatp.Sensor1",
+            "/org/mdatp/Sensor1",
+            "org.mdatp.Sensor1",
+            "SupplementaryEventsSubsystem",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "s \"ebpf\"",
+        "{}",
+        text(&o)
+    );
+
+    // Signals: ProviderChanged on a switch.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let address = bus.address.clone();
+    let signal = rt.spawn(async move {
+        let conn = zbus::connection::Builder::address(address.as_str())
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        let proxy = mdatp_dbus::Sensor1Proxy::new(&conn).await.unwrap();
+        use futures_util_like::next;
+        let mut stream = proxy.receive_provider_changed().await.unwrap();
+        let sig = next(&mut stream).await.expect("ProviderChanged");
+        let args = sig.args().unwrap();
+        (
+            args.old().to_string(),
+            args.new().to_string(),
+            args.reason().to_string(),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Switch with the CLI.
+    let o = cli(
+        bus,
+        &[
+            "config",
+            "ebpf-supplementary-event-provider",
+            "--value",
+            "disabled",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    wait_subsystem(bus, "auditd");
+    let (old, new, reason) = rt
+        .block_on(async { tokio::time::timeout(WAIT, signal).await })
+        .unwrap()
+        .unwrap();
+    assert_eq!((old.as_str(), new.as_str()), ("ebpf", "auditd"));
+    assert!(reason.contains("disabled"), "{reason}");
+    assert_eq!(our_audit_rules().len(), 4);
+    let local = std::fs::read_to_string(t.dir.path().join("state/local.yaml")).unwrap();
+    assert!(
+        local.contains("ebpf_supplementary_event_provider: disabled"),
+        "{local}"
+    );
+
+    // And back with busctl.
+    let o = busctl(
+        bus,
+        &[
+            "call",
+            "org.mdatp.Sensor1",
+            "/org/mdatp/Sensor1",
+            "org.mdatp.Sensor1",
+            "SetConfig",
+            "sv",
+            "ebpf_supplementary_event_provider",
+            "s",
+            "enabled",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    wait_subsystem(bus, "ebpf");
+    assert!(our_audit_rules().is_empty());
+
+    // An unprivileged user reads, but may not change: the bus policy says no.
+    let user = TestUser::create("mdatp-dbus-test");
+    let o = user
+        .command(&cli_bin())
+        .args(["health", "--field", "healthy"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "true");
+    let o = user
+        .command(&cli_bin())
+        .args([
+            "config",
+            "ebpf-supplementary-event-provider",
+            "--value",
+            "disabled",
+        ])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("access denied"), "{}", text(&o));
+    assert_eq!(subsystem(bus), "ebpf");
+    t.daemon.stop();
+}
+
+#[test]
+fn the_daemon_checks_the_caller_even_under_a_permissive_policy() {
+    let _g = serial();
+    let _audit = AuditState::capture();
+    let t = setup(BusPolicy::Permissive);
+    let user = TestUser::create("mdatp-dbus-test2");
+    let o = user
+        .command(Path::new("/usr/bin/busctl"))
+        .arg(format!("--address={}", t.bus.address))
+        .args([
+            "call",
+            "org.mdatp.Sensor1",
+            "/org/mdatp/Sensor1",
+            "org.mdatp.Sensor1",
+            "SetConfig",
+            "sv",
+            "ebpf_supplementary_event_provider",
+            "s",
+            "disabled",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let msg = text(&o);
+    assert!(
+        msg.contains(&format!(
+            "uid {} may read the sensor but not change it",
+            user.uid
+        )),
+        "{msg}"
+    );
+    assert_eq!(subsystem(&t.bus), "ebpf");
+    assert!(
+        !t.dir.path().join("state/local.yaml").exists(),
+        "nothing written"
+    );
+    t.daemon.stop();
+}
+
+#[test]
+fn a_managed_profile_locks_its_keys_until_it_is_removed() {
+    let _g = serial();
+    let _audit = AuditState::capture();
+    let t = setup(BusPolicy::Shipped);
+    let managed = t.dir.path().join("etc/managed/50-mdm.yaml");
+    std::fs::create_dir_all(managed.parent().unwrap()).unwrap();
+    std::fs::write(&managed, "ebpf_supplementary_event_provider: disabled\n").unwrap();
+    let o = busctl(
+        &t.bus,
+        &[
+            "call",
+            "org.mdatp.Sensor1",
+            "/org/mdatp/Sensor1",
+            "org.mdatp.Sensor1",
+            "Reload",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    wait_subsystem(&t.bus, "auditd");
+
+    let o = cli(
+        &t.bus,
+        &[
+            "config",
+            "ebpf-supplementary-event-provider",
+            "--value",
+            "enabled",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains(&format!("is managed by {}", managed.display())),
+        "{}",
+        text(&o)
+    );
+    let o = busctl(
+        &t.bus,
+        &[
+            "call",
+            "org.mdatp.Sensor1",
+            "/org/mdatp/Sensor1",
+            "org.mdatp.Sensor1",
+            "SetConfig",
+            "sv",
+            "ebpf_supplementary_event_provider",
+            "s",
+            "enabled",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("managed by"), "{}", text(&o));
+    assert_eq!(subsystem(&t.bus), "auditd");
+
+    // Lift the lock: remove the profile, reload, change.
+    std::fs::remove_file(&managed).unwrap();
+    let o = busctl(
+        &t.bus,
+        &[
+            "call",
+            "org.mdatp.Sensor1",
+            "/org/mdatp/Sensor1",
+            "org.mdatp.Sensor1",
+            "Reload",
+        ],
+    );
+    assert!(o.status.success());
+    let o = cli(
+        &t.bus,
+        &[
+            "config",
+            "ebpf-supplementary-event-provider",
+            "--value",
+            "enabled",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    wait_subsystem(&t.bus, "ebpf");
+
+    // A daemon that is not running: one line saying so.
+    t.daemon.stop();
+    let o = cli(&t.bus, &["health"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("mdatpd is not running"), "{}", text(&o));
+    // Usage errors exit 2.
+    assert_eq!(cli(&t.bus, &["config"]).status.code(), Some(2));
+}
+
+/// The one stream helper these tests need, without a futures dependency.
+mod futures_util_like {
+    use std::future::poll_fn;
+    use std::pin::Pin;
+
+    pub async fn next<S: zbus::export::futures_core::Stream + Unpin>(s: &mut S) -> Option<S::Item> {
+        poll_fn(|cx| Pin::new(&mut *s).poll_next(cx)).await
+    }
+}
