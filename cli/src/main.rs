@@ -42,6 +42,22 @@ enum Cmd {
         #[arg(long)]
         value: String,
     },
+    /// Support data.
+    Diagnostic {
+        #[command(subcommand)]
+        action: DiagnosticCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DiagnosticCmd {
+    /// Write a tar.gz with health, configuration, kernel, audit and BPF
+    /// state and the recent daemon log (secrets redacted).
+    Create {
+        /// Directory for the archive (default /var/log/mdatp/diag).
+        #[arg(long, value_name = "DIR")]
+        path: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -121,6 +137,19 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(explain)?;
             println!("{key} = {value}");
+        }
+        Cmd::Diagnostic {
+            action: DiagnosticCmd::Create { path },
+        } => {
+            let dir = match path {
+                Some(p) => std::fs::canonicalize(&p)
+                    .map_err(|e| format!("--path {p}: {e}"))?
+                    .display()
+                    .to_string(),
+                None => String::new(),
+            };
+            let written = proxy.create_diagnostic(&dir).await.map_err(explain)?;
+            println!("{written}");
         }
     }
     Ok(())

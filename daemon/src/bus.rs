@@ -39,6 +39,26 @@ fn owned(v: Value<'_>) -> Option<OwnedValue> {
 }
 
 impl HealthSnapshot {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "healthy": self.healthy,
+            "health_issues": self.issues,
+            "supplementary_events_subsystem": self.subsystem,
+            "ebpf_supplementary_event_provider": self.setting,
+            "fallback_reason": self.fallback_reason,
+            "active_hooks": self.active_hooks,
+            "failed_hooks": self.failed_hooks,
+            "events_delivered": self.events_delivered,
+            "loss": self.loss,
+            "audit_enabled": self.audit_enabled,
+            "audit_rules_loaded": self.audit_rules_loaded,
+            "login_events": self.login_events,
+            "config_errors": self.config_errors,
+            "version": env!("CARGO_PKG_VERSION"),
+            "kernel": self.kernel,
+        })
+    }
+
     pub fn to_dict(&self) -> HashMap<String, OwnedValue> {
         let hm = |m: &BTreeMap<String, u64>| {
             m.iter()
@@ -108,6 +128,8 @@ impl From<fdo::Error> for SensorError {
 pub struct SensorObject {
     health: Arc<Mutex<HealthSnapshot>>,
     paths: ConfigPaths,
+    /// Default directory of diagnostics archives.
+    diag_dir: std::path::PathBuf,
     commands: mpsc::UnboundedSender<BusCommand>,
 }
 
@@ -221,6 +243,36 @@ impl SensorObject {
         Ok(())
     }
 
+    /// Writes a diagnostics archive into `directory` (empty: the default
+    /// under the log directory) and returns its path.
+    async fn create_diagnostic(
+        &self,
+        directory: String,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<String, SensorError> {
+        require_root(conn, &hdr).await?;
+        let dir = if directory.is_empty() {
+            self.diag_dir.clone()
+        } else {
+            std::path::PathBuf::from(directory)
+        };
+        let config_explain = match crate::config::load(&self.paths) {
+            Ok(c) => c.explain(),
+            Err(e) => format!("configuration invalid:\n{e}"),
+        };
+        let parts = crate::diagnostic::Parts {
+            health_json: serde_json::to_string_pretty(&self.snapshot().to_json())
+                .unwrap_or_default(),
+            config_explain,
+        };
+        let path = tokio::task::spawn_blocking(move || crate::diagnostic::create(&dir, parts))
+            .await
+            .map_err(|e| fdo::Error::Failed(e.to_string()))?
+            .map_err(|e| fdo::Error::Failed(format!("{e}: {}", e.source)))?;
+        Ok(path.display().to_string())
+    }
+
     #[zbus(property)]
     async fn supplementary_events_subsystem(&self) -> String {
         self.snapshot().subsystem
@@ -260,11 +312,13 @@ pub struct Bus {
 pub async fn start(
     health: Arc<Mutex<HealthSnapshot>>,
     paths: ConfigPaths,
+    diag_dir: std::path::PathBuf,
     commands: mpsc::UnboundedSender<BusCommand>,
 ) -> zbus::Result<Bus> {
     let object = SensorObject {
         health,
         paths,
+        diag_dir,
         commands,
     };
     let conn = zbus::connection::Builder::system()?

@@ -6,6 +6,7 @@ pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod decode;
+pub mod diagnostic;
 pub mod ebpf;
 pub mod event;
 pub mod filters;

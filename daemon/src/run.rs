@@ -195,7 +195,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let health = Arc::new(Mutex::new(HealthSnapshot::default()));
     let (bus_tx, mut bus_rx) = tokio::sync::mpsc::unbounded_channel();
-    let bus = match crate::bus::start(Arc::clone(&health), env.args.config_paths(), bus_tx).await {
+    let bus = match crate::bus::start(
+        Arc::clone(&health),
+        env.args.config_paths(),
+        env.args.log_dir.join("diag"),
+        bus_tx,
+    )
+    .await
+    {
         Ok(b) => Some(b),
         Err(e) => {
             log::warn!(

@@ -42,6 +42,29 @@ pub fn watchdog_interval() -> Option<Duration> {
     sd_notify::watchdog_enabled().map(|d| d / 2)
 }
 
+/// Forwards to the real logger and keeps recent lines for diagnostics.
+struct Tee {
+    inner: Box<dyn log::Log>,
+}
+
+impl log::Log for Tee {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        self.inner.enabled(m)
+    }
+
+    fn log(&self, r: &log::Record<'_>) {
+        if self.inner.enabled(r.metadata()) {
+            let t = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+            crate::diagnostic::remember_log_line(format!("{t} {} {}", r.level(), r.args()));
+        }
+        self.inner.log(r);
+    }
+
+    fn flush(&self) {
+        self.inner.flush();
+    }
+}
+
 /// Logs to the journal (with structured fields) when stderr is connected
 /// to it, to stderr otherwise. Returns which.
 pub fn init_logging(level: &str) -> &'static str {
@@ -49,16 +72,21 @@ pub fn init_logging(level: &str) -> &'static str {
     let journal = systemd_journal_logger::connected_to_journal()
         .then(systemd_journal_logger::JournalLog::new)
         .and_then(Result::ok)
-        .map(|j| j.with_syslog_identifier("mdatpd".into()).install().is_ok())
-        .unwrap_or(false);
-    if journal {
-        log::set_max_level(filter);
-        return "journald";
+        .map(|j| j.with_syslog_identifier("mdatpd".into()));
+    let (inner, which, max): (Box<dyn log::Log>, _, _) = match journal {
+        Some(j) => (Box::new(j), "journald", filter),
+        None => {
+            let l = env_logger::Builder::new()
+                .parse_filters(level)
+                .parse_env("RUST_LOG")
+                .format_target(false)
+                .build();
+            let max = l.filter();
+            (Box::new(l), "stderr", max)
+        }
+    };
+    if log::set_boxed_logger(Box::new(Tee { inner })).is_ok() {
+        log::set_max_level(max);
     }
-    env_logger::Builder::new()
-        .parse_filters(level)
-        .parse_env("RUST_LOG")
-        .format_target(false)
-        .init();
-    "stderr"
+    which
 }

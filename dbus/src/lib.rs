@@ -45,6 +45,8 @@ pub trait Sensor1 {
     fn get_config(&self, key: &str) -> zbus::Result<OwnedValue>;
     fn set_config(&self, key: &str, value: &Value<'_>) -> zbus::Result<()>;
     fn reload(&self) -> zbus::Result<()>;
+    /// Root only. Empty `directory`: /var/log/mdatp/diag.
+    fn create_diagnostic(&self, directory: &str) -> zbus::Result<String>;
     #[zbus(property)]
     fn supplementary_events_subsystem(&self) -> zbus::Result<String>;
     #[zbus(property)]

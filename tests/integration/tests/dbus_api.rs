@@ -354,3 +354,100 @@ mod futures_util_like {
         poll_fn(|cx| Pin::new(&mut *s).poll_next(cx)).await
     }
 }
+
+#[test]
+fn diagnostic_create_writes_the_archive_without_secrets() {
+    let _g = serial();
+    let _audit = AuditState::capture();
+    let bus = PrivateBus::start(BusPolicy::Shipped);
+    let dir = tempfile::tempdir().unwrap();
+    let managed = dir.path().join("etc/managed/50-mdm.yaml");
+    std::fs::create_dir_all(managed.parent().unwrap()).unwrap();
+    std::fs::write(
+        &managed,
+        "# upload token: s3cr3t-do-not-leak\nfolding: {window_ms: 1500}\n",
+    )
+    .unwrap();
+    let daemon = Daemon::start_with_env(
+        &[
+            "--config-dir",
+            s(&dir.path().join("etc")),
+            "--state-dir",
+            s(&dir.path().join("state")),
+            "--log-dir",
+            s(&dir.path().join("log")),
+        ],
+        &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)],
+    );
+    let out_dir = dir.path().join("diag-out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let o = cli(&bus, &["diagnostic", "create", "--path", s(&out_dir)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let archive = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(
+        archive.starts_with(s(&std::fs::canonicalize(&out_dir).unwrap())),
+        "{archive}"
+    );
+    assert!(
+        Path::new(&archive)
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("mdatp-diag-")
+    );
+    let list = Command::new("tar")
+        .args(["tzf", &archive])
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    for f in [
+        "health.json",
+        "config.txt",
+        "system.txt",
+        "audit.txt",
+        "bpf.txt",
+        "daemon.log",
+    ] {
+        assert!(
+            list.contains(&format!("mdatp-diag/{f}")),
+            "{f} missing from {list}"
+        );
+    }
+    let read = |f: &str| {
+        let o = Command::new("tar")
+            .args(["xzf", &archive, "-O", &format!("mdatp-diag/{f}")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let health: serde_json::Value = serde_json::from_str(&read("health.json")).unwrap();
+    assert_eq!(health["supplementary_events_subsystem"], "ebpf");
+    assert!(read("config.txt").contains(&format!(
+        "folding.window_ms = 1500  ({})  [locked by",
+        managed.display()
+    )));
+    assert!(read("audit.txt").contains("rules keyed mdatp"));
+    assert!(read("bpf.txt").contains("mdatp_exec"));
+    assert!(read("daemon.log").contains("sensor running"));
+    assert!(read("system.txt").contains("Linux"));
+    let all = Command::new("tar")
+        .args(["xzf", &archive, "-O"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&all.stdout).contains("s3cr3t-do-not-leak"),
+        "a secret leaked"
+    );
+    // Not for everyone.
+    let user = TestUser::create("mdatp-diag-test");
+    let o = user
+        .command(&cli_bin())
+        .args(["diagnostic", "create", "--path", "/tmp"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("access denied"), "{}", text(&o));
+    daemon.stop();
+}

@@ -1,0 +1,160 @@
+//! `mdatp diagnostic create`: one tar.gz with what support needs — health,
+//! the effective configuration with its sources, kernel and distribution,
+//! audit status and our rules, the BPF programs in use, the recent log —
+//! with anything that looks like a secret redacted.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+
+/// The most recent log lines, kept for the diagnostics archive.
+pub static RECENT_LOG: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
+const RECENT_LOG_LINES: usize = 2000;
+
+pub fn remember_log_line(line: String) {
+    if let Ok(mut q) = RECENT_LOG.lock() {
+        if q.len() >= RECENT_LOG_LINES {
+            q.pop_front();
+        }
+        q.push_back(line);
+    }
+}
+
+const SECRET_WORDS: &[&str] = &[
+    "secret",
+    "password",
+    "passwd",
+    "token",
+    "credential",
+    "private_key",
+    "api_key",
+];
+
+/// Masks the value of every `key = value` / `key: value` line whose key
+/// names a secret.
+pub fn redact(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let lower = l.to_lowercase();
+            let key_end = l.find(['=', ':']).unwrap_or(l.len());
+            if SECRET_WORDS
+                .iter()
+                .any(|w| lower[..key_end.min(lower.len())].contains(w))
+                && key_end < l.len()
+            {
+                format!("{} <redacted>", &l[..=key_end])
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    match Command::new(cmd).args(args).output() {
+        Ok(o) => format!(
+            "$ {cmd} {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => format!("$ {cmd} {}\ncannot run: {e}\n", args.join(" ")),
+    }
+}
+
+/// The parts of the archive, name → text.
+pub struct Parts {
+    pub health_json: String,
+    pub config_explain: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("write the diagnostics archive {path}")]
+pub struct DiagError {
+    pub path: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Writes `mdatp-diag-<UTC time>.tar.gz` into `dir`; returns its path.
+pub fn create(dir: &Path, parts: Parts) -> Result<PathBuf, DiagError> {
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .replace(':', "-");
+    let path = dir.join(format!("mdatp-diag-{stamp}.tar.gz"));
+    let err = |source| DiagError {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let bpf = run("bpftool", &["prog", "show"]);
+    let audit_rules: String = {
+        let all = run("auditctl", &["-l"]);
+        let ours: Vec<&str> = all
+            .lines()
+            .filter(|l| crate::audit::rules::is_ours(l))
+            .collect();
+        let foreign = all.lines().skip(1).filter(|l| l.starts_with('-')).count() - ours.len();
+        format!(
+            "rules keyed mdatp:\n{}\n(other tools' rules: {foreign}, not listed)\n",
+            ours.join("\n")
+        )
+    };
+    let log: String = RECENT_LOG
+        .lock()
+        .map(|q| q.iter().cloned().collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default();
+    let files: Vec<(&str, String)> = vec![
+        ("health.json", parts.health_json),
+        ("config.txt", redact(&parts.config_explain)),
+        (
+            "system.txt",
+            format!("{}\n/etc/os-release:\n{os}", run("uname", &["-a"])),
+        ),
+        (
+            "audit.txt",
+            format!("{}\n{audit_rules}", run("auditctl", &["-s"])),
+        ),
+        ("bpf.txt", bpf),
+        ("daemon.log", redact(&log)),
+    ];
+    let f = std::fs::File::create(&path).map_err(err)?;
+    let mut tar = tar::Builder::new(GzEncoder::new(f, Compression::default()));
+    for (name, text) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o600);
+        header.set_mtime(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        );
+        header.set_cksum();
+        tar.append_data(&mut header, format!("mdatp-diag/{name}"), text.as_bytes())
+            .map_err(err)?;
+    }
+    let gz = tar.into_inner().map_err(err)?;
+    gz.finish().map_err(err)?.flush().map_err(err)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_looking_keys_are_redacted() {
+        let t = redact("folding.window_ms = 5\nupload.api_token = \"abc\"\nPassword: hunter2");
+        assert!(t.contains("folding.window_ms = 5"));
+        assert!(!t.contains("abc") && !t.contains("hunter2"), "{t}");
+    }
+}
