@@ -3,6 +3,7 @@
 //! 1 the operation failed (stderr says why and what to do), 2 usage.
 
 mod show;
+mod tail;
 
 use std::process::ExitCode;
 
@@ -42,10 +43,27 @@ enum Cmd {
         #[arg(long)]
         value: String,
     },
+    /// Live events, for a person at a terminal.
+    Events {
+        #[command(subcommand)]
+        action: EventsCmd,
+    },
     /// Support data.
     Diagnostic {
         #[command(subcommand)]
         action: DiagnosticCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCmd {
+    /// Follow new events (Ctrl-C stops).
+    Tail {
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
     },
 }
 
@@ -137,6 +155,24 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(explain)?;
             println!("{key} = {value}");
+        }
+        Cmd::Events {
+            action: EventsCmd::Tail { count, output },
+        } => {
+            let health = proxy.health().await.map_err(explain)?;
+            let json = show::health_json(&health);
+            let path = json
+                .get("event_output")
+                .and_then(|v| v.as_str())
+                .unwrap_or("stdout")
+                .to_string();
+            if path == "stdout" {
+                return Err("mdatpd writes events to its own stdout (foreground mode); run it with --output FILE or as the service to tail them here".into());
+            }
+            let as_json = matches!(output, Output::Json);
+            tokio::task::spawn_blocking(move || tail::follow(&path, count, as_json))
+                .await
+                .map_err(|e| e.to_string())??;
         }
         Cmd::Diagnostic {
             action: DiagnosticCmd::Create { path },

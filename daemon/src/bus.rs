@@ -32,6 +32,10 @@ pub struct HealthSnapshot {
     pub login_events: String,
     pub config_errors: Vec<String>,
     pub kernel: String,
+    /// Event type → "ebpf", "auditd" or "unavailable".
+    pub event_sources: BTreeMap<String, String>,
+    /// Where events are written: a file path, or "stdout".
+    pub event_output: String,
 }
 
 fn owned(v: Value<'_>) -> Option<OwnedValue> {
@@ -56,6 +60,8 @@ impl HealthSnapshot {
             "config_errors": self.config_errors,
             "version": env!("CARGO_PKG_VERSION"),
             "kernel": self.kernel,
+            "event_sources": self.event_sources,
+            "event_output": self.event_output,
         })
     }
 
@@ -94,6 +100,16 @@ impl HealthSnapshot {
             ("config_errors", Value::from(self.config_errors.clone())),
             ("version", Value::from(env!("CARGO_PKG_VERSION"))),
             ("kernel", Value::from(self.kernel.clone())),
+            (
+                "event_sources",
+                Value::from(
+                    self.event_sources
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect::<HashMap<_, _>>(),
+                ),
+            ),
+            ("event_output", Value::from(self.event_output.clone())),
         ];
         entries
             .into_iter()

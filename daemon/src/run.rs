@@ -3,6 +3,7 @@
 //! drain events into the pipeline until SIGINT/SIGTERM. SIGHUP re-reads
 //! the configuration and switches providers live, make-before-break.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -479,7 +480,68 @@ fn update_health(
             }
         }
     }
+    let mut event_sources = BTreeMap::new();
+    for (_, name) in mdatp_bpf::EVENT_TYPES {
+        let source = match &p.ebpf {
+            Some(rt) => {
+                let attached = |prefix: &str| {
+                    rt.sensor
+                        .hooks
+                        .iter()
+                        .any(|h| h.error.is_none() && h.hook.contains(prefix))
+                };
+                let hook = match *name {
+                    "process_exec" => "sched_process_exec",
+                    "process_fork" => "sched_process_fork",
+                    "process_exit" => "sched_process_exit",
+                    "file_open" | "file_open_folded" => "sys_exit_open",
+                    "file_delete" => "sys_exit_unlink",
+                    "file_rename" => "sys_exit_rename",
+                    "file_mkdir" => "sys_exit_mkdir",
+                    "file_chmod" => "sys_exit_chmod",
+                    "file_chown" => "sys_exit_chown",
+                    "file_link" => "sys_exit_link",
+                    "file_symlink" => "sys_exit_symlink",
+                    "network_connect" => "sys_exit_connect",
+                    "network_accept" => "sys_exit_accept",
+                    "network_listen" => "sys_exit_listen",
+                    "network_bind" => "sys_exit_bind",
+                    "network_udp_send" => "sys_exit_send",
+                    _ => "sys_exit_recv",
+                };
+                if attached(hook) {
+                    "ebpf"
+                } else {
+                    "unavailable"
+                }
+            }
+            None if p.audit_rules.is_none() => "unavailable",
+            None => match *name {
+                "process_fork" | "file_open_folded" | "network_udp_send" | "network_udp_recv" => {
+                    "unavailable"
+                }
+                _ => "auditd",
+            },
+        };
+        event_sources.insert(name.to_string(), source.to_string());
+    }
+    event_sources.insert(
+        "login".into(),
+        if login_events == "available" {
+            "auditd (PAM records)"
+        } else {
+            "unavailable"
+        }
+        .into(),
+    );
+    let event_output = env
+        .args
+        .event_output()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "stdout".into());
     let snap = HealthSnapshot {
+        event_sources,
+        event_output,
         healthy: issues.is_empty(),
         issues,
         subsystem: p.kind().to_string(),

@@ -22,6 +22,7 @@ pub const HEALTH_KEYS: &[&str] = &[
     "supplementary_events_subsystem",
     "ebpf_supplementary_event_provider",
     "fallback_reason",
+    "event_sources",
     "active_hooks",
     "failed_hooks",
     "events_delivered",
@@ -31,6 +32,7 @@ pub const HEALTH_KEYS: &[&str] = &[
     "audit_rules_loaded",
     "login_events",
     "config_errors",
+    "event_output",
     "version",
     "kernel",
 ];

@@ -451,3 +451,44 @@ fn diagnostic_create_writes_the_archive_without_secrets() {
     assert!(text(&o).contains("access denied"), "{}", text(&o));
     daemon.stop();
 }
+
+#[test]
+fn events_tail_follows_the_event_file() {
+    let _g = serial();
+    let bus = PrivateBus::start(BusPolicy::Shipped);
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let daemon = Daemon::start_with_env(
+        &["--output", s(&events)],
+        &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)],
+    );
+    let o = cli(&bus, &["health", "--field", "event_sources"]);
+    let sources = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        sources.contains("process_exec=ebpf") && sources.contains("process_fork=ebpf"),
+        "{sources}"
+    );
+    let tail = Command::new(cli_bin())
+        .args(["events", "tail", "--count", "200"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    for _ in 0..40 {
+        Command::new("/bin/echo")
+            .arg("tail-me")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+    }
+    let out = tail.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("Process Activity/Launch") && l.contains("/bin/echo tail-me")),
+        "{text}"
+    );
+    daemon.stop();
+}
