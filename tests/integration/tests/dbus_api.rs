@@ -475,7 +475,7 @@ fn events_tail_follows_the_event_file() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(800));
-    for _ in 0..40 {
+    for _ in 0..80 {
         Command::new("/bin/echo")
             .arg("tail-me")
             .stdout(std::process::Stdio::null())
