@@ -246,12 +246,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
             Some(cmd) = bus_rx.recv() => match cmd {
                 BusCommand::Reload => {
-                    crate::systemd::reloading();
-                    let before = providers.kind();
-                    config_errors = reload(&env, &mut providers, &mut pipeline, &mut audit);
-                    announce(&bus, before, &providers).await;
-                    update_health(&health, &providers, &pipeline, &env, &audit, bus.is_some(), &config_errors);
-                    crate::systemd::ready(&status_line(&providers, 0.0));
+                    config_errors =
+                        reload_and_report(&env, &mut providers, &mut pipeline, &mut audit, &bus, &health).await;
                 }
             },
             _ = audit_status.tick() => {
@@ -267,12 +263,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             _ = sigusr1.recv() => log::info!("loss totals: {}{}", pipeline.loss_summary(), audit_summary(&audit, &pipeline)),
             _ = sigusr2.recv() => log::info!("{}", pipeline.hot_sources()),
             _ = sighup.recv() => {
-                crate::systemd::reloading();
-                let before = providers.kind();
-                config_errors = reload(&env, &mut providers, &mut pipeline, &mut audit);
-                announce(&bus, before, &providers).await;
-                update_health(&health, &providers, &pipeline, &env, &audit, bus.is_some(), &config_errors);
-                crate::systemd::ready(&status_line(&providers, 0.0));
+                config_errors =
+                    reload_and_report(&env, &mut providers, &mut pipeline, &mut audit, &bus, &health).await;
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
@@ -282,17 +274,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     crate::systemd::stopping();
     log::info!("stopping");
     drain_ebpf(&mut providers, &mut pipeline);
-    let hooks = match providers.ebpf.take() {
-        Some(rt) => {
-            let n = rt.sensor.hooks.iter().filter(|h| h.error.is_none()).count();
-            // Programs detach here, before the final count.
-            let mut ring = rt.ring;
-            drop(rt.sensor);
-            drain_ring(&mut ring, &mut pipeline);
-            n
-        }
-        None => 0,
-    };
+    // Programs detach here, before the final count.
+    let hooks = providers
+        .ebpf
+        .take()
+        .map(|rt| detach_ebpf(rt, &mut pipeline))
+        .unwrap_or(0);
     if let Some(rules) = providers.audit_rules.take() {
         // Records already in flight are read before the rules go.
         drain_audit(&mut audit, true, &mut pipeline);
@@ -404,6 +391,44 @@ fn start_audit_rules(env: &Env, p: &mut Providers) {
             p.issue = Some(issue);
         }
     }
+}
+
+/// A reload as systemd and D-Bus see it: RELOADING, the reload, the
+/// provider-change signals, fresh health, READY. Returns the problems of
+/// a refused configuration.
+async fn reload_and_report(
+    env: &Env,
+    providers: &mut Providers,
+    pipeline: &mut Out,
+    audit: &mut Option<AuditReader>,
+    bus: &Option<crate::bus::Bus>,
+    health: &Arc<Mutex<HealthSnapshot>>,
+) -> Vec<String> {
+    crate::systemd::reloading();
+    let before = providers.kind();
+    let errors = reload(env, providers, pipeline, audit);
+    announce(bus, before, providers).await;
+    update_health(
+        health,
+        providers,
+        pipeline,
+        env,
+        audit,
+        bus.is_some(),
+        &errors,
+    );
+    crate::systemd::ready(&status_line(providers, 0.0));
+    errors
+}
+
+/// Detaches eBPF (dropping the object unloads every program), then reads
+/// what the ring still holds. Returns how many hooks were attached.
+fn detach_ebpf(rt: EbpfRuntime, pipeline: &mut Out) -> usize {
+    let n = rt.sensor.hooks.iter().filter(|h| h.error.is_none()).count();
+    let mut ring = rt.ring;
+    drop(rt.sensor);
+    drain_ring(&mut ring, pipeline);
+    n
 }
 
 /// After a reload: tell D-Bus listeners when the provider changed.
@@ -594,9 +619,7 @@ fn reload(
             }
             drain_ebpf(p, pipeline);
             if let Some(rt) = p.ebpf.take() {
-                let mut ring = rt.ring;
-                drop(rt.sensor);
-                drain_ring(&mut ring, pipeline);
+                detach_ebpf(rt, pipeline);
             }
             pipeline.set_counters(None);
             log::info!(provider = "auditd", reason = "disabled by configuration"; "provider switched: ebpf -> auditd (reason: disabled by configuration)");

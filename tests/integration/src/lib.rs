@@ -478,6 +478,21 @@ impl TestUser {
         TestUser { name, uid }
     }
 
+    /// Gives the account a password (for PAM logins).
+    pub fn set_password(&self, password: &str) {
+        use std::io::Write;
+        let mut p = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("chpasswd");
+        p.stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{}:{password}\n", self.name).as_bytes())
+            .expect("write");
+        assert!(p.wait().expect("wait").success());
+    }
+
     /// A command that runs as this user (setpriv from util-linux).
     pub fn command(&self, program: &std::path::Path) -> Command {
         let mut c = Command::new("setpriv");

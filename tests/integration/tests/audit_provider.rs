@@ -266,40 +266,6 @@ fn foreign_rules_survive_with_auditd_running() {
     );
 }
 
-/// A local account with a password, deleted on drop.
-struct TestUser(&'static str);
-
-impl TestUser {
-    fn create(name: &'static str, password: &str) -> Self {
-        let _ = Command::new("userdel").arg(name).output();
-        assert!(
-            Command::new("useradd")
-                .args(["-M", "-s", "/usr/sbin/nologin", name])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let mut p = Command::new("chpasswd")
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        p.stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{name}:{password}\n").as_bytes())
-            .unwrap();
-        assert!(p.wait().unwrap().success());
-        TestUser(name)
-    }
-}
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(self.0).output();
-    }
-}
-
 fn pam_authenticate(user: &str, password: &str) -> bool {
     let mut p = Command::new("pamtester")
         .args(["login", user, "authenticate"])
@@ -323,7 +289,8 @@ fn pam_logins_are_authentication_events_in_both_modes() {
     let audit = AuditState::capture();
     // PAM's records reach the kernel only while auditing is on.
     audit.set_enabled(1);
-    let user = TestUser::create("mdatp-login-test", "S3cret-pw1");
+    let user = TestUser::create("mdatp-login-test");
+    user.set_password("S3cret-pw1");
     let dir = tempfile::tempdir().unwrap();
     for mode in ["enabled", "disabled"] {
         let d = Daemon::start(&[
@@ -332,8 +299,8 @@ fn pam_logins_are_authentication_events_in_both_modes() {
             "--audit-rules-dir",
             s(&dir.path().join("rules.d")),
         ]);
-        assert!(pam_authenticate(user.0, "S3cret-pw1"));
-        assert!(!pam_authenticate(user.0, "wrong-password"));
+        assert!(pam_authenticate(user.name, "S3cret-pw1"));
+        assert!(!pam_authenticate(user.name, "wrong-password"));
         let auth = |status: &'static str| {
             d.wait_event(WAIT, move |v| {
                 v["class_uid"] == 3002

@@ -68,8 +68,14 @@ struct Setup {
 }
 
 fn setup(policy: BusPolicy) -> Setup {
+    setup_with(policy, |_| {})
+}
+
+/// `prepare` runs on the temporary tree before the daemon starts.
+fn setup_with(policy: BusPolicy, prepare: impl FnOnce(&Path)) -> Setup {
     let bus = PrivateBus::start(policy);
     let dir = tempfile::tempdir().unwrap();
+    prepare(dir.path());
     let daemon = Daemon::start_with_env(
         &[
             "--config-dir",
@@ -78,6 +84,8 @@ fn setup(policy: BusPolicy) -> Setup {
             s(&dir.path().join("state")),
             "--audit-rules-dir",
             s(&dir.path().join("rules.d")),
+            "--log-dir",
+            s(&dir.path().join("log")),
         ],
         &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)],
     );
@@ -359,26 +367,17 @@ mod futures_util_like {
 fn diagnostic_create_writes_the_archive_without_secrets() {
     let _g = serial();
     let _audit = AuditState::capture();
-    let bus = PrivateBus::start(BusPolicy::Shipped);
-    let dir = tempfile::tempdir().unwrap();
+    let secret_profile = |d: &Path| {
+        let managed = d.join("etc/managed/50-mdm.yaml");
+        std::fs::create_dir_all(managed.parent().unwrap()).unwrap();
+        std::fs::write(
+            &managed,
+            "# upload token: s3cr3t-do-not-leak\nfolding: {window_ms: 1500}\n",
+        )
+        .unwrap();
+    };
+    let Setup { bus, dir, daemon } = setup_with(BusPolicy::Shipped, secret_profile);
     let managed = dir.path().join("etc/managed/50-mdm.yaml");
-    std::fs::create_dir_all(managed.parent().unwrap()).unwrap();
-    std::fs::write(
-        &managed,
-        "# upload token: s3cr3t-do-not-leak\nfolding: {window_ms: 1500}\n",
-    )
-    .unwrap();
-    let daemon = Daemon::start_with_env(
-        &[
-            "--config-dir",
-            s(&dir.path().join("etc")),
-            "--state-dir",
-            s(&dir.path().join("state")),
-            "--log-dir",
-            s(&dir.path().join("log")),
-        ],
-        &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)],
-    );
     let out_dir = dir.path().join("diag-out");
     std::fs::create_dir_all(&out_dir).unwrap();
     let o = cli(&bus, &["diagnostic", "create", "--path", s(&out_dir)]);
