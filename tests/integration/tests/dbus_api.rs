@@ -33,6 +33,24 @@ fn busctl(bus: &PrivateBus, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// SetConfig of the provider setting with busctl, as a script would.
+fn set_provider_busctl(bus: &PrivateBus, value: &str) -> Output {
+    busctl(
+        bus,
+        &[
+            "call",
+            "org.mdatp.Sensor1",
+            "/org/mdatp/Sensor1",
+            "org.mdatp.Sensor1",
+            "SetConfig",
+            "sv",
+            "ebpf_supplementary_event_provider",
+            "s",
+            value,
+        ],
+    )
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -181,20 +199,7 @@ fn cli_and_busctl_read_health_and_switch_providers() {
     );
 
     // And back with busctl.
-    let o = busctl(
-        bus,
-        &[
-            "call",
-            "org.mdatp.Sensor1",
-            "/org/mdatp/Sensor1",
-            "org.mdatp.Sensor1",
-            "SetConfig",
-            "sv",
-            "ebpf_supplementary_event_provider",
-            "s",
-            "enabled",
-        ],
-    );
+    let o = set_provider_busctl(bus, "enabled");
     assert!(o.status.success(), "{}", text(&o));
     wait_subsystem(bus, "ebpf");
     assert!(our_audit_rules().is_empty());
@@ -301,20 +306,7 @@ fn a_managed_profile_locks_its_keys_until_it_is_removed() {
         "{}",
         text(&o)
     );
-    let o = busctl(
-        &t.bus,
-        &[
-            "call",
-            "org.mdatp.Sensor1",
-            "/org/mdatp/Sensor1",
-            "org.mdatp.Sensor1",
-            "SetConfig",
-            "sv",
-            "ebpf_supplementary_event_provider",
-            "s",
-            "enabled",
-        ],
-    );
+    let o = set_provider_busctl(&t.bus, "enabled");
     assert!(!o.status.success());
     assert!(text(&o).contains("managed by"), "{}", text(&o));
     assert_eq!(subsystem(&t.bus), "auditd");
