@@ -170,7 +170,21 @@ impl Daemon {
     /// SIGTERM, then waits for exit; returns what it printed in all.
     pub fn stop(mut self) -> Stopped {
         self.signal(nix::sys::signal::Signal::SIGTERM);
-        let status = self.child.wait().expect("wait mdatpd");
+        // A daemon that does not stop is a failure, not a hung test run.
+        let end = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(st) = self.child.try_wait().expect("wait mdatpd") {
+                break st;
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                panic!(
+                    "mdatpd did not stop within 30 s of SIGTERM; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
         // Let the reader threads take the last lines.
         thread::sleep(Duration::from_millis(200));
         Stopped {

@@ -459,27 +459,41 @@ fn events_tail_follows_the_event_file() {
         sources.contains("process_exec=ebpf") && sources.contains("process_fork=ebpf"),
         "{sources}"
     );
-    let tail = Command::new(cli_bin())
-        .args(["events", "tail", "--count", "200"])
+    let mut tail = Command::new(cli_bin())
+        .args(["events", "tail"])
         .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let out = tail.stdout.take().unwrap();
+    let l2 = std::sync::Arc::clone(&lines);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            l2.lock().unwrap().push(line);
+        }
+    });
     std::thread::sleep(Duration::from_millis(800));
-    for _ in 0..80 {
-        Command::new("/bin/echo")
-            .arg("tail-me")
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
-    }
-    let out = tail.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.lines()
-            .any(|l| l.contains("Process Activity/Launch") && l.contains("/bin/echo tail-me")),
-        "{text}"
-    );
+    Command::new("/bin/echo")
+        .arg("tail-me")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    let end = std::time::Instant::now() + WAIT;
+    let seen = loop {
+        let found = lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("Process Activity/Launch") && l.contains("/bin/echo tail-me"));
+        if found || std::time::Instant::now() > end {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = tail.kill();
+    let _ = tail.wait();
+    assert!(seen, "tail printed: {:#?}", lines.lock().unwrap());
     daemon.stop();
 }
