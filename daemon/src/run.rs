@@ -66,6 +66,7 @@ struct Env {
     args: Args,
     /// The provider setting in force (configuration or flag).
     setting: Mutex<EbpfSetting>,
+    last_audit_status: Mutex<Option<crate::audit::AuditStatus>>,
     filters: KernelFilters,
     os: OsRelease,
     kernel: String,
@@ -97,6 +98,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let env = Env {
         setting: Mutex::new(setting),
+        last_audit_status: Mutex::new(None),
         os: os_release(args.test_os_release.as_deref())?,
         kernel: match &args.test_kernel_release {
             Some(r) => r.clone(),
@@ -173,6 +175,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut audit_lost_base = None;
     match env.ctl.status() {
         Ok(s) => {
+            env.refresh_audit_status();
             audit_lost_base = Some(s.lost);
             if s.enabled == 0 && providers.ebpf.is_some() {
                 log::warn!(
@@ -251,7 +254,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 }
             },
             _ = audit_status.tick() => {
-                if let (Some(base), Ok(s), Some(a)) = (audit_lost_base, env.ctl.status(), audit.as_mut()) {
+                if let (Some(base), Some(s), Some(a)) = (audit_lost_base, env.refresh_audit_status(), audit.as_mut()) {
                     a.loss.kernel_lost = s.lost.saturating_sub(base);
                 }
                 let total = pipeline.delivered_total();
@@ -332,6 +335,20 @@ fn running_line(p: &Providers, env: &Env) -> String {
 }
 
 impl Env {
+    /// The last audit status read (refreshed every AUDIT_STATUS_INTERVAL
+    /// and on reload: each read runs auditctl).
+    fn audit_status(&self) -> Option<crate::audit::AuditStatus> {
+        self.last_audit_status.lock().ok().and_then(|s| *s)
+    }
+
+    fn refresh_audit_status(&self) -> Option<crate::audit::AuditStatus> {
+        let s = self.ctl.status().ok();
+        if let Ok(mut last) = self.last_audit_status.lock() {
+            *last = s;
+        }
+        s
+    }
+
     fn setting_now(&self) -> String {
         match self.setting.lock().map(|s| *s) {
             Ok(EbpfSetting::Disabled) => "disabled".into(),
@@ -407,6 +424,7 @@ async fn reload_and_report(
     crate::systemd::reloading();
     let before = providers.kind();
     let errors = reload(env, providers, pipeline, audit);
+    env.refresh_audit_status();
     announce(bus, before, providers).await;
     update_health(
         health,
@@ -484,7 +502,7 @@ fn update_health(
     if !bus_up {
         issues.push("D-Bus API unavailable".into());
     }
-    let status = env.ctl.status().ok();
+    let status = env.audit_status();
     let login_events = match (status, audit) {
         (_, None) => "unavailable: cannot read the audit netlink multicast group".to_string(),
         (Some(s), _) if s.enabled == 0 && p.ebpf.is_some() => {
