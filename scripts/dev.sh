@@ -2,6 +2,7 @@
 # The README's two Quick start commands, as root on Debian 12:
 #   scripts/dev.sh run   set up, build, run the sensor in the foreground
 #   scripts/dev.sh test  set up, then fmt check, clippy, build, all tests
+#   scripts/dev.sh bench [mdatp-bench run flags]   the benchmark (not run by CI)
 # Set-up installs missing Debian packages and mounts bpffs/tracefs where
 # they are not mounted yet (as systemd does at boot).
 set -euo pipefail
@@ -65,7 +66,16 @@ test)
     cargo build --workspace
     cargo test --workspace
     ;;
+bench)
+    shift
+    setup
+    dpkg-query -W -f='${Status}' bpftrace 2>/dev/null | grep -q "install ok installed" \
+        || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftrace >/dev/null
+    cargo build --release -p mdatpd -p mdatp-bench
+    target/release/mdatp-bench run "$@"
+    target/release/mdatp-bench ceiling
+    ;;
 *)
-    die "usage: scripts/dev.sh run [mdatpd flags] | scripts/dev.sh test"
+    die "usage: scripts/dev.sh run [mdatpd flags] | scripts/dev.sh test | scripts/dev.sh bench [flags]"
     ;;
 esac

@@ -1,0 +1,162 @@
+//! `mdatp-bench`: every workload under every monitoring configuration in
+//! one run, interleaved and repeated; ratios against the baseline measured
+//! in the same run. Writes a Markdown table and a JSON file.
+//!
+//!   mdatp-bench run [--reps 3] [--scale 1.0] [--out DIR] [--workloads a,b] [--configs a,b]
+//!   mdatp-bench ceiling [--seconds 3]
+//!   mdatp-bench workload NAME N        (used by `run`; times one workload)
+
+mod ceiling;
+mod monitors;
+mod proc;
+mod report;
+mod workloads;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "mdatp-bench")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    Run {
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Multiplies every workload's size.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[arg(long, default_value = "target/bench")]
+        out: PathBuf,
+        #[arg(long, value_delimiter = ',')]
+        workloads: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        configs: Vec<String>,
+        /// mdatpd to measure (default: target/release/mdatpd).
+        #[arg(long)]
+        mdatpd: Option<PathBuf>,
+    },
+    Ceiling {
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+        #[arg(long)]
+        mdatpd: Option<PathBuf>,
+        #[arg(long, default_value = "target/bench")]
+        out: PathBuf,
+    },
+    Workload {
+        name: String,
+        n: u64,
+    },
+}
+
+/// One measured cell.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    pub workload: String,
+    pub config: String,
+    pub rep: usize,
+    pub wall_s: f64,
+    pub stats: monitors::Stats,
+}
+
+fn default_mdatpd() -> PathBuf {
+    PathBuf::from("target/release/mdatpd")
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Workload { name, n } => {
+            let scratch = tempfile::tempdir()?;
+            workloads::run(&name, n, scratch.path())
+        }
+        Cmd::Ceiling {
+            seconds,
+            mdatpd,
+            out,
+        } => {
+            let paths = monitors::Paths {
+                mdatpd: mdatpd.unwrap_or_else(default_mdatpd),
+            };
+            ceiling::run(&paths, seconds, &out)
+        }
+        Cmd::Run {
+            reps,
+            scale,
+            out,
+            workloads: wl,
+            configs,
+            mdatpd,
+        } => {
+            let paths = monitors::Paths {
+                mdatpd: mdatpd.unwrap_or_else(default_mdatpd),
+            };
+            if !paths.mdatpd.exists() {
+                bail!(
+                    "{} not found: cargo build --release -p mdatpd",
+                    paths.mdatpd.display()
+                );
+            }
+            let chosen: Vec<(&str, u64)> = workloads::WORKLOADS
+                .iter()
+                .filter(|(n, _, _)| wl.is_empty() || wl.iter().any(|w| w == n))
+                .map(|(n, size, _)| (*n, ((*size as f64) * scale).max(1.0) as u64))
+                .collect();
+            let cfgs: Vec<&'static str> = monitors::CONFIGS
+                .iter()
+                .copied()
+                .filter(|c| configs.is_empty() || configs.iter().any(|x| x == c))
+                .collect();
+            if !cfgs.contains(&"baseline") {
+                bail!("the baseline configuration is required: ratios are against it");
+            }
+            let me = std::env::current_exe()?;
+            let saved = monitors::AuditSaved::save();
+            let mut cells = Vec::new();
+            let result = (|| -> Result<()> {
+                for rep in 0..reps {
+                    for (wname, n) in &chosen {
+                        // Interleaved: the configuration order rotates per repetition.
+                        for i in 0..cfgs.len() {
+                            let cfg = cfgs[(i + rep) % cfgs.len()];
+                            let mon = monitors::Monitor::start(cfg, &paths)
+                                .with_context(|| format!("start {cfg}"))?;
+                            let t0 = Instant::now();
+                            let st = Command::new(&me)
+                                .args(["workload", wname, &n.to_string()])
+                                .status()?;
+                            let wall_s = t0.elapsed().as_secs_f64();
+                            let stats = mon.stop().with_context(|| format!("stop {cfg}"))?;
+                            if !st.success() {
+                                bail!("workload {wname} failed under {cfg}");
+                            }
+                            eprintln!(
+                                "rep {rep} {wname:<11} {cfg:<19} {wall_s:8.3} s  events {:>9}  loss {}",
+                                stats.events, stats.loss
+                            );
+                            cells.push(Cell {
+                                workload: wname.to_string(),
+                                config: cfg.to_string(),
+                                rep,
+                                wall_s,
+                                stats,
+                            });
+                        }
+                    }
+                }
+                Ok(())
+            })();
+            saved.restore();
+            result?;
+            report::write(&cells, &chosen, &out)
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The monitoring configurations compared in one run. Each starts before
+//! a workload and stops after it, so every cell counts only its workload.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::proc::{cpu_seconds, file_size, kauditd_pid, peak_rss_kib};
+
+pub const CONFIGS: &[&str] = &[
+    "baseline",
+    "mdatpd-ebpf",
+    "mdatpd-ebpf-nofold",
+    "mdatpd-auditd",
+    "auditd",
+    "bpftrace",
+];
+
+/// What a configuration cost and delivered during one cell.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub events: u64,
+    pub loss: u64,
+    /// The sensor's own process (mdatpd, auditd or bpftrace).
+    pub sensor_cpu_s: f64,
+    /// auditd + kauditd when they are part of the configuration.
+    pub audit_cpu_s: f64,
+    pub peak_rss_kib: u64,
+    pub bytes_written: u64,
+}
+
+pub struct Paths {
+    pub mdatpd: PathBuf,
+}
+
+/// Syscalls the audit rules watch: the same set as mdatpd's own rules.
+const AUDIT_RULES: &[&str] = &[
+    "execve,execveat,exit_group",
+    "open,openat,openat2,creat",
+    "unlink,unlinkat,rmdir,rename,renameat,renameat2,mkdir,mkdirat,chmod,fchmod,fchmodat,chown,fchown,lchown,fchownat,link,linkat,symlink,symlinkat",
+    "connect,accept,accept4,bind,listen",
+];
+
+fn auditctl(args: &[&str]) -> Result<String> {
+    let o = Command::new("auditctl")
+        .args(args)
+        .output()
+        .context("auditctl")?;
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn audit_value(key: &str) -> Option<u64> {
+    auditctl(&["-s"])
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} ")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Audit state the audit configurations change, restored by `restore`.
+pub struct AuditSaved {
+    enabled: u64,
+    backlog_limit: u64,
+}
+
+impl AuditSaved {
+    pub fn save() -> Self {
+        Self {
+            enabled: audit_value("enabled").unwrap_or(0),
+            backlog_limit: audit_value("backlog_limit").unwrap_or(64),
+        }
+    }
+
+    pub fn restore(&self) {
+        let _ = auditctl(&["-b", &self.backlog_limit.to_string()]);
+        let _ = auditctl(&["-e", &self.enabled.to_string()]);
+    }
+}
+
+fn auditd_conf(dir: &Path) -> Result<PathBuf> {
+    let conf = dir.join("auditd-conf");
+    std::fs::create_dir_all(&conf)?;
+    std::fs::write(
+        conf.join("auditd.conf"),
+        format!(
+            "local_events = yes\nwrite_logs = yes\nlog_file = {}\nlog_group = root\nlog_format = ENRICHED\nflush = INCREMENTAL_ASYNC\nfreq = 50\nmax_log_file = 0\nnum_logs = 0\nmax_log_file_action = IGNORE\nspace_left = 2\nspace_left_action = IGNORE\nadmin_space_left = 1\nadmin_space_left_action = IGNORE\ndisk_full_action = IGNORE\ndisk_error_action = IGNORE\nname_format = NONE\n",
+            dir.join("audit.log").display()
+        ),
+    )?;
+    Ok(conf)
+}
+
+pub struct Monitor {
+    kind: &'static str,
+    dir: tempfile::TempDir,
+    sensor: Option<Child>,
+    auditd: Option<Child>,
+    kauditd_cpu0: f64,
+    /// CPU seconds the sensor had used when it was ready: startup (BPF
+    /// loading, BTF parsing) is not part of a workload's cost.
+    sensor_cpu0: f64,
+    auditd_cpu0: f64,
+    stderr_path: PathBuf,
+}
+
+fn wait_for(path: &Path, needle: &str, timeout: Duration) -> Result<()> {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("{} never showed {needle:?}", path.display())
+}
+
+impl Monitor {
+    pub fn start(kind: &'static str, paths: &Paths) -> Result<Monitor> {
+        let dir = tempfile::tempdir()?;
+        let stderr_path = dir.path().join("sensor.stderr");
+        let mut m = Monitor {
+            kind,
+            sensor: None,
+            auditd: None,
+            kauditd_cpu0: kauditd_pid().and_then(cpu_seconds).unwrap_or(0.0),
+            sensor_cpu0: 0.0,
+            auditd_cpu0: 0.0,
+            stderr_path: stderr_path.clone(),
+            dir,
+        };
+        let d = m.dir.path().to_path_buf();
+        if kind == "mdatpd-auditd" || kind == "auditd" {
+            auditctl(&["-b", "8192"])?;
+            let conf = auditd_conf(&d)?;
+            m.auditd = Some(
+                Command::new("auditd")
+                    .args(["-n", "-c"])
+                    .arg(&conf)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .context("auditd")?,
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        match kind {
+            "baseline" => {}
+            "mdatpd-ebpf" | "mdatpd-ebpf-nofold" | "mdatpd-auditd" => {
+                let etc = d.join("etc");
+                std::fs::create_dir_all(&etc)?;
+                let mut yaml = String::new();
+                if kind == "mdatpd-ebpf-nofold" {
+                    yaml.push_str("folding: {enabled: false}\n");
+                }
+                if kind == "mdatpd-auditd" {
+                    yaml.push_str("ebpf_supplementary_event_provider: disabled\n");
+                }
+                std::fs::write(etc.join("mdatp.yaml"), yaml)?;
+                let child = Command::new(&paths.mdatpd)
+                    .args(["--foreground", "--output"])
+                    .arg(d.join("events.jsonl"))
+                    .arg("--config-dir")
+                    .arg(&etc)
+                    .arg("--state-dir")
+                    .arg(d.join("state"))
+                    .arg("--audit-rules-dir")
+                    .arg(d.join("rules.d"))
+                    .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(&stderr_path)?)
+                    .spawn()
+                    .context("mdatpd")?;
+                m.sensor = Some(child);
+                wait_for(&stderr_path, "sensor running", Duration::from_secs(30))?;
+            }
+            "auditd" => {
+                auditctl(&["-e", "1"])?;
+                for s in AUDIT_RULES {
+                    auditctl(&[
+                        "-a",
+                        "always,exit",
+                        "-F",
+                        "arch=b64",
+                        "-S",
+                        s,
+                        "-k",
+                        "mdatp-bench",
+                    ])?;
+                }
+            }
+            "bpftrace" => {
+                let script = r#"
+tracepoint:syscalls:sys_exit_openat /args->ret >= 0/ { printf("open %d %s %d\n", pid, comm, args->ret); }
+tracepoint:syscalls:sys_exit_open /args->ret >= 0/ { printf("open %d %s %d\n", pid, comm, args->ret); }
+tracepoint:sched:sched_process_exec { printf("exec %d %s\n", pid, str(args->filename)); }
+tracepoint:sched:sched_process_exit { printf("exit %d %s\n", pid, comm); }
+tracepoint:syscalls:sys_exit_connect { printf("connect %d %s %d\n", pid, comm, args->ret); }
+tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, args->ret); }
+"#;
+                let out = d.join("bpftrace.out");
+                let child = Command::new("bpftrace")
+                    .arg("-o")
+                    .arg(&out)
+                    .arg("-e")
+                    .arg(script)
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(&stderr_path)?)
+                    .spawn()
+                    .context("bpftrace")?;
+                m.sensor = Some(child);
+                wait_for(&out, "Attaching", Duration::from_secs(60))?;
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            other => bail!("unknown configuration {other}"),
+        }
+        if let Some(c) = &m.sensor {
+            m.sensor_cpu0 = cpu_seconds(c.id()).unwrap_or(0.0);
+        }
+        if let Some(a) = &m.auditd {
+            m.auditd_cpu0 = cpu_seconds(a.id()).unwrap_or(0.0);
+        }
+        m.kauditd_cpu0 = kauditd_pid().and_then(cpu_seconds).unwrap_or(0.0);
+        Ok(m)
+    }
+
+    pub fn stop(mut self) -> Result<Stats> {
+        let d = self.dir.path().to_path_buf();
+        let mut stats = Stats::default();
+        if let Some(child) = self.sensor.take() {
+            let pid = child.id();
+            stats.sensor_cpu_s = cpu_seconds(pid).unwrap_or(0.0) - self.sensor_cpu0;
+            stats.peak_rss_kib = peak_rss_kib(pid).unwrap_or(0);
+            let sig = if self.kind == "bpftrace" {
+                nix::sys::signal::Signal::SIGINT
+            } else {
+                nix::sys::signal::Signal::SIGTERM
+            };
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+            let mut child = child;
+            let _ = child.wait();
+        }
+        if self.kind == "auditd" {
+            for s in AUDIT_RULES {
+                let _ = auditctl(&[
+                    "-d",
+                    "always,exit",
+                    "-F",
+                    "arch=b64",
+                    "-S",
+                    s,
+                    "-k",
+                    "mdatp-bench",
+                ]);
+            }
+        }
+        if let Some(mut a) = self.auditd.take() {
+            stats.audit_cpu_s += cpu_seconds(a.id()).unwrap_or(0.0) - self.auditd_cpu0;
+            // Let auditd write what is queued.
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(a.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = a.wait();
+            stats.audit_cpu_s +=
+                kauditd_pid().and_then(cpu_seconds).unwrap_or(0.0) - self.kauditd_cpu0;
+        }
+        let stderr = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
+        match self.kind {
+            "mdatpd-ebpf" | "mdatpd-ebpf-nofold" | "mdatpd-auditd" => {
+                let events = d.join("events.jsonl");
+                stats.bytes_written = file_size(&events) + file_size(&d.join("audit.log"));
+                let f = std::fs::File::open(&events).context("events")?;
+                for line in BufReader::new(f).lines().map_while(Result::ok) {
+                    if line.contains("\"class_uid\":0,") {
+                        continue;
+                    }
+                    // A folded record stands for `count` opens.
+                    let count = line
+                        .find("\"count\":")
+                        .and_then(|i| line[i + 8..].split([',', '}']).next()?.parse::<u64>().ok())
+                        .unwrap_or(1);
+                    stats.events += count;
+                }
+                stats.loss = loss_from(&stderr);
+            }
+            "auditd" => {
+                let log = d.join("audit.log");
+                stats.bytes_written = file_size(&log);
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                stats.events = text
+                    .lines()
+                    .filter(|l| l.starts_with("type=SYSCALL"))
+                    .count() as u64;
+                stats.loss = audit_value("lost").unwrap_or(0);
+            }
+            "bpftrace" => {
+                let out = d.join("bpftrace.out");
+                stats.bytes_written = file_size(&out);
+                let text = std::fs::read_to_string(&out).unwrap_or_default();
+                stats.events = text
+                    .lines()
+                    .filter(|l| {
+                        l.starts_with("open ")
+                            || l.starts_with("exec ")
+                            || l.starts_with("exit ")
+                            || l.starts_with("connect ")
+                            || l.starts_with("unlink ")
+                    })
+                    .count() as u64;
+                stats.loss = text
+                    .lines()
+                    .chain(stderr.lines())
+                    .filter_map(|l| l.strip_prefix("Lost "))
+                    .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+                    .sum();
+            }
+            _ => {}
+        }
+        Ok(stats)
+    }
+}
+
+/// Every counted loss in mdatpd's final "loss totals" line.
+fn loss_from(stderr: &str) -> u64 {
+    let Some(line) = stderr.lines().rev().find(|l| l.contains("loss totals:")) else {
+        return 0;
+    };
+    let num_after = |key: &str| {
+        line.find(key)
+            .and_then(|i| {
+                line[i + key.len()..]
+                    .split([' ', ';'])
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    num_after("drops: total=")
+        + num_after("sequence gaps=")
+        + num_after("sink failures=")
+        + num_after("kernel lost=")
+        + num_after("socket overflows=")
+}

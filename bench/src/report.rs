@@ -1,0 +1,92 @@
+//! Aggregation (median and spread) and the Markdown/JSON outputs.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::Cell;
+use crate::monitors::CONFIGS;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return 0.0;
+    }
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+pub fn write(cells: &[Cell], workloads: &[(&str, u64)], out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out)?;
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "| workload | configuration | wall s (median, min–max) | × baseline | events | events/s | loss | sensor CPU s / M events | audit CPU s / M events | peak RSS MiB | bytes written | bytes / event |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut rows = Vec::new();
+    for (w, n) in workloads {
+        let base: Vec<f64> = cells
+            .iter()
+            .filter(|c| c.workload == *w && c.config == "baseline")
+            .map(|c| c.wall_s)
+            .collect();
+        let base_med = median(base);
+        for cfg in CONFIGS {
+            let cs: Vec<&Cell> = cells
+                .iter()
+                .filter(|c| c.workload == *w && c.config == *cfg)
+                .collect();
+            if cs.is_empty() {
+                continue;
+            }
+            let walls: Vec<f64> = cs.iter().map(|c| c.wall_s).collect();
+            let wall = median(walls.clone());
+            let (lo, hi) = walls
+                .iter()
+                .fold((f64::MAX, 0.0f64), |(a, b), x| (a.min(*x), b.max(*x)));
+            let ev = median(cs.iter().map(|c| c.stats.events as f64).collect());
+            let loss = cs.iter().map(|c| c.stats.loss).max().unwrap_or(0);
+            let cpu = median(cs.iter().map(|c| c.stats.sensor_cpu_s).collect());
+            let acpu = median(cs.iter().map(|c| c.stats.audit_cpu_s).collect());
+            let rss = cs.iter().map(|c| c.stats.peak_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+            let bytes = median(cs.iter().map(|c| c.stats.bytes_written as f64).collect());
+            let ratio = if base_med > 0.0 { wall / base_med } else { 0.0 };
+            let per_m = |x: f64| if ev > 0.0 { x / ev * 1e6 } else { 0.0 };
+            let _ = writeln!(
+                md,
+                "| {w} (n={n}) | {cfg} | {wall:.3} ({lo:.3}–{hi:.3}) | {ratio:.2} | {ev:.0} | {:.0} | {loss} | {:.2} | {:.2} | {rss:.1} | {bytes:.0} | {:.0} |",
+                if wall > 0.0 { ev / wall } else { 0.0 },
+                per_m(cpu),
+                per_m(acpu),
+                if ev > 0.0 { bytes / ev } else { 0.0 },
+            );
+            rows.push(json!({
+                "workload": w, "n": n, "configuration": cfg,
+                "wall_s_median": wall, "wall_s_min": lo, "wall_s_max": hi,
+                "ratio_to_baseline": ratio, "events": ev, "loss_max": loss,
+                "sensor_cpu_s": cpu, "audit_cpu_s": acpu, "peak_rss_mib": rss,
+                "bytes_written": bytes,
+                "cells": cs.iter().map(|c| json!({"rep": c.rep, "wall_s": c.wall_s, "events": c.stats.events, "loss": c.stats.loss})).collect::<Vec<_>>(),
+            }));
+        }
+    }
+    std::fs::write(out.join("results.md"), &md)?;
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&json!({ "rows": rows }))?,
+    )?;
+    print!("{md}");
+    eprintln!(
+        "wrote {} and {}",
+        out.join("results.md").display(),
+        out.join("results.json").display()
+    );
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! The workloads, each run as its own process (`mdatp-bench workload NAME N`)
+//! so the parent times exactly it.
+
+use std::fs::File;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+/// (name, default size at scale 1.0, what it is)
+pub const WORKLOADS: &[(&str, u64, &str)] = &[
+    ("open-one", 200_000, "open+close of one file"),
+    ("open-many", 200_000, "open+close over 1,000 distinct files"),
+    ("exec", 1_000, "fork+exec of /bin/true"),
+    ("connect", 3_000, "TCP connect+close to a loopback listener"),
+    (
+        "read-heavy",
+        1,
+        "grep -r over /usr/include (reads every file)",
+    ),
+    ("build", 1, "make -j2 of 24 generated C files"),
+];
+
+pub fn run(name: &str, n: u64, scratch: &Path) -> Result<()> {
+    match name {
+        "open-one" => {
+            let p = scratch.join("one.txt");
+            std::fs::write(&p, b"x")?;
+            for _ in 0..n {
+                drop(File::open(&p)?);
+            }
+        }
+        "open-many" => {
+            let dir = scratch.join("many");
+            std::fs::create_dir_all(&dir)?;
+            let files: Vec<_> = (0..1000).map(|i| dir.join(format!("f{i}"))).collect();
+            for f in &files {
+                std::fs::write(f, b"x")?;
+            }
+            for i in 0..n {
+                drop(File::open(&files[(i % 1000) as usize])?);
+            }
+        }
+        "exec" => {
+            for _ in 0..n {
+                let st = Command::new("/bin/true").status()?;
+                if !st.success() {
+                    bail!("/bin/true failed");
+                }
+            }
+        }
+        "connect" => {
+            let l = TcpListener::bind("127.0.0.1:0")?;
+            let addr = l.local_addr()?;
+            let acceptor = std::thread::spawn(move || {
+                for _ in 0..n {
+                    if l.accept().is_err() {
+                        break;
+                    }
+                }
+            });
+            for _ in 0..n {
+                drop(TcpStream::connect(addr)?);
+            }
+            let _ = acceptor.join();
+        }
+        "read-heavy" => {
+            for _ in 0..n {
+                // Exit 1 (no match) is the expected outcome.
+                Command::new("grep")
+                    .args(["-r", "-c", "mdatp-no-such-string-xyzzy", "/usr/include"])
+                    .stdout(Stdio::null())
+                    .status()
+                    .context("grep")?;
+            }
+        }
+        "build" => {
+            let dir = scratch.join("build");
+            std::fs::create_dir_all(&dir)?;
+            let mut objs = Vec::new();
+            for i in 0..24 {
+                let mut f = File::create(dir.join(format!("u{i}.c")))?;
+                for j in 0..40 {
+                    writeln!(
+                        f,
+                        "int f{i}_{j}(int x) {{ int s = 0; for (int k = 0; k < x; k++) s += k * {j} ^ (s >> 3); return s; }}"
+                    )?;
+                }
+                objs.push(format!("u{i}.o"));
+            }
+            std::fs::write(
+                dir.join("Makefile"),
+                format!("all: {}\n%.o: %.c\n\tgcc -O2 -c $< -o $@\n", objs.join(" ")),
+            )?;
+            for _ in 0..n {
+                let _ = Command::new("make")
+                    .args(["-s", "clean"])
+                    .current_dir(&dir)
+                    .status();
+                for o in &objs {
+                    let _ = std::fs::remove_file(dir.join(o));
+                }
+                let st = Command::new("make")
+                    .args(["-s", "-j2"])
+                    .current_dir(&dir)
+                    .status()?;
+                if !st.success() {
+                    bail!("make failed");
+                }
+            }
+        }
+        other => bail!("unknown workload {other}"),
+    }
+    Ok(())
+}
