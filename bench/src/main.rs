@@ -10,6 +10,7 @@ mod ceiling;
 mod monitors;
 mod proc;
 mod report;
+mod stages;
 mod workloads;
 
 use std::path::PathBuf;
@@ -56,6 +57,11 @@ enum Cmd {
         name: String,
         n: u64,
     },
+    /// User-space cost per event, by pipeline stage.
+    Stages {
+        #[arg(long, default_value_t = 200_000)]
+        n: u64,
+    },
 }
 
 /// One measured cell.
@@ -74,6 +80,7 @@ fn default_mdatpd() -> PathBuf {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
+        Cmd::Stages { n } => stages::run(n),
         Cmd::Workload { name, n } => {
             let scratch = tempfile::tempdir()?;
             workloads::run(&name, n, scratch.path())

@@ -52,19 +52,22 @@ pub fn run(name: &str, n: u64, scratch: &Path) -> Result<()> {
             }
         }
         "connect" => {
+            // Lockstep (connect, accept, close) so the listen backlog never
+            // overflows, and close with RST (linger 0) so no TIME_WAIT piles
+            // up across runs: otherwise SYN retries, not the sensor, set the time.
             let l = TcpListener::bind("127.0.0.1:0")?;
             let addr = l.local_addr()?;
-            let acceptor = std::thread::spawn(move || {
-                for _ in 0..n {
-                    if l.accept().is_err() {
-                        break;
-                    }
-                }
-            });
+            let rst = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
             for _ in 0..n {
-                drop(TcpStream::connect(addr)?);
+                let c = TcpStream::connect(addr)?;
+                nix::sys::socket::setsockopt(&c, nix::sys::socket::sockopt::Linger, &rst)?;
+                let (srv, _) = l.accept()?;
+                drop(c);
+                drop(srv);
             }
-            let _ = acceptor.join();
         }
         "read-heavy" => {
             for _ in 0..n {

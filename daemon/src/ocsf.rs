@@ -42,15 +42,14 @@ fn base(
         "class_uid": class_uid,
         "class_name": class_name,
         "category_uid": category.0,
-        "category_name": category.1,
+
         "activity_id": activity.0,
         "activity_name": activity.1,
         "type_uid": class_uid * 100 + activity.0,
         "severity_id": 1,
-        "severity": "Informational",
         "time": ms(time_ns),
-        "metadata": metadata(origin.provider.as_str(), &origin.source, Some(origin.sequence)),
-        "device": { "hostname": hostname, "type_id": 0, "os": { "name": "Linux", "type_id": 200 } },
+        "metadata": metadata(&origin.source, Some(origin.sequence)),
+        "device": { "hostname": hostname },
     });
     match v {
         Value::Object(m) => m,
@@ -110,16 +109,24 @@ fn file_obj(f: &FileInfo, type_override: Option<(u32, &'static str)>) -> Value {
 }
 
 /// File details OCSF's file object lacks: `unmapped.file` and friends.
+/// Unknown values are left out, as is `path_truncated` when false.
 fn file_ext(f: &FileInfo) -> Value {
-    json!({
-        "inode": f.inode,
-        "device": f.device,
-        "mount_id": f.mount_id,
-        "mode": f.mode.map(|m| format!("{:o}", m & 0o7777)),
-        "parent_inode": f.parent_inode,
-        "path_truncated": f.path_truncated,
-        "identity_from": f.identity_from.as_str(),
-    })
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Value| {
+        if !v.is_null() {
+            m.insert(k.into(), v);
+        }
+    };
+    put("inode", json!(f.inode));
+    put("device", json!(f.device));
+    put("mount_id", json!(f.mount_id));
+    put("mode", json!(f.mode.map(|m| format!("{:o}", m & 0o7777))));
+    put("parent_inode", json!(f.parent_inode));
+    if f.path_truncated {
+        put("path_truncated", json!(true));
+    }
+    put("identity_from", json!(f.identity_from.as_str()));
+    Value::Object(m)
 }
 
 fn access_names(access: u32) -> Vec<&'static str> {
@@ -165,19 +172,14 @@ fn file_event(e: &FileEvent, hostname: &str) -> Value {
         _ => None,
     };
     o.insert("file".into(), file_obj(&e.file, type_override));
-    o.insert(
-        "actor".into(),
-        json!({ "process": process_obj(&e.process) }),
-    );
+    o.insert("actor".into(), json!({ "process": actor_obj(&e.process) }));
     let mut u = Map::new();
     u.insert("provider".into(), json!(e.origin.provider.as_str()));
     u.insert("file".into(), file_ext(&e.file));
-    u.insert("process".into(), process_ext(&e.process));
     match &e.activity {
-        FileActivity::Open { access, flags, fd } => {
+        FileActivity::Open { access, flags, .. } => {
             u.insert("access".into(), json!(access_names(*access)));
             u.insert("open_flags".into(), json!(format!("{flags:#o}")));
-            u.insert("fd".into(), json!(fd));
             o.insert("count".into(), json!(1));
         }
         FileActivity::OpenFolded {
@@ -269,10 +271,7 @@ fn auth_event(e: &AuthEvent, hostname: &str) -> Value {
     if let Some(s) = e.session {
         o.insert("session".into(), json!({ "uid": s.to_string() }));
     }
-    o.insert(
-        "actor".into(),
-        json!({ "process": process_obj(&e.process) }),
-    );
+    o.insert("actor".into(), json!({ "process": actor_obj(&e.process) }));
     o.insert(
         "unmapped".into(),
         json!({
@@ -280,7 +279,6 @@ fn auth_event(e: &AuthEvent, hostname: &str) -> Value {
             "audit_type": e.record_type,
             "pam_op": e.op,
             "terminal": e.terminal,
-            "process": process_ext(&e.process),
             "time_ns": e.time_ns,
         }),
     );
@@ -354,13 +352,9 @@ fn net_event(e: &NetEvent, hostname: &str) -> Value {
             "direction": direction,
         }),
     );
-    o.insert(
-        "actor".into(),
-        json!({ "process": process_obj(&e.process) }),
-    );
+    o.insert("actor".into(), json!({ "process": actor_obj(&e.process) }));
     let mut u = Map::new();
     u.insert("provider".into(), json!(e.origin.provider.as_str()));
-    u.insert("process".into(), process_ext(&e.process));
     u.insert("local".into(), json!(e.local.map(|a| a.to_string())));
     u.insert("remote".into(), json!(e.remote.map(|a| a.to_string())));
     match e.activity {
@@ -381,7 +375,7 @@ fn ms(ns: u64) -> u64 {
     ns / 1_000_000
 }
 
-fn metadata(provider: &str, source: &str, sequence: Option<u64>) -> Value {
+fn metadata(source: &str, sequence: Option<u64>) -> Value {
     let mut m = json!({
         "version": OCSF_VERSION,
         "product": {
@@ -389,7 +383,6 @@ fn metadata(provider: &str, source: &str, sequence: Option<u64>) -> Value {
             "vendor_name": "mdatp",
             "version": env!("CARGO_PKG_VERSION"),
         },
-        "log_provider": provider,
         "log_name": source,
     });
     if let (Some(seq), Some(obj)) = (sequence, m.as_object_mut()) {
@@ -423,17 +416,15 @@ fn process_event(e: &ProcessEvent, hostname: &str) -> Value {
         "class_uid": PROCESS_ACTIVITY,
         "class_name": "Process Activity",
         "category_uid": SYSTEM_CATEGORY,
-        "category_name": "System Activity",
         "activity_id": activity_id,
         "activity_name": activity_name,
         "type_uid": PROCESS_ACTIVITY * 100 + activity_id,
         "severity_id": 1,
-        "severity": "Informational",
         "status_id": 1,
         "status": "Success",
         "time": ms(e.time_ns),
-        "metadata": metadata(e.origin.provider.as_str(), &e.origin.source, Some(e.origin.sequence)),
-        "device": { "hostname": hostname, "type_id": 0, "os": { "name": "Linux", "type_id": 200 } },
+        "metadata": metadata(&e.origin.source, Some(e.origin.sequence)),
+        "device": { "hostname": hostname },
         "actor": { "process": actor },
         "process": process,
     });
@@ -457,6 +448,29 @@ fn process_event(e: &ProcessEvent, hostname: &str) -> Value {
     unmapped.insert("time_ns".into(), json!(e.time_ns));
     obj.insert("unmapped".into(), Value::Object(unmapped));
     v
+}
+
+/// The acting process of a file, network or login event, in brief: its
+/// entity id (`uid`) leads to the exec event with everything else.
+fn actor_obj(p: &ProcessInfo) -> Value {
+    let mut o = Map::new();
+    o.insert("pid".into(), json!(p.pid));
+    if let Some(tid) = p.tid.filter(|t| *t != p.pid) {
+        o.insert("tid".into(), json!(tid));
+    }
+    if !p.entity_id.is_empty() {
+        o.insert("uid".into(), json!(p.entity_id));
+    }
+    if let Some(name) = &p.name {
+        o.insert("name".into(), json!(name));
+    }
+    if let Some(exe) = &p.exe {
+        o.insert("file".into(), json!({ "path": exe }));
+    }
+    if let Some(c) = &p.creds {
+        o.insert("user".into(), json!({ "uid": c.uid.to_string() }));
+    }
+    Value::Object(o)
 }
 
 fn process_obj(p: &ProcessInfo) -> Value {
@@ -531,16 +545,14 @@ fn loss_record(l: &LossRecord, hostname: &str) -> Value {
         "class_uid": 0,
         "class_name": "Base Event",
         "category_uid": 0,
-        "category_name": "Uncategorized",
         "activity_id": 99,
         "activity_name": "Loss",
         "type_uid": 99,
         "severity_id": 3,
-        "severity": "Medium",
         "time": ms(l.time_ns),
         "message": format!("{} record(s) from {} were lost before delivery", l.missing, l.source),
-        "metadata": metadata(l.provider.as_str(), &l.source, None),
-        "device": { "hostname": hostname, "type_id": 0, "os": { "name": "Linux", "type_id": 200 } },
+        "metadata": metadata(&l.source, None),
+        "device": { "hostname": hostname },
         "unmapped": {
             "provider": l.provider.as_str(),
             "record": "loss",

@@ -670,3 +670,41 @@ impl<S: Sink> Pipeline<S> {
         }
     }
 }
+
+/// Benchmark support: the cost of building the OCSF value and of
+/// serializing it, in ns per event, for `n` copies of one record.
+pub fn stage_costs(clock: &HostClock, record: &[u8], n: u64) -> (f64, f64) {
+    let Ok(rec) = decode::decode(record) else {
+        return (0.0, 0.0);
+    };
+    let mut p = Pipeline::new(
+        clock.clone(),
+        ProcessCache::new(),
+        crate::sink::JsonLines::new(std::io::sink()),
+        None,
+    );
+    // Build one normalized event the way handle() does.
+    let KernelRecord::Open(r) = rec else {
+        return (0.0, 0.0);
+    };
+    let (activity, file) = records::open_event(&r);
+    let process = p.task_process(&r.task);
+    let origin = Origin {
+        provider: Provider::Ebpf,
+        source: "ebpf/cpu0".into(),
+        sequence: 1,
+    };
+    let ev = p.file_event(0, activity, file, None, process, origin);
+    let t = Instant::now();
+    let mut last = serde_json::Value::Null;
+    for _ in 0..n {
+        last = std::hint::black_box(ocsf::to_ocsf(&ev, "host"));
+    }
+    let build = t.elapsed().as_nanos() as f64 / n as f64;
+    let t = Instant::now();
+    for _ in 0..n {
+        let _ = std::hint::black_box(serde_json::to_vec(&last));
+    }
+    let write = t.elapsed().as_nanos() as f64 / n as f64;
+    (build, write)
+}

@@ -193,9 +193,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut sighup = signal(SignalKind::hangup())?;
     let mut sigusr1 = signal(SignalKind::user_defined1())?;
     let mut sigusr2 = signal(SignalKind::user_defined2())?;
-    let mut poll = tokio::time::interval(POLL_INTERVAL);
-    let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
-    let mut audit_status = tokio::time::interval(AUDIT_STATUS_INTERVAL);
+    // Missed ticks are skipped, not made up in a burst: under a flood a
+    // drain pass outlasts the poll period, and a burst of ready ticks
+    // would keep the loop from yielding to the signal and I/O drivers.
+    let interval = |period| {
+        let mut i = tokio::time::interval(period);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        i
+    };
+    let mut poll = interval(POLL_INTERVAL);
+    let mut housekeeping = interval(HOUSEKEEPING_INTERVAL);
+    let mut audit_status = interval(AUDIT_STATUS_INTERVAL);
 
     let health = Arc::new(Mutex::new(HealthSnapshot::default()));
     let (bus_tx, mut bus_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -232,7 +240,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         running_line(&providers, &env)
     );
     crate::systemd::ready(&status_line(&providers, 0.0));
-    let mut watchdog = crate::systemd::watchdog_interval().map(tokio::time::interval);
+    let mut watchdog = crate::systemd::watchdog_interval().map(interval);
     let mut delivered_at_last_status = pipeline.delivered_total();
 
     loop {
@@ -276,7 +284,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     crate::systemd::stopping();
     log::info!("stopping");
-    drain_ebpf(&mut providers, &mut pipeline);
     // Programs detach here, before the final count.
     let hooks = providers
         .ebpf
@@ -445,7 +452,9 @@ fn detach_ebpf(rt: EbpfRuntime, pipeline: &mut Out) -> usize {
     let n = rt.sensor.hooks.iter().filter(|h| h.error.is_none()).count();
     let mut ring = rt.ring;
     drop(rt.sensor);
-    drain_ring(&mut ring, pipeline);
+    log::debug!("eBPF programs detached; reading what the ring still holds");
+    // Detached: the ring only holds what is left; read it all.
+    while drain_ring(&mut ring, pipeline) == DRAIN_BATCH {}
     n
 }
 
@@ -705,16 +714,33 @@ fn drain_ebpf(p: &mut Providers, pipeline: &mut Out) {
     }
 }
 
-fn drain_ring(ring: &mut AsyncFd<RingBuf<MapData>>, pipeline: &mut Out) {
+/// Records handled per drain pass: under a flood the ring never empties,
+/// and the loop must get back to signals, timers and flushes.
+const DRAIN_BATCH: usize = 32_768;
+
+/// Longest a drain pass may take before the loop services everything else.
+const DRAIN_TIME: Duration = Duration::from_millis(20);
+
+/// One bounded pass over the ring; returns how many records it handled
+/// (DRAIN_BATCH when it stopped because of a bound, not because the ring
+/// was empty).
+fn drain_ring(ring: &mut AsyncFd<RingBuf<MapData>>, pipeline: &mut Out) -> usize {
     let ring = ring.get_mut();
+    let start = Instant::now();
     let mut n = 0usize;
-    while let Some(item) = ring.next() {
+    while n < DRAIN_BATCH {
+        let Some(item) = ring.next() else { break };
         pipeline.handle_bytes(&item);
         n += 1;
+        if n % 256 == 0 && start.elapsed() > DRAIN_TIME {
+            n = DRAIN_BATCH;
+            break;
+        }
     }
     if n > 0 {
         pipeline.flush();
     }
+    n
 }
 
 /// `syscalls`: our syscall records are reported (eBPF is not running, or

@@ -9,6 +9,7 @@ use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_AUDIT};
 
 const AUDIT_NLGRP_READLOG: u32 = 1;
 const NLMSG_HDRLEN: usize = 16;
+const READ_BATCH: usize = 8192;
 
 /// One audit record: its type and text ("audit(…): key=value …").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,10 +51,11 @@ impl AuditMulticast {
         })
     }
 
-    /// Reads every waiting datagram into `out`.
+    /// Reads waiting datagrams into `out`, at most a batch per call so a
+    /// flood cannot keep the caller from its other work.
     pub fn read(&mut self, out: &mut Vec<RawAuditRecord>) -> io::Result<Received> {
         let mut got = Received::Nothing;
-        loop {
+        for _ in 0..READ_BATCH {
             match self.sock.recv(&mut &mut self.buf[..], 0) {
                 Ok(n) => {
                     parse_datagram(&self.buf[..n], out);
@@ -64,6 +66,7 @@ impl AuditMulticast {
                 Err(e) => return Err(e),
             }
         }
+        Ok(got)
     }
 }
 
