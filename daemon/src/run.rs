@@ -732,7 +732,7 @@ fn drain_ring(ring: &mut AsyncFd<RingBuf<MapData>>, pipeline: &mut Out) -> usize
         let Some(item) = ring.next() else { break };
         pipeline.handle_bytes(&item);
         n += 1;
-        if n % 256 == 0 && start.elapsed() > DRAIN_TIME {
+        if n.is_multiple_of(256) && start.elapsed() > DRAIN_TIME {
             n = DRAIN_BATCH;
             break;
         }
