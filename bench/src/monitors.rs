@@ -52,6 +52,20 @@ fn auditctl(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
+/// Adds (`-a`) or deletes (`-d`) the benchmark's rule for `syscalls`.
+fn bench_rule(op: &str, syscalls: &str) -> Result<String> {
+    auditctl(&[
+        op,
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        syscalls,
+        "-k",
+        "mdatp-bench",
+    ])
+}
+
 fn audit_value(key: &str) -> Option<u64> {
     auditctl(&["-s"])
         .ok()?
@@ -179,16 +193,7 @@ impl Monitor {
             "auditd" => {
                 auditctl(&["-e", "1"])?;
                 for s in AUDIT_RULES {
-                    auditctl(&[
-                        "-a",
-                        "always,exit",
-                        "-F",
-                        "arch=b64",
-                        "-S",
-                        s,
-                        "-k",
-                        "mdatp-bench",
-                    ])?;
+                    bench_rule("-a", s)?;
                 }
             }
             "bpftrace" => {
@@ -244,16 +249,7 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
         }
         if self.kind == "auditd" {
             for s in AUDIT_RULES {
-                let _ = auditctl(&[
-                    "-d",
-                    "always,exit",
-                    "-F",
-                    "arch=b64",
-                    "-S",
-                    s,
-                    "-k",
-                    "mdatp-bench",
-                ]);
+                let _ = bench_rule("-d", s);
             }
         }
         if let Some(mut a) = self.auditd.take() {
