@@ -19,7 +19,7 @@ pub enum DecodeError {
     #[error("unknown event type id {0}")]
     UnknownType(u32),
     #[error("record declares {declared} data bytes but carries {present}")]
-    ExecLengths { declared: usize, present: usize },
+    Lengths { declared: usize, present: usize },
 }
 
 /// An exec record with its variable-length parts split out.
@@ -163,7 +163,7 @@ fn decode_open(bytes: &[u8]) -> Result<OpenRecord, DecodeError> {
     let f: Fixed = read_pod(bytes, "open event")?;
     let data = &bytes[size_of::<Fixed>()..];
     let n = usize::from(f.path_len);
-    let path = data.get(..n).ok_or(DecodeError::ExecLengths {
+    let path = data.get(..n).ok_or(DecodeError::Lengths {
         declared: n,
         present: data.len(),
     })?;
@@ -203,7 +203,7 @@ fn decode_file_op(bytes: &[u8]) -> Result<FileOpRecord, DecodeError> {
     let mut at = 0usize;
     for len in f.lens {
         let len = usize::from(len);
-        let part = data.get(at..at + len).ok_or(DecodeError::ExecLengths {
+        let part = data.get(at..at + len).ok_or(DecodeError::Lengths {
             declared: at + len,
             present: data.len(),
         })?;
@@ -253,7 +253,7 @@ fn decode_exec(bytes: &[u8]) -> Result<ExecRecord, DecodeError> {
         usize::from(f.argv_len),
     );
     if e + c + a > data.len() {
-        return Err(DecodeError::ExecLengths {
+        return Err(DecodeError::Lengths {
             declared: e + c + a,
             present: data.len(),
         });
@@ -321,6 +321,6 @@ mod tests {
         rec[0] = mdatp_event_type::MDATP_EV_EXEC as u8;
         let exe_len_at = offset_of!(mdatp_exec_event, exe_len);
         rec[exe_len_at] = 10;
-        assert!(matches!(decode(&rec), Err(DecodeError::ExecLengths { .. })));
+        assert!(matches!(decode(&rec), Err(DecodeError::Lengths { .. })));
     }
 }

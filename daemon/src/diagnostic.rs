@@ -102,7 +102,11 @@ pub fn create(dir: &Path, parts: Parts) -> Result<PathBuf, DiagError> {
             .lines()
             .filter(|l| crate::audit::rules::is_ours(l))
             .collect();
-        let foreign = all.lines().skip(1).filter(|l| l.starts_with('-')).count() - ours.len();
+        let foreign = all
+            .lines()
+            .filter(|l| l.starts_with('-'))
+            .count()
+            .saturating_sub(ours.len());
         format!(
             "rules keyed mdatp:\n{}\n(other tools' rules: {foreign}, not listed)\n",
             ours.join("\n")

@@ -88,29 +88,7 @@ pub struct KernelFilters {
     pub networks: Vec<([u8; 16], u32)>,
 }
 
-impl Default for KernelFilters {
-    fn default() -> Self {
-        FilterConfig::default()
-            .compile("<defaults>")
-            .unwrap_or_else(|_| unreachable_defaults())
-    }
-}
-
-fn unreachable_defaults() -> KernelFilters {
-    KernelFilters {
-        event_mask: u64::MAX,
-        fold_window_ns: 5_000_000_000,
-        paths: vec![],
-        processes: vec![],
-        networks: vec![],
-    }
-}
-
 impl FilterConfig {
-    pub fn load(path: &Path) -> Result<KernelFilters, FilterError> {
-        Self::read(path)?.compile(&path.display().to_string())
-    }
-
     /// The file as written, not yet compiled.
     pub fn read(path: &Path) -> Result<FilterConfig, FilterError> {
         let text = std::fs::read_to_string(path).map_err(|source| FilterError::Read {

@@ -192,7 +192,7 @@ impl<S: Sink> Pipeline<S> {
         let event = match rec {
             KernelRecord::Exec(r) => Event::Process(Box::new(self.exec(r, time_ns, origin))),
             KernelRecord::Fork(f) => {
-                let parent = self.task_process(&f.parent);
+                let parent = self.task_process_with_argv(&f.parent);
                 let child = ProcessInfo {
                     pid: f.child_pid,
                     tid: Some(f.child_tid),
@@ -221,7 +221,7 @@ impl<S: Sink> Pipeline<S> {
                 }))
             }
             KernelRecord::Exit(x) => {
-                let process = self.task_process(&x.task);
+                let process = self.task_process_with_argv(&x.task);
                 let parent = self.parent_of(&x.task);
                 self.cache
                     .on_exit(x.task.pid, x.task.start_boottime_ns, Instant::now());
@@ -433,21 +433,34 @@ impl<S: Sink> Pipeline<S> {
         }
     }
 
-    /// The acting process of a record, with image details from the cache.
+    /// The acting process of a record, with its executable from the cache
+    /// (the per-event path: file and network events print no argv).
     fn task_process(&mut self, t: &mdatp_task_info) -> ProcessInfo {
-        let cached = self.cache.get(t.pid, t.start_boottime_ns).cloned();
+        let exe = self
+            .cache
+            .get(t.pid, t.start_boottime_ns)
+            .and_then(|c| c.exe.clone());
         ProcessInfo {
             pid: t.pid,
             tid: Some(t.tid),
             entity_id: self.clock.entity_id(t.pid, t.start_boottime_ns),
             start_time_ns: Some(self.clock.boot_to_unix_ns(t.start_boottime_ns)),
             name: Some(comm_str(&t.comm)),
-            exe: cached.as_ref().and_then(|c| c.exe.clone()),
-            argv: cached.and_then(|c| c.argv),
+            exe,
             creds: Some(self.creds(t)),
             cgroup_id: Some(t.cgroup_id),
             ..Default::default()
         }
+    }
+
+    /// As task_process, with the command line (process events print it).
+    fn task_process_with_argv(&mut self, t: &mdatp_task_info) -> ProcessInfo {
+        let mut p = self.task_process(t);
+        p.argv = self
+            .cache
+            .get(t.pid, t.start_boottime_ns)
+            .and_then(|c| c.argv.clone());
+        p
     }
 
     /// The real parent, identified by the kernel, described by the cache.

@@ -136,7 +136,6 @@ mod tests {
             comm: "c".into(),
             exe: Some(exe.into()),
             argv: vec![exe.into()],
-            uid: Some(0),
         }
     }
 

@@ -13,7 +13,6 @@ pub struct ProcSnapshot {
     pub comm: String,
     pub exe: Option<String>,
     pub argv: Vec<String>,
-    pub uid: Option<u32>,
 }
 
 /// Every process (thread group) under `proc_root`. Processes that vanish
@@ -45,9 +44,6 @@ fn read_process(dir: &Path, pid: u32) -> Option<ProcSnapshot> {
     let argv = fs::read(dir.join("cmdline"))
         .map(|raw| crate::decode::split_argv(&raw))
         .unwrap_or_default();
-    let uid = fs::read_to_string(dir.join("status"))
-        .ok()
-        .and_then(|s| parse_status_uid(&s));
     Some(ProcSnapshot {
         pid,
         ppid,
@@ -55,7 +51,6 @@ fn read_process(dir: &Path, pid: u32) -> Option<ProcSnapshot> {
         comm,
         exe,
         argv,
-        uid,
     })
 }
 
@@ -70,14 +65,6 @@ pub fn parse_stat(stat: &str) -> Option<(String, u32, u64)> {
     let ppid = rest.get(1)?.parse().ok()?;
     let start = rest.get(19)?.parse().ok()?;
     Some((comm, ppid, start))
-}
-
-fn parse_status_uid(status: &str) -> Option<u32> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
 }
 
 #[cfg(test)]

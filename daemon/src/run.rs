@@ -99,7 +99,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let env = Env {
         setting: Mutex::new(setting),
         last_audit_status: Mutex::new(None),
-        os: os_release(args.test_os_release.as_deref())?,
+        os: os_release(args.test_os_release.as_deref()),
         kernel: match &args.test_kernel_release {
             Some(r) => r.clone(),
             None => nix::sys::utsname::uname()
@@ -771,7 +771,7 @@ fn audit_summary(audit: &Option<AuditReader>, pipeline: &Out) -> String {
     }
 }
 
-fn os_release(test: Option<&Path>) -> anyhow::Result<OsRelease> {
+fn os_release(test: Option<&Path>) -> OsRelease {
     let path = test
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/etc/os-release"));
@@ -782,7 +782,7 @@ fn os_release(test: Option<&Path>) -> anyhow::Result<OsRelease> {
         );
         String::new()
     });
-    Ok(OsRelease::parse(&text))
+    OsRelease::parse(&text)
 }
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK.

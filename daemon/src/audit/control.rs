@@ -135,20 +135,16 @@ impl Auditctl {
     /// Deletes a rule given as `auditctl -l` printed it ("-a ..." or "-w ...").
     pub fn delete_listed(&self, line: &str) -> Result<(), AuditError> {
         let mut args: Vec<&str> = line.split_whitespace().collect();
-        match args.first().copied() {
-            Some("-a") => args[0] = "-d",
-            Some("-w") => args.push("-W"),
+        args[0] = match args.first().copied() {
+            Some("-a") => "-d",
+            Some("-w") => "-W",
             _ => {
                 return Err(AuditError::Failed {
                     args: line.to_string(),
                     stderr: "not a rule line".into(),
                 });
             }
-        }
-        if args.last() == Some(&"-W") {
-            args.pop();
-            args[0] = "-W";
-        }
+        };
         self.run(&args).map(|_| ())
     }
 

@@ -52,12 +52,12 @@ pub fn rules_file_text(rules: &[Vec<String>]) -> String {
     s
 }
 
+/// Whether a rule line (auditctl -l prints `-F key=K`, rule files use
+/// `-k K`) carries exactly our key.
 pub fn is_ours(listed_rule: &str) -> bool {
-    listed_rule
-        .split_whitespace()
-        .any(|w| w == format!("key={KEY}") || w == KEY)
-        && (listed_rule.contains(&format!("key={KEY}"))
-            || listed_rule.contains(&format!("-k {KEY}")))
+    let words: Vec<&str> = listed_rule.split_whitespace().collect();
+    words.iter().any(|w| w.strip_prefix("key=") == Some(KEY))
+        || words.windows(2).any(|p| p == ["-k", KEY])
 }
 
 pub struct RuleManager {

@@ -77,7 +77,6 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layer {
-    Default,
     Base,
     DropIn,
     Local,

@@ -33,22 +33,23 @@ fn busctl(bus: &PrivateBus, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// busctl arguments of SetConfig on the provider setting (value follows).
+const SET_PROVIDER: [&str; 8] = [
+    "call",
+    "org.mdatp.Sensor1",
+    "/org/mdatp/Sensor1",
+    "org.mdatp.Sensor1",
+    "SetConfig",
+    "sv",
+    "ebpf_supplementary_event_provider",
+    "s",
+];
+
 /// SetConfig of the provider setting with busctl, as a script would.
 fn set_provider_busctl(bus: &PrivateBus, value: &str) -> Output {
-    busctl(
-        bus,
-        &[
-            "call",
-            "org.mdatp.Sensor1",
-            "/org/mdatp/Sensor1",
-            "org.mdatp.Sensor1",
-            "SetConfig",
-            "sv",
-            "ebpf_supplementary_event_provider",
-            "s",
-            value,
-        ],
-    )
+    let mut args = SET_PROVIDER.to_vec();
+    args.push(value);
+    busctl(bus, &args)
 }
 
 fn text(o: &Output) -> String {
@@ -240,17 +241,8 @@ fn the_daemon_checks_the_caller_even_under_a_permissive_policy() {
     let o = user
         .command(Path::new("/usr/bin/busctl"))
         .arg(format!("--address={}", t.bus.address))
-        .args([
-            "call",
-            "org.mdatp.Sensor1",
-            "/org/mdatp/Sensor1",
-            "org.mdatp.Sensor1",
-            "SetConfig",
-            "sv",
-            "ebpf_supplementary_event_provider",
-            "s",
-            "disabled",
-        ])
+        .args(SET_PROVIDER)
+        .arg("disabled")
         .output()
         .unwrap();
     assert!(!o.status.success());
