@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The README's two Quick start commands, as root on Debian 12:
 #   scripts/dev.sh run   set up, build, run the sensor in the foreground
-#   scripts/dev.sh test  set up, then fmt check, clippy, build, all tests
+#   scripts/dev.sh test  set up, then fmt check, clippy, build, all tests,
+#                        the packages, and the installed-package test in a VM
+#   scripts/dev.sh package   build the .deb, the .rpm's and the SELinux module
+#   scripts/dev.sh vm-test [--kernel PKG]   package, then the VM test alone
 #   scripts/dev.sh bench [mdatp-bench run flags]   the benchmark (not run by CI)
 # Set-up installs missing Debian packages and mounts bpffs/tracefs where
 # they are not mounted yet (as systemd does at boot).
@@ -65,6 +68,19 @@ test)
     cargo clippy --workspace --all-targets -- -D warnings
     cargo build --workspace
     cargo test --workspace
+    scripts/package.sh
+    tests/integration/vm/run.sh
+    ;;
+package)
+    need_root
+    check_rust
+    exec scripts/package.sh
+    ;;
+vm-test)
+    shift
+    setup
+    scripts/package.sh
+    exec tests/integration/vm/run.sh "$@"
     ;;
 bench)
     shift
@@ -76,6 +92,6 @@ bench)
     target/release/mdatp-bench ceiling
     ;;
 *)
-    die "usage: scripts/dev.sh run [mdatpd flags] | scripts/dev.sh test | scripts/dev.sh bench [flags]"
+    die "usage: scripts/dev.sh run [mdatpd flags] | test | package | vm-test [--kernel PKG] | bench [flags]"
     ;;
 esac

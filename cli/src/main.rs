@@ -7,76 +7,10 @@ mod tail;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
+use mdatp_cli::args::{Cli, Cmd, DiagnosticCmd, EventsCmd, Output};
 use mdatp_dbus::Sensor1Proxy;
 use zbus::zvariant::Value;
-
-#[derive(Debug, Parser)]
-#[command(name = "mdatp", version, about = "mdatp endpoint-security sensor")]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Output {
-    Table,
-    Json,
-}
-
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// Show the sensor's health: provider, hooks, loss, audit status.
-    Health {
-        /// Print only this field (e.g. supplementary_events_subsystem).
-        #[arg(long, value_name = "NAME")]
-        field: Option<String>,
-        #[arg(long, value_enum, default_value = "table")]
-        output: Output,
-    },
-    /// Change a setting, e.g. `mdatp config ebpf-supplementary-event-provider --value disabled`.
-    /// Dashes stand for underscores; nested keys use dots (folding.window-ms).
-    Config {
-        /// The setting's name.
-        setting: String,
-        /// The new value (YAML: a word, a number, or a [list]).
-        #[arg(long)]
-        value: String,
-    },
-    /// Live events, for a person at a terminal.
-    Events {
-        #[command(subcommand)]
-        action: EventsCmd,
-    },
-    /// Support data.
-    Diagnostic {
-        #[command(subcommand)]
-        action: DiagnosticCmd,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum EventsCmd {
-    /// Follow new events (Ctrl-C stops).
-    Tail {
-        /// Stop after this many events.
-        #[arg(long)]
-        count: Option<u64>,
-        #[arg(long, value_enum, default_value = "table")]
-        output: Output,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum DiagnosticCmd {
-    /// Write a tar.gz with health, configuration, kernel, audit and BPF
-    /// state and the recent daemon log (secrets redacted).
-    Create {
-        /// Directory for the archive (default /var/log/mdatp/diag).
-        #[arg(long, value_name = "DIR")]
-        path: Option<String>,
-    },
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

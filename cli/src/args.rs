@@ -1,0 +1,77 @@
+//! The `mdatp` command line definition, shared by the binary and the
+//! man-page generator (`man/`), so the pages cannot drift from the flags.
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "mdatp", version, about = "mdatp endpoint-security sensor")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Output {
+    /// Aligned text for a person.
+    Table,
+    /// JSON, for scripts.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Show the sensor's health: provider, hooks, loss, audit status.
+    Health {
+        /// Print only this field (e.g. supplementary_events_subsystem).
+        #[arg(long, value_name = "NAME")]
+        field: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Change a setting and apply it at once.
+    ///
+    /// For example `mdatp config ebpf-supplementary-event-provider --value disabled`.
+    /// Dashes stand for underscores; nested keys use dots (folding.window-ms).
+    Config {
+        /// The setting's name.
+        setting: String,
+        /// The new value (YAML: a word, a number, or a [list]).
+        #[arg(long)]
+        value: String,
+    },
+    /// Live events, for a person at a terminal.
+    Events {
+        #[command(subcommand)]
+        action: EventsCmd,
+    },
+    /// Support data.
+    Diagnostic {
+        #[command(subcommand)]
+        action: DiagnosticCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCmd {
+    /// Follow new events (Ctrl-C stops).
+    Tail {
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DiagnosticCmd {
+    /// Write a tar.gz with health, configuration, kernel, audit and BPF
+    /// state and the recent daemon log (secrets redacted).
+    Create {
+        /// Directory for the archive (default /var/log/mdatp/diag).
+        #[arg(long, value_name = "DIR")]
+        path: Option<String>,
+    },
+}

@@ -1,0 +1,3 @@
+//! Library half of the `mdatp` command: its clap definition.
+
+pub mod args;
