@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# build-image.sh KERNEL_PACKAGE OUTDIR
+# A Debian 12 guest with systemd, dbus, auditd and AppArmor, built from
+# Debian's packages with mmdebstrap (no loop mount: mkfs.ext4 -d fills the
+# image from a directory). OUTDIR gets rootfs.img (raw ext4), vmlinuz and
+# initrd.img for a direct kernel boot. The guest has no network; the
+# package under test and the test script arrive over a 9p share that the
+# unit mdatp-vmtest.service mounts and runs at boot.
+set -euo pipefail
+
+kernel_pkg=$1
+out=$2
+here=$(cd "$(dirname "$0")" && pwd)
+mirror=${MDATP_VM_MIRROR:-http://deb.debian.org/debian}
+
+root=$(mktemp -d /var/tmp/mdatp-vm-root.XXXXXX)
+trap 'rm -rf "$root"' EXIT
+
+packages=(systemd-sysv dbus auditd apparmor udev kmod procps iproute2 "$kernel_pkg" initramfs-tools)
+IFS=,
+mmdebstrap --variant=minbase --include="${packages[*]}" \
+    --customize-hook='echo mdatp-guest > "$1/etc/hostname"' \
+    bookworm "$root" "$mirror" >&2
+unset IFS
+
+cat > "$root/etc/fstab" <<'FSTAB'
+/dev/vda  /          ext4  defaults,errors=remount-ro  0 1
+host      /mnt/host  9p    trans=virtio,version=9p2000.L,msize=262144,nofail  0 0
+FSTAB
+mkdir -p "$root/mnt/host"
+printf '9p\n9pnet_virtio\n' > "$root/etc/modules-load.d/9p.conf"
+install -m 0644 "$here/mdatp-vmtest.service" "$root/etc/systemd/system/mdatp-vmtest.service"
+ln -sf /etc/systemd/system/mdatp-vmtest.service "$root/etc/systemd/system/multi-user.target.wants/mdatp-vmtest.service"
+# Quiet, fast boots: no getty on the console the harness reads.
+ln -sf /dev/null "$root/etc/systemd/system/serial-getty@ttyS0.service"
+ln -sf /dev/null "$root/etc/systemd/system/getty@tty1.service"
+
+mkdir -p "$out"
+cp -L "$root/vmlinuz" "$out/vmlinuz"
+cp -L "$root/initrd.img" "$out/initrd.img"
+rm -f "$out/rootfs.img"
+mkfs.ext4 -q -F -L root -d "$root" "$out/rootfs.img" 3G

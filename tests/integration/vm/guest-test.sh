@@ -1,0 +1,189 @@
+#!/bin/bash
+# Runs inside the guest, as root, at boot (mdatp-vmtest.service), from the
+# host's 9p share at /mnt/host. The phase comes from the kernel command
+# line (mdatp.phase=...). Output is TAP-like; results/<phase>.status gets
+# PASS or FAIL and the guest powers off. See tests/integration/vm/run.sh.
+set -u
+
+phase=$(sed -n 's/.*mdatp\.phase=\([a-z-]*\).*/\1/p' /proc/cmdline)
+share=/mnt/host
+results=$share/results
+mkdir -p "$results"
+exec > >(tee "$results/$phase.log") 2>&1
+
+fails=0
+ok() { echo "ok - $*"; }
+not_ok() { echo "not ok - $*"; fails=$((fails + 1)); }
+check() { # description command...
+    local desc=$1
+    shift
+    if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+}
+wait_for() { # seconds command...
+    local n=$1
+    shift
+    for _ in $(seq "$n"); do
+        "$@" && return 0
+        sleep 1
+    done
+    "$@"
+}
+finish() {
+    echo "# phase $phase: $fails failure(s)"
+    if [ "$fails" -eq 0 ]; then echo PASS; else echo FAIL; fi > "$results/$phase.status"
+    sync
+    systemctl --no-block poweroff
+    exit 0
+}
+
+field() { mdatp health --field "$1" 2>/dev/null; }
+subsystem_is() { [ "$(field supplementary_events_subsystem)" = "$1" ]; }
+main_pid() { systemctl show -p MainPID --value mdatp; }
+active() { systemctl is-active --quiet mdatp; }
+our_rules() { auditctl -l | grep -c 'key=mdatp$' || true; }
+# Every rule line that is not ours, exactly as auditctl prints it.
+foreign_rules() { auditctl -l | grep -v 'key=mdatp$' | grep -v '^No rules$' || true; }
+same_foreign() { [ "$(foreign_rules)" = "$FOREIGN" ]; }
+set_provider() { # enabled|disabled
+    busctl call org.mdatp.Sensor1 /org/mdatp/Sensor1 org.mdatp.Sensor1 \
+        SetConfig sv ebpf_supplementary_event_provider s "$1"
+}
+install_deb() {
+    check "dpkg -i installs the package" dpkg -i "$share/mdatp.deb"
+    check "the service becomes active" wait_for 180 active
+    check "health reports the eBPF provider" wait_for 30 subsystem_is ebpf
+}
+# An exec whose argv carries a marker; succeeds when an exec event with
+# that marker, this pid and the given provider is in the event file.
+exec_seen() { # provider
+    local marker pid line
+    marker="vm-marker-$RANDOM$RANDOM"
+    pid=$(sh -c 'echo $$; exec /usr/bin/env true '"$marker")
+    wait_for 30 grep -q -- "$marker" /var/log/mdatp/events.jsonl || return 1
+    line=$(grep -- "$marker" /var/log/mdatp/events.jsonl | grep '"class_uid":1007' | grep '"activity_id":1' | head -1)
+    echo "# exec event: ${line:0:300}"
+    grep -q "\"pid\":$pid[,}]" <<<"$line" && grep -q "\"provider\":\"$1\"" <<<"$line"
+}
+
+# NoNewPrivs set, and the capability bounding set lacks what the unit
+# leaves out (CAP_NET_ADMIN = 12, CAP_SYS_MODULE = 16) but keeps CAP_BPF (39).
+hardened() { # pid
+    local bnd
+    bnd=$((16#$(awk '/^CapBnd/{print $2}' "/proc/$1/status")))
+    grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$1/status" \
+        && (( (bnd >> 12 & 1) == 0 && (bnd >> 16 & 1) == 0 && (bnd >> 39 & 1) == 1 ))
+}
+
+echo "# phase $phase on $(uname -r)"
+
+case "$phase" in
+main)
+    # Rules of another tool, which the sensor must never touch.
+    auditctl -a always,exit -F arch=b64 -S sethostname -F key=vmtest-foreign
+    auditctl -w /etc/hosts -p wa -k vmtest-watch
+    FOREIGN=$(foreign_rules)
+    echo "# foreign rules:"; echo "$FOREIGN" | sed 's/^/#   /'
+
+    install_deb
+    mdatp health | sed 's/^/#   /'
+    check "an exec in the guest appears as an eBPF event with its pid and argv" exec_seen ebpf
+    pid=$(main_pid)
+    check "the daemon runs under its AppArmor profile (complain mode)" \
+        grep -q '^mdatpd (complain)' "/proc/$pid/attr/current"
+    check "the unit's hardening is in effect (NoNewPrivs, bounded capabilities)" hardened "$pid"
+
+    # Switch to the audit subsystem over D-Bus, and back.
+    check "busctl SetConfig switches to auditd" set_provider disabled
+    check "health reports auditd" wait_for 60 subsystem_is auditd
+    check "our rules are loaded, keyed mdatp" test "$(our_rules)" -gt 0
+    check "auditctl -l shows only our rules plus the foreign ones" same_foreign
+    check "the rules file is written" test -f /etc/audit/rules.d/mdatp.rules
+    check "an exec appears as an auditd event with its pid" exec_seen auditd
+    check "busctl SetConfig switches back to ebpf" set_provider enabled
+    check "health reports ebpf again" wait_for 60 subsystem_is ebpf
+    check "switching back clears our rules" test "$(our_rules)" -eq 0
+    check "the foreign rules are untouched" same_foreign
+    check "the rules file is gone" test ! -e /etc/audit/rules.d/mdatp.rules
+
+    # A broken drop-in: reload is refused and the sensor keeps running.
+    pid=$(main_pid)
+    echo 'folding: [oops' > /etc/mdatp/conf.d/99-broken.yaml
+    check "systemctl reload with a broken drop-in fails" bash -c '! systemctl reload mdatp'
+    check "the service is still active, same process" bash -c "systemctl is-active --quiet mdatp && [ \"\$(systemctl show -p MainPID --value mdatp)\" = $pid ]"
+    kill -HUP "$pid"
+    check "a SIGHUP with the broken drop-in is refused and reported" \
+        wait_for 20 bash -c 'mdatp health --field config_errors | grep -q 99-broken.yaml'
+    check "events still flow after the refused reload" exec_seen ebpf
+    rm -f /etc/mdatp/conf.d/99-broken.yaml
+    check "systemctl reload succeeds once the drop-in is fixed" systemctl reload mdatp
+    check "config errors clear" wait_for 20 bash -c '[ -z "$(mdatp health --field config_errors | tr -d "[] \n")" ]'
+    check "mdatp diagnostic create writes an archive" \
+        bash -c 'f=$(mdatp diagnostic create) && tar -tzf "$f" | grep -q health.json'
+
+    # The watchdog: a hung (stopped) daemon is killed and restarted.
+    mkdir -p /run/systemd/system/mdatp.service.d
+    printf '[Service]\nWatchdogSec=5s\nTimeoutAbortSec=5s\n' > /run/systemd/system/mdatp.service.d/vmtest-watchdog.conf
+    systemctl daemon-reload
+    systemctl restart mdatp
+    check "the service restarts with a 5 s watchdog" wait_for 120 active
+    wait_for 30 subsystem_is ebpf
+    lines_before=$(wc -l < /var/log/mdatp/events.jsonl)
+    pid=$(main_pid)
+    restarts=$(systemctl show -p NRestarts --value mdatp)
+    kill -STOP "$pid"
+    check "the watchdog restarts the hung daemon" wait_for 120 bash -c \
+        "p=\$(systemctl show -p MainPID --value mdatp); [ \"\$p\" != 0 ] && [ \"\$p\" != $pid ] && systemctl is-active --quiet mdatp"
+    check "systemd counted the restart" test "$(systemctl show -p NRestarts --value mdatp)" -gt "$restarts"
+    check "the journal names the watchdog" bash -c 'journalctl -u mdatp -b | grep -qi watchdog'
+    check "events written before the restart are kept" test "$(wc -l < /var/log/mdatp/events.jsonl)" -ge "$lines_before"
+    rm -f /run/systemd/system/mdatp.service.d/vmtest-watchdog.conf
+    systemctl daemon-reload
+    systemctl restart mdatp
+    wait_for 120 active
+
+    # Purge while the audit provider has rules loaded.
+    set_provider disabled
+    check "auditd provider before purge" wait_for 60 subsystem_is auditd
+    check "rules loaded before purge" test "$(our_rules)" -gt 0
+    check "apt-get purge mdatp succeeds" apt-get purge -y -q mdatp
+    check "purge leaves no rule keyed mdatp" test "$(our_rules)" -eq 0
+    check "purge leaves the foreign rules" same_foreign
+    check "purge removes the rules file, state, logs and configuration" \
+        bash -c '! test -e /etc/audit/rules.d/mdatp.rules && ! test -e /var/lib/mdatp && ! test -e /var/log/mdatp && ! test -e /etc/mdatp'
+    check "no mdatpd process is left" bash -c '! pidof mdatpd'
+    ;;
+immutable)
+    install_deb
+    auditctl -a always,exit -F arch=b64 -S sethostname -F key=vmtest-foreign
+    FOREIGN=$(foreign_rules)
+    set_provider disabled
+    check "auditd provider with our rules" wait_for 60 subsystem_is auditd
+    check "our rules are loaded" test "$(our_rules)" -gt 0
+    auditctl -e 2 >/dev/null
+    check "audit is immutable now" bash -c 'auditctl -s | grep -q "^enabled 2"'
+    check "the switch to ebpf still happens" bash -c 'busctl call org.mdatp.Sensor1 /org/mdatp/Sensor1 org.mdatp.Sensor1 SetConfig sv ebpf_supplementary_event_provider s enabled'
+    check "health reports ebpf" wait_for 60 subsystem_is ebpf
+    check "health reports audit immutable" test "$(field audit_immutable)" = true
+    echo "# health_issues: $(field health_issues)"
+    check "health names the issue and the remedy (reboot)" bash -c 'mdatp health --field health_issues | grep -qi "immutable" && mdatp health --field health_issues | grep -qi "reboot"'
+    check "the rules stay loaded (immutable), the foreign ones too" bash -c "[ \"\$(auditctl -l | grep -c 'key=mdatp\$')\" -gt 0 ]" 
+    check "the foreign rules are untouched" same_foreign
+    check "the rules file is removed so a reboot clears our rules" test ! -e /etc/audit/rules.d/mdatp.rules
+    check "the service is still active" active
+    check "an exec is seen by eBPF under immutable audit" exec_seen ebpf
+    check "systemctl stop works under immutable audit" timeout 60 systemctl stop mdatp
+    check "systemctl start works again" systemctl start mdatp
+    check "active after start" wait_for 120 active
+    ;;
+after-immutable)
+    check "the reboot ended immutable mode" bash -c '! auditctl -s | grep -q "^enabled 2"'
+    check "no rule keyed mdatp survived the reboot" test "$(our_rules)" -eq 0
+    check "the sensor is back on eBPF" wait_for 180 bash -c 'systemctl is-active --quiet mdatp && [ "$(mdatp health --field supplementary_events_subsystem)" = ebpf ]'
+    check "an exec appears after the reboot" exec_seen ebpf
+    check "apt-get purge mdatp succeeds" apt-get purge -y -q mdatp
+    ;;
+*)
+    not_ok "unknown phase '$phase'"
+    ;;
+esac
+finish

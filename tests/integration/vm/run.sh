@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The installed-package test: boots a Debian 12 guest with systemd under
+# qemu (software emulation: /dev/kvm on these machines does not boot stock
+# kernels), installs target/packages/mdatp_*.deb in it and runs
+# guest-test.sh there, in three boots:
+#   main             install, provider, events, D-Bus switch and audit
+#                    rules, broken reload, watchdog, diagnostics, purge
+#   immutable        auditctl -e 2 with our rules loaded: health and remedy
+#   after-immutable  the reboot cleared our rules; purge
+# Results come back over a 9p share; the console of each boot is kept in
+# target/vm/console-<phase>.log.
+#
+#   tests/integration/vm/run.sh [--kernel PACKAGE] [--deb FILE]
+#
+# --kernel is a Debian kernel package (default linux-image-amd64, i.e.
+# 6.1 on bookworm), so the same suite can run on several kernels. Guest
+# images are cached in $MDATP_VM_CACHE (default /var/cache/mdatp-vm), one
+# per kernel and image recipe; each run boots a fresh copy-on-write layer.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../../.." && pwd)
+kernel=linux-image-amd64
+deb=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --kernel) kernel=$2; shift 2 ;;
+        --deb) deb=$2; shift 2 ;;
+        *) echo "usage: $0 [--kernel PACKAGE] [--deb FILE]" >&2; exit 2 ;;
+    esac
+done
+
+die() { echo "vm-test: $*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || die "run as root (the guest image is built with mmdebstrap)"
+
+missing=()
+for p in qemu-system-x86 qemu-utils mmdebstrap e2fsprogs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "vm-test: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ -z "$deb" ]; then
+    deb=$(ls -t "$repo"/target/packages/mdatp_*_amd64.deb 2>/dev/null | head -1 || true)
+    [ -n "$deb" ] || die "no package in target/packages: run scripts/dev.sh package first"
+fi
+
+# The guest image: rebuilt when the recipe or the kernel changes.
+cache=${MDATP_VM_CACHE:-/var/cache/mdatp-vm}
+key=$( (cat "$here/build-image.sh" "$here/mdatp-vmtest.service"; echo "$kernel") | sha256sum | cut -c1-16)
+image=$cache/$kernel-$key
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
+if [ ! -f "$image/rootfs.img" ]; then
+    echo "vm-test: building the guest image for $kernel (about a minute)" >&2
+    rm -rf "$image.tmp" "$cache/$kernel"-*
+    "$here/build-image.sh" "$kernel" "$image.tmp"
+    mv "$image.tmp" "$image"
+fi
+flock -u 9
+
+work=$repo/target/vm
+rm -rf "$work"
+mkdir -p "$work/share"
+cp "$deb" "$work/share/mdatp.deb"
+cp "$here/guest-test.sh" "$work/share/guest-test.sh"
+qemu-img create -q -f qcow2 -F raw -b "$image/rootfs.img" "$work/disk.qcow2"
+
+boot() { # phase
+    local phase=$1 start=$SECONDS
+    echo "vm-test: boot '$phase' ($kernel)" >&2
+    timeout 900 qemu-system-x86_64 \
+        -accel tcg,thread=multi -cpu max -smp 2 -m 2048 \
+        -display none -monitor none -no-reboot \
+        -serial "file:$work/console-$phase.log" \
+        -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
+        -append "root=/dev/vda rw console=ttyS0 panic=-1 mdatp.phase=$phase" \
+        -drive "file=$work/disk.qcow2,if=virtio,format=qcow2" \
+        -virtfs "local,path=$work/share,mount_tag=host,security_model=none,id=host" \
+        -nic none \
+        || echo "vm-test: qemu exited with $? in phase $phase" >&2
+    echo "vm-test: phase '$phase' took $((SECONDS - start)) s" >&2
+    local log=$work/share/results/$phase.log
+    if [ -f "$log" ]; then
+        cat "$log"
+    else
+        echo "vm-test: no results from phase $phase; the console said:" >&2
+        tail -40 "$work/console-$phase.log" >&2
+    fi
+    [ "$(cat "$work/share/results/$phase.status" 2>/dev/null)" = PASS ]
+}
+
+failed=()
+for phase in main immutable after-immutable; do
+    boot "$phase" || failed+=("$phase")
+done
+if [ "${#failed[@]}" -gt 0 ]; then
+    die "failed phase(s): ${failed[*]} (consoles: $work/console-*.log)"
+fi
+echo "vm-test: all phases passed on $kernel" >&2
