@@ -39,6 +39,10 @@ static __always_inline bool mdatp_path_in_trie(void *trie, struct mdatp_pathbuf 
 	__u32 n = len > MDATP_EXCLUDE_PATH_LEN ? MDATP_EXCLUDE_PATH_LEN : len;
 
 	pb->key.prefixlen = n * 8;
+	/* Hide n's range from clang: it would drop the mask below as
+	 * redundant, and older verifiers (6.1) cannot bound the size without
+	 * it (seen in the VM test: "invalid access to map value"). */
+	barrier_var(n);
 	bpf_probe_read_kernel(pb->key.data, n & (2 * MDATP_EXCLUDE_PATH_LEN - 1),
 			      &pb->path[start & MDATP_PATH_MAX]);
 	v = bpf_map_lookup_elem(trie, &pb->key);

@@ -664,15 +664,21 @@ fn reload(
                     pipeline.set_counters(Some(Box::new(counters)));
                     // Records of the audit rules still in flight.
                     drain_audit(audit, true, pipeline);
-                    if let Some(rules) = p.audit_rules.take() {
-                        if let Err(e) = rules.stop(true) {
-                            log::warn!("removing the sensor's audit rules: {e}");
-                        }
-                    } else if let Err(e) = clear_ours(&env.ctl, &env.args.audit_rules_dir) {
-                        log::warn!("clearing the sensor's audit rules: {e}");
-                    }
+                    let cleared = match p.audit_rules.take() {
+                        Some(rules) => rules.stop(true),
+                        None => clear_ours(&env.ctl, &env.args.audit_rules_dir).map(drop),
+                    };
                     p.reason = None;
-                    p.issue = None;
+                    p.issue = match cleared {
+                        Ok(()) => None,
+                        Err(crate::audit::AuditError::Immutable) => {
+                            Some(provider::immutable_remedy(ProviderKind::Ebpf))
+                        }
+                        Err(e) => Some(format!("cannot clear the sensor's audit rules: {e}")),
+                    };
+                    if let Some(issue) = &p.issue {
+                        log::warn!("{issue}");
+                    }
                     log::info!(provider = "ebpf"; "provider switched: auditd -> ebpf");
                 }
                 Err(e) => {

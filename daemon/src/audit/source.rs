@@ -113,10 +113,12 @@ impl AuditRules {
     /// Removes our loaded rules; `remove_file` also deletes the rules
     /// file (switching to eBPF). Restores `enabled` if we changed it.
     pub fn stop(self, remove_file: bool) -> Result<(), AuditError> {
-        let n = self.rules.remove_loaded()?;
+        // The file first: when the loaded rules are immutable, a reboot
+        // then clears them.
         if remove_file {
             self.rules.remove_file()?;
         }
+        let n = self.rules.remove_loaded()?;
         if let Some(e) = self.restore_enabled {
             self.rules.ctl.set_enabled(e)?;
         }
@@ -129,8 +131,9 @@ impl AuditRules {
 /// rules keyed mdatp, never anyone else's.
 pub fn clear_ours(ctl: &Auditctl, rules_dir: &Path) -> Result<usize, AuditError> {
     let rules = RuleManager::new(ctl.clone(), rules_dir);
-    let n = rules.remove_loaded()?;
+    // The file first, as in AuditRules::stop.
     let file = rules.remove_file()?;
+    let n = rules.remove_loaded()?;
     if n > 0 || file {
         log::info!(
             "eBPF provider active: removed {n} loaded audit rules keyed mdatp and the rules file"

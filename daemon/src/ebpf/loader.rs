@@ -114,7 +114,7 @@ impl EbpfSensor {
             hooks.push(HookStatus {
                 program,
                 hook,
-                error,
+                error: error.map(|e| verifier_verdict(&e)),
             });
         }
         if hooks.iter().all(|h| h.error.is_some()) {
@@ -280,4 +280,51 @@ fn chain(what: &str, e: &dyn StdError) -> String {
         src = c.source();
     }
     s
+}
+
+/// A load error as health shows it: the verifier's log runs to thousands
+/// of lines (kept whole in the daemon's log), while the verdict is in its
+/// last lines before the statistics.
+fn verifier_verdict(error: &str) -> String {
+    const MARK: &str = "Verifier output:";
+    let Some(at) = error.find(MARK) else {
+        return error.to_string();
+    };
+    let stats = ["verification time", "stack depth", "processed "];
+    let verdict: Vec<&str> = error[at + MARK.len()..]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(':') && !stats.iter().any(|s| l.starts_with(s)))
+        .collect();
+    let tail = &verdict[verdict.len().saturating_sub(2)..];
+    format!("{}{MARK} ... {}", &error[..at], tail.join(" / "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verifier_verdict;
+
+    #[test]
+    fn health_keeps_the_verifiers_verdict_not_its_whole_log() {
+        // The shape of a real refusal (Debian 6.1 guest, VM test).
+        let e = "load: the BPF_PROG_LOAD syscall returned Permission denied (os error 13). \
+                 Verifier output: 0: R1=ctx(off=0,imm=0) R10=fp0\n\
+                 ; int mdatp_exec(struct bpf_raw_tracepoint_args *ctx)\n\
+                 0: (bf) r6 = r1\n\
+                 invalid access to map value, value_size=8708 off=8196 size=4095\n\
+                 R1 min value is outside of the allowed memory range\n\
+                 verification time 518757 usec\nstack depth 128\n\
+                 processed 39533 insns (limit 1000000) max_states_per_insn 14\n: Permission denied (os error 13)";
+        let v = verifier_verdict(e);
+        assert_eq!(
+            v,
+            "load: the BPF_PROG_LOAD syscall returned Permission denied (os error 13). \
+             Verifier output: ... invalid access to map value, value_size=8708 off=8196 size=4095 \
+             / R1 min value is outside of the allowed memory range"
+        );
+        assert_eq!(
+            verifier_verdict("attach: no such tracepoint"),
+            "attach: no such tracepoint"
+        );
+    }
 }

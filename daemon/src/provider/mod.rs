@@ -64,7 +64,7 @@ pub fn preselect(
 pub fn immutable_remedy(provider: ProviderKind) -> String {
     match provider {
         ProviderKind::Ebpf => "audit rules are immutable (enabled 2): the sensor's audit rules stay loaded until reboot. \
-             To clear them: keep the eBPF provider enabled, remove /etc/audit/rules.d/mdatp.rules, and reboot."
+             Its rules file (mdatp.rules) is removed, so a reboot clears them: keep the eBPF provider enabled and reboot."
             .into(),
         ProviderKind::Auditd => "audit rules are immutable (enabled 2): the sensor cannot load its audit rules until reboot. \
              Enable the eBPF provider, or remove '-e 2' from the audit rules and reboot."

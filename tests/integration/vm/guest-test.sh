@@ -88,6 +88,8 @@ main)
     mdatp health | sed 's/^/#   /'
     check "an exec in the guest appears as an eBPF event with its pid and argv" exec_seen ebpf
     pid=$(main_pid)
+    echo "# AppArmor: enabled=$(cat /sys/module/apparmor/parameters/enabled 2>&1) label=$(cat "/proc/$pid/attr/current" 2>&1)"
+    aa-status 2>&1 | grep -i -m3 'mdatp\|profiles are loaded' | sed 's/^/#   /'
     check "the daemon runs under its AppArmor profile (complain mode)" \
         grep -q '^mdatpd (complain)' "/proc/$pid/attr/current"
     check "the unit's hardening is in effect (NoNewPrivs, bounded capabilities)" hardened "$pid"

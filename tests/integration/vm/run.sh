@@ -10,7 +10,7 @@
 # Results come back over a 9p share; the console of each boot is kept in
 # target/vm/console-<phase>.log.
 #
-#   tests/integration/vm/run.sh [--kernel PACKAGE] [--deb FILE]
+#   tests/integration/vm/run.sh [--kernel PACKAGE] [--deb FILE] [--phases "main ..."]
 #
 # --kernel is a Debian kernel package (default linux-image-amd64, i.e.
 # 6.1 on bookworm), so the same suite can run on several kernels. Guest
@@ -22,11 +22,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 kernel=linux-image-amd64
 deb=
+phases="main immutable after-immutable"
 while [ $# -gt 0 ]; do
     case "$1" in
         --kernel) kernel=$2; shift 2 ;;
         --deb) deb=$2; shift 2 ;;
-        *) echo "usage: $0 [--kernel PACKAGE] [--deb FILE]" >&2; exit 2 ;;
+        --phases) phases=$2; shift 2 ;;
+        *) echo "usage: $0 [--kernel PACKAGE] [--deb FILE] [--phases LIST]" >&2; exit 2 ;;
     esac
 done
 
@@ -95,7 +97,7 @@ boot() { # phase
 }
 
 failed=()
-for phase in main immutable after-immutable; do
+for phase in $phases; do
     boot "$phase" || failed+=("$phase")
 done
 if [ "${#failed[@]}" -gt 0 ]; then
