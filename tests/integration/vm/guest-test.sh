@@ -94,6 +94,14 @@ main)
         grep -q '^mdatpd (complain)' "/proc/$pid/attr/current"
     check "the unit's hardening is in effect (NoNewPrivs, bounded capabilities)" hardened "$pid"
 
+    # An upgrade (the same package again: postinst configure with the old
+    # version) restarts the service on the new binary.
+    pid=$(main_pid)
+    check "reinstalling (upgrade path) succeeds" dpkg -i "$share/mdatp.deb"
+    check "the upgrade restarted the service" wait_for 120 bash -c \
+        "p=\$(systemctl show -p MainPID --value mdatp); [ \"\$p\" != 0 ] && [ \"\$p\" != $pid ] && systemctl is-active --quiet mdatp"
+    check "health reports eBPF after the upgrade" wait_for 60 subsystem_is ebpf
+
     # Switch to the audit subsystem over D-Bus, and back.
     check "busctl SetConfig switches to auditd" set_provider disabled
     check "health reports auditd" wait_for 60 subsystem_is auditd
@@ -142,6 +150,12 @@ main)
     systemctl daemon-reload
     systemctl restart mdatp
     wait_for 120 active
+
+    # The unit's sandbox (syscall filter, read-only paths, capabilities)
+    # must not have refused the daemon anything along the way.
+    journalctl -u mdatp -b -o cat | grep -i 'not permitted\|permission denied\|read-only file system' | head -5 | sed 's/^/#   /'
+    check "the sandbox refused the daemon nothing (journal)" \
+        bash -c "! journalctl -u mdatp -b -o cat | grep -qi 'not permitted\|permission denied\|read-only file system'"
 
     # Purge while the audit provider has rules loaded.
     set_provider disabled
