@@ -80,8 +80,9 @@ pub struct ProcessEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Origin {
     pub provider: Provider,
-    /// e.g. "ebpf/cpu1": the sequence numbers are per source.
-    pub source: String,
+    /// e.g. "ebpf/cpu1": the sequence numbers are per source. Shared,
+    /// so that an event's origin costs no allocation.
+    pub source: std::sync::Arc<str>,
     pub sequence: u64,
 }
 
@@ -90,7 +91,7 @@ pub struct Origin {
 pub struct LossRecord {
     pub time_ns: u64,
     pub provider: Provider,
-    pub source: String,
+    pub source: std::sync::Arc<str>,
     pub detected_by: LossDetection,
     /// Sequence gap: first missing sequence number and how many are
     /// missing. None for a kernel-counter record.

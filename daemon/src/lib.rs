@@ -11,6 +11,7 @@ pub mod ebpf;
 pub mod event;
 pub mod filters;
 pub mod hot;
+pub mod json;
 pub mod loss;
 pub mod ocsf;
 pub mod paths;

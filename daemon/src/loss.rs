@@ -41,7 +41,14 @@ pub struct SeqTracker {
 
 impl SeqTracker {
     pub fn observe(&mut self, source: &str, seq: u64) -> SeqOutcome {
-        let next = self.next.entry(source.to_string()).or_insert(1);
+        // Look up before inserting: the key is allocated once per source,
+        // not once per record.
+        if !self.next.contains_key(source) {
+            self.next.insert(source.to_string(), 1);
+        }
+        let Some(next) = self.next.get_mut(source) else {
+            return SeqOutcome::InOrder;
+        };
         if seq == *next {
             *next += 1;
             SeqOutcome::InOrder

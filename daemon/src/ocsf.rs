@@ -1,80 +1,91 @@
-//! Normalized events → OCSF 1.5.0 JSON objects (see docs/EVENTS.md).
-//! Fields OCSF has no place for go under `unmapped`, never top level.
-
-use serde_json::{Map, Value, json};
+//! Normalized events → OCSF 1.5.0 JSON (see docs/EVENTS.md), written
+//! straight into a byte buffer (`json.rs`). Fields OCSF has no place for
+//! go under `unmapped`, never top level. A field that is unknown is left
+//! out, or null where docs/EVENTS.md says so.
 
 use crate::event::{
     AuthActivity, AuthEvent, Event, FileActivity, FileEvent, FileInfo, LossRecord, NetActivity,
-    NetEvent, ProcessActivity, ProcessEvent, ProcessInfo,
+    NetEvent, Origin, ProcessActivity, ProcessEvent, ProcessInfo,
 };
+use crate::json::{Obj, object};
 
 pub const OCSF_VERSION: &str = "1.5.0";
 const PROCESS_ACTIVITY: u64 = 1007;
 const SYSTEM_CATEGORY: u64 = 1;
-
-pub fn to_ocsf(event: &Event, hostname: &str) -> Value {
-    match event {
-        Event::Process(p) => process_event(p, hostname),
-        Event::Auth(a) => auth_event(a, hostname),
-        Event::File(f) => file_event(f, hostname),
-        Event::Network(n) => net_event(n, hostname),
-        Event::Loss(l) => loss_record(l, hostname),
-    }
-}
-
 const FILE_ACTIVITY: u64 = 1001;
 const NETWORK_ACTIVITY: u64 = 4001;
 const NETWORK_CATEGORY: u64 = 4;
+const AUTHENTICATION: u64 = 3002;
+const IAM_CATEGORY: u64 = 3;
 const EINPROGRESS: i32 = 115;
 const ECONNREFUSED: i32 = 111;
 
-/// The fields every class shares.
+/// Appends the event's JSON object (no newline) to `out`.
+pub fn write(event: &Event, hostname: &str, out: &mut Vec<u8>) {
+    match event {
+        Event::Process(p) => process_event(p, hostname, out),
+        Event::Auth(a) => auth_event(a, hostname, out),
+        Event::File(f) => file_event(f, hostname, out),
+        Event::Network(n) => net_event(n, hostname, out),
+        Event::Loss(l) => loss_record(l, hostname, out),
+    }
+}
+
+/// The event as a JSON value, for tests and tools; the daemon uses `write`.
+pub fn to_ocsf(event: &Event, hostname: &str) -> serde_json::Value {
+    let mut out = Vec::new();
+    write(event, hostname, &mut out);
+    serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null)
+}
+
+struct Class {
+    uid: u64,
+    name: &'static str,
+    category: u64,
+}
+
+/// The fields every event class shares.
 fn base(
-    class_uid: u64,
-    class_name: &str,
-    category: (u64, &str),
+    o: &mut Obj<'_>,
+    class: Class,
     activity: (u64, &str),
     time_ns: u64,
-    origin: &crate::event::Origin,
+    origin: &Origin,
     hostname: &str,
-) -> Map<String, Value> {
-    let v = json!({
-        "class_uid": class_uid,
-        "class_name": class_name,
-        "category_uid": category.0,
-
-        "activity_id": activity.0,
-        "activity_name": activity.1,
-        "type_uid": class_uid * 100 + activity.0,
-        "severity_id": 1,
-        "time": ms(time_ns),
-        "metadata": metadata(&origin.source, Some(origin.sequence)),
-        "device": { "hostname": hostname },
-    });
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
+) {
+    o.u64("class_uid", class.uid)
+        .str("class_name", class.name)
+        .u64("category_uid", class.category)
+        .u64("activity_id", activity.0)
+        .str("activity_name", activity.1)
+        .u64("type_uid", class.uid * 100 + activity.0)
+        .u64("severity_id", 1)
+        .u64("time", ms(time_ns))
+        .obj("metadata", |m| {
+            metadata(m, &origin.source, Some(origin.sequence))
+        })
+        .obj("device", |d| {
+            d.str("hostname", hostname);
+        });
 }
 
 /// status fields from an errno (None = success).
-fn status(o: &mut Map<String, Value>, error: Option<i32>) {
+fn status(o: &mut Obj<'_>, error: Option<i32>) {
     match error {
         None => {
-            o.insert("status_id".into(), json!(1));
-            o.insert("status".into(), json!("Success"));
+            o.u64("status_id", 1).str("status", "Success");
         }
         Some(e) => {
             let errno = nix::errno::Errno::from_raw(e);
-            o.insert("status_id".into(), json!(2));
-            o.insert("status".into(), json!("Failure"));
-            o.insert("status_code".into(), json!(format!("{errno:?}")));
-            o.insert("status_detail".into(), json!(errno.desc()));
+            o.u64("status_id", 2)
+                .str("status", "Failure")
+                .display("status_code", format_args!("{errno:?}"))
+                .str("status_detail", errno.desc());
         }
     }
 }
 
-fn file_type(mode: Option<u32>) -> (u32, &'static str) {
+fn file_type(mode: Option<u32>) -> (u64, &'static str) {
     match mode.map(|m| m & 0o170000) {
         Some(0o100000) => (1, "Regular File"),
         Some(0o040000) => (2, "Folder"),
@@ -87,49 +98,49 @@ fn file_type(mode: Option<u32>) -> (u32, &'static str) {
     }
 }
 
-fn file_obj(f: &FileInfo, type_override: Option<(u32, &'static str)>) -> Value {
-    let mut o = Map::new();
+fn file_obj(o: &mut Obj<'_>, f: &FileInfo, type_override: Option<(u64, &'static str)>) {
     if let Some(path) = &f.path {
-        o.insert("path".into(), json!(path));
         let (parent, name) = match path.rfind('/') {
             Some(0) => ("/", &path[1..]),
             Some(i) => (&path[..i], &path[i + 1..]),
             None => ("", path.as_str()),
         };
-        o.insert("name".into(), json!(name));
-        o.insert("parent_folder".into(), json!(parent));
+        o.str("path", path)
+            .str("name", name)
+            .str("parent_folder", parent);
     }
     let (tid, tname) = type_override.unwrap_or_else(|| file_type(f.mode));
-    o.insert("type_id".into(), json!(tid));
-    o.insert("type".into(), json!(tname));
+    o.u64("type_id", tid).str("type", tname);
     if f.path_truncated {
-        o.insert("is_truncated".into(), json!(true));
+        o.bool("is_truncated", true);
     }
-    Value::Object(o)
 }
 
 /// File details OCSF's file object lacks: `unmapped.file` and friends.
 /// Unknown values are left out, as is `path_truncated` when false.
-fn file_ext(f: &FileInfo) -> Value {
-    let mut m = Map::new();
-    let mut put = |k: &str, v: Value| {
-        if !v.is_null() {
-            m.insert(k.into(), v);
-        }
-    };
-    put("inode", json!(f.inode));
-    put("device", json!(f.device));
-    put("mount_id", json!(f.mount_id));
-    put("mode", json!(f.mode.map(|m| format!("{:o}", m & 0o7777))));
-    put("parent_inode", json!(f.parent_inode));
-    if f.path_truncated {
-        put("path_truncated", json!(true));
+fn file_ext(o: &mut Obj<'_>, f: &FileInfo) {
+    if let Some(i) = f.inode {
+        o.u64("inode", i);
     }
-    put("identity_from", json!(f.identity_from.as_str()));
-    Value::Object(m)
+    if let Some(d) = &f.device {
+        o.str("device", d);
+    }
+    if let Some(m) = f.mount_id {
+        o.u64("mount_id", m.into());
+    }
+    if let Some(m) = f.mode {
+        o.display("mode", format_args!("{:o}", m & 0o7777));
+    }
+    if let Some(i) = f.parent_inode {
+        o.u64("parent_inode", i);
+    }
+    if f.path_truncated {
+        o.bool("path_truncated", true);
+    }
+    o.str("identity_from", f.identity_from.as_str());
 }
 
-fn access_names(access: u32) -> Vec<&'static str> {
+fn access_names(access: u32) -> impl Iterator<Item = &'static str> {
     use mdatp_bpf::abi::mdatp_access as a;
     [
         (a::MDATP_ACCESS_READ, "read"),
@@ -138,12 +149,11 @@ fn access_names(access: u32) -> Vec<&'static str> {
         (a::MDATP_ACCESS_TRUNCATE, "truncate"),
     ]
     .into_iter()
-    .filter(|(bit, _)| access & bit != 0)
+    .filter(move |(bit, _)| access & bit != 0)
     .map(|(_, n)| n)
-    .collect()
 }
 
-fn file_event(e: &FileEvent, hostname: &str) -> Value {
+fn file_event(e: &FileEvent, hostname: &str, out: &mut Vec<u8>) {
     use mdatp_bpf::abi::mdatp_access as a;
     let activity = match &e.activity {
         FileActivity::Open { access, .. } if access & a::MDATP_ACCESS_CREATE != 0 => (1, "Create"),
@@ -155,141 +165,151 @@ fn file_event(e: &FileEvent, hostname: &str) -> Value {
         }
         FileActivity::Chmod { .. } | FileActivity::Chown { .. } => (7, "Set Security"),
     };
-    let mut o = base(
-        FILE_ACTIVITY,
-        "File System Activity",
-        (SYSTEM_CATEGORY, "System Activity"),
-        activity,
-        e.time_ns,
-        &e.origin,
-        hostname,
-    );
-    status(&mut o, e.error);
     let type_override = match e.activity {
         FileActivity::Mkdir { .. } => Some((2, "Folder")),
         FileActivity::Delete { directory: true } => Some((2, "Folder")),
         FileActivity::Symlink { .. } => Some((7, "Symbolic Link")),
         _ => None,
     };
-    o.insert("file".into(), file_obj(&e.file, type_override));
-    o.insert("actor".into(), json!({ "process": actor_obj(&e.process) }));
-    let mut u = Map::new();
-    u.insert("provider".into(), json!(e.origin.provider.as_str()));
-    u.insert("file".into(), file_ext(&e.file));
-    match &e.activity {
-        FileActivity::Open { access, flags, .. } => {
-            u.insert("access".into(), json!(access_names(*access)));
-            u.insert("open_flags".into(), json!(format!("{flags:#o}")));
-            o.insert("count".into(), json!(1));
+    // A hard link's subject is the new name; the existing file is its target.
+    let subject = match &e.activity {
+        FileActivity::Link { to, .. } => to,
+        _ => &e.file,
+    };
+    object(out, |o| {
+        let class = Class {
+            uid: FILE_ACTIVITY,
+            name: "File System Activity",
+            category: SYSTEM_CATEGORY,
+        };
+        base(o, class, activity, e.time_ns, &e.origin, hostname);
+        status(o, e.error);
+        o.obj("file", |f| file_obj(f, subject, type_override));
+        o.obj("actor", |a| {
+            a.obj("process", |p| actor_obj(p, &e.process));
+        });
+        match &e.activity {
+            FileActivity::Open { .. } => {
+                o.u64("count", 1);
+            }
+            FileActivity::OpenFolded {
+                count,
+                first_ns,
+                last_ns,
+                ..
+            } => {
+                o.u64("count", (*count).into())
+                    .u64("start_time", ms(*first_ns))
+                    .u64("end_time", ms(*last_ns));
+            }
+            FileActivity::Rename { to, .. } => {
+                o.obj("file_result", |f| file_obj(f, to, None));
+            }
+            _ => {}
         }
-        FileActivity::OpenFolded {
-            access,
-            count,
-            first_ns,
-            last_ns,
-        } => {
-            u.insert("access".into(), json!(access_names(*access)));
-            u.insert("folded".into(), json!(true));
-            o.insert("count".into(), json!(count));
-            o.insert("start_time".into(), json!(ms(*first_ns)));
-            o.insert("end_time".into(), json!(ms(*last_ns)));
-            u.insert("start_time_ns".into(), json!(first_ns));
-            u.insert("end_time_ns".into(), json!(last_ns));
-        }
-        FileActivity::Delete { directory } => {
-            u.insert("directory".into(), json!(directory));
-        }
-        FileActivity::Rename { to, flags } => {
-            o.insert("file_result".into(), file_obj(to, None));
-            u.insert("file_result".into(), file_ext(to));
-            u.insert("rename_flags".into(), json!(flags));
-        }
-        FileActivity::Mkdir { mode } | FileActivity::Chmod { mode } => {
-            u.insert("mode".into(), json!(format!("{:o}", mode & 0o7777)));
-        }
-        FileActivity::Chown { uid, gid } => {
-            u.insert("owner_uid".into(), json!(uid));
-            u.insert("owner_gid".into(), json!(gid));
-        }
-        FileActivity::Link { to, flags } => {
-            // The new name is the created file; the existing one its target.
-            o.insert("file".into(), file_obj(to, None));
-            u.insert("file".into(), file_ext(to));
-            u.insert("link_target".into(), json!(e.file.path));
-            u.insert("link_target_file".into(), file_ext(&e.file));
-            u.insert("link_flags".into(), json!(flags));
-        }
-        FileActivity::Symlink { target } => {
-            u.insert("symlink_target".into(), json!(target));
-        }
-    }
-    u.insert("time_ns".into(), json!(e.time_ns));
-    o.insert("unmapped".into(), Value::Object(u));
-    Value::Object(o)
+        o.obj("unmapped", |u| {
+            u.str("provider", e.origin.provider.as_str());
+            u.obj("file", |f| file_ext(f, subject));
+            match &e.activity {
+                FileActivity::Open { access, flags, .. } => {
+                    u.strs("access", access_names(*access))
+                        .display("open_flags", format_args!("{flags:#o}"));
+                }
+                FileActivity::OpenFolded {
+                    access,
+                    first_ns,
+                    last_ns,
+                    ..
+                } => {
+                    u.strs("access", access_names(*access))
+                        .bool("folded", true)
+                        .u64("start_time_ns", *first_ns)
+                        .u64("end_time_ns", *last_ns);
+                }
+                FileActivity::Delete { directory } => {
+                    u.bool("directory", *directory);
+                }
+                FileActivity::Rename { to, flags } => {
+                    u.obj("file_result", |f| file_ext(f, to))
+                        .u64("rename_flags", (*flags).into());
+                }
+                FileActivity::Mkdir { mode } | FileActivity::Chmod { mode } => {
+                    u.display("mode", format_args!("{:o}", mode & 0o7777));
+                }
+                FileActivity::Chown { uid, gid } => {
+                    u.opt_u64("owner_uid", uid.map(u64::from))
+                        .opt_u64("owner_gid", gid.map(u64::from));
+                }
+                FileActivity::Link { flags, .. } => {
+                    u.opt_str("link_target", e.file.path.as_deref())
+                        .obj("link_target_file", |f| file_ext(f, &e.file))
+                        .u64("link_flags", (*flags).into());
+                }
+                FileActivity::Symlink { target } => {
+                    u.str("symlink_target", target);
+                }
+            }
+            u.u64("time_ns", e.time_ns);
+        });
+    });
 }
 
-const AUTHENTICATION: u64 = 3002;
-const IAM_CATEGORY: u64 = 3;
-
-fn auth_event(e: &AuthEvent, hostname: &str) -> Value {
+fn auth_event(e: &AuthEvent, hostname: &str, out: &mut Vec<u8>) {
     let activity = match e.activity {
         AuthActivity::Logon => (1, "Logon"),
         AuthActivity::Logoff => (2, "Logoff"),
         AuthActivity::Other => (99, "Other"),
     };
-    let mut o = base(
-        AUTHENTICATION,
-        "Authentication",
-        (IAM_CATEGORY, "Identity & Access Management"),
-        activity,
-        e.time_ns,
-        &e.origin,
-        hostname,
-    );
-    if e.success {
-        o.insert("status_id".into(), json!(1));
-        o.insert("status".into(), json!("Success"));
-    } else {
-        o.insert("status_id".into(), json!(2));
-        o.insert("status".into(), json!("Failure"));
-    }
-    let mut user = Map::new();
-    if let Some(u) = &e.user {
-        user.insert("name".into(), json!(u));
-    }
-    o.insert("user".into(), Value::Object(user));
-    let mut src = Map::new();
-    if let Some(h) = &e.remote_host {
-        src.insert("hostname".into(), json!(h));
-    }
-    if let Some(a) = &e.remote_addr {
-        src.insert("ip".into(), json!(a));
-    }
-    if !src.is_empty() {
-        o.insert("src_endpoint".into(), Value::Object(src));
-    }
-    if let Some(s) = e.session {
-        o.insert("session".into(), json!({ "uid": s.to_string() }));
-    }
-    o.insert("actor".into(), json!({ "process": actor_obj(&e.process) }));
-    o.insert(
-        "unmapped".into(),
-        json!({
-            "provider": e.origin.provider.as_str(),
-            "audit_type": e.record_type,
-            "pam_op": e.op,
-            "terminal": e.terminal,
-            "time_ns": e.time_ns,
-        }),
-    );
-    Value::Object(o)
+    object(out, |o| {
+        let class = Class {
+            uid: AUTHENTICATION,
+            name: "Authentication",
+            category: IAM_CATEGORY,
+        };
+        base(o, class, activity, e.time_ns, &e.origin, hostname);
+        if e.success {
+            o.u64("status_id", 1).str("status", "Success");
+        } else {
+            o.u64("status_id", 2).str("status", "Failure");
+        }
+        o.obj("user", |u| {
+            if let Some(name) = &e.user {
+                u.str("name", name);
+            }
+        });
+        if e.remote_host.is_some() || e.remote_addr.is_some() {
+            o.obj("src_endpoint", |s| {
+                if let Some(h) = &e.remote_host {
+                    s.str("hostname", h);
+                }
+                if let Some(a) = &e.remote_addr {
+                    s.str("ip", a);
+                }
+            });
+        }
+        if let Some(s) = e.session {
+            o.obj("session", |x| {
+                x.display("uid", s);
+            });
+        }
+        o.obj("actor", |a| {
+            a.obj("process", |p| actor_obj(p, &e.process));
+        });
+        o.obj("unmapped", |u| {
+            u.str("provider", e.origin.provider.as_str())
+                .str("audit_type", &e.record_type)
+                .opt_str("pam_op", e.op.as_deref())
+                .opt_str("terminal", e.terminal.as_deref())
+                .u64("time_ns", e.time_ns);
+        });
+    });
 }
 
-fn endpoint(a: &std::net::SocketAddr) -> Value {
-    json!({ "ip": a.ip().to_string(), "port": a.port() })
+fn endpoint(o: &mut Obj<'_>, a: &std::net::SocketAddr) {
+    o.display("ip", a.ip()).u64("port", a.port().into());
 }
 
-fn net_event(e: &NetEvent, hostname: &str) -> Value {
+fn net_event(e: &NetEvent, hostname: &str, out: &mut Vec<u8>) {
     let activity = match (e.activity, e.error) {
         (NetActivity::Connect, Some(ECONNREFUSED)) => (5, "Refuse"),
         (NetActivity::Connect, Some(EINPROGRESS)) | (NetActivity::Connect, None) => (1, "Open"),
@@ -298,23 +318,6 @@ fn net_event(e: &NetEvent, hostname: &str) -> Value {
         (NetActivity::Listen { .. }, _) => (7, "Listen"),
         (NetActivity::Bind, _) => (99, "Bind"),
     };
-    let mut o = base(
-        NETWORK_ACTIVITY,
-        "Network Activity",
-        (NETWORK_CATEGORY, "Network Activity"),
-        activity,
-        e.time_ns,
-        &e.origin,
-        hostname,
-    );
-    match e.error {
-        Some(EINPROGRESS) => {
-            o.insert("status_id".into(), json!(99));
-            o.insert("status".into(), json!("In Progress"));
-            o.insert("status_code".into(), json!("EINPROGRESS"));
-        }
-        err => status(&mut o, err),
-    }
     let (direction_id, direction) = match e.activity {
         NetActivity::Connect | NetActivity::UdpFirst { inbound: false } => (2, "Outbound"),
         NetActivity::Accept | NetActivity::UdpFirst { inbound: true } => (1, "Inbound"),
@@ -325,12 +328,6 @@ fn net_event(e: &NetEvent, hostname: &str) -> Value {
         NetActivity::Connect | NetActivity::UdpFirst { inbound: false } => (e.local, e.remote),
         _ => (e.local, None),
     };
-    if let Some(a) = &src {
-        o.insert("src_endpoint".into(), endpoint(a));
-    }
-    if let Some(a) = &dst {
-        o.insert("dst_endpoint".into(), endpoint(a));
-    }
     let proto_name = match e.protocol {
         6 => "tcp",
         17 => "udp",
@@ -342,225 +339,263 @@ fn net_event(e: &NetEvent, hostname: &str) -> Value {
         Some(std::net::SocketAddr::V4(_)) => 4,
         _ => 6,
     };
-    o.insert(
-        "connection_info".into(),
-        json!({
-            "protocol_num": e.protocol,
-            "protocol_name": proto_name,
-            "protocol_ver_id": ver,
-            "direction_id": direction_id,
-            "direction": direction,
-        }),
-    );
-    o.insert("actor".into(), json!({ "process": actor_obj(&e.process) }));
-    let mut u = Map::new();
-    u.insert("provider".into(), json!(e.origin.provider.as_str()));
-    u.insert("local".into(), json!(e.local.map(|a| a.to_string())));
-    u.insert("remote".into(), json!(e.remote.map(|a| a.to_string())));
-    match e.activity {
-        NetActivity::Listen { backlog } => {
-            u.insert("backlog".into(), json!(backlog));
+    object(out, |o| {
+        let class = Class {
+            uid: NETWORK_ACTIVITY,
+            name: "Network Activity",
+            category: NETWORK_CATEGORY,
+        };
+        base(o, class, activity, e.time_ns, &e.origin, hostname);
+        match e.error {
+            Some(EINPROGRESS) => {
+                o.u64("status_id", 99)
+                    .str("status", "In Progress")
+                    .str("status_code", "EINPROGRESS");
+            }
+            err => status(o, err),
         }
-        NetActivity::UdpFirst { .. } => {
-            u.insert("first_datagram".into(), json!(true));
+        if let Some(a) = &src {
+            o.obj("src_endpoint", |x| endpoint(x, a));
         }
-        _ => {}
-    }
-    u.insert("time_ns".into(), json!(e.time_ns));
-    o.insert("unmapped".into(), Value::Object(u));
-    Value::Object(o)
+        if let Some(a) = &dst {
+            o.obj("dst_endpoint", |x| endpoint(x, a));
+        }
+        o.obj("connection_info", |c| {
+            c.u64("protocol_num", e.protocol.into())
+                .str("protocol_name", proto_name)
+                .u64("protocol_ver_id", ver)
+                .u64("direction_id", direction_id)
+                .str("direction", direction);
+        });
+        o.obj("actor", |a| {
+            a.obj("process", |p| actor_obj(p, &e.process));
+        });
+        o.obj("unmapped", |u| {
+            u.str("provider", e.origin.provider.as_str());
+            match &e.local {
+                Some(a) => u.display("local", a),
+                None => u.null("local"),
+            };
+            match &e.remote {
+                Some(a) => u.display("remote", a),
+                None => u.null("remote"),
+            };
+            match e.activity {
+                NetActivity::Listen { backlog } => {
+                    u.u64("backlog", backlog.into());
+                }
+                NetActivity::UdpFirst { .. } => {
+                    u.bool("first_datagram", true);
+                }
+                _ => {}
+            }
+            u.u64("time_ns", e.time_ns);
+        });
+    });
 }
 
 fn ms(ns: u64) -> u64 {
     ns / 1_000_000
 }
 
-fn metadata(source: &str, sequence: Option<u64>) -> Value {
-    let mut m = json!({
-        "version": OCSF_VERSION,
-        "product": {
-            "name": "mdatp",
-            "vendor_name": "mdatp",
-            "version": env!("CARGO_PKG_VERSION"),
-        },
-        "log_name": source,
-    });
-    if let (Some(seq), Some(obj)) = (sequence, m.as_object_mut()) {
-        obj.insert("sequence".into(), json!(seq));
+fn metadata(m: &mut Obj<'_>, source: &str, sequence: Option<u64>) {
+    m.str("version", OCSF_VERSION)
+        .obj("product", |p| {
+            p.str("name", "mdatp")
+                .str("vendor_name", "mdatp")
+                .str("version", env!("CARGO_PKG_VERSION"));
+        })
+        .str("log_name", source);
+    if let Some(seq) = sequence {
+        m.u64("sequence", seq);
     }
-    m
 }
 
-fn process_event(e: &ProcessEvent, hostname: &str) -> Value {
+fn process_event(e: &ProcessEvent, hostname: &str, out: &mut Vec<u8>) {
     let (activity_id, activity_name, launch) = match e.activity {
         ProcessActivity::Exec => (1, "Launch", Some((3, "Exec"))),
         ProcessActivity::Fork => (1, "Launch", Some((2, "Fork"))),
         ProcessActivity::Exit { .. } => (2, "Terminate", None),
     };
-    let mut process = process_obj(&e.process);
-    if let (Some(parent), Some(obj)) = (&e.parent, process.as_object_mut()) {
-        obj.insert("parent_process".into(), process_obj(parent));
-    }
     // The actor of a launch is the parent; a process terminates itself.
     let actor = match (&e.activity, &e.parent) {
-        (ProcessActivity::Exit { .. }, _) | (_, None) => process_obj(&e.process),
-        (_, Some(parent)) => process_obj(parent),
+        (ProcessActivity::Exit { .. }, _) | (_, None) => &e.process,
+        (_, Some(parent)) => parent,
     };
-    let mut unmapped = Map::new();
-    unmapped.insert("provider".into(), json!(e.origin.provider.as_str()));
-    unmapped.insert("process".into(), process_ext(&e.process));
-    if let Some(parent) = &e.parent {
-        unmapped.insert("parent_process".into(), process_ext(parent));
-    }
-    let mut v = json!({
-        "class_uid": PROCESS_ACTIVITY,
-        "class_name": "Process Activity",
-        "category_uid": SYSTEM_CATEGORY,
-        "activity_id": activity_id,
-        "activity_name": activity_name,
-        "type_uid": PROCESS_ACTIVITY * 100 + activity_id,
-        "severity_id": 1,
-        "status_id": 1,
-        "status": "Success",
-        "time": ms(e.time_ns),
-        "metadata": metadata(&e.origin.source, Some(e.origin.sequence)),
-        "device": { "hostname": hostname },
-        "actor": { "process": actor },
-        "process": process,
+    object(out, |o| {
+        o.u64("class_uid", PROCESS_ACTIVITY)
+            .str("class_name", "Process Activity")
+            .u64("category_uid", SYSTEM_CATEGORY)
+            .u64("activity_id", activity_id)
+            .str("activity_name", activity_name)
+            .u64("type_uid", PROCESS_ACTIVITY * 100 + activity_id)
+            .u64("severity_id", 1)
+            .u64("status_id", 1)
+            .str("status", "Success")
+            .u64("time", ms(e.time_ns))
+            .obj("metadata", |m| {
+                metadata(m, &e.origin.source, Some(e.origin.sequence))
+            })
+            .obj("device", |d| {
+                d.str("hostname", hostname);
+            })
+            .obj("actor", |a| {
+                a.obj("process", |p| process_obj(p, actor, None));
+            })
+            .obj("process", |p| process_obj(p, &e.process, e.parent.as_ref()));
+        if let Some((id, name)) = launch {
+            o.u64("launch_type_id", id).str("launch_type", name);
+        }
+        if let ProcessActivity::Exit { code, .. } = e.activity {
+            o.u64("exit_code", code.into());
+        }
+        o.obj("unmapped", |u| {
+            u.str("provider", e.origin.provider.as_str())
+                .obj("process", |x| process_ext(x, &e.process));
+            if let Some(parent) = &e.parent {
+                u.obj("parent_process", |x| process_ext(x, parent));
+            }
+            if let ProcessActivity::Exit {
+                signal,
+                core_dumped,
+                ..
+            } = e.activity
+            {
+                u.opt_u64("exit_signal", signal.map(u64::from))
+                    .bool("core_dumped", core_dumped);
+            }
+            u.u64("time_ns", e.time_ns);
+        });
     });
-    let Some(obj) = v.as_object_mut() else {
-        return v;
-    };
-    if let Some((id, name)) = launch {
-        obj.insert("launch_type_id".into(), json!(id));
-        obj.insert("launch_type".into(), json!(name));
-    }
-    if let ProcessActivity::Exit {
-        code,
-        signal,
-        core_dumped,
-    } = e.activity
-    {
-        obj.insert("exit_code".into(), json!(code));
-        unmapped.insert("exit_signal".into(), json!(signal));
-        unmapped.insert("core_dumped".into(), json!(core_dumped));
-    }
-    unmapped.insert("time_ns".into(), json!(e.time_ns));
-    obj.insert("unmapped".into(), Value::Object(unmapped));
-    v
 }
 
 /// The acting process of a file, network or login event, in brief: its
 /// entity id (`uid`) leads to the exec event with everything else.
-fn actor_obj(p: &ProcessInfo) -> Value {
-    let mut o = Map::new();
-    o.insert("pid".into(), json!(p.pid));
+fn actor_obj(o: &mut Obj<'_>, p: &ProcessInfo) {
+    o.u64("pid", p.pid.into());
     if let Some(tid) = p.tid.filter(|t| *t != p.pid) {
-        o.insert("tid".into(), json!(tid));
+        o.u64("tid", tid.into());
     }
     if !p.entity_id.is_empty() {
-        o.insert("uid".into(), json!(p.entity_id));
+        o.str("uid", &p.entity_id);
     }
     if let Some(name) = &p.name {
-        o.insert("name".into(), json!(name));
+        o.str("name", name);
     }
     if let Some(exe) = &p.exe {
-        o.insert("file".into(), json!({ "path": exe }));
+        o.obj("file", |f| {
+            f.str("path", exe);
+        });
     }
     if let Some(c) = &p.creds {
-        o.insert("user".into(), json!({ "uid": c.uid.to_string() }));
+        o.obj("user", |u| {
+            u.display("uid", c.uid);
+        });
     }
-    Value::Object(o)
 }
 
-fn process_obj(p: &ProcessInfo) -> Value {
-    let mut o = Map::new();
-    o.insert("pid".into(), json!(p.pid));
+/// A full process object; `parent` nests as `parent_process`.
+fn process_obj(o: &mut Obj<'_>, p: &ProcessInfo, parent: Option<&ProcessInfo>) {
+    o.u64("pid", p.pid.into());
     if !p.entity_id.is_empty() {
-        o.insert("uid".into(), json!(p.entity_id));
+        o.str("uid", &p.entity_id);
     }
     if let Some(tid) = p.tid {
-        o.insert("tid".into(), json!(tid));
+        o.u64("tid", tid.into());
     }
     if let Some(name) = &p.name {
-        o.insert("name".into(), json!(name));
+        o.str("name", name);
     }
     if let Some(t) = p.start_time_ns {
-        o.insert("created_time".into(), json!(ms(t)));
+        o.u64("created_time", ms(t));
     }
     if let Some(exe) = &p.exe {
         let name = exe.rsplit('/').next().unwrap_or(exe);
-        let mut file = json!({ "path": exe, "name": name, "type_id": 1, "type": "Regular File" });
-        if let (true, Some(f)) = (p.exe_truncated, file.as_object_mut()) {
-            f.insert("is_truncated".into(), json!(true));
-        }
-        o.insert("file".into(), file);
+        o.obj("file", |f| {
+            f.str("path", exe)
+                .str("name", name)
+                .u64("type_id", 1)
+                .str("type", "Regular File");
+            if p.exe_truncated {
+                f.bool("is_truncated", true);
+            }
+        });
     }
     if let Some(argv) = &p.argv {
-        o.insert("cmd_line".into(), json!(argv.join(" ")));
+        o.joined("cmd_line", argv);
     }
     if let Some(c) = &p.creds {
-        let mut user =
-            json!({ "uid": c.uid.to_string(), "type_id": if c.uid == 0 { 2 } else { 1 } });
-        if let (Some(name), Some(u)) = (&c.user_name, user.as_object_mut()) {
-            u.insert("name".into(), json!(name));
-        }
-        o.insert("user".into(), user);
+        o.obj("user", |u| {
+            u.display("uid", c.uid)
+                .u64("type_id", if c.uid == 0 { 2 } else { 1 });
+            if let Some(name) = &c.user_name {
+                u.str("name", name);
+            }
+        });
         if let Some(sid) = c.sessionid {
-            o.insert("session".into(), json!({ "uid": sid.to_string() }));
+            o.obj("session", |s| {
+                s.display("uid", sid);
+            });
         }
     }
-    Value::Object(o)
+    if let Some(parent) = parent {
+        o.obj("parent_process", |x| process_obj(x, parent, None));
+    }
 }
 
 /// Linux specifics OCSF's process object lacks; emitted under
 /// `unmapped.process` / `unmapped.parent_process`.
-fn process_ext(p: &ProcessInfo) -> Value {
-    let mut x = Map::new();
+fn process_ext(x: &mut Obj<'_>, p: &ProcessInfo) {
     if let Some(argv) = &p.argv {
-        x.insert("argv".into(), json!(argv));
-        x.insert("argv_truncated".into(), json!(p.argv_truncated));
+        x.strs("argv", argv.iter().map(String::as_str))
+            .bool("argv_truncated", p.argv_truncated);
     }
     if let Some(argc) = p.argc {
-        x.insert("argc".into(), json!(argc));
+        x.u64("argc", argc.into());
     }
     if let Some(cwd) = &p.cwd {
-        x.insert("cwd".into(), json!(cwd));
-        x.insert("cwd_truncated".into(), json!(p.cwd_truncated));
+        x.str("cwd", cwd).bool("cwd_truncated", p.cwd_truncated);
     }
     if let Some(c) = &p.creds {
-        x.insert("gid".into(), json!(c.gid));
-        x.insert("euid".into(), json!(c.euid));
-        x.insert("egid".into(), json!(c.egid));
-        x.insert("loginuid".into(), json!(c.loginuid));
+        x.u64("gid", c.gid.into())
+            .u64("euid", c.euid.into())
+            .u64("egid", c.egid.into())
+            .opt_u64("loginuid", c.loginuid.map(u64::from));
     }
     if let Some(cg) = p.cgroup_id {
-        x.insert("cgroup_id".into(), json!(cg));
+        x.u64("cgroup_id", cg);
     }
-    Value::Object(x)
 }
 
-fn loss_record(l: &LossRecord, hostname: &str) -> Value {
-    json!({
-        "class_uid": 0,
-        "class_name": "Base Event",
-        "category_uid": 0,
-        "activity_id": 99,
-        "activity_name": "Loss",
-        "type_uid": 99,
-        "severity_id": 3,
-        "time": ms(l.time_ns),
-        "message": format!("{} record(s) from {} were lost before delivery", l.missing, l.source),
-        "metadata": metadata(&l.source, None),
-        "device": { "hostname": hostname },
-        "unmapped": {
-            "provider": l.provider.as_str(),
-            "record": "loss",
-            "detected_by": l.detected_by.as_str(),
-            "source": l.source,
-            "first_missing_sequence": l.first_missing,
-            "missing": l.missing,
-            "kernel_drops_by_type": l.dropped_by_type,
-        },
-    })
+fn loss_record(l: &LossRecord, hostname: &str, out: &mut Vec<u8>) {
+    object(out, |o| {
+        o.u64("class_uid", 0)
+            .str("class_name", "Base Event")
+            .u64("category_uid", 0)
+            .u64("activity_id", 99)
+            .str("activity_name", "Loss")
+            .u64("type_uid", 99)
+            .u64("severity_id", 3)
+            .u64("time", ms(l.time_ns))
+            .str(
+                "message",
+                &format!(
+                    "{} record(s) from {} were lost before delivery",
+                    l.missing, l.source
+                ),
+            )
+            .obj("metadata", |m| metadata(m, &l.source, None))
+            .obj("device", |d| {
+                d.str("hostname", hostname);
+            })
+            .obj("unmapped", |u| {
+                u.str("provider", l.provider.as_str())
+                    .str("record", "loss")
+                    .str("detected_by", l.detected_by.as_str())
+                    .str("source", &l.source)
+                    .opt_u64("first_missing_sequence", l.first_missing)
+                    .u64("missing", l.missing)
+                    .counts("kernel_drops_by_type", &l.dropped_by_type);
+            });
+    });
 }

@@ -40,7 +40,17 @@ pub struct Pipeline<S: Sink> {
     opened: HashMap<u32, Vec<(u32, u64, String)>>,
     /// Audit events not reported, by reason.
     pub audit_skipped: std::collections::BTreeMap<String, u64>,
+    /// The serialized event, reused so the hot path does not allocate.
+    json: Vec<u8>,
+    /// "ebpf/cpuN" by CPU, made once.
+    cpu_sources: Vec<std::sync::Arc<str>>,
+    /// (pid, start) → entity id: a UUID v5 is a SHA-1 and three
+    /// allocations, and the same few processes act again and again.
+    entity_ids: HashMap<(u32, u64), String>,
 }
+
+/// Bound of the entity id memo; it starts over when full.
+const ENTITY_ID_MEMO: usize = 16_384;
 
 /// A provider switch in progress (make-before-break).
 struct Overlap {
@@ -138,7 +148,36 @@ impl<S: Sink> Pipeline<S> {
             hot: HotSources::default(),
             opened: HashMap::new(),
             audit_skipped: Default::default(),
+            json: Vec::with_capacity(4096),
+            cpu_sources: Vec::new(),
+            entity_ids: HashMap::new(),
         }
+    }
+
+    fn entity_id(&mut self, pid: u32, start_boottime_ns: u64) -> String {
+        if let Some(id) = self.entity_ids.get(&(pid, start_boottime_ns)) {
+            return id.clone();
+        }
+        if self.entity_ids.len() >= ENTITY_ID_MEMO {
+            self.entity_ids.clear();
+        }
+        let id = self.clock.entity_id(pid, start_boottime_ns);
+        self.entity_ids.insert((pid, start_boottime_ns), id.clone());
+        id
+    }
+
+    fn cpu_source(&mut self, cpu: u32) -> std::sync::Arc<str> {
+        let i = cpu as usize;
+        // The kernel's CPU number; bounded so that a corrupt record cannot
+        // grow the table.
+        if i >= 8192 {
+            return format!("ebpf/cpu{i}").into();
+        }
+        while self.cpu_sources.len() <= i {
+            let n = self.cpu_sources.len();
+            self.cpu_sources.push(format!("ebpf/cpu{n}").into());
+        }
+        self.cpu_sources[i].clone()
     }
 
     /// One ring-buffer record.
@@ -154,7 +193,7 @@ impl<S: Sink> Pipeline<S> {
 
     pub fn handle(&mut self, rec: KernelRecord) {
         let hdr = *rec.header();
-        let source = format!("ebpf/cpu{}", hdr.cpu);
+        let source = self.cpu_source(hdr.cpu);
         match self.seq.observe(&source, hdr.seq) {
             SeqOutcome::InOrder => {}
             SeqOutcome::Late => self.ledger.late_records += 1,
@@ -196,7 +235,7 @@ impl<S: Sink> Pipeline<S> {
                 let child = ProcessInfo {
                     pid: f.child_pid,
                     tid: Some(f.child_tid),
-                    entity_id: self.clock.entity_id(f.child_pid, f.child_start_boottime_ns),
+                    entity_id: self.entity_id(f.child_pid, f.child_start_boottime_ns),
                     start_time_ns: Some(self.clock.boot_to_unix_ns(f.child_start_boottime_ns)),
                     // The child runs the parent's image until it execs.
                     name: parent.name.clone(),
@@ -395,7 +434,7 @@ impl<S: Sink> Pipeline<S> {
         let process = ProcessInfo {
             pid: t.pid,
             tid: Some(t.tid),
-            entity_id: self.clock.entity_id(t.pid, t.start_boottime_ns),
+            entity_id: self.entity_id(t.pid, t.start_boottime_ns),
             start_time_ns: Some(self.clock.boot_to_unix_ns(t.start_boottime_ns)),
             name: Some(name.clone()),
             exe: exe.clone(),
@@ -443,7 +482,7 @@ impl<S: Sink> Pipeline<S> {
         ProcessInfo {
             pid: t.pid,
             tid: Some(t.tid),
-            entity_id: self.clock.entity_id(t.pid, t.start_boottime_ns),
+            entity_id: self.entity_id(t.pid, t.start_boottime_ns),
             start_time_ns: Some(self.clock.boot_to_unix_ns(t.start_boottime_ns)),
             name: Some(comm_str(&t.comm)),
             exe,
@@ -464,11 +503,12 @@ impl<S: Sink> Pipeline<S> {
     }
 
     /// The real parent, identified by the kernel, described by the cache.
-    fn parent_of(&self, t: &mdatp_task_info) -> ProcessInfo {
+    fn parent_of(&mut self, t: &mdatp_task_info) -> ProcessInfo {
+        let entity_id = self.entity_id(t.ppid, t.parent_start_boottime_ns);
         let cached = self.cache.get(t.ppid, t.parent_start_boottime_ns);
         ProcessInfo {
             pid: t.ppid,
-            entity_id: self.clock.entity_id(t.ppid, t.parent_start_boottime_ns),
+            entity_id,
             start_time_ns: Some(self.clock.boot_to_unix_ns(t.parent_start_boottime_ns)),
             name: cached.and_then(|c| c.name.clone()),
             exe: cached.and_then(|c| c.exe.clone()),
@@ -482,8 +522,9 @@ impl<S: Sink> Pipeline<S> {
             self.ledger.overlap_duplicates += 1;
             return;
         }
-        let json = ocsf::to_ocsf(event, &self.hostname);
-        match self.sink.write(&json) {
+        self.json.clear();
+        ocsf::write(event, &self.hostname, &mut self.json);
+        match self.sink.write(&self.json) {
             Ok(()) => {
                 if let Some(t) = type_name {
                     self.ledger.delivered(t);
@@ -664,7 +705,7 @@ impl<S: Sink> Pipeline<S> {
             .and_then(|s| crate::procfs::parse_stat(&s));
         if let Some((comm, _ppid, ticks)) = stat {
             let start = crate::clock::ticks_to_boot_ns(ticks);
-            p.entity_id = self.clock.entity_id(p.pid, start);
+            p.entity_id = self.entity_id(p.pid, start);
             p.start_time_ns = Some(self.clock.boot_to_unix_ns(start));
             if p.name.is_none() {
                 p.name = Some(comm);
@@ -708,15 +749,20 @@ pub fn stage_costs(clock: &HostClock, record: &[u8], n: u64) -> (f64, f64) {
         sequence: 1,
     };
     let ev = p.file_event(0, activity, file, None, process, origin);
+    // "build" is now the direct serialization; "write" the sink's copy
+    // and newline into its buffer.
     let t = Instant::now();
-    let mut last = serde_json::Value::Null;
+    let mut buf = Vec::with_capacity(4096);
     for _ in 0..n {
-        last = std::hint::black_box(ocsf::to_ocsf(&ev, "host"));
+        buf.clear();
+        ocsf::write(&ev, "host", &mut buf);
+        std::hint::black_box(&buf);
     }
     let build = t.elapsed().as_nanos() as f64 / n as f64;
+    let mut sink = crate::sink::JsonLines::new(std::io::sink());
     let t = Instant::now();
     for _ in 0..n {
-        let _ = std::hint::black_box(serde_json::to_vec(&last));
+        let _ = std::hint::black_box(crate::sink::Sink::write(&mut sink, &buf));
     }
     let write = t.elapsed().as_nanos() as f64 / n as f64;
     (build, write)

@@ -4,10 +4,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Stdout, Write};
 use std::path::Path;
 
-use serde_json::Value;
-
 pub trait Sink {
-    fn write(&mut self, event: &Value) -> io::Result<()>;
+    /// One serialized event (a JSON object, without the newline).
+    fn write(&mut self, event: &[u8]) -> io::Result<()>;
     fn flush(&mut self) -> io::Result<()>;
 }
 
@@ -47,8 +46,8 @@ impl JsonLines<File> {
 }
 
 impl<W: Write> Sink for JsonLines<W> {
-    fn write(&mut self, event: &Value) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, event)?;
+    fn write(&mut self, event: &[u8]) -> io::Result<()> {
+        self.out.write_all(event)?;
         self.out.write_all(b"\n")
     }
 
@@ -58,7 +57,7 @@ impl<W: Write> Sink for JsonLines<W> {
 }
 
 impl Sink for Box<dyn Sink + Send> {
-    fn write(&mut self, event: &Value) -> io::Result<()> {
+    fn write(&mut self, event: &[u8]) -> io::Result<()> {
         (**self).write(event)
     }
 

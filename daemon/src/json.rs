@@ -1,0 +1,249 @@
+//! A JSON object writer straight into a byte buffer, for the event hot
+//! path. Building a `serde_json::Value` tree per event (a map and a string
+//! allocation per field) was two thirds of the daemon's per-event CPU
+//! (docs/PERFORMANCE.md); writing the bytes directly skips all of it.
+//! Escaping follows serde_json's exactly, so the output is the same JSON.
+//!
+//! Hand-written rather than serde derive: the OCSF shape is built from
+//! several normalized event types with per-class optional parts, which as
+//! derive structs would need a borrowed mirror type per object; the
+//! writer keeps that logic in plain code (ocsf.rs).
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::io::Write;
+
+/// One JSON object being written; fields appear in call order. Keys are
+/// written as given (callers use literal, escape-free keys) and must be
+/// unique within an object.
+pub struct Obj<'a> {
+    out: &'a mut Vec<u8>,
+    empty: bool,
+}
+
+/// Writes `{...}` filled by `f` to `out`.
+pub fn object(out: &mut Vec<u8>, f: impl FnOnce(&mut Obj<'_>)) {
+    out.push(b'{');
+    let mut o = Obj { out, empty: true };
+    f(&mut o);
+    o.out.push(b'}');
+}
+
+impl Obj<'_> {
+    fn key(&mut self, k: &str) {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(k.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    pub fn str(&mut self, k: &str, v: &str) -> &mut Self {
+        self.key(k);
+        string(self.out, v);
+        self
+    }
+
+    /// A string or null.
+    pub fn opt_str(&mut self, k: &str, v: Option<&str>) -> &mut Self {
+        match v {
+            Some(s) => self.str(k, s),
+            None => self.null(k),
+        }
+    }
+
+    /// A string from a Display value that never needs escaping (numbers,
+    /// IP addresses, octal modes): formatted straight into the buffer.
+    pub fn display(&mut self, k: &str, v: impl Display) -> &mut Self {
+        self.key(k);
+        self.out.push(b'"');
+        // Writing into a Vec cannot fail.
+        let _ = write!(self.out, "{v}");
+        self.out.push(b'"');
+        self
+    }
+
+    pub fn u64(&mut self, k: &str, v: u64) -> &mut Self {
+        self.key(k);
+        let mut b = itoa::Buffer::new();
+        self.out.extend_from_slice(b.format(v).as_bytes());
+        self
+    }
+
+    pub fn i64(&mut self, k: &str, v: i64) -> &mut Self {
+        self.key(k);
+        let mut b = itoa::Buffer::new();
+        self.out.extend_from_slice(b.format(v).as_bytes());
+        self
+    }
+
+    /// A number or null.
+    pub fn opt_u64(&mut self, k: &str, v: Option<u64>) -> &mut Self {
+        match v {
+            Some(n) => self.u64(k, n),
+            None => self.null(k),
+        }
+    }
+
+    pub fn bool(&mut self, k: &str, v: bool) -> &mut Self {
+        self.key(k);
+        self.out
+            .extend_from_slice(if v { b"true" as &[u8] } else { b"false" });
+        self
+    }
+
+    pub fn null(&mut self, k: &str) -> &mut Self {
+        self.key(k);
+        self.out.extend_from_slice(b"null");
+        self
+    }
+
+    pub fn obj(&mut self, k: &str, f: impl FnOnce(&mut Obj<'_>)) -> &mut Self {
+        self.key(k);
+        object(self.out, f);
+        self
+    }
+
+    pub fn strs<'s>(&mut self, k: &str, items: impl IntoIterator<Item = &'s str>) -> &mut Self {
+        self.key(k);
+        self.out.push(b'[');
+        for (i, s) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            string(self.out, s);
+        }
+        self.out.push(b']');
+        self
+    }
+
+    /// Strings joined by one space, as one JSON string.
+    pub fn joined(&mut self, k: &str, items: &[String]) -> &mut Self {
+        self.key(k);
+        self.out.push(b'"');
+        for (i, s) in items.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b' ');
+            }
+            escaped(self.out, s);
+        }
+        self.out.push(b'"');
+        self
+    }
+
+    pub fn counts(&mut self, k: &str, m: &BTreeMap<String, u64>) -> &mut Self {
+        self.obj(k, |o| {
+            for (name, n) in m {
+                o.key_escaped(name);
+                let mut b = itoa::Buffer::new();
+                o.out.extend_from_slice(b.format(*n).as_bytes());
+            }
+        })
+    }
+
+    fn key_escaped(&mut self, k: &str) {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        string(self.out, k);
+        self.out.push(b':');
+    }
+}
+
+/// A JSON string literal.
+pub fn string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    escaped(out, s);
+    out.push(b'"');
+}
+
+/// The body of a JSON string, escaped as serde_json does.
+fn escaped(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xf) as usize]);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped_exactly_as_serde_json_does() {
+        let samples = [
+            "",
+            "plain /usr/bin/true",
+            "quote \" backslash \\ slash /",
+            "controls \u{0}\u{1}\u{7}\u{8}\u{9}\u{a}\u{b}\u{c}\u{d}\u{1b}\u{1f} del \u{7f}",
+            "unicode é 日本 🦀 \u{2028}",
+        ];
+        for s in samples {
+            let mut out = Vec::new();
+            string(&mut out, s);
+            assert_eq!(
+                String::from_utf8(out).ok(),
+                serde_json::to_string(s).ok(),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn objects_nest_and_parse() {
+        let mut out = Vec::new();
+        let mut counts = BTreeMap::new();
+        counts.insert("file_open".to_string(), 3);
+        counts.insert("we\"ird".to_string(), 1);
+        object(&mut out, |o| {
+            o.u64("a", 1)
+                .i64("b", -2)
+                .str("c", "x\ny")
+                .opt_str("d", None)
+                .opt_u64("e", Some(5))
+                .bool("f", true)
+                .display("g", format_args!("{:o}", 0o755))
+                .strs("h", ["a", "b\""])
+                .joined("i", &["ls".into(), "-l".into(), "a b".into()])
+                .counts("j", &counts)
+                .obj("k", |o| {
+                    o.obj("empty", |_| {});
+                });
+        });
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "a": 1, "b": -2, "c": "x\ny", "d": null, "e": 5, "f": true, "g": "755",
+                "h": ["a", "b\""], "i": "ls -l a b", "j": {"file_open": 3, "we\"ird": 1},
+                "k": {"empty": {}}
+            })
+        );
+    }
+}
