@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::proc::{cpu_seconds, file_size, kauditd_pid, peak_rss_kib};
+use crate::proc::{
+    bpf_map_kib, bpf_mmap_rss_kib, cpu_seconds, file_size, kauditd_pid, peak_rss_kib,
+};
 
 pub const CONFIGS: &[&str] = &[
     "baseline",
@@ -29,6 +31,12 @@ pub struct Stats {
     /// auditd + kauditd when they are part of the configuration.
     pub audit_cpu_s: f64,
     pub peak_rss_kib: u64,
+    /// Of the sensor's RSS, the BPF ring buffer pages it maps.
+    pub bpf_mmap_rss_kib: u64,
+    /// Kernel memory of the sensor's BPF maps (bpftool bytes_memlock).
+    pub bpf_map_kib: u64,
+    /// auditd's own peak RSS, when auditd is part of the configuration.
+    pub auditd_rss_kib: u64,
     pub bytes_written: u64,
 }
 
@@ -238,6 +246,10 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
             let pid = child.id();
             stats.sensor_cpu_s = cpu_seconds(pid).unwrap_or(0.0) - self.sensor_cpu0;
             stats.peak_rss_kib = peak_rss_kib(pid).unwrap_or(0);
+            // Ring pages once touched stay resident, so at the end this is
+            // their peak too.
+            stats.bpf_mmap_rss_kib = bpf_mmap_rss_kib(pid);
+            stats.bpf_map_kib = bpf_map_kib(pid).unwrap_or(0);
             let sig = if self.kind == "bpftrace" {
                 nix::sys::signal::Signal::SIGINT
             } else {
@@ -254,6 +266,7 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
         }
         if let Some(mut a) = self.auditd.take() {
             stats.audit_cpu_s += cpu_seconds(a.id()).unwrap_or(0.0) - self.auditd_cpu0;
+            stats.auditd_rss_kib = peak_rss_kib(a.id()).unwrap_or(0);
             // Let auditd write what is queued.
             std::thread::sleep(Duration::from_millis(500));
             let _ = nix::sys::signal::kill(

@@ -41,3 +41,49 @@ pub fn kauditd_pid() -> Option<u32> {
 pub fn file_size(p: &std::path::Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
+
+/// Resident KiB of a process's BPF map mappings (the ring buffer's data
+/// pages, mmap'ed by the consumer): part of its RSS that is kernel ring
+/// memory, reported apart from the daemon's own heap.
+pub fn bpf_mmap_rss_kib(pid: u32) -> u64 {
+    let Ok(smaps) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
+        return 0;
+    };
+    let mut in_bpf = false;
+    let mut total = 0;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping header: "start-end perms offset dev inode [name]".
+            in_bpf = line.contains("bpf");
+        } else if in_bpf && let Some(v) = line.strip_prefix("Rss:") {
+            total += v
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    total
+}
+
+/// KiB of kernel memory charged to the BPF maps a process holds, from
+/// `bpftool map show` (bytes_memlock of every map listing the pid).
+pub fn bpf_map_kib(pid: u32) -> Option<u64> {
+    let out = std::process::Command::new("bpftool")
+        .args(["map", "show", "-j"])
+        .output()
+        .ok()?;
+    let maps: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let bytes: u64 = maps
+        .as_array()?
+        .iter()
+        .filter(|m| {
+            m["pids"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|x| x["pid"].as_u64() == Some(pid.into())))
+        })
+        .filter_map(|m| m["bytes_memlock"].as_u64())
+        .sum();
+    Some(bytes / 1024)
+}

@@ -27,9 +27,12 @@ pub fn write(cells: &[Cell], workloads: &[(&str, u64)], out: &Path) -> Result<()
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "| workload | configuration | wall s (median, min–max) | × baseline | events | events/s | loss | sensor CPU s / M events | audit CPU s / M events | peak RSS MiB | bytes written | bytes / event |"
+        "| workload | configuration | wall s (median, min–max) | × baseline | events | events/s | loss | sensor CPU s / M events | audit CPU s / M events | peak RSS MiB | RSS excl. BPF ring pages MiB | BPF maps (kernel) MiB | auditd RSS MiB | bytes written | bytes / event |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     let mut rows = Vec::new();
     for (w, n) in workloads {
         let base: Vec<f64> = cells
@@ -55,13 +58,22 @@ pub fn write(cells: &[Cell], workloads: &[(&str, u64)], out: &Path) -> Result<()
             let loss = cs.iter().map(|c| c.stats.loss).max().unwrap_or(0);
             let cpu = median(cs.iter().map(|c| c.stats.sensor_cpu_s).collect());
             let acpu = median(cs.iter().map(|c| c.stats.audit_cpu_s).collect());
-            let rss = cs.iter().map(|c| c.stats.peak_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+            let max_mib =
+                |f: fn(&Cell) -> u64| cs.iter().map(|c| f(c)).max().unwrap_or(0) as f64 / 1024.0;
+            let rss = max_mib(|c| c.stats.peak_rss_kib);
+            let own = max_mib(|c| {
+                c.stats
+                    .peak_rss_kib
+                    .saturating_sub(c.stats.bpf_mmap_rss_kib)
+            });
+            let maps = max_mib(|c| c.stats.bpf_map_kib);
+            let auditd_rss = max_mib(|c| c.stats.auditd_rss_kib);
             let bytes = median(cs.iter().map(|c| c.stats.bytes_written as f64).collect());
             let ratio = if base_med > 0.0 { wall / base_med } else { 0.0 };
             let per_m = |x: f64| if ev > 0.0 { x / ev * 1e6 } else { 0.0 };
             let _ = writeln!(
                 md,
-                "| {w} (n={n}) | {cfg} | {wall:.3} ({lo:.3}–{hi:.3}) | {ratio:.2} | {ev:.0} | {:.0} | {loss} | {:.2} | {:.2} | {rss:.1} | {bytes:.0} | {:.0} |",
+                "| {w} (n={n}) | {cfg} | {wall:.3} ({lo:.3}–{hi:.3}) | {ratio:.2} | {ev:.0} | {:.0} | {loss} | {:.2} | {:.2} | {rss:.1} | {own:.1} | {maps:.1} | {auditd_rss:.1} | {bytes:.0} | {:.0} |",
                 if wall > 0.0 { ev / wall } else { 0.0 },
                 per_m(cpu),
                 per_m(acpu),
@@ -72,6 +84,7 @@ pub fn write(cells: &[Cell], workloads: &[(&str, u64)], out: &Path) -> Result<()
                 "wall_s_median": wall, "wall_s_min": lo, "wall_s_max": hi,
                 "ratio_to_baseline": ratio, "events": ev, "loss_max": loss,
                 "sensor_cpu_s": cpu, "audit_cpu_s": acpu, "peak_rss_mib": rss,
+                "peak_rss_excl_bpf_mmap_mib": own, "bpf_map_mib": maps, "auditd_peak_rss_mib": auditd_rss,
                 "bytes_written": bytes,
                 "cells": cs.iter().map(|c| json!({"rep": c.rep, "wall_s": c.wall_s, "events": c.stats.events, "loss": c.stats.loss})).collect::<Vec<_>>(),
             }));
