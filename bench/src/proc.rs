@@ -67,9 +67,26 @@ pub fn bpf_mmap_rss_kib(pid: u32) -> u64 {
     total
 }
 
-/// KiB of kernel memory charged to the BPF maps a process holds, from
-/// `bpftool map show` (bytes_memlock of every map listing the pid).
+/// KiB of kernel memory charged to the BPF maps a process holds: the map
+/// ids from its fds (/proc/PID/fdinfo), their bytes_memlock from
+/// `bpftool map show` (this bpftool lists no owning pids itself).
 pub fn bpf_map_kib(pid: u32) -> Option<u64> {
+    let mut ids = std::collections::HashSet::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .ok()?
+        .flatten()
+    {
+        let Ok(info) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        if let Some(id) = info
+            .lines()
+            .find_map(|l| l.strip_prefix("map_id:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            ids.insert(id);
+        }
+    }
     let out = std::process::Command::new("bpftool")
         .args(["map", "show", "-j"])
         .output()
@@ -78,11 +95,7 @@ pub fn bpf_map_kib(pid: u32) -> Option<u64> {
     let bytes: u64 = maps
         .as_array()?
         .iter()
-        .filter(|m| {
-            m["pids"]
-                .as_array()
-                .is_some_and(|p| p.iter().any(|x| x["pid"].as_u64() == Some(pid.into())))
-        })
+        .filter(|m| m["id"].as_u64().is_some_and(|id| ids.contains(&id)))
         .filter_map(|m| m["bytes_memlock"].as_u64())
         .sum();
     Some(bytes / 1024)

@@ -65,6 +65,16 @@ impl Obj<'_> {
         self
     }
 
+    /// An integer as a JSON string (OCSF's string-typed ids).
+    pub fn u64_str(&mut self, k: &str, v: u64) -> &mut Self {
+        self.key(k);
+        let mut b = itoa::Buffer::new();
+        self.out.push(b'"');
+        self.out.extend_from_slice(b.format(v).as_bytes());
+        self.out.push(b'"');
+        self
+    }
+
     pub fn u64(&mut self, k: &str, v: u64) -> &mut Self {
         self.key(k);
         let mut b = itoa::Buffer::new();
@@ -160,32 +170,45 @@ pub fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// The body of a JSON string, escaped as serde_json does.
+/// What each byte becomes in a JSON string: 0 = itself, `u` = \u00XX,
+/// anything else = a backslash and that byte (serde_json's table).
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+/// The body of a JSON string, escaped as serde_json does. Runs of bytes
+/// that need nothing are copied whole.
 fn escaped(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => {
-                out.extend_from_slice(&bytes[start..i]);
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(b >> 4) as usize]);
-                out.push(HEX[(b & 0xf) as usize]);
-                start = i + 1;
-                continue;
-            }
-            _ => continue,
-        };
+        let e = ESCAPE[b as usize];
+        if e == 0 {
+            continue;
+        }
         out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(esc);
+        if e == b'u' {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 0xf) as usize]);
+        } else {
+            out.push(b'\\');
+            out.push(e);
+        }
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
@@ -229,6 +252,7 @@ mod tests {
                 .opt_u64("e", Some(5))
                 .bool("f", true)
                 .display("g", format_args!("{:o}", 0o755))
+                .u64_str("g2", 42)
                 .strs("h", ["a", "b\""])
                 .joined("i", &["ls".into(), "-l".into(), "a b".into()])
                 .counts("j", &counts)
@@ -240,7 +264,7 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({
-                "a": 1, "b": -2, "c": "x\ny", "d": null, "e": 5, "f": true, "g": "755",
+                "a": 1, "b": -2, "c": "x\ny", "d": null, "e": 5, "f": true, "g": "755", "g2": "42",
                 "h": ["a", "b\""], "i": "ls -l a b", "j": {"file_open": 3, "we\"ird": 1},
                 "k": {"empty": {}}
             })

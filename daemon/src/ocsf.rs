@@ -289,7 +289,7 @@ fn auth_event(e: &AuthEvent, hostname: &str, out: &mut Vec<u8>) {
         }
         if let Some(s) = e.session {
             o.obj("session", |x| {
-                x.display("uid", s);
+                x.u64_str("uid", s.into());
             });
         }
         o.obj("actor", |a| {
@@ -489,7 +489,7 @@ fn actor_obj(o: &mut Obj<'_>, p: &ProcessInfo) {
     }
     if let Some(c) = &p.creds {
         o.obj("user", |u| {
-            u.display("uid", c.uid);
+            u.u64_str("uid", c.uid.into());
         });
     }
 }
@@ -526,7 +526,7 @@ fn process_obj(o: &mut Obj<'_>, p: &ProcessInfo, parent: Option<&ProcessInfo>) {
     }
     if let Some(c) = &p.creds {
         o.obj("user", |u| {
-            u.display("uid", c.uid)
+            u.u64_str("uid", c.uid.into())
                 .u64("type_id", if c.uid == 0 { 2 } else { 1 });
             if let Some(name) = &c.user_name {
                 u.str("name", name);
@@ -534,7 +534,7 @@ fn process_obj(o: &mut Obj<'_>, p: &ProcessInfo, parent: Option<&ProcessInfo>) {
         });
         if let Some(sid) = c.sessionid {
             o.obj("session", |s| {
-                s.display("uid", sid);
+                s.u64_str("uid", sid.into());
             });
         }
     }
