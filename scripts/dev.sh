@@ -21,17 +21,8 @@ need_root() {
     [ "$(id -u)" -eq 0 ] || die "run as root: loading eBPF programs needs CAP_BPF/CAP_SYS_ADMIN"
 }
 
-install_packages() {
-    local missing=()
-    for p in "${APT_PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-    done
-    if [ "${#missing[@]}" -gt 0 ]; then
-        echo "dev.sh: installing ${missing[*]}" >&2
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
-}
+. scripts/apt.sh
+install_packages() { apt_install "${APT_PACKAGES[@]}"; }
 
 check_rust() {
     command -v cargo >/dev/null || die "cargo not found: install Rust >= $MIN_RUST with rustup (Debian 12's rustc is too old)"
@@ -85,8 +76,7 @@ vm-test)
 bench)
     shift
     setup
-    dpkg-query -W -f='${Status}' bpftrace 2>/dev/null | grep -q "install ok installed" \
-        || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftrace >/dev/null
+    apt_install bpftrace
     cargo build --release -p mdatpd -p mdatp-bench
     target/release/mdatp-bench run "$@"
     target/release/mdatp-bench ceiling

@@ -14,15 +14,8 @@ OUT=target/packages
 
 die() { echo "package.sh: $*" >&2; exit 1; }
 
-missing=()
-for p in "${PACKAGING_APT[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "package.sh: installing ${missing[*]}" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+. scripts/apt.sh
+apt_install "${PACKAGING_APT[@]}"
 if ! cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
     echo "package.sh: installing cargo-deb $CARGO_DEB_VERSION" >&2
     cargo install --locked --quiet cargo-deb --version "$CARGO_DEB_VERSION"

@@ -10,13 +10,6 @@ use crate::event::{
 use crate::json::{Obj, object};
 
 pub const OCSF_VERSION: &str = "1.5.0";
-const PROCESS_ACTIVITY: u64 = 1007;
-const SYSTEM_CATEGORY: u64 = 1;
-const FILE_ACTIVITY: u64 = 1001;
-const NETWORK_ACTIVITY: u64 = 4001;
-const NETWORK_CATEGORY: u64 = 4;
-const AUTHENTICATION: u64 = 3002;
-const IAM_CATEGORY: u64 = 3;
 const EINPROGRESS: i32 = 115;
 const ECONNREFUSED: i32 = 111;
 
@@ -44,10 +37,31 @@ struct Class {
     category: u64,
 }
 
+const PROCESS_ACTIVITY: Class = Class {
+    uid: 1007,
+    name: "Process Activity",
+    category: 1,
+};
+const FILE_ACTIVITY: Class = Class {
+    uid: 1001,
+    name: "File System Activity",
+    category: 1,
+};
+const AUTHENTICATION: Class = Class {
+    uid: 3002,
+    name: "Authentication",
+    category: 3,
+};
+const NETWORK_ACTIVITY: Class = Class {
+    uid: 4001,
+    name: "Network Activity",
+    category: 4,
+};
+
 /// The fields every event class shares.
 fn base(
     o: &mut Obj<'_>,
-    class: Class,
+    class: &Class,
     activity: (u64, &str),
     time_ns: u64,
     origin: &Origin,
@@ -177,17 +191,10 @@ fn file_event(e: &FileEvent, hostname: &str, out: &mut Vec<u8>) {
         _ => &e.file,
     };
     object(out, |o| {
-        let class = Class {
-            uid: FILE_ACTIVITY,
-            name: "File System Activity",
-            category: SYSTEM_CATEGORY,
-        };
-        base(o, class, activity, e.time_ns, &e.origin, hostname);
+        base(o, &FILE_ACTIVITY, activity, e.time_ns, &e.origin, hostname);
         status(o, e.error);
         o.obj("file", |f| file_obj(f, subject, type_override));
-        o.obj("actor", |a| {
-            a.obj("process", |p| actor_obj(p, &e.process));
-        });
+        actor(o, &e.process);
         match &e.activity {
             FileActivity::Open { .. } => {
                 o.u64("count", 1);
@@ -261,12 +268,7 @@ fn auth_event(e: &AuthEvent, hostname: &str, out: &mut Vec<u8>) {
         AuthActivity::Other => (99, "Other"),
     };
     object(out, |o| {
-        let class = Class {
-            uid: AUTHENTICATION,
-            name: "Authentication",
-            category: IAM_CATEGORY,
-        };
-        base(o, class, activity, e.time_ns, &e.origin, hostname);
+        base(o, &AUTHENTICATION, activity, e.time_ns, &e.origin, hostname);
         if e.success {
             o.u64("status_id", 1).str("status", "Success");
         } else {
@@ -292,9 +294,7 @@ fn auth_event(e: &AuthEvent, hostname: &str, out: &mut Vec<u8>) {
                 x.u64_str("uid", s.into());
             });
         }
-        o.obj("actor", |a| {
-            a.obj("process", |p| actor_obj(p, &e.process));
-        });
+        actor(o, &e.process);
         o.obj("unmapped", |u| {
             u.str("provider", e.origin.provider.as_str())
                 .str("audit_type", &e.record_type)
@@ -340,12 +340,14 @@ fn net_event(e: &NetEvent, hostname: &str, out: &mut Vec<u8>) {
         _ => 6,
     };
     object(out, |o| {
-        let class = Class {
-            uid: NETWORK_ACTIVITY,
-            name: "Network Activity",
-            category: NETWORK_CATEGORY,
-        };
-        base(o, class, activity, e.time_ns, &e.origin, hostname);
+        base(
+            o,
+            &NETWORK_ACTIVITY,
+            activity,
+            e.time_ns,
+            &e.origin,
+            hostname,
+        );
         match e.error {
             Some(EINPROGRESS) => {
                 o.u64("status_id", 99)
@@ -367,9 +369,7 @@ fn net_event(e: &NetEvent, hostname: &str, out: &mut Vec<u8>) {
                 .u64("direction_id", direction_id)
                 .str("direction", direction);
         });
-        o.obj("actor", |a| {
-            a.obj("process", |p| actor_obj(p, &e.process));
-        });
+        actor(o, &e.process);
         o.obj("unmapped", |u| {
             u.str("provider", e.origin.provider.as_str());
             match &e.local {
@@ -423,26 +423,19 @@ fn process_event(e: &ProcessEvent, hostname: &str, out: &mut Vec<u8>) {
         (_, Some(parent)) => parent,
     };
     object(out, |o| {
-        o.u64("class_uid", PROCESS_ACTIVITY)
-            .str("class_name", "Process Activity")
-            .u64("category_uid", SYSTEM_CATEGORY)
-            .u64("activity_id", activity_id)
-            .str("activity_name", activity_name)
-            .u64("type_uid", PROCESS_ACTIVITY * 100 + activity_id)
-            .u64("severity_id", 1)
-            .u64("status_id", 1)
-            .str("status", "Success")
-            .u64("time", ms(e.time_ns))
-            .obj("metadata", |m| {
-                metadata(m, &e.origin.source, Some(e.origin.sequence))
-            })
-            .obj("device", |d| {
-                d.str("hostname", hostname);
-            })
-            .obj("actor", |a| {
-                a.obj("process", |p| process_obj(p, actor, None));
-            })
-            .obj("process", |p| process_obj(p, &e.process, e.parent.as_ref()));
+        base(
+            o,
+            &PROCESS_ACTIVITY,
+            (activity_id, activity_name),
+            e.time_ns,
+            &e.origin,
+            hostname,
+        );
+        status(o, None);
+        o.obj("actor", |a| {
+            a.obj("process", |p| process_obj(p, actor, None));
+        })
+        .obj("process", |p| process_obj(p, &e.process, e.parent.as_ref()));
         if let Some((id, name)) = launch {
             o.u64("launch_type_id", id).str("launch_type", name);
         }
@@ -466,6 +459,13 @@ fn process_event(e: &ProcessEvent, hostname: &str, out: &mut Vec<u8>) {
             }
             u.u64("time_ns", e.time_ns);
         });
+    });
+}
+
+/// `actor.process`, in brief.
+fn actor(o: &mut Obj<'_>, p: &ProcessInfo) {
+    o.obj("actor", |a| {
+        a.obj("process", |x| actor_obj(x, p));
     });
 }
 

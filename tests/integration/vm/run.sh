@@ -35,15 +35,8 @@ done
 die() { echo "vm-test: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "run as root (the guest image is built with mmdebstrap)"
 
-missing=()
-for p in qemu-system-x86 qemu-utils mmdebstrap e2fsprogs; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "vm-test: installing ${missing[*]}" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+. "$repo/scripts/apt.sh"
+apt_install qemu-system-x86 qemu-utils mmdebstrap e2fsprogs
 
 if [ -z "$deb" ]; then
     deb=$(ls -t "$repo"/target/packages/mdatp_*_amd64.deb 2>/dev/null | head -1 || true)
