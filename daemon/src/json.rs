@@ -40,6 +40,37 @@ impl Obj<'_> {
         self.out.extend_from_slice(b"\":");
     }
 
+    /// A value that is already JSON (a constant fragment).
+    pub fn raw(&mut self, k: &str, json: &str) -> &mut Self {
+        self.key(k);
+        self.out.extend_from_slice(json.as_bytes());
+        self
+    }
+
+    /// An unsigned number as a JSON string in octal, prefixed with `0o`
+    /// when `prefix` (as `{:#o}` prints it): "755", "0o100000".
+    pub fn octal(&mut self, k: &str, v: u64, prefix: bool) -> &mut Self {
+        self.key(k);
+        let mut digits = [0u8; 23];
+        let mut i = digits.len();
+        let mut n = v;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n & 7) as u8;
+            n >>= 3;
+            if n == 0 {
+                break;
+            }
+        }
+        self.out.push(b'"');
+        if prefix {
+            self.out.extend_from_slice(b"0o");
+        }
+        self.out.extend_from_slice(&digits[i..]);
+        self.out.push(b'"');
+        self
+    }
+
     pub fn str(&mut self, k: &str, v: &str) -> &mut Self {
         self.key(k);
         string(self.out, v);
@@ -189,17 +220,46 @@ static ESCAPE: [u8; 256] = {
     t
 };
 
-/// The body of a JSON string, escaped as serde_json does. Runs of bytes
-/// that need nothing are copied whole.
-fn escaped(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let e = ESCAPE[b as usize];
-        if e == 0 {
-            continue;
+/// How many leading bytes of `b` need no escaping. Eight bytes at a time:
+/// the has-less-than / has-zero-byte tests flag a byte below 0x20, a `"`
+/// or a `\\`; their lowest flagged byte is always a true match (false
+/// flags only occur above a true one), so its index is exact.
+fn clean_len(b: &[u8]) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w);
+        let quote = x ^ (LO * u64::from(b'"'));
+        let backslash = x ^ (LO * u64::from(b'\\'));
+        let flags = (x.wrapping_sub(LO * 0x20) & !x
+            | quote.wrapping_sub(LO) & !quote
+            | backslash.wrapping_sub(LO) & !backslash)
+            & HI;
+        if flags != 0 {
+            return i + (flags.trailing_zeros() / 8) as usize;
         }
-        out.extend_from_slice(&bytes[start..i]);
+        i += 8;
+    }
+    i + b[i..]
+        .iter()
+        .position(|&c| ESCAPE[c as usize] != 0)
+        .unwrap_or(b.len() - i)
+}
+
+/// The body of a JSON string, escaped as serde_json does; clean runs are
+/// copied whole.
+fn escaped(out: &mut Vec<u8>, s: &str) {
+    let mut rest = s.as_bytes();
+    loop {
+        let n = clean_len(rest);
+        out.extend_from_slice(&rest[..n]);
+        let Some(&b) = rest.get(n) else {
+            return;
+        };
+        let e = ESCAPE[b as usize];
         if e == b'u' {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             out.extend_from_slice(b"\\u00");
@@ -209,9 +269,8 @@ fn escaped(out: &mut Vec<u8>, s: &str) {
             out.push(b'\\');
             out.push(e);
         }
-        start = i + 1;
+        rest = &rest[n + 1..];
     }
-    out.extend_from_slice(&bytes[start..]);
 }
 
 #[cfg(test)]
@@ -226,6 +285,11 @@ mod tests {
             "quote \" backslash \\ slash /",
             "controls \u{0}\u{1}\u{7}\u{8}\u{9}\u{a}\u{b}\u{c}\u{d}\u{1b}\u{1f} del \u{7f}",
             "unicode é 日本 🦀 \u{2028}",
+            "exactly8",
+            "sixteen bytes!!!",
+            "/a/long/path/with/no/escapes/at/all/but/quite/some/length\"x",
+            "12345678\n2345678\\",
+            "\u{1f}1234567\u{1f}",
         ];
         for s in samples {
             let mut out = Vec::new();
@@ -253,6 +317,9 @@ mod tests {
                 .bool("f", true)
                 .display("g", format_args!("{:o}", 0o755))
                 .u64_str("g2", 42)
+                .octal("g3", 0o100644, true)
+                .octal("g4", 0, false)
+                .raw("g5", r#"{"x":[1]}"#)
                 .strs("h", ["a", "b\""])
                 .joined("i", &["ls".into(), "-l".into(), "a b".into()])
                 .counts("j", &counts)
@@ -264,7 +331,7 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({
-                "a": 1, "b": -2, "c": "x\ny", "d": null, "e": 5, "f": true, "g": "755", "g2": "42",
+                "a": 1, "b": -2, "c": "x\ny", "d": null, "e": 5, "f": true, "g": "755", "g2": "42", "g3": "0o100644", "g4": "0", "g5": {"x": [1]},
                 "h": ["a", "b\""], "i": "ls -l a b", "j": {"file_open": 3, "we\"ird": 1},
                 "k": {"empty": {}}
             })

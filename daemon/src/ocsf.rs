@@ -10,6 +10,12 @@ use crate::event::{
 use crate::json::{Obj, object};
 
 pub const OCSF_VERSION: &str = "1.5.0";
+/// `metadata.product`, the same in every event: written as one constant.
+const PRODUCT: &str = concat!(
+    r#"{"name":"mdatp","vendor_name":"mdatp","version":""#,
+    env!("CARGO_PKG_VERSION"),
+    r#""}"#
+);
 const EINPROGRESS: i32 = 115;
 const ECONNREFUSED: i32 = 111;
 
@@ -143,7 +149,7 @@ fn file_ext(o: &mut Obj<'_>, f: &FileInfo) {
         o.u64("mount_id", m.into());
     }
     if let Some(m) = f.mode {
-        o.display("mode", format_args!("{:o}", m & 0o7777));
+        o.octal("mode", (m & 0o7777).into(), false);
     }
     if let Some(i) = f.parent_inode {
         o.u64("parent_inode", i);
@@ -219,8 +225,11 @@ fn file_event(e: &FileEvent, hostname: &str, out: &mut Vec<u8>) {
             u.obj("file", |f| file_ext(f, subject));
             match &e.activity {
                 FileActivity::Open { access, flags, .. } => {
-                    u.strs("access", access_names(*access))
-                        .display("open_flags", format_args!("{flags:#o}"));
+                    u.strs("access", access_names(*access)).octal(
+                        "open_flags",
+                        (*flags).into(),
+                        true,
+                    );
                 }
                 FileActivity::OpenFolded {
                     access,
@@ -241,7 +250,7 @@ fn file_event(e: &FileEvent, hostname: &str, out: &mut Vec<u8>) {
                         .u64("rename_flags", (*flags).into());
                 }
                 FileActivity::Mkdir { mode } | FileActivity::Chmod { mode } => {
-                    u.display("mode", format_args!("{:o}", mode & 0o7777));
+                    u.octal("mode", (mode & 0o7777).into(), false);
                 }
                 FileActivity::Chown { uid, gid } => {
                     u.opt_u64("owner_uid", uid.map(u64::from))
@@ -400,11 +409,7 @@ fn ms(ns: u64) -> u64 {
 
 fn metadata(m: &mut Obj<'_>, source: &str, sequence: Option<u64>) {
     m.str("version", OCSF_VERSION)
-        .obj("product", |p| {
-            p.str("name", "mdatp")
-                .str("vendor_name", "mdatp")
-                .str("version", env!("CARGO_PKG_VERSION"));
-        })
+        .raw("product", PRODUCT)
         .str("log_name", source);
     if let Some(seq) = sequence {
         m.u64("sequence", seq);
