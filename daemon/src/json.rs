@@ -30,11 +30,16 @@ pub fn object(out: &mut Vec<u8>, f: impl FnOnce(&mut Obj<'_>)) {
 }
 
 impl Obj<'_> {
-    fn key(&mut self, k: &str) {
+    /// The comma before every field but the first.
+    fn sep(&mut self) {
         if !self.empty {
             self.out.push(b',');
         }
         self.empty = false;
+    }
+
+    fn key(&mut self, k: &str) {
+        self.sep();
         self.out.push(b'"');
         self.out.extend_from_slice(k.as_bytes());
         self.out.extend_from_slice(b"\":");
@@ -85,8 +90,8 @@ impl Obj<'_> {
         }
     }
 
-    /// A string from a Display value that never needs escaping (numbers,
-    /// IP addresses, octal modes): formatted straight into the buffer.
+    /// A string from a Display value that never needs escaping (IP
+    /// addresses, errno names): formatted straight into the buffer.
     pub fn display(&mut self, k: &str, v: impl Display) -> &mut Self {
         self.key(k);
         self.out.push(b'"');
@@ -107,13 +112,6 @@ impl Obj<'_> {
     }
 
     pub fn u64(&mut self, k: &str, v: u64) -> &mut Self {
-        self.key(k);
-        let mut b = itoa::Buffer::new();
-        self.out.extend_from_slice(b.format(v).as_bytes());
-        self
-    }
-
-    pub fn i64(&mut self, k: &str, v: i64) -> &mut Self {
         self.key(k);
         let mut b = itoa::Buffer::new();
         self.out.extend_from_slice(b.format(v).as_bytes());
@@ -185,10 +183,7 @@ impl Obj<'_> {
     }
 
     fn key_escaped(&mut self, k: &str) {
-        if !self.empty {
-            self.out.push(b',');
-        }
-        self.empty = false;
+        self.sep();
         string(self.out, k);
         self.out.push(b':');
     }
@@ -310,7 +305,6 @@ mod tests {
         counts.insert("we\"ird".to_string(), 1);
         object(&mut out, |o| {
             o.u64("a", 1)
-                .i64("b", -2)
                 .str("c", "x\ny")
                 .opt_str("d", None)
                 .opt_u64("e", Some(5))
@@ -331,7 +325,7 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({
-                "a": 1, "b": -2, "c": "x\ny", "d": null, "e": 5, "f": true, "g": "755", "g2": "42", "g3": "0o100644", "g4": "0", "g5": {"x": [1]},
+                "a": 1, "c": "x\ny", "d": null, "e": 5, "f": true, "g": "755", "g2": "42", "g3": "0o100644", "g4": "0", "g5": {"x": [1]},
                 "h": ["a", "b\""], "i": "ls -l a b", "j": {"file_open": 3, "we\"ird": 1},
                 "k": {"empty": {}}
             })

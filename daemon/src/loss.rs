@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 /// Kernel-side counters of one event type, summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -36,19 +37,14 @@ pub enum SeqOutcome {
 /// Per-source sequence numbers start at 1 when the source starts.
 #[derive(Debug, Default)]
 pub struct SeqTracker {
-    next: HashMap<String, u64>,
+    /// Keyed by the shared source name: a record's lookup clones an `Arc`,
+    /// it allocates nothing.
+    next: HashMap<Arc<str>, u64>,
 }
 
 impl SeqTracker {
-    pub fn observe(&mut self, source: &str, seq: u64) -> SeqOutcome {
-        // Look up before inserting: the key is allocated once per source,
-        // not once per record.
-        if !self.next.contains_key(source) {
-            self.next.insert(source.to_string(), 1);
-        }
-        let Some(next) = self.next.get_mut(source) else {
-            return SeqOutcome::InOrder;
-        };
+    pub fn observe(&mut self, source: &Arc<str>, seq: u64) -> SeqOutcome {
+        let next = self.next.entry(Arc::clone(source)).or_insert(1);
         if seq == *next {
             *next += 1;
             SeqOutcome::InOrder
@@ -172,19 +168,19 @@ mod tests {
     #[test]
     fn gaps_and_late_records_are_seen_per_source() {
         let mut t = SeqTracker::default();
-        assert_eq!(t.observe("a", 1), SeqOutcome::InOrder);
-        assert_eq!(t.observe("b", 1), SeqOutcome::InOrder);
+        assert_eq!(t.observe(&Arc::from("a"), 1), SeqOutcome::InOrder);
+        assert_eq!(t.observe(&Arc::from("b"), 1), SeqOutcome::InOrder);
         assert_eq!(
-            t.observe("a", 5),
+            t.observe(&Arc::from("a"), 5),
             SeqOutcome::Gap {
                 first_missing: 2,
                 missing: 3
             }
         );
-        assert_eq!(t.observe("a", 3), SeqOutcome::Late);
-        assert_eq!(t.observe("a", 6), SeqOutcome::InOrder);
+        assert_eq!(t.observe(&Arc::from("a"), 3), SeqOutcome::Late);
+        assert_eq!(t.observe(&Arc::from("a"), 6), SeqOutcome::InOrder);
         assert_eq!(
-            t.observe("c", 4),
+            t.observe(&Arc::from("c"), 4),
             SeqOutcome::Gap {
                 first_missing: 1,
                 missing: 3

@@ -132,16 +132,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Err(reason) => providers.reason = Some(reason),
     }
     if providers.ebpf.is_some() {
-        if let Err(e) = clear_ours(&env.ctl, &env.args.audit_rules_dir) {
-            let issue = match e {
-                crate::audit::AuditError::Immutable => {
-                    provider::immutable_remedy(ProviderKind::Ebpf)
-                }
-                e => format!("cannot clear the sensor's audit rules: {e}"),
-            };
-            log::warn!("{issue}");
-            providers.issue = Some(issue);
-        }
+        providers.issue = clearing_issue(clear_ours(&env.ctl, &env.args.audit_rules_dir).map(drop));
     } else {
         start_audit_rules(&env, &mut providers);
     }
@@ -396,6 +387,18 @@ fn start_ebpf(env: &Env) -> anyhow::Result<(EbpfRuntime, BpfCounters)> {
     let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .map_err(|e| anyhow!("register the ring buffer with tokio: {e}"))?;
     Ok((EbpfRuntime { sensor, ring }, counters))
+}
+
+/// The health issue (logged) when the eBPF provider could not clear the
+/// sensor's audit rules; immutable audit gets its remedy.
+fn clearing_issue(cleared: Result<(), crate::audit::AuditError>) -> Option<String> {
+    let issue = match cleared {
+        Ok(()) => return None,
+        Err(crate::audit::AuditError::Immutable) => provider::immutable_remedy(ProviderKind::Ebpf),
+        Err(e) => format!("cannot clear the sensor's audit rules: {e}"),
+    };
+    log::warn!("{issue}");
+    Some(issue)
 }
 
 fn start_audit_rules(env: &Env, p: &mut Providers) {
@@ -669,16 +672,7 @@ fn reload(
                         None => clear_ours(&env.ctl, &env.args.audit_rules_dir).map(drop),
                     };
                     p.reason = None;
-                    p.issue = match cleared {
-                        Ok(()) => None,
-                        Err(crate::audit::AuditError::Immutable) => {
-                            Some(provider::immutable_remedy(ProviderKind::Ebpf))
-                        }
-                        Err(e) => Some(format!("cannot clear the sensor's audit rules: {e}")),
-                    };
-                    if let Some(issue) = &p.issue {
-                        log::warn!("{issue}");
-                    }
+                    p.issue = clearing_issue(cleared);
                     log::info!(provider = "ebpf"; "provider switched: auditd -> ebpf");
                 }
                 Err(e) => {

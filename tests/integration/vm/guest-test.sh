@@ -182,7 +182,7 @@ immutable)
     check "health reports audit immutable" test "$(field audit_immutable)" = true
     echo "# health_issues: $(field health_issues)"
     check "health names the issue and the remedy (reboot)" bash -c 'mdatp health --field health_issues | grep -qi "immutable" && mdatp health --field health_issues | grep -qi "reboot"'
-    check "the rules stay loaded (immutable), the foreign ones too" bash -c "[ \"\$(auditctl -l | grep -c 'key=mdatp\$')\" -gt 0 ]" 
+    check "our rules stay loaded (immutable)" bash -c "[ \"\$(auditctl -l | grep -c 'key=mdatp\$')\" -gt 0 ]" 
     check "the foreign rules are untouched" same_foreign
     check "the rules file is removed so a reboot clears our rules" test ! -e /etc/audit/rules.d/mdatp.rules
     check "the service is still active" active
