@@ -10,6 +10,8 @@
  * kernel's objects, the name is sent as the caller passed it.
  * Failed opens are not reported; failed changes are, with the error.
  */
+/* Syscall exit programs: see task.bpf.h. */
+#define MDATP_TYPED_TASK
 #include "common.bpf.h"
 #include "path.bpf.h"
 #include "proc_state.bpf.h"
@@ -101,7 +103,6 @@ fold(struct mdatp_proc_state *st, __u64 ino, __u32 dev, __u32 acc, __u64 now,
 static __always_inline int handle_open(void *ctx, __u32 flags)
 {
 	long fd = SYS_EXIT_RET(ctx);
-	struct task_struct *task;
 	struct mdatp_file_open_event *ev;
 	struct mdatp_pathbuf *pb;
 	struct mdatp_proc_state *st;
@@ -110,6 +111,7 @@ static __always_inline int handle_open(void *ctx, __u32 flags)
 	struct file *file;
 	struct path path;
 	__u32 acc, fmode;
+	bool typed;
 	__u64 now;
 
 	if (fd < 0)
@@ -118,11 +120,10 @@ static __always_inline int handle_open(void *ctx, __u32 flags)
 		mdatp_count_filtered(MDATP_EV_FILE_OPEN);
 		return 0;
 	}
-	task = (struct task_struct *)bpf_get_current_task();
-	file = mdatp_fd_file(task, fd);
+	file = mdatp_fd_file(fd, &typed);
 	if (!file)
 		return 0;
-	fmode = BPF_CORE_READ(file, f_mode);
+	fmode = MDATP_RD(typed, file, f_mode);
 	acc = access_class(flags, fmode);
 	st = mdatp_proc(bpf_get_current_pid_tgid() >> 32, true);
 	if (st && (st->flags & MDATP_PROC_EXCLUDED)) {
@@ -133,11 +134,12 @@ static __always_inline int handle_open(void *ctx, __u32 flags)
 	cfg = mdatp_settings();
 	if (st && cfg && cfg->fold_window_ns &&
 	    !(acc & (MDATP_ACCESS_WRITE | MDATP_ACCESS_CREATE | MDATP_ACCESS_TRUNCATE))) {
-		struct inode *inode = BPF_CORE_READ(file, f_inode);
+		struct inode *inode = MDATP_RD(typed, file, f_inode);
+		struct super_block *sb = MDATP_RD(typed, inode, i_sb);
 		bool done;
 
-		slot = fold(st, BPF_CORE_READ(inode, i_ino), BPF_CORE_READ(inode, i_sb, s_dev),
-			    acc, now, cfg->fold_window_ns, &done);
+		slot = fold(st, MDATP_RD(typed, inode, i_ino), MDATP_RD(typed, sb, s_dev), acc,
+			    now, cfg->fold_window_ns, &done);
 		if (done)
 			return 0;
 	}
@@ -146,8 +148,8 @@ static __always_inline int handle_open(void *ctx, __u32 flags)
 	pb = mdatp_percpu(&pathbuf);
 	if (!ev || !pb)
 		return 0;
-	path = BPF_CORE_READ(file, f_path);
-	struct mdatp_path_result r = mdatp_walk_path(&path, pb->path);
+	path = MDATP_RD(typed, file, f_path);
+	struct mdatp_path_result r = mdatp_walk_path(&path, pb->path, typed);
 	r.len &= MDATP_PATH_MASK;
 	if (mdatp_path_in_trie(&excluded_paths, pb, r.start, r.len)) {
 		/* Repeats of this file are now filtered without a path walk. */
@@ -156,8 +158,8 @@ static __always_inline int handle_open(void *ctx, __u32 flags)
 		mdatp_count_filtered(MDATP_EV_FILE_OPEN);
 		return 0;
 	}
-	mdatp_fill_task(&ev->task, task);
-	mdatp_file_ref_of(&ev->file, &path);
+	mdatp_fill_task(&ev->task);
+	mdatp_file_ref_of(&ev->file, &path, typed);
 	ev->file.flags = r.truncated ? MDATP_FILE_PATH_TRUNCATED : 0;
 	ev->open_flags = flags;
 	ev->access = acc;
@@ -222,15 +224,18 @@ struct op_args {
 
 /* Appends the path of directory fd `dfd` (or the cwd) at data[pos]. */
 static __always_inline __u32 put_dir(struct mdatp_file_op_event *ev, struct mdatp_pathbuf *pb,
-				     struct task_struct *task, long dfd,
+				     long dfd,
 				     struct mdatp_file_ref *ref, __u32 pos)
 {
 	struct path p;
 
+	/* Read with the helper: typed and untyped walks of both directories
+	 * of a rename are more than the verifier's complexity budget, and
+	 * path changes are far rarer than opens. */
 	if (dfd == MDATP_AT_FDCWD) {
-		p = BPF_CORE_READ(task, fs, pwd);
+		p = BPF_CORE_READ(bpf_get_current_task_btf(), fs, pwd);
 	} else {
-		struct file *f = mdatp_fd_file(task, dfd);
+		struct file *f = mdatp_fd_file_probe(dfd);
 
 		if (!f) {
 			ref->flags |= MDATP_FILE_DIR_MISSING;
@@ -238,8 +243,8 @@ static __always_inline __u32 put_dir(struct mdatp_file_op_event *ev, struct mdat
 		}
 		p = BPF_CORE_READ(f, f_path);
 	}
-	mdatp_file_ref_of(ref, &p);
-	struct mdatp_path_result r = mdatp_walk_path(&p, pb->path);
+	mdatp_file_ref_of(ref, &p, false);
+	struct mdatp_path_result r = mdatp_walk_path(&p, pb->path, false);
 	if (r.truncated)
 		ref->flags |= MDATP_FILE_PATH_TRUNCATED;
 	r.len &= MDATP_PATH_MASK;
@@ -265,7 +270,6 @@ static __always_inline __u32 put_name(struct mdatp_file_op_event *ev, const char
 
 static __always_inline int emit_op(void *ctx, struct op_args *a)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct mdatp_file_op_event *ev;
 	struct mdatp_pathbuf *pb;
 	struct mdatp_proc_state *st;
@@ -289,7 +293,7 @@ static __always_inline int emit_op(void *ctx, struct op_args *a)
 	ev->name1_flags = 0;
 	ev->name2_flags = 0;
 
-	len = a->name1_literal ? 0 : put_dir(ev, pb, task, a->dfd1, &ev->dir1, pos);
+	len = a->name1_literal ? 0 : put_dir(ev, pb, a->dfd1, &ev->dir1, pos);
 	ev->dir1_len = len;
 	pos += len;
 	len = put_name(ev, a->fd_only ? NULL : a->name1, pos, &ev->name1_flags);
@@ -330,14 +334,14 @@ static __always_inline int emit_op(void *ctx, struct op_args *a)
 
 	len = 0;
 	if (a->name2)
-		len = put_dir(ev, pb, task, a->dfd2, &ev->dir2, pos);
+		len = put_dir(ev, pb, a->dfd2, &ev->dir2, pos);
 	ev->dir2_len = len;
 	pos += len;
 	len = put_name(ev, a->name2, pos, &ev->name2_flags);
 	ev->name2_len = len;
 	pos += len;
 
-	mdatp_fill_task(&ev->task, task);
+	mdatp_fill_task(&ev->task);
 	ev->ret = SYS_EXIT_RET(ctx);
 	ev->op_flags = a->op_flags;
 	ev->mode = a->mode;

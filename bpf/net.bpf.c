@@ -6,6 +6,8 @@
  * a failure); accept/listen/bind read the socket (bind: the caller's
  * address when it failed).
  */
+/* Syscall exit programs: see task.bpf.h. */
+#define MDATP_TYPED_TASK
 #include "common.bpf.h"
 #include "proc_state.bpf.h"
 #include "syscall.bpf.h"
@@ -15,9 +17,11 @@
 #define MDATP_AF_INET6 10
 
 /* The sock of a socket fd, or NULL when fd is not an inet socket. */
-static __always_inline struct sock *inet_sock_of(struct task_struct *task, long fd)
+static __always_inline struct sock *inet_sock_of(long fd)
 {
-	struct file *f = mdatp_fd_file(task, fd);
+	bool typed;
+	struct file *f = mdatp_fd_file(fd, &typed);
+	struct inode *inode;
 	struct socket *sock;
 	struct sock *sk;
 	__u16 family;
@@ -25,8 +29,10 @@ static __always_inline struct sock *inet_sock_of(struct task_struct *task, long 
 	if (!f)
 		return NULL;
 	/* S_IFSOCK */
-	if ((BPF_CORE_READ(f, f_inode, i_mode) & 0170000) != 0140000)
+	inode = MDATP_RD(typed, f, f_inode);
+	if ((MDATP_RD(typed, inode, i_mode) & 0170000) != 0140000)
 		return NULL;
+	/* void *: never typed */
 	sock = BPF_CORE_READ(f, private_data);
 	sk = BPF_CORE_READ(sock, sk);
 	if (!sk)
@@ -124,7 +130,7 @@ static __always_inline int finish(struct mdatp_net_event *ev, __u32 type, bool c
 		mdatp_count_filtered(type);
 		return 0;
 	}
-	mdatp_fill_task(&ev->task, (struct task_struct *)bpf_get_current_task());
+	mdatp_fill_task(&ev->task);
 	mdatp_fill_header(&ev->hdr, type, sizeof(*ev));
 	mdatp_output(ev, sizeof(*ev), type);
 	return 0;
@@ -133,14 +139,13 @@ static __always_inline int finish(struct mdatp_net_event *ev, __u32 type, bool c
 SEC("tracepoint/syscalls/sys_exit_connect")
 int mdatp_connect(void *ctx)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct pt_regs *regs = mdatp_user_regs();
 	struct mdatp_net_event ev = {};
 	struct sock *sk;
 
 	if (!wanted(MDATP_EV_NET_CONNECT))
 		return 0;
-	sk = inet_sock_of(task, (int)SYS_ARG1(regs));
+	sk = inet_sock_of((int)SYS_ARG1(regs));
 	if (!sk)
 		return 0;
 	sock_fill(&ev, sk, false);
@@ -152,14 +157,13 @@ int mdatp_connect(void *ctx)
 
 static __always_inline int handle_accept(void *ctx)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	long fd = SYS_EXIT_RET(ctx);
 	struct mdatp_net_event ev = {};
 	struct sock *sk;
 
 	if (fd < 0 || !wanted(MDATP_EV_NET_ACCEPT))
 		return 0;
-	sk = inet_sock_of(task, fd);
+	sk = inet_sock_of(fd);
 	if (!sk)
 		return 0;
 	sock_fill(&ev, sk, true);
@@ -182,14 +186,13 @@ int mdatp_accept4(void *ctx)
 SEC("tracepoint/syscalls/sys_exit_listen")
 int mdatp_listen(void *ctx)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct pt_regs *regs = mdatp_user_regs();
 	struct mdatp_net_event ev = {};
 	struct sock *sk;
 
 	if (!wanted(MDATP_EV_NET_LISTEN))
 		return 0;
-	sk = inet_sock_of(task, (int)SYS_ARG1(regs));
+	sk = inet_sock_of((int)SYS_ARG1(regs));
 	if (!sk)
 		return 0;
 	sock_fill(&ev, sk, false);
@@ -201,14 +204,13 @@ int mdatp_listen(void *ctx)
 SEC("tracepoint/syscalls/sys_exit_bind")
 int mdatp_bind(void *ctx)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct pt_regs *regs = mdatp_user_regs();
 	struct mdatp_net_event ev = {};
 	struct sock *sk;
 
 	if (!wanted(MDATP_EV_NET_BIND))
 		return 0;
-	sk = inet_sock_of(task, (int)SYS_ARG1(regs));
+	sk = inet_sock_of((int)SYS_ARG1(regs));
 	if (!sk)
 		return 0;
 	sock_fill(&ev, sk, false);
@@ -230,7 +232,6 @@ int mdatp_bind(void *ctx)
  */
 static __always_inline int udp_first(void *ctx, __u32 type, long fd, const void *uaddr)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct mdatp_udp_flow_key key = {};
 	struct mdatp_net_event ev = {};
 	__u8 one = 1;
@@ -238,7 +239,7 @@ static __always_inline int udp_first(void *ctx, __u32 type, long fd, const void 
 
 	if (SYS_EXIT_RET(ctx) < 0)
 		return 0;
-	sk = inet_sock_of(task, fd);
+	sk = inet_sock_of(fd);
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) != MDATP_IPPROTO_UDP)
 		return 0;
 	sock_fill(&ev, sk, true);

@@ -18,7 +18,7 @@ static __always_inline struct mdatp_path_result
 append_path(struct mdatp_exec_event *ev, char *buf, struct path *p, __u32 pos,
 	    __u16 trunc_flag)
 {
-	struct mdatp_path_result r = mdatp_walk_path(p, buf);
+	struct mdatp_path_result r = mdatp_walk_path(p, buf, false);
 
 	if (r.truncated)
 		ev->flags |= trunc_flag;
@@ -31,7 +31,7 @@ append_path(struct mdatp_exec_event *ev, char *buf, struct path *p, __u32 pos,
 SEC("raw_tracepoint/sched_process_exec")
 int mdatp_exec(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *task = MDATP_CURRENT_TASK();
 	struct linux_binprm *bprm = (struct linux_binprm *)RAW_ARG(ctx, 2);
 	struct mdatp_exec_event *ev = mdatp_percpu(&exec_scratch);
 	struct mdatp_pathbuf *pb = mdatp_percpu(&pathbuf);
@@ -42,7 +42,7 @@ int mdatp_exec(struct bpf_raw_tracepoint_args *ctx)
 
 	if (!ev || !pb)
 		return 0;
-	mdatp_fill_task(&ev->task, task);
+	mdatp_fill_task(&ev->task);
 	ev->flags = 0;
 	ev->_pad = 0;
 	ev->argc = BPF_CORE_READ(bprm, argc);
@@ -105,14 +105,14 @@ int mdatp_exec(struct bpf_raw_tracepoint_args *ctx)
 SEC("raw_tracepoint/sched_process_fork")
 int mdatp_fork(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct task_struct *parent = (struct task_struct *)RAW_ARG(ctx, 0);
 	struct task_struct *child = (struct task_struct *)RAW_ARG(ctx, 1);
 	struct mdatp_fork_event ev = {};
 
 	/* A new thread is not a new process. */
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0;
-	mdatp_fill_task(&ev.parent, parent);
+	/* The fork tracepoint runs in the parent. */
+	mdatp_fill_task(&ev.parent);
 	ev.child_pid = BPF_CORE_READ(child, tgid);
 	ev.child_tid = BPF_CORE_READ(child, pid);
 	ev.child_start_boottime_ns = mdatp_task_start_boottime(child);
@@ -136,7 +136,8 @@ int mdatp_exit(struct bpf_raw_tracepoint_args *ctx)
 	/* Only the last thread of the group ends the process. */
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
-	mdatp_fill_task(&ev.task, task);
+	/* The exit tracepoint runs in the exiting task. */
+	mdatp_fill_task(&ev.task);
 	mdatp_proc_exit(ev.task.pid);
 	if (!mdatp_enabled(MDATP_EV_EXIT)) {
 		mdatp_count_filtered(MDATP_EV_EXIT);

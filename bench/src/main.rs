@@ -79,7 +79,17 @@ fn default_mdatpd() -> PathBuf {
 }
 
 fn main() -> Result<()> {
-    match Cli::parse().cmd {
+    let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Workload { .. }) {
+        // Start the workloads from a clean descriptor table, as a service
+        // manager or a login would: a descriptor leaked into this process
+        // above 63 (some terminals and CI runners leave one) would grow
+        // every workload's table and change what the kernel side measures.
+        // open-one-grown measures that case on purpose.
+        // SAFETY: nothing in this process has opened a descriptor yet.
+        unsafe { libc::close_range(3, u32::MAX, 0) };
+    }
+    match cli.cmd {
         Cmd::Stages { n } => stages::run(n),
         Cmd::Workload { name, n } => {
             let scratch = tempfile::tempdir()?;

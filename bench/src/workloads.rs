@@ -12,6 +12,11 @@ use anyhow::{Context, Result, bail};
 /// (name, default size at scale 1.0, what it is)
 pub const WORKLOADS: &[(&str, u64, &str)] = &[
     ("open-one", 200_000, "open+close of one file"),
+    (
+        "open-one-grown",
+        200_000,
+        "the same with a grown descriptor table (fd 200 open), as a shell's children have",
+    ),
     ("open-many", 200_000, "open+close over 1,000 distinct files"),
     ("exec", 1_000, "fork+exec of /bin/true"),
     ("connect", 3_000, "TCP connect+close to a loopback listener"),
@@ -25,6 +30,15 @@ pub const WORKLOADS: &[(&str, u64, &str)] = &[
 
 pub fn run(name: &str, n: u64, scratch: &Path) -> Result<()> {
     match name {
+        "open-one-grown" => {
+            // A table past the 64 descriptors embedded in files_struct:
+            // the kernel side reads the file with the probe helper.
+            // SAFETY: duplicates stderr onto an unused descriptor.
+            if unsafe { libc::dup2(2, 200) } < 0 {
+                bail!("dup2 to 200: {}", std::io::Error::last_os_error());
+            }
+            run("open-one", n, scratch)?;
+        }
         "open-one" => {
             let p = scratch.join("one.txt");
             std::fs::write(&p, b"x")?;

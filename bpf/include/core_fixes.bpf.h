@@ -11,11 +11,12 @@ struct task_struct___pre55 {
 	u64 real_start_time;
 } __attribute__((preserve_access_index));
 
+/* MDATP_TASK_RD: see task.bpf.h. */
 static __always_inline __u64 mdatp_task_start_boottime(struct task_struct *task)
 {
 	if (bpf_core_field_exists(task->start_boottime))
-		return BPF_CORE_READ(task, start_boottime);
-	return BPF_CORE_READ((struct task_struct___pre55 *)task, real_start_time);
+		return MDATP_TASK_RD(task, start_boottime);
+	return MDATP_TASK_RD((struct task_struct___pre55 *)task, real_start_time);
 }
 
 #endif

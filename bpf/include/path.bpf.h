@@ -19,22 +19,38 @@ struct mdatp_path_result {
 	bool truncated;
 };
 
+/*
+ * A field of *p: with `typed` a plain load through a BTF-typed pointer
+ * (the verifier makes it fault-checked), else bpf_probe_read_kernel.
+ * `typed` is a constant or a value the verifier knows on each path, so
+ * only the matching side is verified and run.
+ */
+#define MDATP_RD(typed, p, field) ((typed) ? (p)->field : BPF_CORE_READ(p, field))
+
+static __always_inline struct mount *mdatp_real_mount(struct vfsmount *vfsmnt)
+{
+	return (struct mount *)((char *)vfsmnt - bpf_core_field_offset(struct mount, mnt));
+}
+
 /* buf must hold 2 * MDATP_PATH_HALF bytes; the path is written backwards
- * and ends at buf[MDATP_PATH_HALF]. */
+ * and ends at buf[MDATP_PATH_HALF]. `typed`: path's dentry and mount are
+ * BTF-typed pointers. The walk stays typed inside the path's own mount;
+ * a mount is reached from its vfsmount by pointer arithmetic, which the
+ * verifier does not type, so above a mount crossing it reads with the
+ * helper. */
 static __always_inline struct mdatp_path_result
-mdatp_walk_path(struct path *path, char *buf)
+mdatp_walk_path(struct path *path, char *buf, bool typed)
 {
 	struct mdatp_path_result r = { .truncated = true };
-	struct dentry *dentry = BPF_CORE_READ(path, dentry);
-	struct vfsmount *vfsmnt = BPF_CORE_READ(path, mnt);
-	struct mount *mnt = (struct mount *)((char *)vfsmnt -
-					     bpf_core_field_offset(struct mount, mnt));
+	struct dentry *dentry = path->dentry;
+	struct vfsmount *vfsmnt = path->mnt;
+	struct mount *mnt = mdatp_real_mount(vfsmnt);
 	struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+	struct dentry *mnt_root = MDATP_RD(typed, vfsmnt, mnt_root);
 	__u32 off = MDATP_PATH_HALF;
 
 	for (int i = 0; i < MDATP_PATH_DEPTH_MAX; i++) {
-		struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
-		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+		struct dentry *parent = MDATP_RD(typed, dentry, d_parent);
 
 		if (dentry == mnt_root || dentry == parent) {
 			if (dentry != mnt_root) {
@@ -44,18 +60,20 @@ mdatp_walk_path(struct path *path, char *buf)
 			}
 			if (mnt != mnt_parent) {
 				/* Cross to the mount point in the parent mount. */
+				typed = false;
 				dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 				mnt = mnt_parent;
 				mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
 				vfsmnt = (struct vfsmount *)((char *)mnt +
 					 bpf_core_field_offset(struct mount, mnt));
+				mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 				continue;
 			}
 			r.truncated = false;
 			break;
 		}
 
-		struct qstr d_name = BPF_CORE_READ(dentry, d_name);
+		struct qstr d_name = MDATP_RD(typed, dentry, d_name);
 		__u32 len = d_name.len;
 
 		if (len == 0) {

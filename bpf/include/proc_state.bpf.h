@@ -55,7 +55,7 @@ static __always_inline void mdatp_emit_fold(struct mdatp_fold_slot *slot)
 
 	if (slot->count < 2 || (slot->access & MDATP_FOLD_EXCLUDED))
 		return;
-	mdatp_fill_task(&ev.task, (struct task_struct *)bpf_get_current_task());
+	mdatp_fill_task(&ev.task);
 	ev.ino = slot->ino;
 	ev.dev = slot->dev;
 	ev.access = slot->access;

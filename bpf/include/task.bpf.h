@@ -1,39 +1,56 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* mdatp_task_info from a task_struct. */
+/*
+ * mdatp_task_info of the current task.
+ *
+ * An object whose programs all need kernels >= 5.15 anyway (the syscall
+ * exit programs: bpf_task_pt_regs) defines MDATP_TYPED_TASK before its
+ * includes: the task is then the BTF-typed current task and every field is
+ * a plain, fault-checked load. Without it (the process programs, which
+ * must keep working on older kernels) each field is a
+ * bpf_probe_read_kernel call.
+ */
 #ifndef MDATP_TASK_BPF_H
 #define MDATP_TASK_BPF_H
 
 #include "common.bpf.h"
+
+#ifdef MDATP_TYPED_TASK
+#define MDATP_CURRENT_TASK() bpf_get_current_task_btf()
+#define MDATP_TASK_RD(p, field) ((p)->field)
+#else
+#define MDATP_CURRENT_TASK() ((struct task_struct *)bpf_get_current_task())
+#define MDATP_TASK_RD(p, field) BPF_CORE_READ(p, field)
+#endif
+
 #include "core_fixes.bpf.h"
 
-/* `task` must be the current task (the cgroup id is the current one's). */
-static __always_inline void mdatp_fill_task(struct mdatp_task_info *t,
-					    struct task_struct *task)
+static __always_inline void mdatp_fill_task(struct mdatp_task_info *t)
 {
-	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
-	const struct cred *cred = BPF_CORE_READ(task, real_cred);
+	struct task_struct *task = MDATP_CURRENT_TASK();
+	struct task_struct *parent = MDATP_TASK_RD(task, real_parent);
+	const struct cred *cred = MDATP_TASK_RD(task, real_cred);
 
-	t->pid = BPF_CORE_READ(task, tgid);
-	t->tid = BPF_CORE_READ(task, pid);
-	t->ppid = BPF_CORE_READ(parent, tgid);
-	t->uid = BPF_CORE_READ(cred, uid.val);
-	t->gid = BPF_CORE_READ(cred, gid.val);
-	t->euid = BPF_CORE_READ(cred, euid.val);
-	t->egid = BPF_CORE_READ(cred, egid.val);
+	t->pid = MDATP_TASK_RD(task, tgid);
+	t->tid = MDATP_TASK_RD(task, pid);
+	t->ppid = MDATP_TASK_RD(parent, tgid);
+	t->uid = MDATP_TASK_RD(cred, uid.val);
+	t->gid = MDATP_TASK_RD(cred, gid.val);
+	t->euid = MDATP_TASK_RD(cred, euid.val);
+	t->egid = MDATP_TASK_RD(cred, egid.val);
 	t->flags = 0;
 	if (bpf_core_field_exists(task->loginuid)) {
-		t->loginuid = BPF_CORE_READ(task, loginuid.val);
-		t->sessionid = BPF_CORE_READ(task, sessionid);
+		t->loginuid = MDATP_TASK_RD(task, loginuid.val);
+		t->sessionid = MDATP_TASK_RD(task, sessionid);
 	} else {
 		t->loginuid = (__u32)-1;
 		t->sessionid = (__u32)-1;
 		t->flags |= MDATP_TASK_NO_AUDIT_IDS;
 	}
-	t->start_boottime_ns = mdatp_task_start_boottime(BPF_CORE_READ(task, group_leader));
+	t->start_boottime_ns = mdatp_task_start_boottime(MDATP_TASK_RD(task, group_leader));
 	t->parent_start_boottime_ns =
-		mdatp_task_start_boottime(BPF_CORE_READ(parent, group_leader));
+		mdatp_task_start_boottime(MDATP_TASK_RD(parent, group_leader));
 	t->cgroup_id = bpf_get_current_cgroup_id();
-	BPF_CORE_READ_STR_INTO(&t->comm, task, comm);
+	bpf_get_current_comm(&t->comm, sizeof(t->comm));
 }
 
 #endif

@@ -558,3 +558,69 @@ fn a_switched_off_event_type_is_counted_not_sent() {
     );
     assert!(kernel_counts(&stopped.stderr, "kernel filtered:")["file_open"] > 0);
 }
+
+/// The kernel side reads an opened file through typed loads while the
+/// process's descriptor table is the one embedded in files_struct, and with
+/// the probe helper once the table has grown: both must give the same,
+/// exact event and the same folding.
+#[test]
+fn opens_are_exact_with_an_embedded_and_a_grown_descriptor_table() {
+    let _g = serial();
+    let (_t, dir) = tempdir();
+    let target = dir.join("table.txt");
+    fs::write(&target, b"t").unwrap();
+    let meta = fs::metadata(&target).expect("stat");
+    let d = Daemon::start(&[]);
+    let mut pids = Vec::new();
+    for (mode, last_arg) in [("embedded", "child"), ("grown", "grown")] {
+        let out = Command::new(helper_bin())
+            .args(["open-read-close", s(&target), "5", mode])
+            .output()
+            .expect("run helper");
+        assert!(
+            out.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let exec = d
+            .wait_event(WAIT, |v| {
+                is_exec(v)
+                    && at(v, "/unmapped/process/argv/2") == s(&target)
+                    && at(v, "/unmapped/process/argv/4") == last_arg
+            })
+            .unwrap_or_else(|| panic!("{mode}: exec of the helper"));
+        let pid = at(&exec, "/process/pid").as_u64().unwrap();
+        d.wait_event(WAIT, |v| is_exit(v) && at(v, "/process/pid") == pid)
+            .unwrap_or_else(|| panic!("{mode}: exit"));
+        pids.push((mode, pid));
+    }
+    let stopped = d.stop();
+    for (mode, pid) in pids {
+        let mine: Vec<&Value> = stopped
+            .events
+            .iter()
+            .filter(|v| {
+                is_file_event(v)
+                    && at(v, "/actor/process/pid") == pid
+                    && at(v, "/file/path") == s(&target)
+            })
+            .collect();
+        assert_eq!(mine.len(), 2, "{mode}: first open + one fold: {mine:#?}");
+        assert_eq!(at(mine[0], "/count"), 1, "{mode}");
+        assert_eq!(access(mine[0]), ["read"], "{mode}");
+        assert_eq!(at(mine[0], "/file/name"), "table.txt", "{mode}");
+        assert_eq!(at(mine[0], "/unmapped/file/inode"), meta.ino(), "{mode}");
+        assert_eq!(
+            at(mine[0], "/unmapped/file/device"),
+            dev_string(&target).as_str(),
+            "{mode}"
+        );
+        assert_eq!(
+            at(mine[0], "/unmapped/file/mount_id"),
+            mount_id(&target),
+            "{mode}"
+        );
+        assert_eq!(at(mine[1], "/count"), 4, "{mode}");
+        assert_eq!(at(mine[1], "/unmapped/folded"), true, "{mode}");
+    }
+}

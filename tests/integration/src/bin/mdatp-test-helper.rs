@@ -1,12 +1,22 @@
 //! Small workloads for the end-to-end tests, run as their own process so
 //! that a test can attribute events to a pid and see process exit.
 //!
-//! mdatp-test-helper open-read-close PATH N   open, read 1 byte, close, N times
-//! mdatp-test-helper open-storm PATH N        open and close N times
+//! mdatp-test-helper open-read-close PATH N [FDS]   open, read 1 byte, close, N times
+//! mdatp-test-helper open-storm PATH N [FDS]        open and close N times
+//!
+//! FDS sets up the descriptor table the opens happen with, because the
+//! kernel side reads a file differently from the table embedded in
+//! files_struct and from a grown one:
+//!   inherit   as started (default)
+//!   embedded  close every inherited descriptor above 2, then run the
+//!             loop in a child started from this clean table, whose table
+//!             is the embedded one (the child's argv ends in "child")
+//!   grown     occupy descriptor 200 first, so the table is reallocated
 
 use std::fs::File;
 use std::io::Read;
-use std::process::ExitCode;
+use std::os::fd::AsRawFd;
+use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -18,6 +28,40 @@ fn main() -> ExitCode {
         eprintln!("N must be a number");
         return ExitCode::from(2);
     };
+    match args.get(4).map(String::as_str).unwrap_or("inherit") {
+        "inherit" | "child" => {}
+        "embedded" => {
+            // SAFETY: close_range only closes descriptors; nothing of
+            // this process refers to the inherited ones above 2.
+            unsafe { libc::close_range(3, u32::MAX, 0) };
+            return match Command::new(&args[0])
+                .args([cmd, path, &n.to_string(), "child"])
+                .status()
+            {
+                Ok(st) if st.success() => ExitCode::SUCCESS,
+                Ok(st) => {
+                    eprintln!("child: {st}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("start child: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        "grown" => {
+            // SAFETY: duplicates stderr onto a descriptor nothing uses;
+            // it stays open until exit.
+            if unsafe { libc::dup2(std::io::stderr().as_raw_fd(), 200) } < 0 {
+                eprintln!("dup2 to 200: {}", std::io::Error::last_os_error());
+                return ExitCode::FAILURE;
+            }
+        }
+        other => {
+            eprintln!("unknown FDS {other}");
+            return ExitCode::from(2);
+        }
+    }
     let read = match cmd.as_str() {
         "open-read-close" => true,
         "open-storm" => false,
