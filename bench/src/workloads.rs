@@ -112,10 +112,6 @@ pub fn run(name: &str, n: u64, scratch: &Path) -> Result<()> {
                 format!("all: {}\n%.o: %.c\n\tgcc -O2 -c $< -o $@\n", objs.join(" ")),
             )?;
             for _ in 0..n {
-                let _ = Command::new("make")
-                    .args(["-s", "clean"])
-                    .current_dir(&dir)
-                    .status();
                 for o in &objs {
                     let _ = std::fs::remove_file(dir.join(o));
                 }

@@ -283,6 +283,14 @@ pub fn split_argv(raw: &[u8]) -> Vec<String> {
 }
 
 /// A NUL-padded kernel comm as a string.
+/// Whether the kernel's comm (NUL-padded) reads as `name`.
+pub fn comm_matches(comm: &[std::os::raw::c_char], name: &str) -> bool {
+    let n = name.as_bytes();
+    n.len() <= comm.len()
+        && n.iter().zip(comm).all(|(a, b)| *a == *b as u8)
+        && comm.get(n.len()).is_none_or(|c| *c == 0)
+}
+
 pub fn comm_str(comm: &[std::os::raw::c_char]) -> String {
     let bytes: Vec<u8> = comm
         .iter()
@@ -305,6 +313,24 @@ mod tests {
         assert_eq!(split_argv(b"a\0bc"), ["a", "bc"]);
         assert_eq!(split_argv(b"a\0\0b\0"), ["a", "", "b"]);
         assert!(split_argv(b"").is_empty());
+    }
+
+    #[test]
+    fn comm_matches_only_the_whole_name() {
+        let comm: Vec<std::os::raw::c_char> = b"bash\0\0\0\0\0\0\0\0\0\0\0\0"
+            .iter()
+            .map(|b| *b as std::os::raw::c_char)
+            .collect();
+        assert!(comm_matches(&comm, "bash"));
+        assert!(!comm_matches(&comm, "bas"));
+        assert!(!comm_matches(&comm, "bash2"));
+        assert!(!comm_matches(&comm, ""));
+        let full: Vec<std::os::raw::c_char> = b"0123456789abcdef"
+            .iter()
+            .map(|b| *b as std::os::raw::c_char)
+            .collect();
+        assert!(comm_matches(&full, "0123456789abcdef"));
+        assert_eq!(comm_str(&comm), "bash");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! loss counted on the way.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use mdatp_bpf::abi::{mdatp_exec_flags as xf, mdatp_task_flags, mdatp_task_info};
@@ -9,10 +10,10 @@ use mdatp_bpf::abi::{mdatp_exec_flags as xf, mdatp_task_flags, mdatp_task_info};
 use crate::audit::assemble::AuditEvent;
 use crate::audit::convert as audit_convert;
 use crate::clock::HostClock;
-use crate::decode::{self, ExecRecord, KernelRecord, comm_str, split_argv};
+use crate::decode::{self, ExecRecord, KernelRecord, comm_matches, comm_str, split_argv};
 use crate::event::{
     Credentials, Event, FileActivity, FileEvent, FileInfo, LossDetection, LossRecord, NetEvent,
-    Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider,
+    Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider, SharedStr,
 };
 use crate::hot::HotSources;
 use crate::loss::{KernelCounters, LossLedger, SeqOutcome, SeqTracker};
@@ -46,7 +47,7 @@ pub struct Pipeline<S: Sink> {
     cpu_sources: Vec<std::sync::Arc<str>>,
     /// (pid, start) → entity id: a UUID v5 is a SHA-1 and three
     /// allocations, and the same few processes act again and again.
-    entity_ids: HashMap<(u32, u64), String>,
+    entity_ids: HashMap<(u32, u64), SharedStr>,
 }
 
 /// Bound of the entity id memo; it starts over when full.
@@ -154,14 +155,14 @@ impl<S: Sink> Pipeline<S> {
         }
     }
 
-    fn entity_id(&mut self, pid: u32, start_boottime_ns: u64) -> String {
+    fn entity_id(&mut self, pid: u32, start_boottime_ns: u64) -> SharedStr {
         if let Some(id) = self.entity_ids.get(&(pid, start_boottime_ns)) {
             return id.clone();
         }
         if self.entity_ids.len() >= ENTITY_ID_MEMO {
             self.entity_ids.clear();
         }
-        let id = self.clock.entity_id(pid, start_boottime_ns);
+        let id: SharedStr = self.clock.entity_id(pid, start_boottime_ns).into();
         self.entity_ids.insert((pid, start_boottime_ns), id.clone());
         id
     }
@@ -427,10 +428,11 @@ impl<S: Sink> Pipeline<S> {
 
     fn exec(&mut self, r: ExecRecord, time_ns: u64, origin: Origin) -> ProcessEvent {
         let t = &r.task;
-        let exe = (!r.has(xf::MDATP_EXEC_EXE_MISSING))
-            .then(|| String::from_utf8_lossy(&r.exe).into_owned());
-        let argv = (!r.has(xf::MDATP_EXEC_ARGV_MISSING)).then(|| split_argv(&r.argv));
-        let name = comm_str(&t.comm);
+        let exe: Option<SharedStr> =
+            (!r.has(xf::MDATP_EXEC_EXE_MISSING)).then(|| String::from_utf8_lossy(&r.exe).into());
+        let argv: Option<Arc<[String]>> =
+            (!r.has(xf::MDATP_EXEC_ARGV_MISSING)).then(|| split_argv(&r.argv).into());
+        let name: SharedStr = comm_str(&t.comm).into();
         let process = ProcessInfo {
             pid: t.pid,
             tid: Some(t.tid),
@@ -475,16 +477,20 @@ impl<S: Sink> Pipeline<S> {
     /// The acting process of a record, with its executable from the cache
     /// (the per-event path: file and network events print no argv).
     fn task_process(&mut self, t: &mdatp_task_info) -> ProcessInfo {
-        let exe = self
-            .cache
-            .get(t.pid, t.start_boottime_ns)
-            .and_then(|c| c.exe.clone());
+        let cached = self.cache.get(t.pid, t.start_boottime_ns);
+        let exe = cached.and_then(|c| c.exe.clone());
+        // The kernel's comm, shared with the cache while they agree (a
+        // thread may rename itself).
+        let name = match cached.and_then(|c| c.name.as_ref()) {
+            Some(n) if comm_matches(&t.comm, n) => n.clone(),
+            _ => comm_str(&t.comm).into(),
+        };
         ProcessInfo {
             pid: t.pid,
             tid: Some(t.tid),
             entity_id: self.entity_id(t.pid, t.start_boottime_ns),
             start_time_ns: Some(self.clock.boot_to_unix_ns(t.start_boottime_ns)),
-            name: Some(comm_str(&t.comm)),
+            name: Some(name),
             exe,
             creds: Some(self.creds(t)),
             cgroup_id: Some(t.cgroup_id),
@@ -708,7 +714,7 @@ impl<S: Sink> Pipeline<S> {
             p.entity_id = self.entity_id(p.pid, start);
             p.start_time_ns = Some(self.clock.boot_to_unix_ns(start));
             if p.name.is_none() {
-                p.name = Some(comm);
+                p.name = Some(comm.into());
             }
             if let Some(c) = self.cache.get(p.pid, start) {
                 if p.exe.is_none() {

@@ -3,9 +3,11 @@
 //! then kept current by exec/fork/exit events.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::clock::{same_start, ticks_to_boot_ns};
+use crate::event::SharedStr;
 use crate::procfs::ProcSnapshot;
 
 /// How long an exited process stays known: events of its children may
@@ -17,9 +19,9 @@ pub struct CachedProcess {
     pub pid: u32,
     pub ppid: u32,
     pub start_boottime_ns: u64,
-    pub name: Option<String>,
-    pub exe: Option<String>,
-    pub argv: Option<Vec<String>>,
+    pub name: Option<SharedStr>,
+    pub exe: Option<SharedStr>,
+    pub argv: Option<Arc<[String]>>,
     exited_at: Option<Instant>,
 }
 
@@ -49,9 +51,9 @@ impl ProcessCache {
                 pid: p.pid,
                 ppid: p.ppid,
                 start_boottime_ns: ticks_to_boot_ns(p.start_ticks),
-                name: Some(p.comm),
-                exe: p.exe,
-                argv: (!p.argv.is_empty()).then_some(p.argv),
+                name: Some(p.comm.into()),
+                exe: p.exe.map(Into::into),
+                argv: (!p.argv.is_empty()).then(|| p.argv.into()),
                 exited_at: None,
             });
         }
@@ -70,9 +72,9 @@ impl ProcessCache {
         pid: u32,
         ppid: u32,
         start_boottime_ns: u64,
-        name: String,
-        exe: Option<String>,
-        argv: Option<Vec<String>>,
+        name: SharedStr,
+        exe: Option<SharedStr>,
+        argv: Option<Arc<[String]>>,
     ) {
         self.by_pid.insert(
             pid,

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 #[derive(Debug, Default)]
 pub struct UserNames {
-    cache: HashMap<u32, Option<String>>,
+    cache: HashMap<u32, Option<crate::event::SharedStr>>,
 }
 
 impl UserNames {
@@ -12,14 +12,14 @@ impl UserNames {
         Self::default()
     }
 
-    pub fn name(&mut self, uid: u32) -> Option<String> {
+    pub fn name(&mut self, uid: u32) -> Option<crate::event::SharedStr> {
         self.cache
             .entry(uid)
             .or_insert_with(|| {
                 nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
                     .ok()
                     .flatten()
-                    .map(|u| u.name)
+                    .map(|u| u.name.into())
             })
             .clone()
     }

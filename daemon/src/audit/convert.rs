@@ -175,8 +175,8 @@ impl Ctx<'_> {
         let b = self.syscall;
         ProcessInfo {
             pid: id(b, "pid").unwrap_or(0),
-            name: text(b, "comm"),
-            exe: text(b, "exe"),
+            name: text(b, "comm").map(Into::into),
+            exe: text(b, "exe").map(Into::into),
             cwd: self.cwd.clone(),
             creds: Some(Credentials {
                 uid: id(b, "uid").unwrap_or(0),
@@ -259,7 +259,7 @@ pub fn convert(ev: &AuditEvent) -> Result<Event, Skip> {
                 .collect();
             let mut p = process;
             p.tid = p.creds.as_ref().map(|_| p.pid);
-            p.argv = Some(argv);
+            p.argv = Some(argv.into());
             p.argc = Some(argc);
             Ok(Event::Process(Box::new(ProcessEvent {
                 time_ns,
@@ -411,7 +411,7 @@ fn login(r: &Parsed, time_ns: u64, origin: Origin) -> Result<Event, Skip> {
     let res = msg_field(b, "res").or_else(|| text(b, "res"));
     let process = ProcessInfo {
         pid: id(b, "pid").unwrap_or(0),
-        exe: msg_field(b, "exe"),
+        exe: msg_field(b, "exe").map(Into::into),
         creds: Some(Credentials {
             uid: id(b, "uid").unwrap_or(0),
             loginuid: id(b, "auid"),
