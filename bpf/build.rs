@@ -83,7 +83,9 @@ fn run() -> Result<(), String> {
         .allowlist_type("mdatp_.*")
         .allowlist_var("MDATP_.*")
         .rustified_enum("mdatp_event_type")
-        .constified_enum_module("mdatp_(bounds|exec_flags|task_flags|access|file_flags|proc_flags)")
+        .constified_enum_module(
+            "mdatp_(bounds|exec_flags|task_flags|access|file_flags|proc_flags|settings_flags)",
+        )
         .derive_default(true)
         .layout_tests(true)
         .generate()

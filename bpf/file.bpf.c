@@ -186,7 +186,8 @@ static __always_inline int handle_open(void *ctx, __u32 flags)
 	path = MDATP_RD(typed, file, f_path);
 	struct mdatp_path_result r = mdatp_walk_path(&path, pb->path, typed);
 	r.len &= MDATP_PATH_MASK;
-	if (mdatp_path_in_trie(&excluded_paths, pb, r.start, r.len)) {
+	if (mdatp_paths_excluded(cfg) &&
+	    mdatp_path_in_trie(&excluded_paths, pb, r.start, r.len)) {
 		/* Repeats of this file are now filtered without a path walk. */
 		if (slot)
 			slot->access |= MDATP_FOLD_EXCLUDED;
@@ -336,7 +337,7 @@ static __always_inline int emit_op(void *ctx, struct op_args *a)
 	pos += len;
 
 	/* Exclusion by path prefix: the directory plus the name. */
-	if (!a->name1_literal && ev->dir1_len) {
+	if (!a->name1_literal && ev->dir1_len && mdatp_paths_excluded(mdatp_settings())) {
 		__u32 d = ev->dir1_len;
 
 		pb->key.prefixlen = 0;

@@ -126,6 +126,13 @@ static __always_inline struct mdatp_settings *mdatp_settings(void)
 	return bpf_map_lookup_elem(&settings, &zero);
 }
 
+/* Whether any path is excluded (before the daemon writes the settings:
+ * assume so). */
+static __always_inline bool mdatp_paths_excluded(struct mdatp_settings *cfg)
+{
+	return !cfg || (cfg->flags & MDATP_SETTINGS_PATHS_EXCLUDED);
+}
+
 /* Whether the event type is switched on (everything is, until the daemon
  * writes the settings). */
 static __always_inline bool mdatp_enabled(__u32 type)

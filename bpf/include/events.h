@@ -267,8 +267,15 @@ _Static_assert(sizeof(struct mdatp_counters) == 32, "counters ABI");
 struct mdatp_settings {
 	__u64 event_mask;     /* bit (1 << type id) set = type enabled */
 	__u64 fold_window_ns; /* 0 = no folding */
+	__u64 flags;          /* enum mdatp_settings_flags */
 };
-_Static_assert(sizeof(struct mdatp_settings) == 16, "settings ABI");
+_Static_assert(sizeof(struct mdatp_settings) == 24, "settings ABI");
+
+enum mdatp_settings_flags {
+	/* excluded_paths has entries; without it the trie is not consulted
+	 * (copying the path into a trie key is a cost on every open). */
+	MDATP_SETTINGS_PATHS_EXCLUDED = 1 << 0,
+};
 
 /* Key of the LPM tries of excluded paths and executables. */
 struct mdatp_path_key {

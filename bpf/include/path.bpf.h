@@ -100,7 +100,17 @@ mdatp_walk_path(struct path *path, char *buf, bool typed)
 			break;
 		}
 
-		struct qstr d_name = MDATP_RD(typed, dentry, d_name);
+		struct qstr d_name;
+
+		if (typed) {
+			/* Field by field: 6.1's verifier refuses the 8-byte load
+			 * of the hash/len union a struct copy makes (seen in the
+			 * VM test: "access beyond the end of member hash"). */
+			d_name.len = dentry->d_name.len;
+			d_name.name = dentry->d_name.name;
+		} else {
+			d_name = BPF_CORE_READ(dentry, d_name);
+		}
 		__u32 len = d_name.len;
 
 		if (len == 0) {

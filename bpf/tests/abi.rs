@@ -180,7 +180,8 @@ fn rust_layout() -> Layout {
         m,
         mdatp_settings {
             event_mask,
-            fold_window_ns
+            fold_window_ns,
+            flags
         }
     );
     layout!(m, mdatp_path_key { prefixlen, data });

@@ -5,7 +5,7 @@ use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use mdatp_bpf::abi::mdatp_bounds::MDATP_EXCLUDE_PATH_LEN;
-use mdatp_bpf::abi::{mdatp_proc_flags, mdatp_proc_state, mdatp_settings};
+use mdatp_bpf::abi::{mdatp_proc_flags, mdatp_proc_state, mdatp_settings, mdatp_settings_flags};
 use mdatp_bpf::{Hook, OBJECT, programs};
 
 use super::BpfCounters;
@@ -192,27 +192,6 @@ impl EbpfSensor {
 }
 
 fn write_filters(bpf: &mut Ebpf, f: &KernelFilters) -> Result<(), EbpfError> {
-    let map = bpf
-        .map_mut("settings")
-        .ok_or(EbpfError::MissingMap("settings"))?;
-    let mut settings: Array<_, mdatp_settings> =
-        Array::try_from(map).map_err(|source| EbpfError::Map {
-            name: "settings",
-            source,
-        })?;
-    settings
-        .set(
-            0,
-            mdatp_settings {
-                event_mask: f.event_mask,
-                fold_window_ns: f.fold_window_ns,
-            },
-            0,
-        )
-        .map_err(|source| EbpfError::Filter {
-            name: "settings",
-            source,
-        })?;
     for (name, entries) in [
         ("excluded_paths", &f.paths),
         ("excluded_exes", &f.processes),
@@ -243,6 +222,34 @@ fn write_filters(bpf: &mut Ebpf, f: &KernelFilters) -> Result<(), EbpfError> {
                 source,
             })?;
     }
+    // Last: the flag that makes the programs consult the path trie is set
+    // only once the trie is filled.
+    let map = bpf
+        .map_mut("settings")
+        .ok_or(EbpfError::MissingMap("settings"))?;
+    let mut settings: Array<_, mdatp_settings> =
+        Array::try_from(map).map_err(|source| EbpfError::Map {
+            name: "settings",
+            source,
+        })?;
+    settings
+        .set(
+            0,
+            mdatp_settings {
+                event_mask: f.event_mask,
+                fold_window_ns: f.fold_window_ns,
+                flags: if f.paths.is_empty() {
+                    0
+                } else {
+                    mdatp_settings_flags::MDATP_SETTINGS_PATHS_EXCLUDED as u64
+                },
+            },
+            0,
+        )
+        .map_err(|source| EbpfError::Filter {
+            name: "settings",
+            source,
+        })?;
     Ok(())
 }
 
