@@ -147,7 +147,6 @@ static __always_inline int handle_open(void *ctx, __u32 flags)
 	struct path path;
 	__u32 acc, fmode;
 	bool typed;
-	__u64 now;
 
 	if (fd < 0)
 		return 0;
@@ -165,7 +164,6 @@ static __always_inline int handle_open(void *ctx, __u32 flags)
 		mdatp_count_filtered(MDATP_EV_FILE_OPEN);
 		return 0;
 	}
-	now = bpf_ktime_get_boot_ns();
 	cfg = mdatp_settings();
 	if (st && cfg && cfg->fold_window_ns &&
 	    !(acc & (MDATP_ACCESS_WRITE | MDATP_ACCESS_CREATE | MDATP_ACCESS_TRUNCATE))) {
@@ -174,7 +172,8 @@ static __always_inline int handle_open(void *ctx, __u32 flags)
 		bool done;
 
 		inode_key(inode, typed, &ino, &dev);
-		slot = fold(st, ino, dev, acc, now, cfg->fold_window_ns, &done);
+		slot = fold(st, ino, dev, acc, bpf_ktime_get_boot_ns(), cfg->fold_window_ns,
+			    &done);
 		if (done)
 			return 0;
 	}

@@ -72,7 +72,6 @@ mdatp_walk_path(struct path *path, char *buf, bool typed)
 	struct dentry *dentry = path->dentry;
 	struct vfsmount *vfsmnt = path->mnt;
 	struct mount *mnt = mdatp_real_mount(vfsmnt);
-	struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
 	struct dentry *mnt_root = MDATP_RD(typed, vfsmnt, mnt_root);
 	__u32 off = MDATP_PATH_HALF;
 
@@ -85,12 +84,14 @@ mdatp_walk_path(struct path *path, char *buf, bool typed)
 				r.truncated = false;
 				break;
 			}
+			/* Read here, not per component: most walks meet one root. */
+			struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+
 			if (mnt != mnt_parent) {
 				/* Cross to the mount point in the parent mount. */
 				typed = false;
 				dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 				mnt = mnt_parent;
-				mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
 				vfsmnt = (struct vfsmount *)((char *)mnt +
 					 bpf_core_field_offset(struct mount, mnt));
 				mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
