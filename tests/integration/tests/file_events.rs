@@ -75,6 +75,43 @@ fn access(v: &Value) -> Vec<String> {
     serde_json::from_value(at(v, "/unmapped/access").clone()).expect("access list")
 }
 
+/// Runs the test helper with `args` and waits for its exit; its pid, from
+/// the exec event whose argv has `argv_at[i].1` at index `argv_at[i].0`.
+fn run_helper(d: &Daemon, args: &[&str], argv_at: &[(usize, &str)]) -> u64 {
+    let out = Command::new(helper_bin())
+        .args(args)
+        .output()
+        .expect("run helper");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exec = d
+        .wait_event(WAIT, |v| {
+            is_exec(v)
+                && argv_at
+                    .iter()
+                    .all(|(i, a)| at(v, &format!("/unmapped/process/argv/{i}")) == *a)
+        })
+        .unwrap_or_else(|| panic!("{args:?}: exec of the helper"));
+    let pid = at(&exec, "/process/pid").as_u64().unwrap();
+    // Folds are reported at the latest at the helper's exit.
+    d.wait_event(WAIT, |v| is_exit(v) && at(v, "/process/pid") == pid)
+        .unwrap_or_else(|| panic!("{args:?}: exit"));
+    pid
+}
+
+/// The file events of process `pid` on `path`, in order.
+fn file_events_of<'a>(events: &'a [Value], pid: u64, path: &Path) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|v| {
+            is_file_event(v) && at(v, "/actor/process/pid") == pid && at(v, "/file/path") == s(path)
+        })
+        .collect()
+}
+
 #[test]
 fn opens_carry_resolved_paths_access_classes_and_identity() {
     let _g = serial();
@@ -415,35 +452,13 @@ fn repeated_read_opens_fold_into_one_counted_event() {
     let target = dir.join("hot.txt");
     fs::write(&target, b"hot").unwrap();
     let d = Daemon::start(&[]);
-    let out = Command::new(helper_bin())
-        .args(["open-read-close", s(&target), "10000"])
-        .output()
-        .expect("run helper");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let pid = run_helper(
+        &d,
+        &["open-read-close", s(&target), "10000"],
+        &[(2, s(&target))],
     );
-    // The child's pid: from its exec event.
-    let exec = d
-        .wait_event(WAIT, |v| {
-            is_exec(v) && at(v, "/unmapped/process/argv/2") == s(&target)
-        })
-        .expect("exec of the helper");
-    let pid = at(&exec, "/process/pid").as_u64().unwrap();
-    // The fold is reported at the helper's exit.
-    d.wait_event(WAIT, |v| is_exit(v) && at(v, "/process/pid") == pid)
-        .expect("exit");
     let stopped = d.stop();
-    let mine: Vec<&Value> = stopped
-        .events
-        .iter()
-        .filter(|v| {
-            is_file_event(v)
-                && at(v, "/actor/process/pid") == pid
-                && at(v, "/file/path") == s(&target)
-        })
-        .collect();
+    let mine = file_events_of(&stopped.events, pid, &target);
     assert_eq!(mine.len(), 2, "first open + one folded record: {mine:#?}");
     assert_eq!(at(mine[0], "/count"), 1);
     assert!(at(mine[0], "/unmapped/folded").is_null());
@@ -573,38 +588,16 @@ fn opens_are_exact_with_an_embedded_and_a_grown_descriptor_table() {
     let d = Daemon::start(&[]);
     let mut pids = Vec::new();
     for (mode, last_arg) in [("embedded", "child"), ("grown", "grown")] {
-        let out = Command::new(helper_bin())
-            .args(["open-read-close", s(&target), "5", mode])
-            .output()
-            .expect("run helper");
-        assert!(
-            out.status.success(),
-            "{mode}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let pid = run_helper(
+            &d,
+            &["open-read-close", s(&target), "5", mode],
+            &[(2, s(&target)), (4, last_arg)],
         );
-        let exec = d
-            .wait_event(WAIT, |v| {
-                is_exec(v)
-                    && at(v, "/unmapped/process/argv/2") == s(&target)
-                    && at(v, "/unmapped/process/argv/4") == last_arg
-            })
-            .unwrap_or_else(|| panic!("{mode}: exec of the helper"));
-        let pid = at(&exec, "/process/pid").as_u64().unwrap();
-        d.wait_event(WAIT, |v| is_exit(v) && at(v, "/process/pid") == pid)
-            .unwrap_or_else(|| panic!("{mode}: exit"));
         pids.push((mode, pid));
     }
     let stopped = d.stop();
     for (mode, pid) in pids {
-        let mine: Vec<&Value> = stopped
-            .events
-            .iter()
-            .filter(|v| {
-                is_file_event(v)
-                    && at(v, "/actor/process/pid") == pid
-                    && at(v, "/file/path") == s(&target)
-            })
-            .collect();
+        let mine = file_events_of(&stopped.events, pid, &target);
         assert_eq!(mine.len(), 2, "{mode}: first open + one fold: {mine:#?}");
         assert_eq!(at(mine[0], "/count"), 1, "{mode}");
         assert_eq!(access(mine[0]), ["read"], "{mode}");
