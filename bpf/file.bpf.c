@@ -100,40 +100,6 @@ fold(struct mdatp_proc_state *st, __u64 ino, __u32 dev, __u32 acc, __u64 now,
 	return victim;
 }
 
-/* The access mode and inode of an opened file: plain loads when typed, else
- * one helper call for both. */
-static __always_inline void file_mode_inode(struct file *file, bool typed, __u32 *fmode,
-					    struct inode **inode)
-{
-	if (typed) {
-		*fmode = file->f_mode;
-		*inode = file->f_inode;
-	} else {
-		__u32 m;
-		struct inode *i;
-
-		MDATP_PROBE_PAIR(file, f_mode, m, f_inode, i);
-		*fmode = m;
-		*inode = i;
-	}
-}
-
-/* The fold key of an inode: number and device. */
-static __always_inline void inode_key(struct inode *inode, bool typed, __u64 *ino, __u32 *dev)
-{
-	struct super_block *sb;
-	__u64 n;
-
-	if (typed) {
-		n = inode->i_ino;
-		sb = inode->i_sb;
-	} else {
-		MDATP_PROBE_PAIR(inode, i_ino, n, i_sb, sb);
-	}
-	*ino = n;
-	*dev = MDATP_RD(typed, sb, s_dev);
-}
-
 static __always_inline int handle_open(void *ctx, __u32 flags)
 {
 	long fd = SYS_EXIT_RET(ctx);
@@ -157,7 +123,7 @@ static __always_inline int handle_open(void *ctx, __u32 flags)
 	file = mdatp_fd_file(fd, &typed);
 	if (!file)
 		return 0;
-	file_mode_inode(file, typed, &fmode, &inode);
+	MDATP_RD_PAIR(typed, file, f_mode, fmode, f_inode, inode);
 	acc = access_class(flags, fmode);
 	st = mdatp_proc(bpf_get_current_pid_tgid() >> 32, true);
 	if (st && (st->flags & MDATP_PROC_EXCLUDED)) {
@@ -167,13 +133,13 @@ static __always_inline int handle_open(void *ctx, __u32 flags)
 	cfg = mdatp_settings();
 	if (st && cfg && cfg->fold_window_ns &&
 	    !(acc & (MDATP_ACCESS_WRITE | MDATP_ACCESS_CREATE | MDATP_ACCESS_TRUNCATE))) {
+		struct super_block *sb;
 		__u64 ino;
-		__u32 dev;
 		bool done;
 
-		inode_key(inode, typed, &ino, &dev);
-		slot = fold(st, ino, dev, acc, bpf_ktime_get_boot_ns(), cfg->fold_window_ns,
-			    &done);
+		MDATP_RD_PAIR(typed, inode, i_ino, ino, i_sb, sb);
+		slot = fold(st, ino, MDATP_RD(typed, sb, s_dev), acc, bpf_ktime_get_boot_ns(),
+			    cfg->fold_window_ns, &done);
 		if (done)
 			return 0;
 	}

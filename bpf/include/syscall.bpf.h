@@ -51,40 +51,49 @@ static __always_inline struct pt_regs *mdatp_user_regs(void)
  * the verifier does not type, so that file is read with the helper. A NULL
  * files (an exiting task) reads as 0 through the typed pointer.
  */
-static __always_inline struct file *mdatp_fd_file_probe(long fd)
+/* The fd table of `files` when fd is within it, else NULL. */
+static __always_inline struct fdtable *mdatp_fd_table(struct files_struct *files, long fd)
 {
-	struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
+	struct fdtable *fdt = files->fdt;
+
+	return fd >= 0 && (unsigned long)fd < fdt->max_fds ? fdt : NULL;
+}
+
+/* fdt->fd[fd], read with the helper. */
+static __always_inline struct file *mdatp_fd_slot(struct fdtable *fdt, long fd)
+{
 	struct file *f = NULL;
 
-	if (fd < 0 || (unsigned long)fd >= fdt->max_fds)
-		return NULL;
 	bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
 	return f;
+}
+
+static __always_inline struct file *mdatp_fd_file_probe(long fd)
+{
+	struct fdtable *fdt = mdatp_fd_table(bpf_get_current_task_btf()->files, fd);
+
+	return fdt ? mdatp_fd_slot(fdt, fd) : NULL;
 }
 
 static __always_inline struct file *mdatp_fd_file(long fd, bool *typed)
 {
 	struct files_struct *files = bpf_get_current_task_btf()->files;
-	struct fdtable *fdt = files->fdt;
-	struct file *f = NULL;
+	struct fdtable *fdt = mdatp_fd_table(files, fd);
 
 	*typed = false;
-	if (fd < 0 || (unsigned long)fd >= fdt->max_fds)
+	if (!fdt)
 		return NULL;
 	if ((unsigned long)fdt->fd == (unsigned long)&files->fd_array[0]) {
 		/* A constant index per case: the verifier refuses a variable
 		 * offset into a typed object. */
 		for (int i = 0; i < MDATP_FD_EMBEDDED; i++) {
 			if (i == fd) {
-				f = files->fd_array[i];
 				*typed = true;
-				break;
+				return files->fd_array[i];
 			}
 		}
-		if (*typed)
-			return f;
 	}
-	return mdatp_fd_file_probe(fd);
+	return mdatp_fd_slot(fdt, fd);
 }
 
 static __always_inline __u32 mdatp_mnt_id(struct vfsmount *vfsmnt)
@@ -97,9 +106,11 @@ static __always_inline void mdatp_file_ref_of(struct mdatp_file_ref *ref, struct
 					      bool typed)
 {
 	struct inode *inode = MDATP_RD(typed, p->dentry, d_inode);
-	struct super_block *sb = MDATP_RD(typed, inode, i_sb);
+	struct super_block *sb;
+	__u64 ino;
 
-	ref->ino = MDATP_RD(typed, inode, i_ino);
+	MDATP_RD_PAIR(typed, inode, i_ino, ino, i_sb, sb);
+	ref->ino = ino;
 	ref->dev = MDATP_RD(typed, sb, s_dev);
 	ref->mode = MDATP_RD(typed, inode, i_mode);
 	ref->mnt_id = mdatp_mnt_id(p->mnt);

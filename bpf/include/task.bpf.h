@@ -13,14 +13,17 @@
 #define MDATP_TASK_BPF_H
 
 #include "common.bpf.h"
+#include "read.bpf.h"
 
 #ifdef MDATP_TYPED_TASK
+#define MDATP_TASK_TYPED 1
 #define MDATP_CURRENT_TASK() bpf_get_current_task_btf()
-#define MDATP_TASK_RD(p, field) ((p)->field)
 #else
+#define MDATP_TASK_TYPED 0
 #define MDATP_CURRENT_TASK() ((struct task_struct *)bpf_get_current_task())
-#define MDATP_TASK_RD(p, field) BPF_CORE_READ(p, field)
 #endif
+/* A field of the current task or what it points to (typed per object). */
+#define MDATP_TASK_RD(p, field) MDATP_RD(MDATP_TASK_TYPED, p, field)
 
 #include "core_fixes.bpf.h"
 
