@@ -1,5 +1,7 @@
 //! Where user-space time goes per event: the pipeline's stages timed on
-//! synthetic open records (no kernel, no disk).
+//! synthetic open records (no kernel, no disk). The records name many
+//! distinct files, as a read-heavy task's opens do, so per-path state
+//! (hot-source counts, the opened-file memory) grows as it does for real.
 
 use std::time::Instant;
 
@@ -41,7 +43,15 @@ fn open_record(seq: u64, path: &str) -> Vec<u8> {
 pub fn run(n: u64) -> Result<()> {
     let clock = HostClock::from_system()?;
     let records: Vec<Vec<u8>> = (1..=n)
-        .map(|i| open_record(i, "/tmp/mdatp-bench/one.txt"))
+        .map(|i| {
+            open_record(
+                i,
+                &format!(
+                    "/usr/include/x86_64-linux-gnu/bits/types/file{}.h",
+                    i % 20_000
+                ),
+            )
+        })
         .collect();
 
     let t = Instant::now();

@@ -125,14 +125,38 @@ impl LossDetection {
     }
 }
 
+/// A device number, shown "major:minor" as in /proc/self/mountinfo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Device {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl Device {
+    /// From the kernel's internal dev_t (MINORBITS = 20).
+    pub fn from_kernel(dev: u32) -> Self {
+        Device {
+            major: dev >> 20,
+            minor: dev & 0xfffff,
+        }
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.major, self.minor)
+    }
+}
+
 /// A file as the kernel identified it. `None` = unknown.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FileInfo {
-    pub path: Option<String>,
+    /// Shared: the pipeline keeps a process's recent open paths (to name
+    /// its fold records) and counts hot paths without copying them.
+    pub path: Option<SharedStr>,
     pub path_truncated: bool,
     pub inode: Option<u64>,
-    /// "major:minor", as in /proc/self/mountinfo.
-    pub device: Option<String>,
+    pub device: Option<Device>,
     pub mount_id: Option<u32>,
     /// st_mode: type and permission bits.
     pub mode: Option<u32>,

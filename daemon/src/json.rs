@@ -31,6 +31,7 @@ pub fn object(out: &mut Vec<u8>, f: impl FnOnce(&mut Obj<'_>)) {
 
 impl Obj<'_> {
     /// The comma before every field but the first.
+    #[inline(always)]
     fn sep(&mut self) {
         if !self.empty {
             self.out.push(b',');
@@ -38,6 +39,9 @@ impl Obj<'_> {
         self.empty = false;
     }
 
+    // Inlined so each call site copies its literal key with a known
+    // length instead of calling memcpy (callgrind: ~10% of the pipeline).
+    #[inline(always)]
     fn key(&mut self, k: &str) {
         self.sep();
         self.out.push(b'"');
@@ -107,6 +111,18 @@ impl Obj<'_> {
         let mut b = itoa::Buffer::new();
         self.out.push(b'"');
         self.out.extend_from_slice(b.format(v).as_bytes());
+        self.out.push(b'"');
+        self
+    }
+
+    /// Two unsigned numbers joined by `sep`, as one JSON string ("254:0").
+    pub fn joined_u64s(&mut self, k: &str, a: u64, sep: u8, b: u64) -> &mut Self {
+        self.key(k);
+        let mut buf = itoa::Buffer::new();
+        self.out.push(b'"');
+        self.out.extend_from_slice(buf.format(a).as_bytes());
+        self.out.push(sep);
+        self.out.extend_from_slice(buf.format(b).as_bytes());
         self.out.push(b'"');
         self
     }
@@ -311,6 +327,7 @@ mod tests {
                 .bool("f", true)
                 .display("g", format_args!("{:o}", 0o755))
                 .u64_str("g2", 42)
+                .joined_u64s("g21", 254, b':', 0)
                 .octal("g3", 0o100644, true)
                 .octal("g4", 0, false)
                 .raw("g5", r#"{"x":[1]}"#)
@@ -325,7 +342,7 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({
-                "a": 1, "c": "x\ny", "d": null, "e": 5, "f": true, "g": "755", "g2": "42", "g3": "0o100644", "g4": "0", "g5": {"x": [1]},
+                "a": 1, "c": "x\ny", "d": null, "e": 5, "f": true, "g": "755", "g2": "42", "g21": "254:0", "g3": "0o100644", "g4": "0", "g5": {"x": [1]},
                 "h": ["a", "b\""], "i": "ls -l a b", "j": {"file_open": 3, "we\"ird": 1},
                 "k": {"empty": {}}
             })

@@ -2,7 +2,9 @@
 //! loss record), kernel drop counters per event type, and the user-space
 //! stages that can lose a record. Nothing is lost without being counted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 use std::fmt;
 use std::sync::Arc;
 

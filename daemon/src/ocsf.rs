@@ -123,7 +123,7 @@ fn file_obj(o: &mut Obj<'_>, f: &FileInfo, type_override: Option<(u64, &'static 
         let (parent, name) = match path.rfind('/') {
             Some(0) => ("/", &path[1..]),
             Some(i) => (&path[..i], &path[i + 1..]),
-            None => ("", path.as_str()),
+            None => ("", &**path),
         };
         o.str("path", path)
             .str("name", name)
@@ -142,8 +142,8 @@ fn file_ext(o: &mut Obj<'_>, f: &FileInfo) {
     if let Some(i) = f.inode {
         o.u64("inode", i);
     }
-    if let Some(d) = &f.device {
-        o.str("device", d);
+    if let Some(d) = f.device {
+        o.joined_u64s("device", d.major.into(), b':', d.minor.into());
     }
     if let Some(m) = f.mount_id {
         o.u64("mount_id", m.into());

@@ -1,7 +1,9 @@
 //! Kernel records → normalized, enriched events → OCSF → sink, with every
 //! loss counted on the way.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,8 +14,8 @@ use crate::audit::convert as audit_convert;
 use crate::clock::HostClock;
 use crate::decode::{self, ExecRecord, KernelRecord, comm_matches, comm_str, split_argv};
 use crate::event::{
-    Credentials, Event, FileActivity, FileEvent, FileInfo, LossDetection, LossRecord, NetEvent,
-    Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider, SharedStr,
+    Credentials, Device, Event, FileActivity, FileEvent, FileInfo, LossDetection, LossRecord,
+    NetEvent, Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider, SharedStr,
 };
 use crate::hot::HotSources;
 use crate::loss::{KernelCounters, LossLedger, SeqOutcome, SeqTracker};
@@ -38,7 +40,7 @@ pub struct Pipeline<S: Sink> {
     overlap: Option<Overlap>,
     hot: HotSources,
     /// pid → (dev, ino, path) of recent reported opens.
-    opened: HashMap<u32, Vec<(u32, u64, String)>>,
+    opened: HashMap<u32, Vec<(u32, u64, SharedStr)>>,
     /// Audit events not reported, by reason.
     pub audit_skipped: std::collections::BTreeMap<String, u64>,
     /// The serialized event, reused so the hot path does not allocate.
@@ -281,7 +283,7 @@ impl<S: Sink> Pipeline<S> {
             KernelRecord::Open(r) => {
                 let (activity, file) = records::open_event(&r);
                 if let Some(path) = &file.path {
-                    self.remember_open(r.task.pid, r.file.dev, r.file.ino, path);
+                    self.remember_open(r.task.pid, r.file.dev, r.file.ino, path.clone());
                 }
                 let process = self.task_process(&r.task);
                 self.file_event(time_ns, activity, file, None, process, origin)
@@ -290,7 +292,7 @@ impl<S: Sink> Pipeline<S> {
                 let file = FileInfo {
                     path: self.opened_path(f.task.pid, f.dev, f.ino),
                     inode: Some(f.ino),
-                    device: Some(records::dev_string(f.dev)),
+                    device: Some(Device::from_kernel(f.dev)),
                     ..Default::default()
                 };
                 let activity = FileActivity::OpenFolded {
@@ -365,7 +367,7 @@ impl<S: Sink> Pipeline<S> {
 
     /// Paths of files a process opened, so a fold record (which carries
     /// only device and inode) can name its file. A few per process.
-    fn remember_open(&mut self, pid: u32, dev: u32, ino: u64, path: &str) {
+    fn remember_open(&mut self, pid: u32, dev: u32, ino: u64, path: SharedStr) {
         if self.opened.len() >= MAX_OPENED_PROCESSES && !self.opened.contains_key(&pid) {
             self.opened.clear();
         }
@@ -374,10 +376,10 @@ impl<S: Sink> Pipeline<S> {
         if list.len() >= OPENED_PER_PROCESS {
             list.remove(0);
         }
-        list.push((dev, ino, path.to_string()));
+        list.push((dev, ino, path));
     }
 
-    fn opened_path(&self, pid: u32, dev: u32, ino: u64) -> Option<String> {
+    fn opened_path(&self, pid: u32, dev: u32, ino: u64) -> Option<SharedStr> {
         self.opened
             .get(&pid)?
             .iter()

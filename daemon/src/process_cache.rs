@@ -2,7 +2,7 @@
 //! their parent's executable and command line. Seeded from /proc at start,
 //! then kept current by exec/fork/exit events.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

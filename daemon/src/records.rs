@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use mdatp_bpf::abi::{mdatp_event_type as T, mdatp_file_flags, mdatp_file_ref, mdatp_net_event};
 
 use crate::decode::{FileOpRecord, OpenRecord};
-use crate::event::{FileActivity, FileInfo, IdentitySource, NetActivity};
+use crate::event::{Device, FileActivity, FileInfo, IdentitySource, NetActivity, SharedStr};
 use crate::paths::join_lexical;
 
 const AT_REMOVEDIR: u32 = 0x200;
@@ -14,20 +14,24 @@ const AF_INET: u16 = 2;
 const UNCHANGED_ID: u32 = u32::MAX;
 
 /// Kernel dev_t (major << 20 | minor) as "major:minor".
-pub fn dev_string(dev: u32) -> String {
-    format!("{}:{}", dev >> 20, dev & 0xfffff)
-}
-
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// One allocation for a valid UTF-8 path (the usual case), not two.
+fn lossy_shared(b: &[u8]) -> SharedStr {
+    match String::from_utf8_lossy(b) {
+        std::borrow::Cow::Borrowed(s) => s.into(),
+        std::borrow::Cow::Owned(s) => s.into(),
+    }
+}
+
 pub fn open_event(r: &OpenRecord) -> (FileActivity, FileInfo) {
     let file = FileInfo {
-        path: Some(lossy(&r.path)),
+        path: Some(lossy_shared(&r.path)),
         path_truncated: r.file.flags & mdatp_file_flags::MDATP_FILE_PATH_TRUNCATED != 0,
         inode: Some(r.file.ino),
-        device: Some(dev_string(r.file.dev)),
+        device: Some(Device::from_kernel(r.file.dev)),
         mount_id: Some(r.file.mnt_id),
         mode: Some(r.file.mode),
         parent_inode: None,
@@ -49,7 +53,7 @@ fn named(dir_ref: &mdatp_file_ref, dir: &[u8], name: &[u8], name_flags: u32) -> 
     let path = if dir_missing && !name.starts_with('/') {
         None
     } else {
-        Some(join_lexical(&lossy(dir), &name))
+        Some(join_lexical(&lossy(dir), &name).into())
     };
     let on_file = name.is_empty();
     let truncated = (dir_ref.flags | name_flags) & mdatp_file_flags::MDATP_FILE_PATH_TRUNCATED != 0;
@@ -63,7 +67,7 @@ fn named(dir_ref: &mdatp_file_ref, dir: &[u8], name: &[u8], name_flags: u32) -> 
         path,
         path_truncated: truncated,
         inode: (known && on_file).then_some(dir_ref.ino),
-        device: known.then(|| dev_string(dir_ref.dev)),
+        device: known.then(|| Device::from_kernel(dir_ref.dev)),
         mount_id: known.then_some(dir_ref.mnt_id),
         mode: (known && on_file).then_some(dir_ref.mode),
         parent_inode: (known && !on_file).then_some(dir_ref.ino),
@@ -162,7 +166,7 @@ pub fn net(r: &mdatp_net_event) -> NetParts {
 
 /// (inode, "major:minor", mount id, mode) of a path, not following a
 /// final symlink.
-pub fn stat_identity(path: &str) -> Option<(u64, String, u32, u32)> {
+pub fn stat_identity(path: &str) -> Option<(u64, Device, u32, u32)> {
     let c = std::ffi::CString::new(path).ok()?;
     // SAFETY: statx is plain data; zeroed is a valid initial value.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
@@ -179,7 +183,10 @@ pub fn stat_identity(path: &str) -> Option<(u64, String, u32, u32)> {
     (rc == 0).then(|| {
         (
             stx.stx_ino,
-            format!("{}:{}", stx.stx_dev_major, stx.stx_dev_minor),
+            Device {
+                major: stx.stx_dev_major,
+                minor: stx.stx_dev_minor,
+            },
             stx.stx_mnt_id as u32,
             u32::from(stx.stx_mode),
         )
@@ -221,8 +228,8 @@ mod tests {
 
     #[test]
     fn dev_encoding_matches_mountinfo() {
-        assert_eq!(dev_string((8 << 20) | 1), "8:1");
-        assert_eq!(dev_string(0x2d), "0:45");
+        assert_eq!(Device::from_kernel((8 << 20) | 1).to_string(), "8:1");
+        assert_eq!(Device::from_kernel(0x2d).to_string(), "0:45");
     }
 
     #[test]

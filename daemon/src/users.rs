@@ -1,6 +1,6 @@
 //! uid → user name, cached (the passwd lookup is not free).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 #[derive(Debug, Default)]
 pub struct UserNames {

@@ -9,8 +9,8 @@ use linux_audit_parser::{Body, MessageType, Number, Parser, Value};
 use super::assemble::AuditEvent;
 use super::netlink::RawAuditRecord;
 use crate::event::{
-    AuthActivity, AuthEvent, Credentials, Event, FileActivity, FileEvent, FileInfo, NetActivity,
-    NetEvent, Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider,
+    AuthActivity, AuthEvent, Credentials, Device, Event, FileActivity, FileEvent, FileInfo,
+    NetActivity, NetEvent, Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider,
 };
 use crate::paths::join_lexical;
 
@@ -109,13 +109,12 @@ fn msg_field(body: &Body, key: &str) -> Option<String> {
 }
 
 /// "fd:01" (hex major:minor) → "253:1".
-fn audit_dev(s: &str) -> Option<String> {
+fn audit_dev(s: &str) -> Option<Device> {
     let (ma, mi) = s.split_once(':')?;
-    Some(format!(
-        "{}:{}",
-        u32::from_str_radix(ma, 16).ok()?,
-        u32::from_str_radix(mi, 16).ok()?
-    ))
+    Some(Device {
+        major: u32::from_str_radix(ma, 16).ok()?,
+        minor: u32::from_str_radix(mi, 16).ok()?,
+    })
 }
 
 fn sockaddr(b: &[u8]) -> Option<SocketAddr> {
@@ -161,7 +160,7 @@ impl Ctx<'_> {
                 };
                 let known = nametype != "DELETE";
                 Some(FileInfo {
-                    path: Some(path),
+                    path: Some(path.into()),
                     inode: num(b, "inode").filter(|_| known).map(|i| i as u64),
                     device: text(b, "dev").and_then(|d| audit_dev(&d)),
                     mode: num(b, "mode").filter(|_| known).map(|m| m as u32),

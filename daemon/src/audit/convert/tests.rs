@@ -94,7 +94,10 @@ fn file_changes_have_absolute_paths() {
     };
     assert_eq!(f.file.path.as_deref(), Some("/etc/ld.so.cache"));
     assert!(matches!(f.activity, FileActivity::Open { access: 1, .. }));
-    assert_eq!(f.file.device.as_deref(), Some("254:0"));
+    assert_eq!(
+        f.file.device.map(|d| d.to_string()).as_deref(),
+        Some("254:0")
+    );
 }
 
 #[test]
