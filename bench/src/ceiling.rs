@@ -1,13 +1,17 @@
 //! The throughput ceiling: an open storm with folding off on both cores at
 //! rising paced rates; the highest delivered rate with zero loss, and the
-//! rate at which loss begins (counted, never silent).
+//! rate at which loss begins (counted, never silent). Then the drain rate:
+//! what the daemon delivers end to end when the storm does not compete
+//! with it for the two cores.
 
 use std::fmt::Write;
 use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 use crate::monitors::{Monitor, Paths};
 
@@ -76,8 +80,63 @@ pub fn run(paths: &Paths, seconds: u64, out: &Path) -> Result<()> {
             .map(|r| format!("{r}/s"))
             .unwrap_or_else(|| "— (none up to the highest rate offered)".into())
     );
+    let _ = writeln!(md, "{}", drain(paths, &file, DRAIN_OPENS)?);
     std::fs::create_dir_all(out)?;
     std::fs::write(out.join("ceiling.md"), &md)?;
     print!("{md}");
     Ok(())
+}
+
+/// Opens queued for the drain measurement, and a ring that holds them all
+/// (a record of the storm's file is ~230 bytes).
+const DRAIN_OPENS: u64 = 600_000;
+const DRAIN_RING_BYTES: &str = "268435456";
+
+/// The daemon is stopped (SIGSTOP) while one thread opens the file
+/// `opens` times, so the records queue in a ring large enough for all of
+/// them; then it is continued and timed until its event file stops
+/// growing. Delivered = records in the file (decoded, enriched, serialized,
+/// written), so this is the end-to-end rate with a core to itself.
+fn drain(paths: &Paths, file: &Path, opens: u64) -> Result<String> {
+    let mon = Monitor::start_with(
+        "mdatpd-ebpf-nofold",
+        paths,
+        &["--ring-buffer-size", DRAIN_RING_BYTES],
+    )?;
+    let pid = Pid::from_raw(mon.sensor_pid().context("no sensor")? as i32);
+    let events = mon.events_path();
+    let size = || std::fs::metadata(&events).map(|m| m.len()).unwrap_or(0);
+    // Let start-up records drain first.
+    std::thread::sleep(Duration::from_millis(500));
+    kill(pid, Signal::SIGSTOP)?;
+    let before = size();
+    let queued_before = std::fs::read(&events)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+        .unwrap_or(0);
+    for _ in 0..opens {
+        drop(File::open(file));
+    }
+    let t0 = Instant::now();
+    kill(pid, Signal::SIGCONT)?;
+    let (mut last, mut last_change) = (before, t0);
+    while last_change.elapsed() < Duration::from_millis(300) {
+        std::thread::sleep(Duration::from_millis(2));
+        let now = size();
+        if now != last {
+            (last, last_change) = (now, Instant::now());
+        }
+    }
+    let secs = last_change.duration_since(t0).as_secs_f64().max(1e-3);
+    let stats = mon.stop()?;
+    let drained = stats.events.saturating_sub(queued_before);
+    let rate = drained as f64 / secs;
+    eprintln!(
+        "drain: {drained} records in {secs:.3} s ({rate:.0}/s), loss {}",
+        stats.loss
+    );
+    Ok(format!(
+        "Drain rate (the daemon stopped while {opens} opens queue in a {DRAIN_RING_BYTES}-byte ring, then continued): \
+         {drained} events delivered in {secs:.3} s = **{rate:.0} events/s** end to end, loss {}\n",
+        stats.loss
+    ))
 }

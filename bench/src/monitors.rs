@@ -141,6 +141,11 @@ fn wait_for(path: &Path, needle: &str, timeout: Duration) -> Result<()> {
 
 impl Monitor {
     pub fn start(kind: &'static str, paths: &Paths) -> Result<Monitor> {
+        Self::start_with(kind, paths, &[])
+    }
+
+    /// As `start`, with extra mdatpd arguments.
+    pub fn start_with(kind: &'static str, paths: &Paths, extra: &[&str]) -> Result<Monitor> {
         let dir = tempfile::tempdir()?;
         let stderr_path = dir.path().join("sensor.stderr");
         let mut m = Monitor {
@@ -190,6 +195,7 @@ impl Monitor {
                     .arg(d.join("state"))
                     .arg("--audit-rules-dir")
                     .arg(d.join("rules.d"))
+                    .args(extra)
                     .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
                     .stdout(Stdio::null())
                     .stderr(std::fs::File::create(&stderr_path)?)
@@ -237,6 +243,16 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
         }
         m.kauditd_cpu0 = kauditd_pid().and_then(cpu_seconds).unwrap_or(0.0);
         Ok(m)
+    }
+
+    /// The sensor's pid, when the configuration runs one.
+    pub fn sensor_pid(&self) -> Option<u32> {
+        self.sensor.as_ref().map(Child::id)
+    }
+
+    /// mdatpd's event file.
+    pub fn events_path(&self) -> PathBuf {
+        self.dir.path().join("events.jsonl")
     }
 
     pub fn stop(mut self) -> Result<Stats> {
