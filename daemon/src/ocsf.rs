@@ -68,16 +68,16 @@ const NETWORK_ACTIVITY: Class = Class {
 fn base(
     o: &mut Obj<'_>,
     class: &Class,
-    activity: (u64, &str),
+    activity: (u64, &'static str),
     time_ns: u64,
     origin: &Origin,
     hostname: &str,
 ) {
     o.u64("class_uid", class.uid)
-        .str("class_name", class.name)
+        .caption("class_name", class.name)
         .u64("category_uid", class.category)
         .u64("activity_id", activity.0)
-        .str("activity_name", activity.1)
+        .caption("activity_name", activity.1)
         .u64("type_uid", class.uid * 100 + activity.0)
         .u64("severity_id", 1)
         .u64("time", ms(time_ns))
@@ -93,12 +93,12 @@ fn base(
 fn status(o: &mut Obj<'_>, error: Option<i32>) {
     match error {
         None => {
-            o.u64("status_id", 1).str("status", "Success");
+            o.u64("status_id", 1).caption("status", "Success");
         }
         Some(e) => {
             let errno = nix::errno::Errno::from_raw(e);
             o.u64("status_id", 2)
-                .str("status", "Failure")
+                .caption("status", "Failure")
                 .display("status_code", format_args!("{errno:?}"))
                 .str("status_detail", errno.desc());
         }
@@ -130,7 +130,7 @@ fn file_obj(o: &mut Obj<'_>, f: &FileInfo, type_override: Option<(u64, &'static 
             .str("parent_folder", parent);
     }
     let (tid, tname) = type_override.unwrap_or_else(|| file_type(f.mode));
-    o.u64("type_id", tid).str("type", tname);
+    o.u64("type_id", tid).caption("type", tname);
     if f.path_truncated {
         o.bool("is_truncated", true);
     }
@@ -157,7 +157,7 @@ fn file_ext(o: &mut Obj<'_>, f: &FileInfo) {
     if f.path_truncated {
         o.bool("path_truncated", true);
     }
-    o.str("identity_from", f.identity_from.as_str());
+    o.caption("identity_from", f.identity_from.as_str());
 }
 
 fn access_names(access: u32) -> impl Iterator<Item = &'static str> {
@@ -221,7 +221,7 @@ fn file_event(e: &FileEvent, hostname: &str, out: &mut Vec<u8>) {
             _ => {}
         }
         o.obj("unmapped", |u| {
-            u.str("provider", e.origin.provider.as_str());
+            u.caption("provider", e.origin.provider.as_str());
             u.obj("file", |f| file_ext(f, subject));
             match &e.activity {
                 FileActivity::Open { access, flags, .. } => {
@@ -279,9 +279,9 @@ fn auth_event(e: &AuthEvent, hostname: &str, out: &mut Vec<u8>) {
     object(out, |o| {
         base(o, &AUTHENTICATION, activity, e.time_ns, &e.origin, hostname);
         if e.success {
-            o.u64("status_id", 1).str("status", "Success");
+            o.u64("status_id", 1).caption("status", "Success");
         } else {
-            o.u64("status_id", 2).str("status", "Failure");
+            o.u64("status_id", 2).caption("status", "Failure");
         }
         o.obj("user", |u| {
             if let Some(name) = &e.user {
@@ -305,7 +305,7 @@ fn auth_event(e: &AuthEvent, hostname: &str, out: &mut Vec<u8>) {
         }
         actor(o, &e.process);
         o.obj("unmapped", |u| {
-            u.str("provider", e.origin.provider.as_str())
+            u.caption("provider", e.origin.provider.as_str())
                 .str("audit_type", &e.record_type)
                 .opt_str("pam_op", e.op.as_deref())
                 .opt_str("terminal", e.terminal.as_deref())
@@ -360,8 +360,8 @@ fn net_event(e: &NetEvent, hostname: &str, out: &mut Vec<u8>) {
         match e.error {
             Some(EINPROGRESS) => {
                 o.u64("status_id", 99)
-                    .str("status", "In Progress")
-                    .str("status_code", "EINPROGRESS");
+                    .caption("status", "In Progress")
+                    .caption("status_code", "EINPROGRESS");
             }
             err => status(o, err),
         }
@@ -373,14 +373,14 @@ fn net_event(e: &NetEvent, hostname: &str, out: &mut Vec<u8>) {
         }
         o.obj("connection_info", |c| {
             c.u64("protocol_num", e.protocol.into())
-                .str("protocol_name", proto_name)
+                .caption("protocol_name", proto_name)
                 .u64("protocol_ver_id", ver)
                 .u64("direction_id", direction_id)
-                .str("direction", direction);
+                .caption("direction", direction);
         });
         actor(o, &e.process);
         o.obj("unmapped", |u| {
-            u.str("provider", e.origin.provider.as_str());
+            u.caption("provider", e.origin.provider.as_str());
             match &e.local {
                 Some(a) => u.display("local", a),
                 None => u.null("local"),
@@ -408,7 +408,7 @@ fn ms(ns: u64) -> u64 {
 }
 
 fn metadata(m: &mut Obj<'_>, source: &str, sequence: Option<u64>) {
-    m.str("version", OCSF_VERSION)
+    m.caption("version", OCSF_VERSION)
         .raw("product", PRODUCT)
         .str("log_name", source);
     if let Some(seq) = sequence {
@@ -442,13 +442,13 @@ fn process_event(e: &ProcessEvent, hostname: &str, out: &mut Vec<u8>) {
         })
         .obj("process", |p| process_obj(p, &e.process, e.parent.as_ref()));
         if let Some((id, name)) = launch {
-            o.u64("launch_type_id", id).str("launch_type", name);
+            o.u64("launch_type_id", id).caption("launch_type", name);
         }
         if let ProcessActivity::Exit { code, .. } = e.activity {
             o.u64("exit_code", code.into());
         }
         o.obj("unmapped", |u| {
-            u.str("provider", e.origin.provider.as_str())
+            u.caption("provider", e.origin.provider.as_str())
                 .obj("process", |x| process_ext(x, &e.process));
             if let Some(parent) = &e.parent {
                 u.obj("parent_process", |x| process_ext(x, parent));
@@ -520,7 +520,7 @@ fn process_obj(o: &mut Obj<'_>, p: &ProcessInfo, parent: Option<&ProcessInfo>) {
             f.str("path", exe)
                 .str("name", name)
                 .u64("type_id", 1)
-                .str("type", "Regular File");
+                .caption("type", "Regular File");
             if p.exe_truncated {
                 f.bool("is_truncated", true);
             }
@@ -575,10 +575,10 @@ fn process_ext(x: &mut Obj<'_>, p: &ProcessInfo) {
 fn loss_record(l: &LossRecord, hostname: &str, out: &mut Vec<u8>) {
     object(out, |o| {
         o.u64("class_uid", 0)
-            .str("class_name", "Base Event")
+            .caption("class_name", "Base Event")
             .u64("category_uid", 0)
             .u64("activity_id", 99)
-            .str("activity_name", "Loss")
+            .caption("activity_name", "Loss")
             .u64("type_uid", 99)
             .u64("severity_id", 3)
             .u64("time", ms(l.time_ns))
@@ -594,9 +594,9 @@ fn loss_record(l: &LossRecord, hostname: &str, out: &mut Vec<u8>) {
                 d.str("hostname", hostname);
             })
             .obj("unmapped", |u| {
-                u.str("provider", l.provider.as_str())
-                    .str("record", "loss")
-                    .str("detected_by", l.detected_by.as_str())
+                u.caption("provider", l.provider.as_str())
+                    .caption("record", "loss")
+                    .caption("detected_by", l.detected_by.as_str())
                     .str("source", &l.source)
                     .opt_u64("first_missing_sequence", l.first_missing)
                     .u64("missing", l.missing)
