@@ -109,10 +109,9 @@ fn drain(paths: &Paths, file: &Path, opens: u64) -> Result<String> {
     // Let start-up records drain first.
     std::thread::sleep(Duration::from_millis(500));
     kill(pid, Signal::SIGSTOP)?;
-    let before = size();
-    let queued_before = std::fs::read(&events)
-        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
-        .unwrap_or(0);
+    let written = std::fs::read(&events).unwrap_or_default();
+    let before = written.len() as u64;
+    let queued_before = written.iter().filter(|&&c| c == b'\n').count() as u64;
     for _ in 0..opens {
         drop(File::open(file));
     }

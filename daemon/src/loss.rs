@@ -3,10 +3,10 @@
 //! stages that can lose a record. Nothing is lost without being counted.
 
 use std::collections::BTreeMap;
-
-use foldhash::HashMap;
 use std::fmt;
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 /// Kernel-side counters of one event type, summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

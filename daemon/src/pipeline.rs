@@ -2,11 +2,10 @@
 //! loss counted on the way.
 
 use std::collections::HashSet;
-
-use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::time::Instant;
 
+use foldhash::{HashMap, HashMapExt};
 use mdatp_bpf::abi::{mdatp_exec_flags as xf, mdatp_task_flags, mdatp_task_info};
 
 use crate::audit::assemble::AuditEvent;

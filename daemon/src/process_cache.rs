@@ -2,9 +2,10 @@
 //! their parent's executable and command line. Seeded from /proc at start,
 //! then kept current by exec/fork/exit events.
 
-use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use foldhash::HashMap;
 
 use crate::clock::{same_start, ticks_to_boot_ns};
 use crate::event::SharedStr;
