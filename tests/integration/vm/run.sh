@@ -15,7 +15,7 @@
 # --kernel is a Debian kernel package (default linux-image-amd64, i.e.
 # 6.1 on bookworm), so the same suite can run on several kernels. Guest
 # images are cached in $MDATP_VM_CACHE (default /var/cache/mdatp-vm), one
-# per kernel and image recipe; each run boots a fresh copy-on-write layer.
+# per kernel and image recipe; each run boots a fresh sparse copy.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,7 +36,11 @@ die() { echo "vm-test: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "run as root (the guest image is built with mmdebstrap)"
 
 . "$repo/scripts/apt.sh"
-apt_install qemu-system-x86 qemu-utils mmdebstrap e2fsprogs
+# No qemu-img: this machine kind ships qemu-utils from bookworm-backports,
+# which Breaks bookworm's qemu-system-common, so installing
+# qemu-system-x86 removes it. Each run works on a sparse copy of the
+# cached raw image instead of a qcow2 overlay.
+apt_install qemu-system-x86 mmdebstrap e2fsprogs
 
 if [ -z "$deb" ]; then
     deb=$(ls -t "$repo"/target/packages/mdatp_*_amd64.deb 2>/dev/null | head -1 || true)
@@ -63,7 +67,7 @@ rm -rf "$work"
 mkdir -p "$work/share"
 cp "$deb" "$work/share/mdatp.deb"
 cp "$here/guest-test.sh" "$work/share/guest-test.sh"
-qemu-img create -q -f qcow2 -F raw -b "$image/rootfs.img" "$work/disk.qcow2"
+cp --sparse=always "$image/rootfs.img" "$work/disk.img"
 
 boot() { # phase
     local phase=$1 start=$SECONDS
@@ -74,7 +78,7 @@ boot() { # phase
         -serial "file:$work/console-$phase.log" \
         -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
         -append "root=/dev/vda rw console=ttyS0 panic=-1 mdatp.phase=$phase" \
-        -drive "file=$work/disk.qcow2,if=virtio,format=qcow2" \
+        -drive "file=$work/disk.img,if=virtio,format=raw" \
         -virtfs "local,path=$work/share,mount_tag=host,security_model=none,id=host" \
         -nic none \
         || echo "vm-test: qemu exited with $? in phase $phase" >&2
