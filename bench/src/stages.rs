@@ -8,6 +8,8 @@ use std::time::Instant;
 use anyhow::Result;
 use mdatp_bpf::abi::{mdatp_event_type, mdatp_file_open_event};
 use mdatpd::clock::HostClock;
+use mdatpd::ebpf::EbpfSource;
+use mdatpd::enrich::Enricher;
 use mdatpd::pipeline::Pipeline;
 use mdatpd::process_cache::ProcessCache;
 use mdatpd::sink::JsonLines;
@@ -56,24 +58,49 @@ pub fn run(n: u64) -> Result<()> {
 
     let t = Instant::now();
     for r in &records {
-        std::hint::black_box(mdatpd::decode::decode(r).ok());
+        std::hint::black_box(mdatpd::ebpf::decode::decode(r).ok());
     }
     let decode_ns = t.elapsed().as_nanos() as f64 / n as f64;
 
-    let mut p = Pipeline::new(
-        clock.clone(),
-        ProcessCache::new(),
-        JsonLines::new(std::io::sink()),
-        None,
-    );
+    let pipeline = |clock: &HostClock| {
+        Pipeline::new(
+            Enricher::new(clock.clone(), ProcessCache::new()),
+            Box::new(JsonLines::new(std::io::sink())),
+        )
+    };
+    // The whole path a ring-buffer record takes in the daemon.
+    let mut source = EbpfSource::new(clock.clone());
+    let mut p = pipeline(&clock);
     let t = Instant::now();
     for r in &records {
-        p.handle_bytes(r);
+        source.converter().record(r, &mut |ev| p.submit(ev));
     }
     p.flush();
     let full_ns = t.elapsed().as_nanos() as f64 / n as f64;
 
-    let (ocsf_ns, write_ns) = mdatpd::pipeline::stage_costs(&clock, &records[0], n);
+    // One enriched event, serialized again and again.
+    let mut events = Vec::new();
+    source
+        .converter()
+        .record(&records[0], &mut |ev| events.push(ev));
+    let Some(mut ev) = events.pop() else {
+        anyhow::bail!("the synthetic open record made no event");
+    };
+    Enricher::new(clock.clone(), ProcessCache::new()).enrich(&mut ev);
+    let t = Instant::now();
+    let mut buf = Vec::with_capacity(4096);
+    for _ in 0..n {
+        buf.clear();
+        mdatpd::ocsf::write(&ev, "host", &mut buf);
+        std::hint::black_box(&buf);
+    }
+    let ocsf_ns = t.elapsed().as_nanos() as f64 / n as f64;
+    let mut sink = JsonLines::new(std::io::sink());
+    let t = Instant::now();
+    for _ in 0..n {
+        let _ = std::hint::black_box(mdatpd::sink::Sink::write(&mut sink, &buf));
+    }
+    let write_ns = t.elapsed().as_nanos() as f64 / n as f64;
 
     println!("| stage | ns per open event |\n|---|---|");
     println!("| decode (ring bytes → typed record) | {decode_ns:.0} |");

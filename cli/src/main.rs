@@ -53,6 +53,12 @@ fn explain(e: zbus::Error) -> String {
     format!("D-Bus: {e}")
 }
 
+async fn health(proxy: &Sensor1Proxy<'_>) -> Result<mdatp_dbus::Health, String> {
+    let dict = proxy.health().await.map_err(explain)?;
+    mdatp_dbus::Health::from_dict(&dict)
+        .map_err(|e| format!("mdatpd answered Health() with an unexpected shape: {e}"))
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     let conn = zbus::Connection::system()
         .await
@@ -60,23 +66,19 @@ async fn run(cli: Cli) -> Result<(), String> {
     let proxy = Sensor1Proxy::new(&conn).await.map_err(explain)?;
     match cli.command {
         Cmd::Health { field, output } => {
-            let health = proxy.health().await.map_err(explain)?;
-            let json = show::health_json(&health);
+            let json = health(&proxy).await?.to_json();
             match (field, output) {
-                (Some(f), Output::Table) => {
+                (Some(f), output) => {
                     let v = json.get(&f).ok_or_else(|| {
                         format!(
                             "no health field {f:?}; fields: {}",
-                            mdatp_dbus::HEALTH_KEYS.join(", ")
+                            mdatp_dbus::Health::FIELDS.join(", ")
                         )
                     })?;
-                    println!("{}", show::plain(v));
-                }
-                (Some(f), Output::Json) => {
-                    let v = json
-                        .get(&f)
-                        .ok_or_else(|| format!("no health field {f:?}"))?;
-                    println!("{v}");
+                    match output {
+                        Output::Table => println!("{}", show::plain(v)),
+                        Output::Json => println!("{v}"),
+                    }
                 }
                 (None, Output::Json) => println!("{}", serde_json::Value::Object(json)),
                 (None, Output::Table) => print!("{}", show::table(&json)),
@@ -93,13 +95,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Cmd::Events {
             action: EventsCmd::Tail { count, output },
         } => {
-            let health = proxy.health().await.map_err(explain)?;
-            let json = show::health_json(&health);
-            let path = json
-                .get("event_output")
-                .and_then(|v| v.as_str())
-                .unwrap_or("stdout")
-                .to_string();
+            let path = health(&proxy).await?.event_output;
             if path == "stdout" {
                 return Err("mdatpd writes events to its own stdout (foreground mode); run it with --output FILE or as the service to tail them here".into());
             }

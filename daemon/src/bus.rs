@@ -1,127 +1,59 @@
 //! The D-Bus interface object (`org.mdatp.Sensor1`): a thin adapter. It
-//! reads a health snapshot the main loop keeps current, and sends
-//! changes to the main loop. Changing state is root only: the bus policy
+//! reads the health the daemon keeps current, and sends everything else
+//! to the daemon as commands, which owns the running configuration. Changing state is root only: the bus policy
 //! says so, and the caller's uid is checked here again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use mdatp_dbus::{BUS_NAME, OBJECT_PATH};
-use tokio::sync::mpsc;
+use mdatp_dbus::{BUS_NAME, Health, OBJECT_PATH};
+use tokio::sync::{mpsc, oneshot};
 use zbus::fdo;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{OwnedValue, Value};
-
-use crate::config::ConfigPaths;
-use crate::config::local::{self, SetError};
-
-/// What `Health()` and the properties report.
-#[derive(Debug, Clone, Default)]
-pub struct HealthSnapshot {
-    pub healthy: bool,
-    pub issues: Vec<String>,
-    pub subsystem: String,
-    pub setting: String,
-    pub fallback_reason: String,
-    pub active_hooks: Vec<String>,
-    pub failed_hooks: Vec<String>,
-    pub events_delivered: BTreeMap<String, u64>,
-    pub loss: BTreeMap<String, u64>,
-    pub audit_enabled: Option<u32>,
-    pub audit_rules_loaded: bool,
-    pub login_events: String,
-    pub config_errors: Vec<String>,
-    pub kernel: String,
-    /// Event type → "ebpf", "auditd" or "unavailable".
-    pub event_sources: BTreeMap<String, String>,
-    /// Where events are written: a file path, or "stdout".
-    pub event_output: String,
-}
 
 fn owned(v: Value<'_>) -> Option<OwnedValue> {
     OwnedValue::try_from(v).ok()
 }
 
-impl HealthSnapshot {
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "healthy": self.healthy,
-            "health_issues": self.issues,
-            "supplementary_events_subsystem": self.subsystem,
-            "ebpf_supplementary_event_provider": self.setting,
-            "fallback_reason": self.fallback_reason,
-            "active_hooks": self.active_hooks,
-            "failed_hooks": self.failed_hooks,
-            "events_delivered": self.events_delivered,
-            "loss": self.loss,
-            "audit_enabled": self.audit_enabled,
-            "audit_rules_loaded": self.audit_rules_loaded,
-            "login_events": self.login_events,
-            "config_errors": self.config_errors,
-            "version": env!("CARGO_PKG_VERSION"),
-            "kernel": self.kernel,
-            "event_sources": self.event_sources,
-            "event_output": self.event_output,
-        })
-    }
-
-    pub fn to_dict(&self) -> HashMap<String, OwnedValue> {
-        let hm = |m: &BTreeMap<String, u64>| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect::<HashMap<_, _>>()
-        };
-        let entries: Vec<(&str, Value<'_>)> = vec![
-            ("healthy", Value::from(self.healthy)),
-            ("health_issues", Value::from(self.issues.clone())),
-            (
-                "supplementary_events_subsystem",
-                Value::from(self.subsystem.clone()),
-            ),
-            (
-                "ebpf_supplementary_event_provider",
-                Value::from(self.setting.clone()),
-            ),
-            ("fallback_reason", Value::from(self.fallback_reason.clone())),
-            ("active_hooks", Value::from(self.active_hooks.clone())),
-            ("failed_hooks", Value::from(self.failed_hooks.clone())),
-            ("events_delivered", Value::from(hm(&self.events_delivered))),
-            ("loss", Value::from(hm(&self.loss))),
-            (
-                "audit_enabled",
-                Value::from(self.audit_enabled.map(i64::from).unwrap_or(-1)),
-            ),
-            (
-                "audit_immutable",
-                Value::from(self.audit_enabled == Some(2)),
-            ),
-            ("audit_rules_loaded", Value::from(self.audit_rules_loaded)),
-            ("login_events", Value::from(self.login_events.clone())),
-            ("config_errors", Value::from(self.config_errors.clone())),
-            ("version", Value::from(env!("CARGO_PKG_VERSION"))),
-            ("kernel", Value::from(self.kernel.clone())),
-            (
-                "event_sources",
-                Value::from(
-                    self.event_sources
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect::<HashMap<_, _>>(),
-                ),
-            ),
-            ("event_output", Value::from(self.event_output.clone())),
-        ];
-        entries
-            .into_iter()
-            .filter_map(|(k, v)| owned(v).map(|v| (k.to_string(), v)))
-            .collect()
-    }
-}
-
-/// Requests from the bus to the main loop.
+/// Requests from the bus to the daemon, which owns the running state.
 #[derive(Debug)]
 pub enum BusCommand {
     Reload,
+    /// The effective value of a key, as JSON text.
+    GetConfig {
+        key: String,
+        reply: oneshot::Sender<Result<String, ConfigReply>>,
+    },
+    /// Set a key in local.yaml (value as YAML text), validate, apply.
+    SetConfig {
+        key: String,
+        value: String,
+        reply: oneshot::Sender<Result<String, ConfigReply>>,
+    },
+    Diagnostic {
+        reply: oneshot::Sender<crate::diagnostic::Parts>,
+    },
+}
+
+/// Why a configuration read or change was refused.
+#[derive(Debug)]
+pub enum ConfigReply {
+    Locked(String),
+    UnknownKey(String),
+    Invalid(String),
+}
+
+impl From<ConfigReply> for SensorError {
+    fn from(r: ConfigReply) -> Self {
+        match r {
+            ConfigReply::Locked(m) => SensorError::Locked(m),
+            ConfigReply::UnknownKey(key) => {
+                fdo::Error::InvalidArgs(format!("{key}: not a configuration key")).into()
+            }
+            ConfigReply::Invalid(m) => SensorError::InvalidConfig(m),
+        }
+    }
 }
 
 #[derive(Debug, zbus::DBusError)]
@@ -142,16 +74,28 @@ impl From<fdo::Error> for SensorError {
 }
 
 pub struct SensorObject {
-    health: Arc<Mutex<HealthSnapshot>>,
-    paths: ConfigPaths,
+    health: Arc<Mutex<Health>>,
     /// Default directory of diagnostics archives.
     diag_dir: std::path::PathBuf,
     commands: mpsc::UnboundedSender<BusCommand>,
 }
 
 impl SensorObject {
-    fn snapshot(&self) -> HealthSnapshot {
+    fn snapshot(&self) -> Health {
         self.health.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+
+    /// Sends a command and waits for the daemon's answer.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> BusCommand,
+    ) -> Result<T, SensorError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .map_err(|_| fdo::Error::Failed("the daemon is stopping".into()))?;
+        rx.await
+            .map_err(|_| fdo::Error::Failed("the daemon did not answer".into()).into())
     }
 }
 
@@ -212,12 +156,9 @@ impl SensorObject {
     }
 
     async fn get_config(&self, key: String) -> Result<OwnedValue, SensorError> {
-        let loaded = crate::config::load(&self.paths)
-            .map_err(|e| SensorError::InvalidConfig(e.to_string()))?;
-        let value = loaded
-            .effective()
-            .remove(&key)
-            .ok_or_else(|| fdo::Error::InvalidArgs(format!("{key}: not a configuration key")))?;
+        let value = self
+            .ask(|reply| BusCommand::GetConfig { key, reply })
+            .await??;
         owned(Value::from(value)).ok_or_else(|| fdo::Error::Failed("value".into()).into())
     }
 
@@ -229,23 +170,9 @@ impl SensorObject {
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<(), SensorError> {
         require_root(conn, &hdr).await?;
-        let text = yaml_text(&value)?;
-        match local::set(&self.paths, &key, &text) {
-            Ok(()) => {}
-            Err(SetError::Locked { key, file }) => {
-                return Err(SensorError::Locked(format!(
-                    "{key} is managed by {}: change it there",
-                    file.display()
-                )));
-            }
-            Err(SetError::UnknownKey { key }) => {
-                return Err(
-                    fdo::Error::InvalidArgs(format!("{key}: not a configuration key")).into(),
-                );
-            }
-            Err(e) => return Err(SensorError::InvalidConfig(e.to_string())),
-        }
-        let _ = self.commands.send(BusCommand::Reload);
+        let value = yaml_text(&value)?;
+        self.ask(|reply| BusCommand::SetConfig { key, value, reply })
+            .await??;
         Ok(())
     }
 
@@ -273,15 +200,7 @@ impl SensorObject {
         } else {
             std::path::PathBuf::from(directory)
         };
-        let config_explain = match crate::config::load(&self.paths) {
-            Ok(c) => c.explain(),
-            Err(e) => format!("configuration invalid:\n{e}"),
-        };
-        let parts = crate::diagnostic::Parts {
-            health_json: serde_json::to_string_pretty(&self.snapshot().to_json())
-                .unwrap_or_default(),
-            config_explain,
-        };
+        let parts = self.ask(|reply| BusCommand::Diagnostic { reply }).await?;
         let path = tokio::task::spawn_blocking(move || crate::diagnostic::create(&dir, parts))
             .await
             .map_err(|e| fdo::Error::Failed(e.to_string()))?
@@ -291,12 +210,12 @@ impl SensorObject {
 
     #[zbus(property)]
     async fn supplementary_events_subsystem(&self) -> String {
-        self.snapshot().subsystem
+        self.snapshot().supplementary_events_subsystem
     }
 
     #[zbus(property)]
     async fn ebpf_supplementary_event_provider(&self) -> String {
-        self.snapshot().setting
+        self.snapshot().ebpf_supplementary_event_provider
     }
 
     #[zbus(property)]
@@ -326,14 +245,12 @@ pub struct Bus {
 /// Owns the name on the system bus (DBUS_SYSTEM_BUS_ADDRESS honoured) and
 /// serves the object.
 pub async fn start(
-    health: Arc<Mutex<HealthSnapshot>>,
-    paths: ConfigPaths,
+    health: Arc<Mutex<Health>>,
     diag_dir: std::path::PathBuf,
     commands: mpsc::UnboundedSender<BusCommand>,
 ) -> zbus::Result<Bus> {
     let object = SensorObject {
         health,
-        paths,
         diag_dir,
         commands,
     };

@@ -70,6 +70,7 @@ fn run(cmd: &str, args: &[&str]) -> String {
 }
 
 /// The parts of the archive, name → text.
+#[derive(Debug)]
 pub struct Parts {
     pub health_json: String,
     pub config_explain: String,

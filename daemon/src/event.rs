@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::kind::EventKind;
+
 /// Text shared between the process cache and every event of a process:
 /// an event takes a reference, not a copy (a clone per field per event
 /// was a measurable part of the per-event cost).
@@ -32,8 +34,12 @@ pub struct ProcessInfo {
     pub pid: u32,
     pub tid: Option<u32>,
     pub entity_id: SharedStr,
-    /// Process start, ns since the Unix epoch.
+    /// Process start, ns since the Unix epoch (filled by enrichment from
+    /// `start_boot_ns`).
     pub start_time_ns: Option<u64>,
+    /// Process start on the kernel's boot clock, as the source knows it:
+    /// with the pid, the key of the process cache and of the entity id.
+    pub start_boot_ns: Option<u64>,
     pub name: Option<SharedStr>,
     pub exe: Option<SharedStr>,
     pub exe_truncated: bool,
@@ -304,4 +310,49 @@ pub enum Event {
     File(Box<FileEvent>),
     Network(Box<NetEvent>),
     Loss(LossRecord),
+}
+
+impl Event {
+    /// The kind of the event; None for an in-band loss record.
+    pub fn kind(&self) -> Option<EventKind> {
+        Some(match self {
+            Event::Process(p) => match p.activity {
+                ProcessActivity::Exec => EventKind::ProcessExec,
+                ProcessActivity::Fork => EventKind::ProcessFork,
+                ProcessActivity::Exit { .. } => EventKind::ProcessExit,
+            },
+            Event::File(f) => match f.activity {
+                FileActivity::Open { .. } => EventKind::FileOpen,
+                FileActivity::OpenFolded { .. } => EventKind::FileOpenFolded,
+                FileActivity::Delete { .. } => EventKind::FileDelete,
+                FileActivity::Rename { .. } => EventKind::FileRename,
+                FileActivity::Mkdir { .. } => EventKind::FileMkdir,
+                FileActivity::Chmod { .. } => EventKind::FileChmod,
+                FileActivity::Chown { .. } => EventKind::FileChown,
+                FileActivity::Link { .. } => EventKind::FileLink,
+                FileActivity::Symlink { .. } => EventKind::FileSymlink,
+            },
+            Event::Network(n) => match n.activity {
+                NetActivity::Connect => EventKind::NetworkConnect,
+                NetActivity::Accept => EventKind::NetworkAccept,
+                NetActivity::Listen { .. } => EventKind::NetworkListen,
+                NetActivity::Bind => EventKind::NetworkBind,
+                NetActivity::UdpFirst { inbound: false } => EventKind::NetworkUdpSend,
+                NetActivity::UdpFirst { inbound: true } => EventKind::NetworkUdpRecv,
+            },
+            Event::Auth(_) => EventKind::Login,
+            Event::Loss(_) => return None,
+        })
+    }
+
+    /// The provider that produced it.
+    pub fn provider(&self) -> Provider {
+        match self {
+            Event::Process(p) => p.origin.provider,
+            Event::File(f) => f.origin.provider,
+            Event::Network(n) => n.origin.provider,
+            Event::Auth(a) => a.origin.provider,
+            Event::Loss(l) => l.provider,
+        }
+    }
 }

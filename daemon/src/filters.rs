@@ -6,28 +6,46 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::Path;
 
 use mdatp_bpf::abi::mdatp_bounds::MDATP_EXCLUDE_PATH_LEN;
-use mdatp_bpf::{EVENT_TYPES, event_type_id};
 use serde::{Deserialize, Serialize};
+
+use crate::kind::EventKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FilterError {
-    #[error("read {path}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("{path}: {source}")]
     Yaml {
         path: String,
         #[source]
         source: serde_yaml::Error,
     },
-    #[error("{file}: {problems}")]
-    Invalid { file: String, problems: String },
+    #[error("{file}: {}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        file: String,
+        problems: Vec<FilterProblem>,
+    },
+}
+
+/// One invalid value: its key path and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterProblem {
+    /// e.g. `exclude.paths[0]`.
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FilterProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+fn problem(key: impl Into<String>, message: impl Into<String>) -> FilterProblem {
+    FilterProblem {
+        key: key.into(),
+        message: message.into(),
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -89,33 +107,17 @@ pub struct KernelFilters {
 }
 
 impl FilterConfig {
-    /// The file as written, not yet compiled.
-    pub fn read(path: &Path) -> Result<FilterConfig, FilterError> {
-        let text = std::fs::read_to_string(path).map_err(|source| FilterError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        serde_yaml::from_str(&text).map_err(|source| FilterError::Yaml {
-            path: path.display().to_string(),
-            source,
-        })
-    }
-
     /// Validates everything and reports every problem at once.
     pub fn compile(&self, file: &str) -> Result<KernelFilters, FilterError> {
         let mut problems = Vec::new();
         let mut mask = u64::MAX;
         for (name, on) in &self.events {
-            match event_type_id(name) {
-                Some(id) if !on => mask &= !(1u64 << id),
+            match EventKind::from_name(name).map(|k| k.spec().abi) {
+                Some(Some(abi)) if !on => mask &= !(1u64 << abi as u32),
                 Some(_) => {}
-                None => problems.push(format!(
-                    "events.{name}: unknown event type (known: {})",
-                    EVENT_TYPES
-                        .iter()
-                        .map(|(_, n)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                None => problems.push(problem(
+                    format!("events.{name}"),
+                    format!("unknown event type (known: {})", EventKind::names()),
                 )),
             }
         }
@@ -123,7 +125,10 @@ impl FilterConfig {
         for (i, p) in self.exclude.paths.iter().enumerate() {
             match path_entries(p) {
                 Ok(e) => paths.extend(e),
-                Err(why) => problems.push(format!("exclude.paths[{i}] {p:?}: {why}")),
+                Err(why) => problems.push(problem(
+                    format!("exclude.paths[{i}]"),
+                    format!("{p:?}: {why}"),
+                )),
             }
         }
         let mut processes = Vec::new();
@@ -133,23 +138,32 @@ impl FilterConfig {
                     prefix: p.as_bytes().to_vec(),
                     exact_len: p.len() as u32,
                 }),
-                Err(why) => problems.push(format!("exclude.processes[{i}] {p:?}: {why}")),
+                Err(why) => problems.push(problem(
+                    format!("exclude.processes[{i}]"),
+                    format!("{p:?}: {why}"),
+                )),
             }
         }
         let mut networks = Vec::new();
         for (i, n) in self.exclude.networks.iter().enumerate() {
             match parse_cidr(n) {
                 Ok(e) => networks.push(e),
-                Err(why) => problems.push(format!("exclude.networks[{i}] {n:?}: {why}")),
+                Err(why) => problems.push(problem(
+                    format!("exclude.networks[{i}]"),
+                    format!("{n:?}: {why}"),
+                )),
             }
         }
         if self.folding.enabled && self.folding.window_ms == 0 {
-            problems.push("folding.window_ms: must be > 0 when folding is enabled".into());
+            problems.push(problem(
+                "folding.window_ms",
+                "must be > 0 when folding is enabled",
+            ));
         }
         if !problems.is_empty() {
             return Err(FilterError::Invalid {
                 file: file.to_string(),
-                problems: problems.join("; "),
+                problems,
             });
         }
         Ok(KernelFilters {

@@ -8,6 +8,9 @@ use std::sync::Arc;
 
 use foldhash::HashMap;
 
+use crate::ebpf::EbpfLoss;
+use crate::kind::EventKind;
+
 /// Kernel-side counters of one event type, summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KernelCount {
@@ -21,7 +24,7 @@ pub struct KernelCount {
 
 /// Reads the kernel counters (the BPF `counters` map in production).
 pub trait KernelCounters {
-    fn read(&self) -> Result<BTreeMap<&'static str, KernelCount>, String>;
+    fn read(&self) -> Result<BTreeMap<EventKind, KernelCount>, String>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,62 +66,27 @@ impl SeqTracker {
     }
 }
 
+/// What the pipeline delivered and what its own stages lost.
 #[derive(Debug, Default)]
 pub struct LossLedger {
-    pub delivered: BTreeMap<&'static str, u64>,
-    pub sequence_gaps: u64,
-    pub late_records: u64,
-    pub decode_errors: u64,
+    pub delivered: BTreeMap<EventKind, u64>,
     pub sink_failures: u64,
     /// Events of a new provider already reported by the old one during a
     /// switch (not lost: reported once).
     pub overlap_duplicates: u64,
-    /// Kernel drops already reported in loss records.
-    reported_drops: BTreeMap<&'static str, u64>,
 }
 
 impl LossLedger {
-    /// A new BPF object counts from zero.
-    pub fn reset_reported_drops(&mut self) {
-        self.reported_drops.clear();
-    }
-
-    pub fn delivered(&mut self, event_type: &'static str) {
-        *self.delivered.entry(event_type).or_default() += 1;
-    }
-
-    /// Kernel drops per type that no loss record has reported yet; marks
-    /// them reported.
-    pub fn unreported_drops(
-        &mut self,
-        kernel: &BTreeMap<&'static str, KernelCount>,
-    ) -> BTreeMap<String, u64> {
-        let mut out = BTreeMap::new();
-        for (ty, c) in kernel {
-            let seen = self.reported_drops.entry(ty).or_default();
-            if c.ringbuf_drops > *seen {
-                out.insert((*ty).to_string(), c.ringbuf_drops - *seen);
-                *seen = c.ringbuf_drops;
-            }
-        }
-        out
-    }
-
-    pub fn summary<'a>(
-        &'a self,
-        kernel: &'a Result<BTreeMap<&'static str, KernelCount>, String>,
-    ) -> Summary<'a> {
-        Summary {
-            ledger: self,
-            kernel,
-        }
+    pub fn delivered(&mut self, kind: EventKind) {
+        *self.delivered.entry(kind).or_default() += 1;
     }
 }
 
 /// One line for logs: printed on SIGUSR1 and at shutdown.
 pub struct Summary<'a> {
-    ledger: &'a LossLedger,
-    kernel: &'a Result<BTreeMap<&'static str, KernelCount>, String>,
+    pub ledger: &'a LossLedger,
+    pub kernel: &'a Result<BTreeMap<EventKind, KernelCount>, String>,
+    pub ebpf: &'a EbpfLoss,
 }
 
 impl fmt::Display for Summary<'_> {
@@ -154,9 +122,9 @@ impl fmt::Display for Summary<'_> {
         write!(
             f,
             "; sequence gaps={} late={} decode errors={} sink failures={} switch duplicates suppressed={}",
-            self.ledger.sequence_gaps,
-            self.ledger.late_records,
-            self.ledger.decode_errors,
+            self.ebpf.sequence_gaps,
+            self.ebpf.late_records,
+            self.ebpf.decode_errors,
             self.ledger.sink_failures,
             self.ledger.overlap_duplicates
         )
@@ -188,30 +156,5 @@ mod tests {
                 missing: 3
             }
         );
-    }
-
-    #[test]
-    fn drops_are_reported_once() {
-        let mut l = LossLedger::default();
-        let mut k = BTreeMap::new();
-        k.insert(
-            "process_exec",
-            KernelCount {
-                emitted: 5,
-                ringbuf_drops: 3,
-                ..Default::default()
-            },
-        );
-        assert_eq!(l.unreported_drops(&k).get("process_exec"), Some(&3));
-        assert!(l.unreported_drops(&k).is_empty());
-        k.insert(
-            "process_exec",
-            KernelCount {
-                emitted: 5,
-                ringbuf_drops: 4,
-                ..Default::default()
-            },
-        );
-        assert_eq!(l.unreported_drops(&k).get("process_exec"), Some(&1));
     }
 }

@@ -42,7 +42,7 @@ fn read_process(dir: &Path, pid: u32) -> Option<ProcSnapshot> {
         .ok()
         .map(|p| p.to_string_lossy().into_owned());
     let argv = fs::read(dir.join("cmdline"))
-        .map(|raw| crate::decode::split_argv(&raw))
+        .map(|raw| crate::ebpf::decode::split_argv(&raw))
         .unwrap_or_default();
     Some(ProcSnapshot {
         pid,

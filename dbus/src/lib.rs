@@ -1,7 +1,12 @@
-//! The D-Bus contract of mdatp (shared/DESIGN.md): names, the client proxy
-//! the CLI uses, and the health keys. The daemon's server object lives in
-//! the daemon and implements the same interface; `org.mdatp.Sensor1.xml`
-//! is its introspection data and `org.mdatp.Sensor1.conf` the bus policy.
+//! The D-Bus contract of mdatp (docs/ARCHITECTURE.md, "D-Bus"): names, the
+//! client proxy the CLI uses, and the `Health` type. The daemon's server
+//! object lives in the daemon and implements the same interface;
+//! `org.mdatp.Sensor1.xml` is its introspection data and
+//! `org.mdatp.Sensor1.conf` the bus policy.
+
+mod health;
+
+pub use health::{Health, value_to_json};
 
 use std::collections::HashMap;
 
@@ -9,33 +14,6 @@ use zbus::zvariant::{OwnedValue, Value};
 
 pub const BUS_NAME: &str = "org.mdatp.Sensor1";
 pub const OBJECT_PATH: &str = "/org/mdatp/Sensor1";
-pub const INTERFACE: &str = "org.mdatp.Sensor1";
-/// Error name of a change refused because a managed profile sets the key.
-pub const ERROR_LOCKED: &str = "org.mdatp.Sensor1.Error.Locked";
-/// Error name of a change the configuration rejects.
-pub const ERROR_INVALID: &str = "org.mdatp.Sensor1.Error.InvalidConfig";
-
-/// Keys of the `Health()` dictionary, in display order.
-pub const HEALTH_KEYS: &[&str] = &[
-    "healthy",
-    "health_issues",
-    "supplementary_events_subsystem",
-    "ebpf_supplementary_event_provider",
-    "fallback_reason",
-    "event_sources",
-    "active_hooks",
-    "failed_hooks",
-    "events_delivered",
-    "loss",
-    "audit_enabled",
-    "audit_immutable",
-    "audit_rules_loaded",
-    "login_events",
-    "config_errors",
-    "event_output",
-    "version",
-    "kernel",
-];
 
 #[zbus::proxy(
     interface = "org.mdatp.Sensor1",

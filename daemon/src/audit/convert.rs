@@ -1,9 +1,17 @@
 //! Assembled audit events → normalized events, the same shapes the eBPF
 //! provider produces. Identity fields the audit records lack (process
 //! start time, hence entity ids) are filled in by the pipeline.
+// libc's SYS_* constants keep the kernel's lower-case names in match patterns.
+#![allow(non_upper_case_globals)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use libc::{
+    SYS_accept, SYS_accept4, SYS_bind, SYS_chmod, SYS_chown, SYS_connect, SYS_creat, SYS_execve,
+    SYS_execveat, SYS_exit_group, SYS_fchmodat, SYS_fchownat, SYS_lchown, SYS_link, SYS_linkat,
+    SYS_listen, SYS_mkdir, SYS_mkdirat, SYS_open, SYS_openat, SYS_openat2, SYS_rename,
+    SYS_renameat, SYS_renameat2, SYS_rmdir, SYS_symlink, SYS_symlinkat, SYS_unlink, SYS_unlinkat,
+};
 use linux_audit_parser::{Body, MessageType, Number, Parser, Value};
 
 use super::assemble::AuditEvent;
@@ -247,7 +255,7 @@ pub fn convert(ev: &AuditEvent) -> Result<Event, Skip> {
     let first_path = |nt: &str| ctx.paths(nt).into_iter().next().ok_or(Skip::Incomplete);
     let a = |k: &str| arg(&syscall.body, k).unwrap_or(0);
     match nr {
-        59 | 322 => {
+        SYS_execve | SYS_execveat => {
             let exec = records
                 .iter()
                 .find(|r| r.ty == EXECVE)
@@ -271,7 +279,7 @@ pub fn convert(ev: &AuditEvent) -> Result<Event, Skip> {
                 origin,
             })))
         }
-        231 => Ok(Event::Process(Box::new(ProcessEvent {
+        SYS_exit_group => Ok(Event::Process(Box::new(ProcessEvent {
             time_ns,
             activity: ProcessActivity::Exit {
                 code: (a("a0") & 0xff) as u32,
@@ -285,11 +293,12 @@ pub fn convert(ev: &AuditEvent) -> Result<Event, Skip> {
             process,
             origin,
         }))),
-        2 | 257 | 437 | 85 => {
+        SYS_open | SYS_openat | SYS_openat2 | SYS_creat => {
             let flags = match nr {
-                2 => a("a1"),
-                257 => a("a2"),
-                85 => 0o1101,
+                SYS_open => a("a1"),
+                SYS_openat => a("a2"),
+                // creat(2) is open(O_CREAT|O_WRONLY|O_TRUNC).
+                SYS_creat => 0o1101,
                 _ => 0,
             } as u32;
             let created = ctx.paths("CREATE").into_iter().next();
@@ -300,7 +309,7 @@ pub fn convert(ev: &AuditEvent) -> Result<Event, Skip> {
             };
             let mut access = 0u32;
             let acc = flags & 3;
-            if nr != 437 {
+            if nr != SYS_openat2 {
                 if acc != 1 {
                     access |= 1;
                 }
@@ -317,26 +326,31 @@ pub fn convert(ev: &AuditEvent) -> Result<Event, Skip> {
             let fd = num(&syscall.body, "exit").unwrap_or(-1) as i32;
             file(FileActivity::Open { access, flags, fd }, f)
         }
-        87 | 263 | 84 => {
-            let directory = nr == 84 || (nr == 263 && a("a2") & 0x200 != 0);
+        SYS_unlink | SYS_unlinkat | SYS_rmdir => {
+            let directory =
+                nr == SYS_rmdir || (nr == SYS_unlinkat && a("a2") & libc::AT_REMOVEDIR as u64 != 0);
             file(FileActivity::Delete { directory }, first_path("DELETE")?)
         }
-        82 | 264 | 316 => {
+        SYS_rename | SYS_renameat | SYS_renameat2 => {
             let from = first_path("DELETE")?;
             let to = first_path("CREATE")?;
-            let flags = if nr == 316 { a("a4") as u32 } else { 0 };
+            let flags = if nr == SYS_renameat2 {
+                a("a4") as u32
+            } else {
+                0
+            };
             file(FileActivity::Rename { to, flags }, from)
         }
-        83 | 258 => {
-            let mode = if nr == 83 { a("a1") } else { a("a2") } as u32;
+        SYS_mkdir | SYS_mkdirat => {
+            let mode = if nr == SYS_mkdir { a("a1") } else { a("a2") } as u32;
             file(FileActivity::Mkdir { mode }, first_path("CREATE")?)
         }
-        90 | 268 => {
-            let mode = if nr == 90 { a("a1") } else { a("a2") } as u32;
+        SYS_chmod | SYS_fchmodat => {
+            let mode = if nr == SYS_chmod { a("a1") } else { a("a2") } as u32;
             file(FileActivity::Chmod { mode }, first_path("NORMAL")?)
         }
-        92 | 94 | 260 => {
-            let (u, g) = if nr == 260 {
+        SYS_chown | SYS_lchown | SYS_fchownat => {
+            let (u, g) = if nr == SYS_fchownat {
                 (a("a2"), a("a3"))
             } else {
                 (a("a1"), a("a2"))
@@ -350,27 +364,27 @@ pub fn convert(ev: &AuditEvent) -> Result<Event, Skip> {
                 first_path("NORMAL")?,
             )
         }
-        86 | 265 => {
+        SYS_link | SYS_linkat => {
             let to = first_path("CREATE")?;
             let existing = first_path("NORMAL").unwrap_or_default();
             file(FileActivity::Link { to, flags: 0 }, existing)
         }
-        88 | 266 => file(
+        SYS_symlink | SYS_symlinkat => file(
             FileActivity::Symlink {
                 target: String::new(),
             },
             first_path("CREATE")?,
         ),
-        42 | 43 | 288 | 49 | 50 => {
+        SYS_connect | SYS_accept | SYS_accept4 | SYS_bind | SYS_listen => {
             let addr = records
                 .iter()
                 .find(|r| r.ty == SOCKADDR)
                 .and_then(|r| r.body.get("saddr").and_then(bytes))
                 .and_then(|b| sockaddr(&b));
             let (activity, local, remote) = match nr {
-                42 => (NetActivity::Connect, None, addr),
-                43 | 288 => (NetActivity::Accept, None, addr),
-                49 => (NetActivity::Bind, addr, None),
+                SYS_connect => (NetActivity::Connect, None, addr),
+                SYS_accept | SYS_accept4 => (NetActivity::Accept, None, addr),
+                SYS_bind => (NetActivity::Bind, addr, None),
                 _ => (
                     NetActivity::Listen {
                         backlog: a("a1") as u32,

@@ -1,36 +1,100 @@
 //! Our audit rules: generated, written to the rules file, loaded, and
 //! removed again. Only rules carrying our key are ever touched.
+// libc's SYS_* constants keep the kernel's lower-case names in match patterns.
+#![allow(non_upper_case_globals)]
 
 use std::path::{Path, PathBuf};
 
 use super::control::{AuditError, Auditctl};
+use crate::kind::EventKind;
 
 pub const KEY: &str = "mdatp";
 pub const RULES_FILE: &str = "mdatp.rules";
 
-/// System calls each rule watches (x86_64 names; auditctl maps them).
-const RULES: &[(&str, &str)] = &[
-    ("process", "execve,execveat,exit_group"),
-    ("file_open", "open,openat,openat2,creat"),
+/// One rule per group of kinds; failed opens are reported by neither
+/// provider, so the open rule asks for success.
+const RULES: &[(&[EventKind], bool)] = &[
+    (&[EventKind::ProcessExec, EventKind::ProcessExit], false),
+    (&[EventKind::FileOpen], true),
     (
-        "file_change",
-        "unlink,unlinkat,rmdir,rename,renameat,renameat2,mkdir,mkdirat,chmod,fchmod,fchmodat,chown,fchown,lchown,fchownat,link,linkat,symlink,symlinkat",
+        &[
+            EventKind::FileDelete,
+            EventKind::FileRename,
+            EventKind::FileMkdir,
+            EventKind::FileChmod,
+            EventKind::FileChown,
+            EventKind::FileLink,
+            EventKind::FileSymlink,
+        ],
+        false,
     ),
-    ("network", "connect,accept,accept4,bind,listen"),
+    (
+        &[
+            EventKind::NetworkConnect,
+            EventKind::NetworkAccept,
+            EventKind::NetworkBind,
+            EventKind::NetworkListen,
+        ],
+        false,
+    ),
 ];
+
+/// The x86_64 name auditctl knows a system call by (the rules file is
+/// read by people too).
+pub fn syscall_name(nr: i64) -> &'static str {
+    use libc::*;
+    match nr {
+        SYS_execve => "execve",
+        SYS_execveat => "execveat",
+        SYS_exit_group => "exit_group",
+        SYS_open => "open",
+        SYS_openat => "openat",
+        SYS_openat2 => "openat2",
+        SYS_creat => "creat",
+        SYS_unlink => "unlink",
+        SYS_unlinkat => "unlinkat",
+        SYS_rmdir => "rmdir",
+        SYS_rename => "rename",
+        SYS_renameat => "renameat",
+        SYS_renameat2 => "renameat2",
+        SYS_mkdir => "mkdir",
+        SYS_mkdirat => "mkdirat",
+        SYS_chmod => "chmod",
+        SYS_fchmod => "fchmod",
+        SYS_fchmodat => "fchmodat",
+        SYS_chown => "chown",
+        SYS_fchown => "fchown",
+        SYS_lchown => "lchown",
+        SYS_fchownat => "fchownat",
+        SYS_link => "link",
+        SYS_linkat => "linkat",
+        SYS_symlink => "symlink",
+        SYS_symlinkat => "symlinkat",
+        SYS_connect => "connect",
+        SYS_accept => "accept",
+        SYS_accept4 => "accept4",
+        SYS_bind => "bind",
+        SYS_listen => "listen",
+        _ => "unknown",
+    }
+}
 
 /// The auditctl arguments of every rule. The sensor's own process and its
 /// children (auditctl) are left out so that its own work does not feed back.
 pub fn rule_args(own_pid: u32) -> Vec<Vec<String>> {
     RULES
         .iter()
-        .map(|(what, syscalls)| {
-            let mut a: Vec<String> = ["-a", "always,exit", "-F", "arch=b64", "-S", syscalls]
+        .map(|(kinds, success_only)| {
+            let syscalls: Vec<&str> = kinds
+                .iter()
+                .flat_map(|k| k.spec().audit_syscalls.iter().map(|nr| syscall_name(*nr)))
+                .collect();
+            let mut a: Vec<String> = ["-a", "always,exit", "-F", "arch=b64", "-S"]
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
-            if *what == "file_open" {
-                // Failed opens are not reported by either provider.
+            a.push(syscalls.join(","));
+            if *success_only {
                 a.extend(["-F".into(), "success=1".into()]);
             }
             a.extend(["-F".into(), format!("pid!={own_pid}")]);
@@ -149,6 +213,21 @@ mod tests {
         assert!(!is_ours(
             "-a always,exit -F arch=b64 -S openat -F key=hardening"
         ));
+    }
+
+    #[test]
+    fn every_audit_syscall_of_a_kind_has_a_rule_name() {
+        for k in EventKind::ALL {
+            for nr in k.spec().audit_syscalls {
+                assert_ne!(syscall_name(*nr), "unknown", "{k}: syscall {nr}");
+            }
+        }
+        let rules = rule_args(1).concat().join(" ");
+        assert!(rules.contains("-S execve,execveat,exit_group "), "{rules}");
+        assert!(
+            rules.contains("open,openat,openat2,creat -F success=1"),
+            "{rules}"
+        );
     }
 
     #[test]

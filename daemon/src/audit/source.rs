@@ -1,5 +1,6 @@
-//! The running audit side: the multicast reader and assembler (always on,
-//! for login events), and — in auditd-provider mode — our loaded rules.
+//! The audit event source: the multicast reader and assembler (always on,
+//! for login events), the conversion of what it reads into normalized
+//! events, and — for the kinds audit serves — our loaded rules.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,8 +11,17 @@ use tokio::io::unix::AsyncFd;
 
 use super::assemble::{Assembler, AuditEvent};
 use super::control::{AuditError, Auditctl};
+use super::convert::{self, Skip};
 use super::netlink::{AuditMulticast, RawAuditRecord, Received};
-use super::rules::RuleManager;
+use super::rules::{KEY, RuleManager};
+use crate::event::{Event, ProcessInfo};
+use crate::kind::{EventKind, Served};
+use crate::pipeline::Pipeline;
+
+/// Audit record types: user-space messages (PAM's USER_*) and the
+/// SYSCALL record that carries a rule's key.
+const USER_MSG: std::ops::Range<u16> = 1100..1200;
+const SYSCALL: u16 = 1300;
 
 /// Counts of what the audit side could not turn into events.
 #[derive(Debug, Default, Clone)]
@@ -24,8 +34,8 @@ pub struct AuditLoss {
     pub malformed_records: u64,
     /// Events flushed without their EOE record.
     pub incomplete_events: u64,
-    /// Skipped by reason (malformed, incomplete, not reported).
-    pub skipped: BTreeMap<&'static str, u64>,
+    /// Events converted to nothing, by reason (malformed, incomplete).
+    pub skipped: BTreeMap<String, u64>,
 }
 
 pub struct AuditReader {
@@ -56,8 +66,32 @@ impl AuditReader {
         Ok(())
     }
 
+    /// Everything waiting, converted into `pipeline`. `syscalls`: events
+    /// of our rules are reported (audit serves kinds now, or a switch
+    /// away from it is draining them); login records always are.
+    pub fn drain(&mut self, syscalls: bool, pipeline: &mut Pipeline) {
+        let events = self.read(Instant::now());
+        if events.is_empty() {
+            return;
+        }
+        for ev in &events {
+            if !reported(ev, syscalls) {
+                continue;
+            }
+            match convert::convert(ev) {
+                Ok(mut event) => {
+                    fill_start_times(&mut event);
+                    pipeline.submit(event);
+                }
+                Err(Skip::NotReported) => {}
+                Err(skip) => *self.loss.skipped.entry(format!("{skip:?}")).or_default() += 1,
+            }
+        }
+        pipeline.flush();
+    }
+
     /// Everything waiting, assembled; plus events that timed out.
-    pub fn drain(&mut self, now: Instant) -> Vec<AuditEvent> {
+    fn read(&mut self, now: Instant) -> Vec<AuditEvent> {
         let mut out = Vec::new();
         self.buf.clear();
         match self.sock.get_mut().read(&mut self.buf) {
@@ -73,6 +107,54 @@ impl AuditReader {
         out.extend(expired);
         self.loss.malformed_records = self.assembler.malformed;
         out
+    }
+}
+
+/// Login records always; syscall records only with our key, and only
+/// while `syscalls`.
+fn reported(ev: &AuditEvent, syscalls: bool) -> bool {
+    let Some(first) = ev.records.first() else {
+        return false;
+    };
+    if USER_MSG.contains(&first.ty) {
+        return true;
+    }
+    let key = format!(" key=\"{KEY}\"");
+    syscalls
+        && ev
+            .records
+            .iter()
+            .any(|r| r.ty == SYSCALL && r.text.windows(key.len()).any(|w| w == key.as_bytes()))
+}
+
+/// Audit records carry no process start time: it is read from /proc while
+/// the process is still there (the pipeline derives entity ids from it).
+fn fill_start_times(event: &mut Event) {
+    let (process, parent) = match event {
+        Event::Process(p) => (&mut p.process, p.parent.as_mut()),
+        Event::File(f) => (&mut f.process, None),
+        Event::Network(n) => (&mut n.process, None),
+        Event::Auth(a) => (&mut a.process, None),
+        Event::Loss(_) => return,
+    };
+    fill_start_time(process);
+    if let Some(p) = parent {
+        fill_start_time(p);
+    }
+}
+
+fn fill_start_time(p: &mut ProcessInfo) {
+    if p.start_boot_ns.is_some() || p.pid == 0 {
+        return;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.pid))
+        .ok()
+        .and_then(|s| crate::procfs::parse_stat(&s));
+    if let Some((comm, _ppid, ticks)) = stat {
+        p.start_boot_ns = Some(crate::clock::ticks_to_boot_ns(ticks));
+        if p.name.is_none() {
+            p.name = Some(comm.into());
+        }
     }
 }
 
@@ -124,6 +206,97 @@ impl AuditRules {
         }
         log::info!("removed {n} audit rules keyed mdatp");
         Ok(())
+    }
+}
+
+/// The audit source as the daemon runs it: the reader (login events, and
+/// the records of our rules) and, while audit serves kinds, our rules.
+#[derive(Default)]
+pub struct AuditSource {
+    pub reader: Option<AuditReader>,
+    pub rules: Option<AuditRules>,
+}
+
+impl AuditSource {
+    /// Opens the multicast reader; without it login events are unavailable.
+    pub fn open() -> Self {
+        let reader = match AuditReader::open() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                log::warn!(
+                    "login events unavailable: cannot read the audit netlink multicast group: {e}"
+                );
+                None
+            }
+        };
+        Self {
+            reader,
+            rules: None,
+        }
+    }
+
+    pub async fn readable(&self) {
+        match &self.reader {
+            Some(r) => {
+                if r.readable().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    pub fn drain(&mut self, syscalls: bool, pipeline: &mut Pipeline) {
+        if let Some(r) = &mut self.reader {
+            r.drain(syscalls, pipeline);
+        }
+    }
+
+    /// Whether it serves `kind` now, and if not, why.
+    pub fn serves(&self, kind: EventKind) -> Served {
+        if kind == EventKind::Login {
+            return match self.reader {
+                Some(_) => Served::Yes,
+                None => Served::No("cannot read the audit netlink multicast group".into()),
+            };
+        }
+        if kind.spec().audit_syscalls.is_empty() {
+            return Served::No("the audit subsystem has no record of it".into());
+        }
+        match (&self.rules, &self.reader) {
+            (Some(_), Some(_)) => Served::Yes,
+            (None, _) => Served::No("the sensor's audit rules are not loaded".into()),
+            (_, None) => Served::No("cannot read the audit netlink multicast group".into()),
+        }
+    }
+
+    /// Loss for health (zero entries left out).
+    pub fn loss_map(&self, m: &mut BTreeMap<String, u64>) {
+        let Some(a) = &self.reader else { return };
+        for (k, v) in [
+            ("audit_kernel_lost", a.loss.kernel_lost),
+            ("audit_socket_overflows", a.loss.socket_overflows),
+            ("audit_incomplete_events", a.loss.incomplete_events),
+        ] {
+            if v > 0 {
+                m.insert(k.to_string(), v);
+            }
+        }
+    }
+
+    /// The audit part of the loss-totals line.
+    pub fn summary(&self) -> String {
+        match &self.reader {
+            Some(a) => format!(
+                "; audit: kernel lost={} socket overflows={} malformed records={} incomplete events={} skipped={:?}",
+                a.loss.kernel_lost,
+                a.loss.socket_overflows,
+                a.loss.malformed_records,
+                a.loss.incomplete_events,
+                a.loss.skipped
+            ),
+            None => "; audit: not read".into(),
+        }
     }
 }
 

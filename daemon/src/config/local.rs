@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{ConfigErrors, ConfigPaths, load};
+use super::{ConfigErrors, ConfigPaths, LoadedConfig, load};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetError {
@@ -29,9 +29,16 @@ pub enum SetError {
 
 /// Sets `key` (dotted, e.g. `ebpf_supplementary_event_provider` or
 /// `folding.window_ms`) to `value` (a YAML scalar or list) in local.yaml.
-/// The result is validated as a whole; an invalid result is not written.
-pub fn set(paths: &ConfigPaths, key: &str, value: &str) -> Result<(), SetError> {
-    let before = load(paths).map_err(SetError::Invalid)?;
+/// The result is validated as a whole, once, and returned to be applied;
+/// an invalid result is not written. `running` is the configuration in
+/// force (its managed locks decide what may change).
+pub fn set(
+    paths: &ConfigPaths,
+    running: &LoadedConfig,
+    key: &str,
+    value: &str,
+) -> Result<LoadedConfig, SetError> {
+    let before = running;
     if let Some(file) = before.locked.get(key).or_else(|| {
         // A managed profile that sets a parent key locks its children.
         before
@@ -77,7 +84,8 @@ pub fn set(paths: &ConfigPaths, key: &str, value: &str) -> Result<(), SetError> 
     }
     let text = serde_yaml::to_string(&doc).unwrap_or_default();
     write_atomic(&path, &text)?;
-    if let Err(e) = load(paths) {
+    let loaded = load(paths);
+    if let Err(e) = &loaded {
         // Put the old file back: a refused change changes nothing.
         let _ = match &old {
             Some(t) => write_atomic(&path, t),
@@ -92,10 +100,10 @@ pub fn set(paths: &ConfigPaths, key: &str, value: &str) -> Result<(), SetError> 
                 key: key.to_string(),
             }
         } else {
-            SetError::Invalid(e)
+            SetError::Invalid(e.clone())
         });
     }
-    Ok(())
+    loaded.map_err(SetError::Invalid)
 }
 
 fn write_atomic(path: &PathBuf, text: &str) -> Result<(), SetError> {

@@ -195,15 +195,11 @@ fn check_file(path: &Path, problems: &mut Vec<ConfigProblem>) -> Option<(String,
         }
     };
     if let Err(crate::filters::FilterError::Invalid { problems: p, .. }) = cfg.compile(&file) {
-        for one in p.split("; ") {
-            let (key, msg) = one.split_once(": ").unwrap_or(("", one));
-            let key = key.split_whitespace().next().unwrap_or("").to_string();
-            problems.push(ConfigProblem {
-                file: file.clone(),
-                key: (!key.is_empty()).then_some(key),
-                message: msg.to_string(),
-            });
-        }
+        problems.extend(p.into_iter().map(|one| ConfigProblem {
+            file: file.clone(),
+            key: Some(one.key),
+            message: one.message,
+        }));
         return None;
     }
     Some((text, keys_of(&value)))

@@ -104,12 +104,23 @@ fn a_managed_key_cannot_be_set_locally_until_the_profile_goes() {
     let (_t, p) = tree();
     let managed = p.config_dir.join("managed/50-mdm.yaml");
     write(&managed, "ebpf_supplementary_event_provider: disabled\n");
-    match set(&p, "ebpf_supplementary_event_provider", "enabled") {
+    match set(
+        &p,
+        &load(&p).expect("valid tree"),
+        "ebpf_supplementary_event_provider",
+        "enabled",
+    ) {
         Err(SetError::Locked { file, .. }) => assert_eq!(file, managed),
         other => panic!("expected Locked, got {other:?}"),
     }
     fs::remove_file(&managed).expect("rm");
-    set(&p, "ebpf_supplementary_event_provider", "disabled").expect("unlocked");
+    set(
+        &p,
+        &load(&p).expect("valid tree"),
+        "ebpf_supplementary_event_provider",
+        "disabled",
+    )
+    .expect("unlocked");
     assert_eq!(
         load(&p)
             .expect("valid")
@@ -117,20 +128,37 @@ fn a_managed_key_cannot_be_set_locally_until_the_profile_goes() {
             .ebpf_supplementary_event_provider,
         EbpfSetting::Disabled
     );
-    set(&p, "folding.window_ms", "750").expect("nested key");
+    set(
+        &p,
+        &load(&p).expect("valid tree"),
+        "folding.window_ms",
+        "750",
+    )
+    .expect("nested key");
     assert_eq!(load(&p).expect("valid").settings.folding.window_ms, 750);
 }
 
 #[test]
 fn a_bad_local_change_is_refused_and_changes_nothing() {
     let (_t, p) = tree();
-    set(&p, "folding.window_ms", "750").expect("valid");
+    set(
+        &p,
+        &load(&p).expect("valid tree"),
+        "folding.window_ms",
+        "750",
+    )
+    .expect("valid");
     assert!(matches!(
-        set(&p, "folding.window_ms", "soon"),
+        set(
+            &p,
+            &load(&p).expect("valid tree"),
+            "folding.window_ms",
+            "soon"
+        ),
         Err(SetError::Invalid(_))
     ));
     assert!(matches!(
-        set(&p, "no_such_key", "1"),
+        set(&p, &load(&p).expect("valid tree"), "no_such_key", "1"),
         Err(SetError::UnknownKey { .. })
     ));
     assert_eq!(

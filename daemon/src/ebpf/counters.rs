@@ -1,9 +1,9 @@
 use std::collections::BTreeMap;
 
 use aya::maps::{MapData, PerCpuArray};
-use mdatp_bpf::EVENT_TYPES;
 use mdatp_bpf::abi::mdatp_counters;
 
+use crate::kind::EventKind;
 use crate::loss::{KernelCount, KernelCounters};
 
 /// The per-CPU `counters` map, summed over CPUs on read.
@@ -18,13 +18,14 @@ impl BpfCounters {
 }
 
 impl KernelCounters for BpfCounters {
-    fn read(&self) -> Result<BTreeMap<&'static str, KernelCount>, String> {
+    fn read(&self) -> Result<BTreeMap<EventKind, KernelCount>, String> {
         let mut out = BTreeMap::new();
-        for (ty, name) in EVENT_TYPES {
+        for kind in EventKind::ALL {
+            let Some(abi) = kind.spec().abi else { continue };
             let per_cpu = self
                 .map
-                .get(&(*ty as u32), 0)
-                .map_err(|e| format!("read counters[{name}]: {e}"))?;
+                .get(&(abi as u32), 0)
+                .map_err(|e| format!("read counters[{kind}]: {e}"))?;
             let mut sum = KernelCount::default();
             for c in per_cpu.iter() {
                 sum.emitted += c.emitted;
@@ -32,7 +33,7 @@ impl KernelCounters for BpfCounters {
                 sum.filtered += c.filtered;
                 sum.folded += c.folded;
             }
-            out.insert(*name, sum);
+            out.insert(kind, sum);
         }
         Ok(out)
     }

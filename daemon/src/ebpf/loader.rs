@@ -28,6 +28,8 @@ pub enum EbpfError {
         #[source]
         source: aya::maps::MapError,
     },
+    #[error("register the ring buffer with tokio")]
+    Register(#[source] std::io::Error),
     #[error("no BPF program could be attached ({0})")]
     NothingAttached(String),
     #[error("write filter map `{name}`")]

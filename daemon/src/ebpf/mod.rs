@@ -1,8 +1,15 @@
-//! The eBPF event provider: loads mdatp's BPF object, attaches each
-//! program on its own, and hands out the ring buffer and loss counters.
+//! The eBPF event source: loads mdatp's BPF object, attaches each program
+//! on its own, reads the ring buffer and turns its records into
+//! normalized events, counting every loss.
 
+mod convert;
 mod counters;
+pub mod decode;
 mod loader;
+pub mod records;
+mod source;
 
+pub use convert::{Converter, EbpfLoss};
 pub use counters::BpfCounters;
 pub use loader::{EbpfError, EbpfSensor, HookStatus, LoadOptions};
+pub use source::EbpfSource;

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use mdatp_bpf::abi::{mdatp_event_type as T, mdatp_file_flags, mdatp_file_ref, mdatp_net_event};
 
-use crate::decode::{FileOpRecord, OpenRecord};
+use super::decode::{FileOpRecord, OpenRecord};
 use crate::event::{Device, FileActivity, FileInfo, IdentitySource, NetActivity, SharedStr};
 use crate::paths::join_lexical;
 

@@ -1,0 +1,402 @@
+//! Ring-buffer records → normalized events: decode, per-CPU sequence
+//! check (a gap becomes an in-band loss record, with the kernel's drop
+//! counters per kind), and the event parts the record carries. Process
+//! identity is left for the pipeline's enrichment (`enrich.rs`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use foldhash::{HashMap, HashMapExt};
+use mdatp_bpf::abi::{mdatp_exec_flags as xf, mdatp_task_flags, mdatp_task_info};
+
+use super::decode::{self, ExecRecord, KernelRecord, comm_matches, comm_str, split_argv};
+use super::records;
+use crate::clock::HostClock;
+use crate::event::{
+    Credentials, Device, Event, FileActivity, FileEvent, FileInfo, LossDetection, LossRecord,
+    NetEvent, Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider, SharedStr,
+};
+use crate::kind::EventKind;
+use crate::loss::{KernelCount, KernelCounters, SeqOutcome, SeqTracker};
+
+const UNSET_ID: u32 = u32::MAX;
+const MAX_OPENED_PROCESSES: usize = 65_536;
+const OPENED_PER_PROCESS: usize = 2 * mdatp_bpf::abi::mdatp_bounds::MDATP_FOLD_SLOTS as usize;
+/// Highest CPU number a record may name before its source name is made
+/// per record instead of kept (a corrupt record cannot grow the table).
+const MAX_CPU_SOURCES: usize = 8192;
+const MAX_COMMS: usize = 65_536;
+
+/// What the eBPF side lost or could not read, besides the kernel's own
+/// counters.
+#[derive(Debug, Default, Clone)]
+pub struct EbpfLoss {
+    pub sequence_gaps: u64,
+    pub late_records: u64,
+    pub decode_errors: u64,
+    /// Kernel drops already reported in loss records.
+    reported_drops: BTreeMap<EventKind, u64>,
+}
+
+impl EbpfLoss {
+    /// Kernel drops per kind that no loss record has reported yet; marks
+    /// them reported.
+    pub fn unreported_drops(
+        &mut self,
+        kernel: &BTreeMap<EventKind, KernelCount>,
+    ) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (kind, c) in kernel {
+            let seen = self.reported_drops.entry(*kind).or_default();
+            if c.ringbuf_drops > *seen {
+                out.insert(kind.name().to_string(), c.ringbuf_drops - *seen);
+                *seen = c.ringbuf_drops;
+            }
+        }
+        out
+    }
+}
+
+/// The record → event step of the eBPF source.
+pub struct Converter {
+    clock: HostClock,
+    counters: Option<Box<dyn KernelCounters + Send>>,
+    seq: SeqTracker,
+    pub loss: EbpfLoss,
+    /// "ebpf/cpuN" by CPU, made once.
+    cpu_sources: Vec<Arc<str>>,
+    /// pid → (dev, ino, path) of recent reported opens, so that a fold
+    /// record (device and inode only) can name its file.
+    opened: HashMap<u32, Vec<(u32, u64, SharedStr)>>,
+    /// pid → the last comm seen, shared while the kernel's still matches.
+    comms: HashMap<u32, SharedStr>,
+}
+
+impl Converter {
+    pub fn new(clock: HostClock, counters: Option<Box<dyn KernelCounters + Send>>) -> Self {
+        Self {
+            clock,
+            counters,
+            seq: SeqTracker::default(),
+            loss: EbpfLoss::default(),
+            cpu_sources: Vec::new(),
+            opened: HashMap::new(),
+            comms: HashMap::new(),
+        }
+    }
+
+    /// A new BPF object (or none): its counters and sequence numbers start
+    /// from zero; the totals of what was lost stay.
+    pub fn restart(&mut self, counters: Option<Box<dyn KernelCounters + Send>>) {
+        self.counters = counters;
+        self.loss.reported_drops.clear();
+        self.seq = SeqTracker::default();
+    }
+
+    /// The kernel's counters per kind.
+    pub fn read_counters(&self) -> Result<BTreeMap<EventKind, KernelCount>, String> {
+        match &self.counters {
+            Some(c) => c.read(),
+            None => Err("eBPF provider not running".into()),
+        }
+    }
+
+    /// One ring-buffer record: zero, one or two events (a loss record
+    /// before the event when the sequence shows a gap).
+    pub fn record(&mut self, bytes: &[u8], out: &mut impl FnMut(Event)) {
+        match decode::decode(bytes) {
+            Ok(rec) => self.convert(rec, out),
+            Err(e) => {
+                self.loss.decode_errors += 1;
+                log::warn!("dropping undecodable kernel record: {e}");
+            }
+        }
+    }
+
+    fn cpu_source(&mut self, cpu: u32) -> Arc<str> {
+        let i = cpu as usize;
+        if i >= MAX_CPU_SOURCES {
+            return format!("ebpf/cpu{i}").into();
+        }
+        while self.cpu_sources.len() <= i {
+            let n = self.cpu_sources.len();
+            self.cpu_sources.push(format!("ebpf/cpu{n}").into());
+        }
+        self.cpu_sources[i].clone()
+    }
+
+    fn convert(&mut self, rec: KernelRecord, out: &mut impl FnMut(Event)) {
+        let hdr = *rec.header();
+        let source = self.cpu_source(hdr.cpu);
+        match self.seq.observe(&source, hdr.seq) {
+            SeqOutcome::InOrder => {}
+            SeqOutcome::Late => self.loss.late_records += 1,
+            SeqOutcome::Gap {
+                first_missing,
+                missing,
+            } => {
+                self.loss.sequence_gaps += missing;
+                let dropped_by_type = match self.read_counters() {
+                    Ok(k) => self.loss.unreported_drops(&k),
+                    Err(e) => {
+                        log::warn!("cannot read kernel loss counters: {e}");
+                        Default::default()
+                    }
+                };
+                out(Event::Loss(LossRecord {
+                    time_ns: self.clock.boot_to_unix_ns(hdr.boot_ns),
+                    provider: Provider::Ebpf,
+                    source: source.clone(),
+                    detected_by: LossDetection::SequenceGap,
+                    first_missing: Some(first_missing),
+                    missing,
+                    dropped_by_type,
+                }));
+            }
+        }
+        let origin = Origin {
+            provider: Provider::Ebpf,
+            source,
+            sequence: hdr.seq,
+        };
+        let time_ns = self.clock.boot_to_unix_ns(hdr.boot_ns);
+        out(self.event(rec, time_ns, origin));
+    }
+
+    fn event(&mut self, rec: KernelRecord, time_ns: u64, origin: Origin) -> Event {
+        let file = |activity, file, error, process| {
+            Event::File(Box::new(FileEvent {
+                time_ns,
+                activity,
+                file,
+                error,
+                process,
+                origin: origin.clone(),
+            }))
+        };
+        match rec {
+            KernelRecord::Exec(r) => Event::Process(Box::new(self.exec(r, time_ns, origin))),
+            KernelRecord::Fork(f) => {
+                let parent = self.task_process(&f.parent);
+                let child = ProcessInfo {
+                    pid: f.child_pid,
+                    tid: Some(f.child_tid),
+                    start_boot_ns: Some(f.child_start_boottime_ns),
+                    creds: parent.creds.clone(),
+                    cgroup_id: parent.cgroup_id,
+                    ..Default::default()
+                };
+                Event::Process(Box::new(ProcessEvent {
+                    time_ns,
+                    activity: ProcessActivity::Fork,
+                    process: child,
+                    parent: Some(parent),
+                    origin,
+                }))
+            }
+            KernelRecord::Exit(x) => {
+                self.opened.remove(&x.task.pid);
+                let process = self.task_process(&x.task);
+                self.comms.remove(&x.task.pid);
+                Event::Process(Box::new(ProcessEvent {
+                    time_ns,
+                    activity: ProcessActivity::Exit {
+                        code: x.exit_code,
+                        signal: (x.exit_signal != 0).then_some(x.exit_signal),
+                        core_dumped: x.core_dumped != 0,
+                    },
+                    process,
+                    parent: Some(parent_of(&x.task)),
+                    origin,
+                }))
+            }
+            KernelRecord::Open(r) => {
+                let (activity, info) = records::open_event(&r);
+                if let Some(path) = &info.path {
+                    self.remember_open(r.task.pid, r.file.dev, r.file.ino, path.clone());
+                }
+                let process = self.task_process(&r.task);
+                file(activity, info, None, process)
+            }
+            KernelRecord::Fold(f) => {
+                let info = FileInfo {
+                    path: self.opened_path(f.task.pid, f.dev, f.ino),
+                    inode: Some(f.ino),
+                    device: Some(Device::from_kernel(f.dev)),
+                    ..Default::default()
+                };
+                let activity = FileActivity::OpenFolded {
+                    access: f.access,
+                    count: f.count,
+                    first_ns: self.clock.boot_to_unix_ns(f.first_ns),
+                    last_ns: self.clock.boot_to_unix_ns(f.last_ns),
+                };
+                let process = self.task_process(&f.task);
+                file(activity, info, None, process)
+            }
+            KernelRecord::FileOp(r) => {
+                let (mut activity, mut info, error) = records::file_op(&r);
+                records::complete_identity(&mut info);
+                if let FileActivity::Rename { to, .. } | FileActivity::Link { to, .. } =
+                    &mut activity
+                {
+                    records::complete_identity(to);
+                }
+                let process = self.task_process(&r.task);
+                file(activity, info, error, process)
+            }
+            KernelRecord::Net(n) => {
+                let parts = records::net(&n);
+                Event::Network(Box::new(NetEvent {
+                    time_ns,
+                    activity: parts.activity,
+                    protocol: parts.protocol,
+                    local: parts.local,
+                    remote: parts.remote,
+                    error: parts.error,
+                    process: self.task_process(&n.task),
+                    origin,
+                }))
+            }
+        }
+    }
+
+    fn exec(&mut self, r: ExecRecord, time_ns: u64, origin: Origin) -> ProcessEvent {
+        let t = &r.task;
+        let mut process = self.task_process(t);
+        process.exe =
+            (!r.has(xf::MDATP_EXEC_EXE_MISSING)).then(|| String::from_utf8_lossy(&r.exe).into());
+        process.exe_truncated = r.has(xf::MDATP_EXEC_EXE_TRUNCATED);
+        process.argv = (!r.has(xf::MDATP_EXEC_ARGV_MISSING)).then(|| split_argv(&r.argv).into());
+        process.argv_truncated = r.has(xf::MDATP_EXEC_ARGV_TRUNCATED);
+        process.argc = Some(r.argc);
+        process.cwd = Some(String::from_utf8_lossy(&r.cwd).into_owned());
+        process.cwd_truncated = r.has(xf::MDATP_EXEC_CWD_TRUNCATED);
+        ProcessEvent {
+            time_ns,
+            activity: ProcessActivity::Exec,
+            process,
+            parent: Some(parent_of(t)),
+            origin,
+        }
+    }
+
+    /// The acting task as the kernel described it.
+    fn task_process(&mut self, t: &mdatp_task_info) -> ProcessInfo {
+        ProcessInfo {
+            pid: t.pid,
+            tid: Some(t.tid),
+            start_boot_ns: Some(t.start_boottime_ns),
+            name: Some(self.comm(t)),
+            creds: Some(creds(t)),
+            cgroup_id: Some(t.cgroup_id),
+            ..Default::default()
+        }
+    }
+
+    /// The task's comm, shared with earlier events of the same pid while
+    /// it reads the same (a thread may rename itself).
+    fn comm(&mut self, t: &mdatp_task_info) -> SharedStr {
+        if let Some(c) = self.comms.get(&t.pid)
+            && comm_matches(&t.comm, c)
+        {
+            return c.clone();
+        }
+        if self.comms.len() >= MAX_COMMS {
+            self.comms.clear();
+        }
+        let name: SharedStr = comm_str(&t.comm).into();
+        self.comms.insert(t.pid, name.clone());
+        name
+    }
+
+    fn remember_open(&mut self, pid: u32, dev: u32, ino: u64, path: SharedStr) {
+        if self.opened.len() >= MAX_OPENED_PROCESSES && !self.opened.contains_key(&pid) {
+            self.opened.clear();
+        }
+        let list = self.opened.entry(pid).or_default();
+        list.retain(|(d, i, _)| !(*d == dev && *i == ino));
+        if list.len() >= OPENED_PER_PROCESS {
+            list.remove(0);
+        }
+        list.push((dev, ino, path));
+    }
+
+    fn opened_path(&self, pid: u32, dev: u32, ino: u64) -> Option<SharedStr> {
+        self.opened
+            .get(&pid)?
+            .iter()
+            .find(|(d, i, _)| *d == dev && *i == ino)
+            .map(|(_, _, p)| p.clone())
+    }
+
+    /// Drops the kernel counted that no sequence gap has reported yet (the
+    /// gap shows only once a later record of the same CPU arrives), as a
+    /// loss record.
+    pub fn counted_drops(&mut self) -> Option<Event> {
+        self.counters.as_ref()?;
+        let kernel = match self.read_counters() {
+            Ok(k) => k,
+            Err(e) => {
+                log::warn!("cannot read kernel loss counters: {e}");
+                return None;
+            }
+        };
+        let dropped_by_type = self.loss.unreported_drops(&kernel);
+        if dropped_by_type.is_empty() {
+            return None;
+        }
+        Some(Event::Loss(LossRecord {
+            time_ns: self.clock.now_unix_ns(),
+            provider: Provider::Ebpf,
+            source: "ebpf/kernel".into(),
+            detected_by: LossDetection::KernelCounter,
+            first_missing: None,
+            missing: dropped_by_type.values().sum(),
+            dropped_by_type,
+        }))
+    }
+}
+
+fn creds(t: &mdatp_task_info) -> Credentials {
+    let audit_ids = t.flags & mdatp_task_flags::MDATP_TASK_NO_AUDIT_IDS == 0;
+    Credentials {
+        uid: t.uid,
+        gid: t.gid,
+        euid: t.euid,
+        egid: t.egid,
+        user_name: None,
+        loginuid: (audit_ids && t.loginuid != UNSET_ID).then_some(t.loginuid),
+        sessionid: (audit_ids && t.sessionid != UNSET_ID).then_some(t.sessionid),
+    }
+}
+
+/// The real parent, identified by the kernel (described by enrichment).
+fn parent_of(t: &mdatp_task_info) -> ProcessInfo {
+    ProcessInfo {
+        pid: t.ppid,
+        start_boot_ns: Some(t.parent_start_boottime_ns),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_are_reported_once() {
+        let mut l = EbpfLoss::default();
+        let mut k = BTreeMap::new();
+        let count = |drops| KernelCount {
+            emitted: 5,
+            ringbuf_drops: drops,
+            ..Default::default()
+        };
+        k.insert(EventKind::ProcessExec, count(3));
+        assert_eq!(l.unreported_drops(&k).get("process_exec"), Some(&3));
+        assert!(l.unreported_drops(&k).is_empty());
+        k.insert(EventKind::ProcessExec, count(4));
+        assert_eq!(l.unreported_drops(&k).get("process_exec"), Some(&1));
+    }
+}

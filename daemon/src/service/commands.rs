@@ -1,0 +1,96 @@
+//! Commands to the daemon: reload (SIGHUP, D-Bus), configuration reads
+//! and changes (D-Bus, hence the CLI), diagnostics. A change is
+//! validated once, as a whole tree, and the validated configuration is
+//! what gets applied.
+
+use crate::bus::{BusCommand, ConfigReply};
+use crate::config::LoadedConfig;
+use crate::config::local::{self, SetError};
+use crate::provider::ProviderKind;
+
+use super::Daemon;
+
+impl Daemon {
+    pub(super) async fn command(&mut self, cmd: BusCommand) {
+        match cmd {
+            BusCommand::Reload => self.reload_from_disk().await,
+            BusCommand::GetConfig { key, reply } => {
+                let value = self.config.effective().remove(&key);
+                let _ = reply.send(value.ok_or(ConfigReply::UnknownKey(key)));
+            }
+            BusCommand::SetConfig { key, value, reply } => {
+                let paths = self.host.args.config_paths();
+                match local::set(&paths, &self.config, &key, &value) {
+                    Ok(config) => {
+                        let _ = reply.send(Ok(String::new()));
+                        self.apply(config).await;
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(match e {
+                            SetError::Locked { key, file } => ConfigReply::Locked(format!(
+                                "{key} is managed by {}: change it there",
+                                file.display()
+                            )),
+                            SetError::UnknownKey { key } => ConfigReply::UnknownKey(key),
+                            other => ConfigReply::Invalid(other.to_string()),
+                        }));
+                    }
+                }
+            }
+            BusCommand::Diagnostic { reply } => {
+                let health = self.health.lock().map(|h| h.clone()).unwrap_or_default();
+                let _ = reply.send(crate::diagnostic::Parts {
+                    health_json: serde_json::to_string_pretty(&health.to_json())
+                        .unwrap_or_default(),
+                    config_explain: self.config.explain(),
+                });
+            }
+        }
+    }
+
+    /// SIGHUP / D-Bus Reload: read and validate the whole tree; a bad tree
+    /// is refused, everything keeps running, and its problems show in
+    /// health.
+    pub(super) async fn reload_from_disk(&mut self) {
+        match crate::config::load(&self.host.args.config_paths()) {
+            Ok(config) => self.apply(config).await,
+            Err(e) => {
+                crate::systemd::reloading();
+                log::error!("reload refused, keeping the running configuration: {e}");
+                self.config_errors = e.0;
+                self.update_health();
+                crate::systemd::ready(&self.status_line(0.0));
+            }
+        }
+    }
+
+    /// Makes a validated configuration the running one, as systemd and
+    /// D-Bus see it: RELOADING, the switch if the provider setting
+    /// changed, the provider-change signals, fresh health, READY.
+    async fn apply(&mut self, config: LoadedConfig) {
+        crate::systemd::reloading();
+        let before = self.provider_kind();
+        self.setting = config.settings.ebpf_supplementary_event_provider;
+        self.config = config;
+        self.config_errors.clear();
+        self.apply_provider_setting();
+        self.refresh_audit_status();
+        self.announce(before).await;
+        self.update_health();
+        crate::systemd::ready(&self.status_line(0.0));
+    }
+
+    /// After a change: tell D-Bus listeners when the provider changed.
+    async fn announce(&self, before: ProviderKind) {
+        let now = self.provider_kind();
+        if let (Some(bus), true) = (&self.bus, before != now) {
+            let reason = self
+                .reason
+                .as_ref()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "eBPF enabled".into());
+            bus.provider_changed(&before.to_string(), &now.to_string(), &reason)
+                .await;
+        }
+    }
+}

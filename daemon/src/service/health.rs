@@ -1,0 +1,121 @@
+//! The health report, built from the running state after every change
+//! and once a second: what `Health()`, the properties and `mdatp health`
+//! read.
+
+use std::collections::BTreeMap;
+
+use mdatp_dbus::Health;
+
+use super::Daemon;
+use crate::kind::{EventKind, Served};
+use crate::provider::EbpfSetting;
+
+impl Daemon {
+    pub(super) fn update_health(&self) {
+        let health = self.health_report();
+        if let Ok(mut h) = self.health.lock() {
+            *h = health;
+        }
+    }
+
+    /// Where each kind comes from now: `ebpf`, `auditd`, or `unavailable`
+    /// with the reason.
+    fn event_sources(&self, login_events: &str) -> BTreeMap<String, String> {
+        EventKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let source = if kind == EventKind::Login {
+                    if login_events == "available" {
+                        "auditd (PAM records)".to_string()
+                    } else {
+                        format!("unavailable: {login_events}")
+                    }
+                } else {
+                    if self.ebpf.is_running() {
+                        self.ebpf.serves(kind).map_yes("ebpf")
+                    } else {
+                        self.audit.serves(kind).map_yes("auditd")
+                    }
+                };
+                (kind.name().to_string(), source)
+            })
+            .collect()
+    }
+
+    fn login_events(&self) -> String {
+        match (self.audit_status, &self.audit.reader) {
+            (_, None) => "unavailable: cannot read the audit netlink multicast group".into(),
+            (Some(s), _) if s.enabled == 0 && self.ebpf.is_running() => {
+                "unavailable: audit is disabled in the kernel (enabled 0)".into()
+            }
+            (None, _) => "unknown: audit status unavailable (auditctl)".into(),
+            _ => "available".into(),
+        }
+    }
+
+    fn health_report(&self) -> Health {
+        let mut issues: Vec<String> = self.issue.iter().cloned().collect();
+        let hooks = self.ebpf.hooks();
+        let active: Vec<String> = hooks
+            .iter()
+            .filter(|h| h.error.is_none())
+            .map(|h| h.hook.clone())
+            .collect();
+        let failed: Vec<String> = hooks
+            .iter()
+            .filter_map(|h| h.error.as_ref().map(|e| format!("{}: {e}", h.hook)))
+            .collect();
+        if !failed.is_empty() {
+            issues.push(format!("{} eBPF hooks failed to attach", failed.len()));
+        }
+        if !self.config_errors.is_empty() {
+            issues.push("the last configuration reload was refused (see config_errors)".into());
+        }
+        if self.bus.is_none() {
+            issues.push("D-Bus API unavailable".into());
+        }
+        let login_events = self.login_events();
+        let mut loss = BTreeMap::new();
+        self.ebpf.loss_map(&mut loss);
+        self.pipeline.loss_map(&mut loss);
+        self.audit.loss_map(&mut loss);
+        Health {
+            healthy: issues.is_empty(),
+            health_issues: issues,
+            supplementary_events_subsystem: self.provider_kind().to_string(),
+            ebpf_supplementary_event_provider: match self.setting {
+                EbpfSetting::Enabled => "enabled",
+                EbpfSetting::Disabled => "disabled",
+            }
+            .into(),
+            fallback_reason: self
+                .reason
+                .as_ref()
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
+            event_sources: self.event_sources(&login_events),
+            active_hooks: active,
+            failed_hooks: failed,
+            events_delivered: self.pipeline.delivered_map(),
+            loss,
+            audit_enabled: self.audit_status.map(|s| s.enabled),
+            audit_immutable: self.audit_status.is_some_and(|s| s.immutable()),
+            audit_rules_loaded: self.audit.rules.is_some(),
+            login_events,
+            config_errors: self.config_errors.iter().map(|p| p.to_string()).collect(),
+            event_output: self.event_output(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            kernel: self.host.kernel.clone(),
+        }
+    }
+}
+
+impl Served {
+    /// The source name when served, else `unavailable: <why>`.
+    fn map_yes(self, source: &str) -> String {
+        match self {
+            Served::Yes => source.to_string(),
+            Served::No(why) => format!("unavailable: {why}"),
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The daemon as one owner of the running state: the loaded
+//! configuration (every key), the sources, the pipeline and the health.
+//! Signals, timers and D-Bus calls are commands to it (`commands.rs`);
+//! provider selection and switching are in `providers.rs`, the health
+//! report in `health.rs`.
+
+mod commands;
+mod health;
+mod providers;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use mdatp_dbus::Health;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::args::Args;
+use crate::audit::source::AuditSource;
+use crate::audit::{AuditStatus, Auditctl};
+use crate::bus::{Bus, BusCommand};
+use crate::clock::HostClock;
+use crate::config::{ConfigProblem, LoadedConfig};
+use crate::ebpf::EbpfSource;
+use crate::enrich::Enricher;
+use crate::pipeline::Pipeline;
+use crate::process_cache::ProcessCache;
+use crate::procfs;
+use crate::provider::support::OsRelease;
+use crate::provider::{EbpfSetting, FallbackReason};
+use crate::sink::{JsonLines, Sink};
+
+/// Tail latency bound for events below the wake-up threshold.
+const POLL_INTERVAL: Duration = Duration::from_millis(25);
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+const AUDIT_STATUS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What does not change while the daemon runs.
+struct Host {
+    args: Args,
+    os: OsRelease,
+    kernel: String,
+    ctl: Auditctl,
+    own_pid: u32,
+}
+
+pub struct Daemon {
+    host: Host,
+    /// The one running configuration: validated once, applied whole.
+    config: LoadedConfig,
+    /// The provider setting in force (configuration, or the flag at start).
+    setting: EbpfSetting,
+    ebpf: EbpfSource,
+    audit: AuditSource,
+    /// Why eBPF does not serve the events (None while it does).
+    reason: Option<FallbackReason>,
+    /// A problem an admin must act on (immutable audit, ...).
+    issue: Option<String>,
+    pipeline: Pipeline,
+    config_errors: Vec<ConfigProblem>,
+    audit_status: Option<AuditStatus>,
+    audit_lost_base: Option<u64>,
+    health: Arc<Mutex<Health>>,
+    bus: Option<Bus>,
+}
+
+impl Daemon {
+    /// Loads the configuration, starts the sources (eBPF before the /proc
+    /// snapshot, so that no process falls between the two) and the bus.
+    pub async fn start(args: Args) -> anyhow::Result<(Self, mpsc::UnboundedReceiver<BusCommand>)> {
+        raise_memlock_limit();
+        let clock = HostClock::from_system().context("read boot id and clocks")?;
+        let sink: Box<dyn Sink + Send> = match args.event_output() {
+            None => Box::new(JsonLines::stdout()),
+            Some(path) => Box::new(
+                JsonLines::append(&path)
+                    .with_context(|| format!("open event output {}", path.display()))?,
+            ),
+        };
+        let config = crate::config::load(&args.config_paths()).map_err(|e| anyhow!("{e}"))?;
+        let setting = match args.ebpf_supplementary_event_provider.as_deref() {
+            None => config.settings.ebpf_supplementary_event_provider,
+            Some("enabled") => EbpfSetting::Enabled,
+            Some("disabled") => EbpfSetting::Disabled,
+            Some(other) => {
+                return Err(anyhow!(
+                    "--ebpf-supplementary-event-provider {other}: expected enabled or disabled"
+                ));
+            }
+        };
+        let host = Host {
+            os: os_release(args.test_os_release.as_deref()),
+            kernel: match &args.test_kernel_release {
+                Some(r) => r.clone(),
+                None => nix::sys::utsname::uname()
+                    .map(|u| u.release().to_string_lossy().into_owned())
+                    .context("uname")?,
+            },
+            ctl: Auditctl::default().with_enabled_override(args.test_audit_enabled),
+            own_pid: std::process::id(),
+            args,
+        };
+        let mut daemon = Daemon {
+            ebpf: EbpfSource::new(clock.clone()),
+            audit: AuditSource::default(),
+            pipeline: Pipeline::new(Enricher::new(clock, ProcessCache::new()), sink),
+            host,
+            config,
+            setting,
+            reason: None,
+            issue: None,
+            config_errors: Vec::new(),
+            audit_status: None,
+            audit_lost_base: None,
+            health: Arc::new(Mutex::new(Health::default())),
+            bus: None,
+        };
+        daemon.select_initial_provider();
+        daemon.seed_processes()?;
+        daemon.audit = AuditSource {
+            rules: daemon.audit.rules.take(),
+            ..AuditSource::open()
+        };
+        daemon.read_audit_status_at_start();
+        let (tx, rx) = mpsc::unbounded_channel();
+        daemon.bus = match crate::bus::start(
+            Arc::clone(&daemon.health),
+            daemon.host.args.log_dir.join("diag"),
+            tx,
+        )
+        .await
+        {
+            Ok(b) => Some(b),
+            Err(e) => {
+                log::warn!(
+                    "D-Bus API unavailable: cannot own org.mdatp.Sensor1 on the system bus: {e}"
+                );
+                None
+            }
+        };
+        daemon.update_health();
+        Ok((daemon, rx))
+    }
+
+    fn seed_processes(&mut self) -> anyhow::Result<()> {
+        let snapshot = procfs::snapshot(Path::new("/proc")).context("snapshot /proc")?;
+        let excluded = self.ebpf.exclude_running(&self.config.filters, &snapshot)?;
+        if excluded > 0 {
+            log::info!("{excluded} running processes have an excluded executable");
+        }
+        let n = snapshot.len();
+        self.pipeline.seed(snapshot);
+        log::info!("process cache seeded with {n} processes");
+        Ok(())
+    }
+
+    fn read_audit_status_at_start(&mut self) {
+        match self.host.ctl.status() {
+            Ok(s) => {
+                self.audit_status = Some(s);
+                self.audit_lost_base = Some(s.lost);
+                if s.enabled == 0 && self.ebpf.is_running() {
+                    log::warn!(
+                        "login events unavailable: audit is disabled in the kernel (enabled 0); enable it with auditctl -e 1 or audit=1 on the kernel command line"
+                    );
+                }
+            }
+            Err(e) => log::warn!(
+                "audit status unavailable ({e}); login events and the audit fallback need auditd's tools"
+            ),
+        }
+    }
+
+    /// The audit status, refreshed (each read runs auditctl).
+    fn refresh_audit_status(&mut self) {
+        self.audit_status = self.host.ctl.status().ok();
+        if let (Some(base), Some(s), Some(r)) = (
+            self.audit_lost_base,
+            self.audit_status,
+            self.audit.reader.as_mut(),
+        ) {
+            r.loss.kernel_lost = s.lost.saturating_sub(base);
+        }
+    }
+
+    /// Syscall records of our rules are reported while eBPF does not run
+    /// (or while a switch away from audit drains them).
+    fn drain_audit(&mut self) {
+        let syscalls = !self.ebpf.is_running();
+        self.audit.drain(syscalls, &mut self.pipeline);
+    }
+
+    fn loss_totals(&self) -> String {
+        format!(
+            "{}{}",
+            self.ebpf.summary(&self.pipeline),
+            self.audit.summary()
+        )
+    }
+
+    /// Runs until SIGINT/SIGTERM, then detaches everything.
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<BusCommand>,
+    ) -> anyhow::Result<()> {
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sighup = signal(SignalKind::hangup())?;
+        let mut sigusr1 = signal(SignalKind::user_defined1())?;
+        let mut sigusr2 = signal(SignalKind::user_defined2())?;
+        let mut poll = interval(POLL_INTERVAL);
+        let mut housekeeping = interval(HOUSEKEEPING_INTERVAL);
+        let mut audit_status = interval(AUDIT_STATUS_INTERVAL);
+        let mut watchdog = crate::systemd::watchdog_interval().map(interval);
+        self.log_running();
+        crate::systemd::ready(&self.status_line(0.0));
+        let mut delivered_at_last_status = self.pipeline.delivered_total();
+
+        loop {
+            tokio::select! {
+                _ = self.ebpf.readable() => {
+                    self.ebpf.drain(&mut self.pipeline);
+                }
+                _ = self.audit.readable() => self.drain_audit(),
+                _ = poll.tick() => {
+                    self.ebpf.drain(&mut self.pipeline);
+                    self.drain_audit();
+                }
+                _ = housekeeping.tick() => {
+                    self.pipeline.tick();
+                    self.ebpf.tick(&mut self.pipeline);
+                    self.update_health();
+                }
+                Some(cmd) = commands.recv() => self.command(cmd).await,
+                _ = audit_status.tick() => {
+                    self.refresh_audit_status();
+                    let total = self.pipeline.delivered_total();
+                    let rate = (total - delivered_at_last_status) as f64 / AUDIT_STATUS_INTERVAL.as_secs_f64();
+                    delivered_at_last_status = total;
+                    crate::systemd::status(&self.status_line(rate));
+                }
+                _ = tick_opt(&mut watchdog) => crate::systemd::watchdog(),
+                _ = sigusr1.recv() => log::info!("loss totals: {}", self.loss_totals()),
+                _ = sigusr2.recv() => log::info!("{}", self.pipeline.hot_sources()),
+                _ = sighup.recv() => self.reload_from_disk().await,
+                _ = sigint.recv() => break,
+                _ = sigterm.recv() => break,
+            }
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    fn shutdown(mut self) {
+        crate::systemd::stopping();
+        log::info!("stopping");
+        // Programs detach here, before the final count.
+        let hooks = self.ebpf.stop(&mut self.pipeline);
+        if let Some(rules) = self.audit.rules.take() {
+            // Records already in flight are read before the rules go.
+            self.audit.drain(true, &mut self.pipeline);
+            if let Err(e) = rules.stop(false) {
+                log::warn!("removing the sensor's audit rules: {e}");
+            }
+        }
+        self.pipeline.tick();
+        self.pipeline.flush();
+        log::info!("loss totals: {}", self.loss_totals());
+        log::info!("{}", self.pipeline.hot_sources());
+        log::info!("stopped: {hooks} hooks detached");
+    }
+
+    fn event_output(&self) -> String {
+        self.host
+            .args
+            .event_output()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "stdout".into())
+    }
+}
+
+/// Missed ticks are skipped, not made up in a burst: under a flood a
+/// drain pass outlasts the poll period, and a burst of ready ticks would
+/// keep the loop from yielding to the signal and I/O drivers.
+fn interval(period: Duration) -> tokio::time::Interval {
+    let mut i = tokio::time::interval(period);
+    i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    i
+}
+
+async fn tick_opt(i: &mut Option<tokio::time::Interval>) {
+    match i {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn os_release(test: Option<&Path>) -> OsRelease {
+    let path = test
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/os-release"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        log::warn!(
+            "cannot read {} ({e}); the support table is not applied",
+            path.display()
+        );
+        String::new()
+    });
+    OsRelease::parse(&text)
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK.
+fn raise_memlock_limit() {
+    let lim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: lim is a valid rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) } != 0 {
+        log::debug!(
+            "could not raise RLIMIT_MEMLOCK: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}

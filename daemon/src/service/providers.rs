@@ -1,0 +1,192 @@
+//! Which source serves the events: eBPF when enabled, supported and
+//! loaded; the audit subsystem otherwise, with the reason. Switching is
+//! live and make-before-break.
+
+use std::time::Duration;
+
+use super::Daemon;
+use crate::audit::AuditError;
+use crate::audit::source::{AuditRules, clear_ours};
+use crate::ebpf::LoadOptions;
+use crate::event::Provider;
+use crate::provider::{self, EbpfSetting, FallbackReason, ProviderKind};
+
+/// How long both providers' events are compared during a switch.
+const SWITCH_OVERLAP: Duration = Duration::from_secs(3);
+
+impl Daemon {
+    pub(super) fn provider_kind(&self) -> ProviderKind {
+        if self.ebpf.is_running() {
+            ProviderKind::Ebpf
+        } else {
+            ProviderKind::Auditd
+        }
+    }
+
+    fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            ring_buffer_bytes: self.host.args.ring_buffer_size,
+            wakeup_bytes: self.host.args.wakeup_bytes,
+            break_programs: self.host.args.test_break_program.clone(),
+            filters: self.config.filters.clone(),
+        }
+    }
+
+    /// At start: eBPF if it may and can run, else audit rules.
+    pub(super) fn select_initial_provider(&mut self) {
+        match provider::preselect(self.setting, &self.host.os, &self.host.kernel) {
+            Ok(()) => {
+                if let Err(e) = self.ebpf.start(&self.load_options()) {
+                    let e = anyhow::Error::from(e).context("start the eBPF event provider");
+                    self.reason = Some(FallbackReason::LoadFailed(format!("{e:#}")));
+                }
+            }
+            Err(reason) => self.reason = Some(reason),
+        }
+        if self.ebpf.is_running() {
+            self.issue = clearing_issue(
+                clear_ours(&self.host.ctl, &self.host.args.audit_rules_dir).map(drop),
+            );
+        } else {
+            self.start_audit_rules();
+        }
+    }
+
+    fn start_audit_rules(&mut self) {
+        if let Some(r) = &self.reason {
+            log::warn!("falling back to the audit subsystem: {r}");
+        }
+        let h = &self.host;
+        match AuditRules::start(h.ctl.clone(), &h.args.audit_rules_dir, h.own_pid) {
+            Ok(rules) => self.audit.rules = Some(rules),
+            Err(AuditError::Immutable) => {
+                let issue = provider::immutable_remedy(ProviderKind::Auditd);
+                log::error!("{issue}");
+                self.issue = Some(issue);
+            }
+            Err(e) => {
+                let issue = format!("the auditd provider cannot load its rules: {e}");
+                log::error!("{issue}; login events are still read");
+                self.issue = Some(issue);
+            }
+        }
+    }
+
+    /// Applies the provider setting of the running configuration.
+    pub(super) fn apply_provider_setting(&mut self) {
+        match (self.setting, self.provider_kind()) {
+            (EbpfSetting::Disabled, ProviderKind::Ebpf) => self.switch_to_audit(),
+            (EbpfSetting::Enabled, ProviderKind::Auditd) => self.switch_to_ebpf(),
+            _ => log::info!(
+                "configuration reloaded; provider unchanged ({})",
+                self.provider_kind()
+            ),
+        }
+    }
+
+    /// Make: audit rules first. Break: then detach eBPF.
+    fn switch_to_audit(&mut self) {
+        self.pipeline.begin_overlap(Provider::Ebpf, SWITCH_OVERLAP);
+        self.reason = Some(FallbackReason::Disabled);
+        self.start_audit_rules();
+        if self.audit.rules.is_none() {
+            log::error!("switch to auditd failed; staying on eBPF");
+            self.reason = None;
+            return;
+        }
+        self.ebpf.drain(&mut self.pipeline);
+        self.ebpf.stop(&mut self.pipeline);
+        log::info!(provider = "auditd", reason = "disabled by configuration"; "provider switched: ebpf -> auditd (reason: disabled by configuration)");
+    }
+
+    /// Make: attach eBPF first. Break: then read what the rules still
+    /// produced and remove them.
+    fn switch_to_ebpf(&mut self) {
+        if let Err(r) = provider::preselect(EbpfSetting::Enabled, &self.host.os, &self.host.kernel)
+        {
+            log::warn!("staying on auditd: {r}");
+            self.reason = Some(r);
+            return;
+        }
+        match self.ebpf.start(&self.load_options()) {
+            Ok(()) => {
+                self.pipeline
+                    .begin_overlap(Provider::Auditd, SWITCH_OVERLAP);
+                // Records of the audit rules still in flight.
+                self.audit.drain(true, &mut self.pipeline);
+                let cleared = match self.audit.rules.take() {
+                    Some(rules) => rules.stop(true),
+                    None => clear_ours(&self.host.ctl, &self.host.args.audit_rules_dir).map(drop),
+                };
+                self.reason = None;
+                self.issue = clearing_issue(cleared);
+                log::info!(provider = "ebpf"; "provider switched: auditd -> ebpf");
+            }
+            Err(e) => {
+                let e = anyhow::Error::from(e).context("start the eBPF event provider");
+                log::error!("switch to eBPF failed, staying on auditd: {e:#}");
+                self.reason = Some(FallbackReason::LoadFailed(format!("{e:#}")));
+            }
+        }
+    }
+
+    pub(super) fn log_running(&self) {
+        let line = match &self.reason {
+            None => {
+                let active: Vec<&str> = self
+                    .ebpf
+                    .hooks()
+                    .iter()
+                    .filter(|h| h.error.is_none())
+                    .map(|h| h.hook.as_str())
+                    .collect();
+                format!(
+                    "sensor running: provider=ebpf hooks=[{}] ring_buffer={}B",
+                    active.join(", "),
+                    self.host.args.ring_buffer_size
+                )
+            }
+            Some(reason) => format!(
+                "sensor running: provider=auditd reason={:?} rules={}{}",
+                reason.to_string(),
+                if self.audit.rules.is_some() {
+                    "loaded"
+                } else {
+                    "not loaded"
+                },
+                self.issue
+                    .as_ref()
+                    .map(|i| format!(" issue={i:?}"))
+                    .unwrap_or_default()
+            ),
+        };
+        log::info!(
+            provider = self.provider_kind().to_string().as_str(),
+            reason = self.reason.as_ref().map(|r| r.to_string()).unwrap_or_default().as_str();
+            "{line}"
+        );
+    }
+
+    pub(super) fn status_line(&self, events_per_sec: f64) -> String {
+        let mut s = format!(
+            "provider={} events/s={events_per_sec:.0}",
+            self.provider_kind()
+        );
+        if let Some(r) = &self.reason {
+            s.push_str(&format!(" reason: {r}"));
+        }
+        s
+    }
+}
+
+/// The health issue (logged) when the eBPF provider could not clear the
+/// sensor's audit rules; immutable audit gets its remedy.
+fn clearing_issue(cleared: Result<(), AuditError>) -> Option<String> {
+    let issue = match cleared {
+        Ok(()) => return None,
+        Err(AuditError::Immutable) => provider::immutable_remedy(ProviderKind::Ebpf),
+        Err(e) => format!("cannot clear the sensor's audit rules: {e}"),
+    };
+    log::warn!("{issue}");
+    Some(issue)
+}
