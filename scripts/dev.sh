@@ -2,7 +2,8 @@
 # The README's two Quick start commands, as root on Debian 12:
 #   scripts/dev.sh run   set up, build, run the sensor in the foreground
 #   scripts/dev.sh test  set up, then fmt check, clippy, build, all tests,
-#                        the packages, and the installed-package test in a VM
+#                        the OCSF schema check of their events, the
+#                        packages, and the installed-package test in a VM
 #   scripts/dev.sh package   build the .deb, the .rpm's and the SELinux module
 #   scripts/dev.sh vm-test [--kernel PKG]   package, then the VM test alone
 #   scripts/dev.sh bench [mdatp-bench run flags]   the benchmark (not run by CI)
@@ -58,7 +59,11 @@ test)
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo build --workspace
+    # Every test daemon's events are kept for the OCSF schema check.
+    export MDATP_TEST_EVENT_ARCHIVE=$PWD/target/test-events
+    rm -rf "$MDATP_TEST_EVENT_ARCHIVE"
     cargo test --workspace
+    scripts/ocsf-validate.sh
     scripts/package.sh
     tests/integration/vm/run.sh
     ;;

@@ -84,9 +84,15 @@ fn base(
         .obj("metadata", |m| {
             metadata(m, &origin.source, Some(origin.sequence))
         })
-        .obj("device", |d| {
-            d.str("hostname", hostname);
-        });
+        .obj("device", |d| device(d, hostname));
+}
+
+/// The host. OCSF requires a device type; the sensor does not classify
+/// its host.
+fn device(d: &mut Obj<'_>, hostname: &str) {
+    d.str("hostname", hostname)
+        .u64("type_id", 0)
+        .caption("type", "Unknown");
 }
 
 /// status fields from an errno (None = success).
@@ -441,15 +447,16 @@ fn process_event(e: &ProcessEvent, hostname: &str, out: &mut Vec<u8>) {
             a.obj("process", |p| process_obj(p, actor, None));
         })
         .obj("process", |p| process_obj(p, &e.process, e.parent.as_ref()));
-        if let Some((id, name)) = launch {
-            o.u64("launch_type_id", id).caption("launch_type", name);
-        }
         if let ProcessActivity::Exit { code, .. } = e.activity {
             o.u64("exit_code", code.into());
         }
         o.obj("unmapped", |u| {
-            u.caption("provider", e.origin.provider.as_str())
-                .obj("process", |x| process_ext(x, &e.process));
+            u.caption("provider", e.origin.provider.as_str());
+            // launch_type arrived in OCSF 1.6; the pinned 1.5.0 lacks it.
+            if let Some((id, name)) = launch {
+                u.u64("launch_type_id", id).caption("launch_type", name);
+            }
+            u.obj("process", |x| process_ext(x, &e.process));
             if let Some(parent) = &e.parent {
                 u.obj("parent_process", |x| process_ext(x, parent));
             }
@@ -488,14 +495,24 @@ fn actor_obj(o: &mut Obj<'_>, p: &ProcessInfo) {
         o.str("name", name);
     }
     if let Some(exe) = &p.exe {
-        o.obj("file", |f| {
-            f.str("path", exe);
-        });
+        o.obj("file", |f| exe_file(f, exe, p.exe_truncated));
     }
     if let Some(c) = &p.creds {
         o.obj("user", |u| {
             u.u64_str("uid", c.uid.into());
         });
+    }
+}
+
+/// A process's executable as an OCSF file object.
+fn exe_file(f: &mut Obj<'_>, exe: &str, truncated: bool) {
+    let name = exe.rsplit('/').next().unwrap_or(exe);
+    f.str("path", exe)
+        .str("name", name)
+        .u64("type_id", 1)
+        .caption("type", "Regular File");
+    if truncated {
+        f.bool("is_truncated", true);
     }
 }
 
@@ -515,16 +532,7 @@ fn process_obj(o: &mut Obj<'_>, p: &ProcessInfo, parent: Option<&ProcessInfo>) {
         o.u64("created_time", ms(t));
     }
     if let Some(exe) = &p.exe {
-        let name = exe.rsplit('/').next().unwrap_or(exe);
-        o.obj("file", |f| {
-            f.str("path", exe)
-                .str("name", name)
-                .u64("type_id", 1)
-                .caption("type", "Regular File");
-            if p.exe_truncated {
-                f.bool("is_truncated", true);
-            }
-        });
+        o.obj("file", |f| exe_file(f, exe, p.exe_truncated));
     }
     if let Some(argv) = &p.argv {
         o.joined("cmd_line", argv);
@@ -590,9 +598,7 @@ fn loss_record(l: &LossRecord, hostname: &str, out: &mut Vec<u8>) {
                 ),
             )
             .obj("metadata", |m| metadata(m, &l.source, None))
-            .obj("device", |d| {
-                d.str("hostname", hostname);
-            })
+            .obj("device", |d| device(d, hostname))
             .obj("unmapped", |u| {
                 u.caption("provider", l.provider.as_str())
                     .caption("record", "loss")

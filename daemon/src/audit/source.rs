@@ -74,19 +74,13 @@ impl AuditReader {
         if events.is_empty() {
             return;
         }
-        for ev in &events {
-            if !reported(ev, syscalls) {
-                continue;
-            }
-            match convert::convert(ev) {
-                Ok(mut event) => {
-                    fill_start_times(&mut event);
-                    pipeline.submit(event);
-                }
-                Err(Skip::NotReported) => {}
-                Err(skip) => *self.loss.skipped.entry(format!("{skip:?}")).or_default() += 1,
-            }
-        }
+        submit(
+            &events,
+            syscalls,
+            pipeline,
+            &mut self.loss,
+            Path::new("/proc"),
+        );
         pipeline.flush();
     }
 
@@ -110,6 +104,30 @@ impl AuditReader {
     }
 }
 
+/// Assembled events → normalized events into `pipeline` (`proc_root`:
+/// where running processes' start times are read).
+pub fn submit(
+    events: &[AuditEvent],
+    syscalls: bool,
+    pipeline: &mut Pipeline,
+    loss: &mut AuditLoss,
+    proc_root: &Path,
+) {
+    for ev in events {
+        if !reported(ev, syscalls) {
+            continue;
+        }
+        match convert::convert(ev) {
+            Ok(mut event) => {
+                fill_start_times(&mut event, proc_root);
+                pipeline.submit(event);
+            }
+            Err(Skip::NotReported) => {}
+            Err(skip) => *loss.skipped.entry(format!("{skip:?}")).or_default() += 1,
+        }
+    }
+}
+
 /// Login records always; syscall records only with our key, and only
 /// while `syscalls`.
 fn reported(ev: &AuditEvent, syscalls: bool) -> bool {
@@ -129,7 +147,7 @@ fn reported(ev: &AuditEvent, syscalls: bool) -> bool {
 
 /// Audit records carry no process start time: it is read from /proc while
 /// the process is still there (the pipeline derives entity ids from it).
-fn fill_start_times(event: &mut Event) {
+fn fill_start_times(event: &mut Event, proc_root: &Path) {
     let (process, parent) = match event {
         Event::Process(p) => (&mut p.process, p.parent.as_mut()),
         Event::File(f) => (&mut f.process, None),
@@ -137,17 +155,17 @@ fn fill_start_times(event: &mut Event) {
         Event::Auth(a) => (&mut a.process, None),
         Event::Loss(_) => return,
     };
-    fill_start_time(process);
+    fill_start_time(process, proc_root);
     if let Some(p) = parent {
-        fill_start_time(p);
+        fill_start_time(p, proc_root);
     }
 }
 
-fn fill_start_time(p: &mut ProcessInfo) {
+fn fill_start_time(p: &mut ProcessInfo, proc_root: &Path) {
     if p.start_boot_ns.is_some() || p.pid == 0 {
         return;
     }
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.pid))
+    let stat = std::fs::read_to_string(proc_root.join(p.pid.to_string()).join("stat"))
         .ok()
         .and_then(|s| crate::procfs::parse_stat(&s));
     if let Some((comm, _ppid, ticks)) = stat {

@@ -48,6 +48,34 @@ pub struct Stopped {
     pub events: Vec<Value>,
 }
 
+/// Whether these tests can run: they load eBPF programs, change audit
+/// state and start daemons, which needs root.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// First line of every end-to-end test: as a non-root user it is skipped
+/// with a one-line reason, so plain `cargo test` runs the rest.
+#[macro_export]
+macro_rules! skip_unless_root {
+    () => {
+        if !$crate::is_root() {
+            eprintln!(
+                "skipped: needs root (loads eBPF programs, changes audit state); the README's test command runs it"
+            );
+            return;
+        }
+    };
+}
+
+/// Where every test daemon's events are also written (one file per
+/// daemon), for the OCSF schema check (scripts/ocsf-validate.sh).
+fn event_archive(pid: u32) -> Option<std::fs::File> {
+    let dir = std::env::var_os("MDATP_TEST_EVENT_ARCHIVE")?;
+    std::fs::create_dir_all(&dir).ok()?;
+    std::fs::File::create(std::path::Path::new(&dir).join(format!("{pid}.jsonl"))).ok()
+}
+
 /// A running `mdatpd --foreground`, its stdout parsed as JSON Lines.
 pub struct Daemon {
     child: Child,
@@ -91,9 +119,14 @@ impl Daemon {
         let stderr = Arc::new(Mutex::new(String::new()));
         let out = child.stdout.take().expect("stdout");
         let ev = Arc::clone(&events);
+        let mut archive = event_archive(child.id());
         thread::spawn(move || {
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
+                if let Some(f) = archive.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(f, "{line}");
+                }
                 let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
                     panic!("mdatpd printed a line that is not JSON ({e}): {line}")
                 });
@@ -208,11 +241,11 @@ pub fn at<'a>(v: &'a Value, pointer: &str) -> &'a Value {
 }
 
 pub fn is_exec(v: &Value) -> bool {
-    v["class_uid"] == 1007 && v["activity_id"] == 1 && v["launch_type_id"] == 3
+    v["class_uid"] == 1007 && v["activity_id"] == 1 && v["unmapped"]["launch_type_id"] == 3
 }
 
 pub fn is_fork(v: &Value) -> bool {
-    v["class_uid"] == 1007 && v["activity_id"] == 1 && v["launch_type_id"] == 2
+    v["class_uid"] == 1007 && v["activity_id"] == 1 && v["unmapped"]["launch_type_id"] == 2
 }
 
 pub fn is_exit(v: &Value) -> bool {

@@ -39,6 +39,7 @@ fn exec_seen(d: &Daemon, tag: &str) -> Value {
 
 #[test]
 fn every_fallback_names_its_reason_and_loads_only_our_rules() {
+    skip_unless_root!();
     let _g = serial();
     let _audit = AuditState::capture();
     let dir = tempfile::tempdir().unwrap();
@@ -107,6 +108,7 @@ fn every_fallback_names_its_reason_and_loads_only_our_rules() {
 
 #[test]
 fn switching_live_keeps_foreign_rules_byte_for_byte() {
+    skip_unless_root!();
     let _g = serial();
     let mut audit = AuditState::capture();
     audit.add_foreign(&[
@@ -193,6 +195,7 @@ fn switching_live_keeps_foreign_rules_byte_for_byte() {
 
 #[test]
 fn foreign_rules_survive_with_auditd_running() {
+    skip_unless_root!();
     let _g = serial();
     let mut audit = AuditState::capture();
     audit.add_foreign(&[
@@ -285,6 +288,7 @@ fn pam_authenticate(user: &str, password: &str) -> bool {
 
 #[test]
 fn pam_logins_are_authentication_events_in_both_modes() {
+    skip_unless_root!();
     let _g = serial();
     let audit = AuditState::capture();
     // PAM's records reach the kernel only while auditing is on.
@@ -327,6 +331,7 @@ fn pam_logins_are_authentication_events_in_both_modes() {
 /// test of the packaging work.
 #[test]
 fn immutable_audit_is_reported_with_the_remedy_and_the_daemon_keeps_running() {
+    skip_unless_root!();
     let _g = serial();
     let _audit = AuditState::capture();
     let dir = tempfile::tempdir().unwrap();

@@ -28,6 +28,7 @@ fn write(p: &Path, text: &str) {
 
 #[test]
 fn validate_reports_every_problem_in_every_layer_at_once() {
+    skip_unless_root!();
     let t = tempfile::tempdir().unwrap();
     let etc = t.path().join("etc");
     let state = t.path().join("state");
@@ -131,6 +132,7 @@ fn validate_reports_every_problem_in_every_layer_at_once() {
 
 #[test]
 fn a_bad_reload_changes_nothing_and_events_keep_flowing() {
+    skip_unless_root!();
     let _g = serial();
     let _audit = AuditState::capture();
     let t = tempfile::tempdir().unwrap();
@@ -221,6 +223,7 @@ impl NotifyListener {
 
 #[test]
 fn the_notify_protocol_follows_the_service_lifecycle() {
+    skip_unless_root!();
     let _g = serial();
     let t = tempfile::tempdir().unwrap();
     let sock = t.path().join("notify.sock");

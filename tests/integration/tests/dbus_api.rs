@@ -113,6 +113,7 @@ fn setup_with(policy: BusPolicy, prepare: impl FnOnce(&Path)) -> Setup {
 
 #[test]
 fn cli_and_busctl_read_health_and_switch_providers() {
+    skip_unless_root!();
     let _g = serial();
     let _audit = AuditState::capture();
     let t = setup(BusPolicy::Shipped);
@@ -234,6 +235,7 @@ fn cli_and_busctl_read_health_and_switch_providers() {
 
 #[test]
 fn the_daemon_checks_the_caller_even_under_a_permissive_policy() {
+    skip_unless_root!();
     let _g = serial();
     let _audit = AuditState::capture();
     let t = setup(BusPolicy::Permissive);
@@ -264,6 +266,7 @@ fn the_daemon_checks_the_caller_even_under_a_permissive_policy() {
 
 #[test]
 fn a_managed_profile_locks_its_keys_until_it_is_removed() {
+    skip_unless_root!();
     let _g = serial();
     let _audit = AuditState::capture();
     let t = setup(BusPolicy::Shipped);
@@ -349,6 +352,7 @@ mod futures_util_like {
 
 #[test]
 fn diagnostic_create_writes_the_archive_without_secrets() {
+    skip_unless_root!();
     let _g = serial();
     let _audit = AuditState::capture();
     let secret_profile = |d: &Path| {
@@ -437,6 +441,7 @@ fn diagnostic_create_writes_the_archive_without_secrets() {
 
 #[test]
 fn events_tail_follows_the_event_file() {
+    skip_unless_root!();
     let _g = serial();
     let bus = PrivateBus::start(BusPolicy::Shipped);
     let dir = tempfile::tempdir().unwrap();

@@ -114,6 +114,7 @@ fn file_events_of<'a>(events: &'a [Value], pid: u64, path: &Path) -> Vec<&'a Val
 
 #[test]
 fn opens_carry_resolved_paths_access_classes_and_identity() {
+    skip_unless_root!();
     let _g = serial();
     let (_t, dir) = tempdir();
     let cfg = filter_config(&dir, NO_FOLDING);
@@ -226,6 +227,7 @@ fn opens_carry_resolved_paths_access_classes_and_identity() {
 
 #[test]
 fn path_changes_carry_both_paths_modes_and_errors() {
+    skip_unless_root!();
     let _g = serial();
     let (_t, dir) = tempdir();
     let d = Daemon::start(&[]);
@@ -329,6 +331,7 @@ fn path_changes_carry_both_paths_modes_and_errors() {
 
 #[test]
 fn over_long_paths_are_flagged_truncated() {
+    skip_unless_root!();
     let _g = serial();
     let (_t, dir) = tempdir();
     let d = Daemon::start(&[]);
@@ -396,6 +399,7 @@ impl Drop for MountGuard {
 
 #[test]
 fn paths_inside_a_tmpfs_and_a_bind_mount_are_exact() {
+    skip_unless_root!();
     let _g = serial();
     let (_t, dir) = tempdir();
     let tmpfs = dir.join("tmpfs");
@@ -447,6 +451,7 @@ fn paths_inside_a_tmpfs_and_a_bind_mount_are_exact() {
 
 #[test]
 fn repeated_read_opens_fold_into_one_counted_event() {
+    skip_unless_root!();
     let _g = serial();
     let (_t, dir) = tempdir();
     let target = dir.join("hot.txt");
@@ -488,6 +493,7 @@ fn repeated_read_opens_fold_into_one_counted_event() {
 
 #[test]
 fn excluded_paths_and_processes_never_reach_user_space() {
+    skip_unless_root!();
     let _g = serial();
     let (_t, dir) = tempdir();
     let excluded = dir.join("excluded");
@@ -556,6 +562,7 @@ fn excluded_paths_and_processes_never_reach_user_space() {
 
 #[test]
 fn a_switched_off_event_type_is_counted_not_sent() {
+    skip_unless_root!();
     let _g = serial();
     let (_t, dir) = tempdir();
     let cfg = filter_config(&dir, "events: {file_open: false}\n");
@@ -580,6 +587,7 @@ fn a_switched_off_event_type_is_counted_not_sent() {
 /// exact event and the same folding.
 #[test]
 fn opens_are_exact_with_an_embedded_and_a_grown_descriptor_table() {
+    skip_unless_root!();
     let _g = serial();
     let (_t, dir) = tempdir();
     let target = dir.join("table.txt");

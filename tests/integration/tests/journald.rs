@@ -38,6 +38,7 @@ fn fields(mut d: &[u8]) -> BTreeMap<String, String> {
 
 #[test]
 fn logs_reach_the_journal_with_structured_fields() {
+    skip_unless_root!();
     let _g = serial();
     let t = tempfile::tempdir().unwrap();
     let dir = t.path();

@@ -68,6 +68,7 @@ fn loss_records(events: &[serde_json::Value]) -> Vec<&serde_json::Value> {
 
 #[test]
 fn a_tiny_ring_buffer_loses_only_what_it_counts() {
+    skip_unless_root!();
     let _g = serial();
     let (pid, stderr, events) = storm(Some("4096"));
     let received = storm_execs_received(&events, pid);
@@ -100,6 +101,7 @@ fn a_tiny_ring_buffer_loses_only_what_it_counts() {
 
 #[test]
 fn the_default_ring_buffer_rides_out_the_same_storm() {
+    skip_unless_root!();
     let _g = serial();
     let (pid, stderr, events) = storm(None);
     let drops = kernel_drops(&stderr);
@@ -115,6 +117,7 @@ fn the_default_ring_buffer_rides_out_the_same_storm() {
 /// SIGTERM promptly (bounded drain passes, no burst of catch-up ticks).
 #[test]
 fn sigterm_is_taken_promptly_during_a_flood() {
+    skip_unless_root!();
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
     let cfg = filter_config(dir.path(), "folding: {enabled: false}\n");

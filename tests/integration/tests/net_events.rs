@@ -65,6 +65,7 @@ fn round_trip(d: &Daemon, bind_to: &str, version: u64) {
 
 #[test]
 fn tcp_over_ipv4_and_ipv6_loopback() {
+    skip_unless_root!();
     let _g = serial();
     let d = Daemon::start(&[]);
     round_trip(&d, "127.0.0.1:0", 4);
@@ -74,6 +75,7 @@ fn tcp_over_ipv4_and_ipv6_loopback() {
 
 #[test]
 fn a_refused_connect_carries_the_error() {
+    skip_unless_root!();
     let _g = serial();
     let d = Daemon::start(&[]);
     // A port that was just free: bind, note, close.
@@ -94,6 +96,7 @@ fn a_refused_connect_carries_the_error() {
 
 #[test]
 fn an_excluded_network_is_filtered_in_the_kernel() {
+    skip_unless_root!();
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
     let cfg = filter_config(dir.path(), "exclude: {networks: [127.0.0.2/32]}\n");
@@ -119,6 +122,7 @@ fn an_excluded_network_is_filtered_in_the_kernel() {
 
 #[test]
 fn the_first_udp_datagram_of_each_flow_is_reported_once() {
+    skip_unless_root!();
     let _g = serial();
     let d = Daemon::start(&[]);
     let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -125,6 +125,7 @@ fn run_under(mode: &str) -> BTreeSet<String> {
 
 #[test]
 fn both_providers_report_the_same_workload_alike() {
+    skip_unless_root!();
     let _g = serial();
     let _audit = AuditState::capture();
     let ebpf = run_under("enabled");

@@ -22,6 +22,7 @@ fn me() -> u64 {
 
 #[test]
 fn exec_fork_and_exit_carry_exact_fields() {
+    skip_unless_root!();
     let _g = serial();
     let d = Daemon::start(&[]);
 
@@ -136,6 +137,7 @@ fn exec_fork_and_exit_carry_exact_fields() {
 
 #[test]
 fn argv_over_the_bound_is_flagged_and_clean() {
+    skip_unless_root!();
     let _g = serial();
     let d = Daemon::start(&[]);
     // 100 arguments of 60 bytes: 6,100 bytes of argument area > 4,096.
@@ -181,6 +183,7 @@ fn argv_over_the_bound_is_flagged_and_clean() {
 
 #[test]
 fn a_process_started_before_the_daemon_is_known_as_parent() {
+    skip_unless_root!();
     let _g = serial();
     let mut shell = Command::new("/bin/sh")
         .args(["-c", "read line; /bin/echo seeded-child; exit 0"])
@@ -223,6 +226,7 @@ fn a_process_started_before_the_daemon_is_known_as_parent() {
 
 #[test]
 fn a_refused_program_is_reported_and_the_others_keep_running() {
+    skip_unless_root!();
     let _g = serial();
     let d = Daemon::start(&["--test-break-program", "mdatp_fork"]);
     let err = d.stderr();
@@ -248,6 +252,7 @@ fn a_refused_program_is_reported_and_the_others_keep_running() {
 
 #[test]
 fn every_program_is_detached_after_shutdown() {
+    skip_unless_root!();
     let _g = serial();
     let ours = |names: &[String]| {
         names
