@@ -9,6 +9,9 @@
 //! After an intended change of the output: `MDATP_BLESS=1 cargo test -p
 //! mdatpd --test golden`, then review the fixtures' diff.
 
+// Test helpers may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
