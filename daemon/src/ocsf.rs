@@ -134,6 +134,10 @@ fn file_obj(o: &mut Obj<'_>, f: &FileInfo, type_override: Option<(u64, &'static 
         o.str("path", path)
             .str("name", name)
             .str("parent_folder", parent);
+    } else {
+        // OCSF requires a name; a fold record whose first open the daemon
+        // no longer remembers has none (no path either: never a guess).
+        o.str("name", "");
     }
     let (tid, tname) = type_override.unwrap_or_else(|| file_type(f.mode));
     o.u64("type_id", tid).caption("type", tname);

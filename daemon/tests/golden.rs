@@ -338,6 +338,8 @@ fn ebpf_file_system_activity() {
                 ("", "/etc/passwd"),
                 ("/tmp", "soft"),
             ),
+            // A fold whose first open this daemon never saw: no path.
+            fold(11, 4999),
         ],
     );
 }

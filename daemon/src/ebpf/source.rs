@@ -151,9 +151,10 @@ impl EbpfSource {
         drop(a.sensor);
         log::debug!("eBPF programs detached; reading what the ring still holds");
         while drain_ring(ring.get_mut(), &mut self.conv, pipeline) {}
-        // The last counted drops of this object, then no more counters.
+        // The last counted drops of this object. Its counters stay
+        // readable (their map outlives the programs) for the final
+        // totals, until a new object replaces them.
         self.tick(pipeline);
-        self.conv.restart(None);
         n
     }
 
