@@ -7,10 +7,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use libc::{
-    SYS_accept, SYS_accept4, SYS_bind, SYS_chmod, SYS_chown, SYS_connect, SYS_creat, SYS_execve,
-    SYS_execveat, SYS_exit_group, SYS_fchmodat, SYS_fchownat, SYS_lchown, SYS_link, SYS_linkat,
-    SYS_listen, SYS_mkdir, SYS_mkdirat, SYS_open, SYS_openat, SYS_openat2, SYS_rename,
-    SYS_renameat, SYS_renameat2, SYS_rmdir, SYS_symlink, SYS_symlinkat, SYS_unlink, SYS_unlinkat,
+    SYS_accept, SYS_accept4, SYS_bind, SYS_chmod, SYS_chown, SYS_connect, SYS_creat, SYS_fchmodat,
+    SYS_fchownat, SYS_lchown, SYS_link, SYS_linkat, SYS_mkdir, SYS_mkdirat, SYS_open, SYS_openat,
+    SYS_openat2, SYS_rename, SYS_renameat, SYS_renameat2, SYS_rmdir, SYS_symlink, SYS_symlinkat,
+    SYS_unlink, SYS_unlinkat,
 };
 use linux_audit_parser::{Body, MessageType, Number, Parser, Value};
 
@@ -20,6 +20,7 @@ use crate::event::{
     AuthActivity, AuthEvent, Credentials, Device, Event, FileActivity, FileEvent, FileInfo,
     NetActivity, NetEvent, Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider,
 };
+use crate::kind::{EventKind, class};
 use crate::paths::join_lexical;
 
 const SYSCALL: u32 = 1300;
@@ -213,6 +214,47 @@ fn origin(ev: &AuditEvent) -> Origin {
     }
 }
 
+/// One system call's records, what every event of it shares.
+struct Call<'a> {
+    ctx: Ctx<'a>,
+    nr: i64,
+    time_ns: u64,
+    origin: Origin,
+}
+
+impl Call<'_> {
+    /// A syscall argument (a0..a3), 0 when absent.
+    fn arg(&self, key: &str) -> u64 {
+        arg(self.ctx.syscall, key).unwrap_or(0)
+    }
+
+    fn first_path(&self, nametype: &str) -> Result<FileInfo, Skip> {
+        self.ctx
+            .paths(nametype)
+            .into_iter()
+            .next()
+            .ok_or(Skip::Incomplete)
+    }
+
+    fn parent(&self) -> ProcessInfo {
+        ProcessInfo {
+            pid: id(self.ctx.syscall, "ppid").unwrap_or(0),
+            ..Default::default()
+        }
+    }
+
+    fn file(&self, activity: FileActivity, file: FileInfo) -> Result<Event, Skip> {
+        Ok(Event::File(Box::new(FileEvent {
+            time_ns: self.time_ns,
+            activity,
+            file,
+            error: self.ctx.error(),
+            process: self.ctx.process(),
+            origin: self.origin.clone(),
+        })))
+    }
+}
+
 /// Converts one assembled audit event.
 pub fn convert(ev: &AuditEvent) -> Result<Event, Skip> {
     let records: Vec<Parsed> = ev
@@ -234,120 +276,88 @@ pub fn convert(ev: &AuditEvent) -> Result<Event, Skip> {
         .iter()
         .find(|r| r.ty == CWD)
         .and_then(|r| text(&r.body, "cwd"));
-    let ctx = Ctx {
-        syscall: &syscall.body,
-        records: &records,
-        cwd,
-    };
     let nr = num(&syscall.body, "syscall").ok_or(Skip::Malformed)?;
-    let process = ctx.process();
-    let origin = origin(ev);
-    let file = |activity, file: FileInfo| {
-        Ok(Event::File(Box::new(FileEvent {
-            time_ns,
-            activity,
-            file,
-            error: ctx.error(),
-            process: ctx.process(),
-            origin: origin.clone(),
-        })))
+    let kind = EventKind::from_audit_syscall(nr).ok_or(Skip::NotReported)?;
+    let call = Call {
+        ctx: Ctx {
+            syscall: &syscall.body,
+            records: &records,
+            cwd,
+        },
+        nr,
+        time_ns,
+        origin: origin(ev),
     };
-    let first_path = |nt: &str| ctx.paths(nt).into_iter().next().ok_or(Skip::Incomplete);
-    let a = |k: &str| arg(&syscall.body, k).unwrap_or(0);
+    match kind.spec().ocsf_class {
+        class::PROCESS_ACTIVITY => process_event(&call, kind),
+        class::FILE_SYSTEM_ACTIVITY => file_event(&call),
+        class::NETWORK_ACTIVITY => net_event(&call),
+        _ => Err(Skip::NotReported),
+    }
+}
+
+fn process_event(call: &Call<'_>, kind: EventKind) -> Result<Event, Skip> {
+    let mut process = call.ctx.process();
+    let activity = if kind == EventKind::ProcessExec {
+        let exec = call
+            .ctx
+            .records
+            .iter()
+            .find(|r| r.ty == EXECVE)
+            .ok_or(Skip::Incomplete)?;
+        let argc = num(&exec.body, "argc").unwrap_or(0).max(0) as u32;
+        let argv: Vec<String> = (0..argc)
+            .map(|i| text(&exec.body, &format!("a{i}")).unwrap_or_default())
+            .collect();
+        process.tid = process.creds.as_ref().map(|_| process.pid);
+        process.argv = Some(argv.into());
+        process.argc = Some(argc);
+        ProcessActivity::Exec
+    } else {
+        ProcessActivity::Exit {
+            code: (call.arg("a0") & 0xff) as u32,
+            signal: None,
+            core_dumped: false,
+        }
+    };
+    Ok(Event::Process(Box::new(ProcessEvent {
+        time_ns: call.time_ns,
+        activity,
+        parent: Some(call.parent()),
+        process,
+        origin: call.origin.clone(),
+    })))
+}
+
+fn file_event(call: &Call<'_>) -> Result<Event, Skip> {
+    let (nr, a) = (call.nr, |k: &str| call.arg(k));
     match nr {
-        SYS_execve | SYS_execveat => {
-            let exec = records
-                .iter()
-                .find(|r| r.ty == EXECVE)
-                .ok_or(Skip::Incomplete)?;
-            let argc = num(&exec.body, "argc").unwrap_or(0).max(0) as u32;
-            let argv: Vec<String> = (0..argc)
-                .map(|i| text(&exec.body, &format!("a{i}")).unwrap_or_default())
-                .collect();
-            let mut p = process;
-            p.tid = p.creds.as_ref().map(|_| p.pid);
-            p.argv = Some(argv.into());
-            p.argc = Some(argc);
-            Ok(Event::Process(Box::new(ProcessEvent {
-                time_ns,
-                activity: ProcessActivity::Exec,
-                parent: Some(ProcessInfo {
-                    pid: id(&syscall.body, "ppid").unwrap_or(0),
-                    ..Default::default()
-                }),
-                process: p,
-                origin,
-            })))
-        }
-        SYS_exit_group => Ok(Event::Process(Box::new(ProcessEvent {
-            time_ns,
-            activity: ProcessActivity::Exit {
-                code: (a("a0") & 0xff) as u32,
-                signal: None,
-                core_dumped: false,
-            },
-            parent: Some(ProcessInfo {
-                pid: id(&syscall.body, "ppid").unwrap_or(0),
-                ..Default::default()
-            }),
-            process,
-            origin,
-        }))),
-        SYS_open | SYS_openat | SYS_openat2 | SYS_creat => {
-            let flags = match nr {
-                SYS_open => a("a1"),
-                SYS_openat => a("a2"),
-                // creat(2) is open(O_CREAT|O_WRONLY|O_TRUNC).
-                SYS_creat => 0o1101,
-                _ => 0,
-            } as u32;
-            let created = ctx.paths("CREATE").into_iter().next();
-            let is_created = created.is_some();
-            let f = match created {
-                Some(f) => f,
-                None => first_path("NORMAL")?,
-            };
-            let mut access = 0u32;
-            let acc = flags & 3;
-            if nr != SYS_openat2 {
-                if acc != 1 {
-                    access |= 1;
-                }
-                if acc == 1 || acc == 2 {
-                    access |= 2;
-                }
-                if flags & 0o1000 != 0 && access & 2 != 0 {
-                    access |= 8;
-                }
-            }
-            if is_created {
-                access |= 4;
-            }
-            let fd = num(&syscall.body, "exit").unwrap_or(-1) as i32;
-            file(FileActivity::Open { access, flags, fd }, f)
-        }
+        SYS_open | SYS_openat | SYS_openat2 | SYS_creat => open_event(call),
         SYS_unlink | SYS_unlinkat | SYS_rmdir => {
             let directory =
                 nr == SYS_rmdir || (nr == SYS_unlinkat && a("a2") & libc::AT_REMOVEDIR as u64 != 0);
-            file(FileActivity::Delete { directory }, first_path("DELETE")?)
+            call.file(
+                FileActivity::Delete { directory },
+                call.first_path("DELETE")?,
+            )
         }
         SYS_rename | SYS_renameat | SYS_renameat2 => {
-            let from = first_path("DELETE")?;
-            let to = first_path("CREATE")?;
+            let from = call.first_path("DELETE")?;
+            let to = call.first_path("CREATE")?;
             let flags = if nr == SYS_renameat2 {
                 a("a4") as u32
             } else {
                 0
             };
-            file(FileActivity::Rename { to, flags }, from)
+            call.file(FileActivity::Rename { to, flags }, from)
         }
         SYS_mkdir | SYS_mkdirat => {
             let mode = if nr == SYS_mkdir { a("a1") } else { a("a2") } as u32;
-            file(FileActivity::Mkdir { mode }, first_path("CREATE")?)
+            call.file(FileActivity::Mkdir { mode }, call.first_path("CREATE")?)
         }
         SYS_chmod | SYS_fchmodat => {
             let mode = if nr == SYS_chmod { a("a1") } else { a("a2") } as u32;
-            file(FileActivity::Chmod { mode }, first_path("NORMAL")?)
+            call.file(FileActivity::Chmod { mode }, call.first_path("NORMAL")?)
         }
         SYS_chown | SYS_lchown | SYS_fchownat => {
             let (u, g) = if nr == SYS_fchownat {
@@ -356,60 +366,94 @@ pub fn convert(ev: &AuditEvent) -> Result<Event, Skip> {
                 (a("a1"), a("a2"))
             };
             let own = |v: u64| (v as u32 != u32::MAX).then_some(v as u32);
-            file(
-                FileActivity::Chown {
-                    uid: own(u),
-                    gid: own(g),
-                },
-                first_path("NORMAL")?,
-            )
+            let activity = FileActivity::Chown {
+                uid: own(u),
+                gid: own(g),
+            };
+            call.file(activity, call.first_path("NORMAL")?)
         }
         SYS_link | SYS_linkat => {
-            let to = first_path("CREATE")?;
-            let existing = first_path("NORMAL").unwrap_or_default();
-            file(FileActivity::Link { to, flags: 0 }, existing)
+            let to = call.first_path("CREATE")?;
+            let existing = call.first_path("NORMAL").unwrap_or_default();
+            call.file(FileActivity::Link { to, flags: 0 }, existing)
         }
-        SYS_symlink | SYS_symlinkat => file(
+        SYS_symlink | SYS_symlinkat => call.file(
             FileActivity::Symlink {
                 target: String::new(),
             },
-            first_path("CREATE")?,
+            call.first_path("CREATE")?,
         ),
-        SYS_connect | SYS_accept | SYS_accept4 | SYS_bind | SYS_listen => {
-            let addr = records
-                .iter()
-                .find(|r| r.ty == SOCKADDR)
-                .and_then(|r| r.body.get("saddr").and_then(bytes))
-                .and_then(|b| sockaddr(&b));
-            let (activity, local, remote) = match nr {
-                SYS_connect => (NetActivity::Connect, None, addr),
-                SYS_accept | SYS_accept4 => (NetActivity::Accept, None, addr),
-                SYS_bind => (NetActivity::Bind, addr, None),
-                _ => (
-                    NetActivity::Listen {
-                        backlog: a("a1") as u32,
-                    },
-                    None,
-                    None,
-                ),
-            };
-            if addr.is_none() && !matches!(activity, NetActivity::Listen { .. }) {
-                // Not an inet socket (unix, netlink): not reported.
-                return Err(Skip::NotReported);
-            }
-            Ok(Event::Network(Box::new(NetEvent {
-                time_ns,
-                activity,
-                protocol: 0,
-                local,
-                remote,
-                error: ctx.error(),
-                process,
-                origin,
-            })))
-        }
+        // fchmod/fchown name no path: their records carry no file.
         _ => Err(Skip::NotReported),
     }
+}
+
+fn open_event(call: &Call<'_>) -> Result<Event, Skip> {
+    let nr = call.nr;
+    let flags = match nr {
+        SYS_open => call.arg("a1"),
+        SYS_openat => call.arg("a2"),
+        // creat(2) is open(O_CREAT|O_WRONLY|O_TRUNC).
+        SYS_creat => 0o1101,
+        _ => 0,
+    } as u32;
+    let created = call.ctx.paths("CREATE").into_iter().next();
+    let is_created = created.is_some();
+    let f = match created {
+        Some(f) => f,
+        None => call.first_path("NORMAL")?,
+    };
+    let mut access = 0u32;
+    let acc = flags & 3;
+    if nr != SYS_openat2 {
+        if acc != 1 {
+            access |= 1;
+        }
+        if acc == 1 || acc == 2 {
+            access |= 2;
+        }
+        if flags & 0o1000 != 0 && access & 2 != 0 {
+            access |= 8;
+        }
+    }
+    if is_created {
+        access |= 4;
+    }
+    let fd = num(call.ctx.syscall, "exit").unwrap_or(-1) as i32;
+    call.file(FileActivity::Open { access, flags, fd }, f)
+}
+
+fn net_event(call: &Call<'_>) -> Result<Event, Skip> {
+    let addr = call
+        .ctx
+        .records
+        .iter()
+        .find(|r| r.ty == SOCKADDR)
+        .and_then(|r| r.body.get("saddr").and_then(bytes))
+        .and_then(|b| sockaddr(&b));
+    let (activity, local, remote) = match call.nr {
+        SYS_connect => (NetActivity::Connect, None, addr),
+        SYS_accept | SYS_accept4 => (NetActivity::Accept, None, addr),
+        SYS_bind => (NetActivity::Bind, addr, None),
+        _ => {
+            let backlog = call.arg("a1") as u32;
+            (NetActivity::Listen { backlog }, None, None)
+        }
+    };
+    if addr.is_none() && !matches!(activity, NetActivity::Listen { .. }) {
+        // Not an inet socket (unix, netlink): not reported.
+        return Err(Skip::NotReported);
+    }
+    Ok(Event::Network(Box::new(NetEvent {
+        time_ns: call.time_ns,
+        activity,
+        protocol: 0,
+        local,
+        remote,
+        error: call.ctx.error(),
+        process: call.ctx.process(),
+        origin: call.origin.clone(),
+    })))
 }
 
 fn login(r: &Parsed, time_ns: u64, origin: Origin) -> Result<Event, Skip> {
