@@ -249,7 +249,7 @@ static __always_inline __u32 put_dir(struct mdatp_file_op_event *ev, struct mdat
 	if (r.truncated)
 		ref->flags |= MDATP_FILE_PATH_TRUNCATED;
 	r.len &= MDATP_PATH_MASK;
-	bpf_probe_read_kernel(&ev->data[pos & 0x3fff], r.len, &pb->path[r.start & MDATP_PATH_MASK]);
+	bpf_probe_read_kernel(&ev->data[pos & MDATP_FILE_OP_POS_MASK], r.len, &pb->path[r.start & MDATP_PATH_MASK]);
 	return r.len;
 }
 
@@ -261,7 +261,7 @@ static __always_inline __u32 put_name(struct mdatp_file_op_event *ev, const char
 
 	if (!name)
 		return 0;
-	n = bpf_probe_read_user_str(&ev->data[pos & 0x3fff], MDATP_PATH_MAX + 1, name);
+	n = bpf_probe_read_user_str(&ev->data[pos & MDATP_FILE_OP_POS_MASK], MDATP_PATH_MAX + 1, name);
 	if (n <= 0)
 		return 0;
 	if (n == MDATP_PATH_MAX + 1)
@@ -317,7 +317,7 @@ static __always_inline int emit_op(void *ctx, struct op_args *a)
 					rest = MDATP_EXCLUDE_PATH_LEN - k;
 				bpf_probe_read_kernel(&pb->key.data[k & (MDATP_EXCLUDE_PATH_LEN - 1)],
 						      rest & (MDATP_EXCLUDE_PATH_LEN - 1),
-						      &ev->data[d & 0xfff]);
+						      &ev->data[d & MDATP_FILE_OP_DIR_MASK]);
 				k += rest;
 			}
 			pb->key.prefixlen = (k & (2 * MDATP_EXCLUDE_PATH_LEN - 1)) * 8;
@@ -348,7 +348,7 @@ static __always_inline int emit_op(void *ctx, struct op_args *a)
 	ev->mode = a->mode;
 	ev->uid = a->uid;
 	ev->gid = a->gid;
-	__u64 size = offsetof(struct mdatp_file_op_event, data) + (pos & 0x7fff);
+	__u64 size = offsetof(struct mdatp_file_op_event, data) + (pos & MDATP_FILE_OP_SIZE_MASK);
 	mdatp_fill_header(&ev->hdr, a->type, size);
 	if (size > sizeof(*ev))
 		return 0;

@@ -23,7 +23,7 @@ append_path(struct mdatp_exec_event *ev, char *buf, struct path *p, __u32 pos,
 	if (r.truncated)
 		ev->flags |= trunc_flag;
 	r.len &= MDATP_PATH_MASK;
-	bpf_probe_read_kernel(&ev->data[pos & 0x1fff], r.len,
+	bpf_probe_read_kernel(&ev->data[pos & MDATP_EXEC_POS_MASK], r.len,
 			      &buf[r.start & MDATP_PATH_MASK]);
 	return r;
 }
@@ -81,7 +81,7 @@ int mdatp_exec(struct bpf_raw_tracepoint_args *ctx)
 			len = MDATP_ARGV_MAX;
 			ev->flags |= MDATP_EXEC_ARGV_TRUNCATED;
 		}
-		if (bpf_probe_read_user(&ev->data[pos & 0x1fff], len & 0x1fff,
+		if (bpf_probe_read_user(&ev->data[pos & MDATP_EXEC_POS_MASK], len & MDATP_EXEC_POS_MASK,
 					(void *)start) < 0) {
 			len = 0;
 			ev->flags |= MDATP_EXEC_ARGV_MISSING;
@@ -94,7 +94,7 @@ int mdatp_exec(struct bpf_raw_tracepoint_args *ctx)
 		mdatp_count_filtered(MDATP_EV_EXEC);
 		return 0;
 	}
-	__u64 size = offsetof(struct mdatp_exec_event, data) + (pos & 0x3fff);
+	__u64 size = offsetof(struct mdatp_exec_event, data) + (pos & MDATP_EXEC_SIZE_MASK);
 	mdatp_fill_header(&ev->hdr, MDATP_EV_EXEC, size);
 	if (size > sizeof(*ev))
 		return 0;

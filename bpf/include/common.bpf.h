@@ -11,6 +11,27 @@
 #include "events.h"
 
 /*
+ * Verifier bounds. The verifier follows `&` masks through register spills
+ * where it loses comparisons, so an offset into a record's data area is
+ * masked before each use; the asserts say why each mask keeps the access
+ * inside the buffer.
+ */
+/* exec data: exe, cwd and argv each start below 8 KiB and are under 8 KiB. */
+#define MDATP_EXEC_POS_MASK (MDATP_EXEC_DATA_LEN / 2 - 1)
+/* exec record size: at most the data area. */
+#define MDATP_EXEC_SIZE_MASK (MDATP_EXEC_DATA_LEN - 1)
+_Static_assert(2 * (MDATP_EXEC_POS_MASK + 1) <= MDATP_EXEC_DATA_LEN, "exec bound");
+/* path-change data: a part starts below 16 KiB and is at most one path. */
+#define MDATP_FILE_OP_POS_MASK 0x3fff
+_Static_assert(MDATP_FILE_OP_POS_MASK + 1 + MDATP_PATH_MAX + 1 <= MDATP_FILE_OP_DATA_LEN,
+	       "file op bound");
+/* the first directory's length, for the exclusion key: under one path. */
+#define MDATP_FILE_OP_DIR_MASK MDATP_PATH_MAX
+/* path-change record size before the final check against sizeof. */
+#define MDATP_FILE_OP_SIZE_MASK 0x7fff
+_Static_assert(MDATP_FILE_OP_SIZE_MASK + 1 >= MDATP_FILE_OP_DATA_LEN, "file op size bound");
+
+/*
  * Maps are defined once in maps.bpf.c; the other objects name them as
  * externs and the BPF static linker (bpftool gen object) resolves them.
  */

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt};
-use mdatp_bpf::abi::{mdatp_exec_flags as xf, mdatp_task_flags, mdatp_task_info};
+use mdatp_bpf::abi::{
+    mdatp_exec_flags as xf, mdatp_exit_event, mdatp_fork_event, mdatp_task_flags, mdatp_task_info,
+};
 
 use super::decode::{self, ExecRecord, KernelRecord, comm_matches, comm_str, split_argv};
 use super::records;
@@ -176,40 +178,8 @@ impl Converter {
         };
         match rec {
             KernelRecord::Exec(r) => Event::Process(Box::new(self.exec(r, time_ns, origin))),
-            KernelRecord::Fork(f) => {
-                let parent = self.task_process(&f.parent);
-                let child = ProcessInfo {
-                    pid: f.child_pid,
-                    tid: Some(f.child_tid),
-                    start_boot_ns: Some(f.child_start_boottime_ns),
-                    creds: parent.creds.clone(),
-                    cgroup_id: parent.cgroup_id,
-                    ..Default::default()
-                };
-                Event::Process(Box::new(ProcessEvent {
-                    time_ns,
-                    activity: ProcessActivity::Fork,
-                    process: child,
-                    parent: Some(parent),
-                    origin,
-                }))
-            }
-            KernelRecord::Exit(x) => {
-                self.opened.remove(&x.task.pid);
-                let process = self.task_process(&x.task);
-                self.comms.remove(&x.task.pid);
-                Event::Process(Box::new(ProcessEvent {
-                    time_ns,
-                    activity: ProcessActivity::Exit {
-                        code: x.exit_code,
-                        signal: (x.exit_signal != 0).then_some(x.exit_signal),
-                        core_dumped: x.core_dumped != 0,
-                    },
-                    process,
-                    parent: Some(parent_of(&x.task)),
-                    origin,
-                }))
-            }
+            KernelRecord::Fork(f) => Event::Process(Box::new(self.fork(&f, time_ns, origin))),
+            KernelRecord::Exit(x) => Event::Process(Box::new(self.exit(&x, time_ns, origin))),
             KernelRecord::Open(r) => {
                 let (activity, info) = records::open_event(&r);
                 if let Some(path) = &info.path {
@@ -258,6 +228,42 @@ impl Converter {
                     origin,
                 }))
             }
+        }
+    }
+
+    fn fork(&mut self, f: &mdatp_fork_event, time_ns: u64, origin: Origin) -> ProcessEvent {
+        let parent = self.task_process(&f.parent);
+        let child = ProcessInfo {
+            pid: f.child_pid,
+            tid: Some(f.child_tid),
+            start_boot_ns: Some(f.child_start_boottime_ns),
+            creds: parent.creds.clone(),
+            cgroup_id: parent.cgroup_id,
+            ..Default::default()
+        };
+        ProcessEvent {
+            time_ns,
+            activity: ProcessActivity::Fork,
+            process: child,
+            parent: Some(parent),
+            origin,
+        }
+    }
+
+    fn exit(&mut self, x: &mdatp_exit_event, time_ns: u64, origin: Origin) -> ProcessEvent {
+        self.opened.remove(&x.task.pid);
+        let process = self.task_process(&x.task);
+        self.comms.remove(&x.task.pid);
+        ProcessEvent {
+            time_ns,
+            activity: ProcessActivity::Exit {
+                code: x.exit_code,
+                signal: (x.exit_signal != 0).then_some(x.exit_signal),
+                core_dumped: x.core_dumped != 0,
+            },
+            process,
+            parent: Some(parent_of(&x.task)),
+            origin,
         }
     }
 

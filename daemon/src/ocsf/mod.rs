@@ -4,10 +4,14 @@
 //! out, or null where docs/EVENTS.md says so.
 
 use crate::event::{
-    AuthActivity, AuthEvent, Event, FileActivity, FileEvent, FileInfo, LossRecord, NetActivity,
-    NetEvent, Origin, ProcessActivity, ProcessEvent, ProcessInfo,
+    AuthActivity, AuthEvent, Event, LossRecord, NetActivity, NetEvent, Origin, ProcessActivity,
+    ProcessEvent, ProcessInfo,
 };
 use crate::json::{Obj, object};
+
+mod file;
+
+use file::file_event;
 
 pub const OCSF_VERSION: &str = "1.5.0";
 /// `metadata.product`, the same in every event: written as one constant.
@@ -109,175 +113,6 @@ fn status(o: &mut Obj<'_>, error: Option<i32>) {
                 .str("status_detail", errno.desc());
         }
     }
-}
-
-fn file_type(mode: Option<u32>) -> (u64, &'static str) {
-    match mode.map(|m| m & 0o170000) {
-        Some(0o100000) => (1, "Regular File"),
-        Some(0o040000) => (2, "Folder"),
-        Some(0o020000) => (3, "Character Device"),
-        Some(0o060000) => (4, "Block Device"),
-        Some(0o140000) => (5, "Local Socket"),
-        Some(0o010000) => (6, "Named Pipe"),
-        Some(0o120000) => (7, "Symbolic Link"),
-        _ => (0, "Unknown"),
-    }
-}
-
-fn file_obj(o: &mut Obj<'_>, f: &FileInfo, type_override: Option<(u64, &'static str)>) {
-    if let Some(path) = &f.path {
-        let (parent, name) = match path.rfind('/') {
-            Some(0) => ("/", &path[1..]),
-            Some(i) => (&path[..i], &path[i + 1..]),
-            None => ("", &**path),
-        };
-        o.str("path", path)
-            .str("name", name)
-            .str("parent_folder", parent);
-    } else {
-        // OCSF requires a name; a fold record whose first open the daemon
-        // no longer remembers has none (no path either: never a guess).
-        o.str("name", "");
-    }
-    let (tid, tname) = type_override.unwrap_or_else(|| file_type(f.mode));
-    o.u64("type_id", tid).caption("type", tname);
-    if f.path_truncated {
-        o.bool("is_truncated", true);
-    }
-}
-
-/// File details OCSF's file object lacks: `unmapped.file` and friends.
-/// Unknown values are left out, as is `path_truncated` when false.
-fn file_ext(o: &mut Obj<'_>, f: &FileInfo) {
-    if let Some(i) = f.inode {
-        o.u64("inode", i);
-    }
-    if let Some(d) = f.device {
-        o.joined_u64s("device", d.major.into(), b':', d.minor.into());
-    }
-    if let Some(m) = f.mount_id {
-        o.u64("mount_id", m.into());
-    }
-    if let Some(m) = f.mode {
-        o.octal("mode", (m & 0o7777).into(), false);
-    }
-    if let Some(i) = f.parent_inode {
-        o.u64("parent_inode", i);
-    }
-    if f.path_truncated {
-        o.bool("path_truncated", true);
-    }
-    o.caption("identity_from", f.identity_from.as_str());
-}
-
-fn access_names(access: u32) -> impl Iterator<Item = &'static str> {
-    use mdatp_bpf::abi::mdatp_access as a;
-    [
-        (a::MDATP_ACCESS_READ, "read"),
-        (a::MDATP_ACCESS_WRITE, "write"),
-        (a::MDATP_ACCESS_CREATE, "create"),
-        (a::MDATP_ACCESS_TRUNCATE, "truncate"),
-    ]
-    .into_iter()
-    .filter(move |(bit, _)| access & bit != 0)
-    .map(|(_, n)| n)
-}
-
-fn file_event(e: &FileEvent, hostname: &str, out: &mut Vec<u8>) {
-    use mdatp_bpf::abi::mdatp_access as a;
-    let activity = match &e.activity {
-        FileActivity::Open { access, .. } if access & a::MDATP_ACCESS_CREATE != 0 => (1, "Create"),
-        FileActivity::Open { .. } | FileActivity::OpenFolded { .. } => (14, "Open"),
-        FileActivity::Delete { .. } => (4, "Delete"),
-        FileActivity::Rename { .. } => (5, "Rename"),
-        FileActivity::Mkdir { .. } | FileActivity::Link { .. } | FileActivity::Symlink { .. } => {
-            (1, "Create")
-        }
-        FileActivity::Chmod { .. } | FileActivity::Chown { .. } => (7, "Set Security"),
-    };
-    let type_override = match e.activity {
-        FileActivity::Mkdir { .. } => Some((2, "Folder")),
-        FileActivity::Delete { directory: true } => Some((2, "Folder")),
-        FileActivity::Symlink { .. } => Some((7, "Symbolic Link")),
-        _ => None,
-    };
-    // A hard link's subject is the new name; the existing file is its target.
-    let subject = match &e.activity {
-        FileActivity::Link { to, .. } => to,
-        _ => &e.file,
-    };
-    object(out, |o| {
-        base(o, &FILE_ACTIVITY, activity, e.time_ns, &e.origin, hostname);
-        status(o, e.error);
-        o.obj("file", |f| file_obj(f, subject, type_override));
-        actor(o, &e.process);
-        match &e.activity {
-            FileActivity::Open { .. } => {
-                o.u64("count", 1);
-            }
-            FileActivity::OpenFolded {
-                count,
-                first_ns,
-                last_ns,
-                ..
-            } => {
-                o.u64("count", (*count).into())
-                    .u64("start_time", ms(*first_ns))
-                    .u64("end_time", ms(*last_ns));
-            }
-            FileActivity::Rename { to, .. } => {
-                o.obj("file_result", |f| file_obj(f, to, None));
-            }
-            _ => {}
-        }
-        o.obj("unmapped", |u| {
-            u.caption("provider", e.origin.provider.as_str());
-            u.obj("file", |f| file_ext(f, subject));
-            match &e.activity {
-                FileActivity::Open { access, flags, .. } => {
-                    u.strs("access", access_names(*access)).octal(
-                        "open_flags",
-                        (*flags).into(),
-                        true,
-                    );
-                }
-                FileActivity::OpenFolded {
-                    access,
-                    first_ns,
-                    last_ns,
-                    ..
-                } => {
-                    u.strs("access", access_names(*access))
-                        .bool("folded", true)
-                        .u64("start_time_ns", *first_ns)
-                        .u64("end_time_ns", *last_ns);
-                }
-                FileActivity::Delete { directory } => {
-                    u.bool("directory", *directory);
-                }
-                FileActivity::Rename { to, flags } => {
-                    u.obj("file_result", |f| file_ext(f, to))
-                        .u64("rename_flags", (*flags).into());
-                }
-                FileActivity::Mkdir { mode } | FileActivity::Chmod { mode } => {
-                    u.octal("mode", (mode & 0o7777).into(), false);
-                }
-                FileActivity::Chown { uid, gid } => {
-                    u.opt_u64("owner_uid", uid.map(u64::from))
-                        .opt_u64("owner_gid", gid.map(u64::from));
-                }
-                FileActivity::Link { flags, .. } => {
-                    u.opt_str("link_target", e.file.path.as_deref())
-                        .obj("link_target_file", |f| file_ext(f, &e.file))
-                        .u64("link_flags", (*flags).into());
-                }
-                FileActivity::Symlink { target } => {
-                    u.str("symlink_target", target);
-                }
-            }
-            u.u64("time_ns", e.time_ns);
-        });
-    });
 }
 
 fn auth_event(e: &AuthEvent, hostname: &str, out: &mut Vec<u8>) {
@@ -389,28 +224,31 @@ fn net_event(e: &NetEvent, hostname: &str, out: &mut Vec<u8>) {
                 .caption("direction", direction);
         });
         actor(o, &e.process);
-        o.obj("unmapped", |u| {
-            u.caption("provider", e.origin.provider.as_str());
-            match &e.local {
-                Some(a) => u.display("local", a),
-                None => u.null("local"),
-            };
-            match &e.remote {
-                Some(a) => u.display("remote", a),
-                None => u.null("remote"),
-            };
-            match e.activity {
-                NetActivity::Listen { backlog } => {
-                    u.u64("backlog", backlog.into());
-                }
-                NetActivity::UdpFirst { .. } => {
-                    u.bool("first_datagram", true);
-                }
-                _ => {}
-            }
-            u.u64("time_ns", e.time_ns);
-        });
+        o.obj("unmapped", |u| net_unmapped(u, e));
     });
+}
+
+/// What OCSF's network classes have no place for.
+fn net_unmapped(u: &mut Obj<'_>, e: &NetEvent) {
+    u.caption("provider", e.origin.provider.as_str());
+    match &e.local {
+        Some(a) => u.display("local", a),
+        None => u.null("local"),
+    };
+    match &e.remote {
+        Some(a) => u.display("remote", a),
+        None => u.null("remote"),
+    };
+    match e.activity {
+        NetActivity::Listen { backlog } => {
+            u.u64("backlog", backlog.into());
+        }
+        NetActivity::UdpFirst { .. } => {
+            u.bool("first_datagram", true);
+        }
+        _ => {}
+    }
+    u.u64("time_ns", e.time_ns);
 }
 
 fn ms(ns: u64) -> u64 {
