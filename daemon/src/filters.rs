@@ -180,25 +180,39 @@ impl FilterConfig {
     }
 }
 
-fn check_path(p: &str) -> Result<(), String> {
+/// Why a configured value cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("must be an absolute path")]
+    NotAbsolute,
+    #[error("longer than {0} bytes, the part the kernel matches on")]
+    TooLong(u32),
+    #[error("excluding / would exclude every file")]
+    Root,
+    #[error("bad address: {0}")]
+    Address(#[from] std::net::AddrParseError),
+    #[error("bad prefix length {0:?}")]
+    PrefixLength(String),
+    #[error("prefix length {len} is over {max}")]
+    PrefixTooLong { len: u32, max: u32 },
+}
+
+fn check_path(p: &str) -> Result<(), ValueError> {
     if !p.starts_with('/') {
-        return Err("must be an absolute path".into());
+        return Err(ValueError::NotAbsolute);
     }
     if p.len() >= MDATP_EXCLUDE_PATH_LEN as usize {
-        return Err(format!(
-            "longer than {} bytes, the part the kernel matches on",
-            MDATP_EXCLUDE_PATH_LEN - 1
-        ));
+        return Err(ValueError::TooLong(MDATP_EXCLUDE_PATH_LEN - 1));
     }
     Ok(())
 }
 
 /// "/a/b" → the directory itself (exact) and everything below "/a/b/".
-fn path_entries(p: &str) -> Result<Vec<TrieEntry>, String> {
+fn path_entries(p: &str) -> Result<Vec<TrieEntry>, ValueError> {
     check_path(p)?;
     let trimmed = p.trim_end_matches('/');
     if trimmed.is_empty() {
-        return Err("excluding / would exclude every file".into());
+        return Err(ValueError::Root);
     }
     Ok(vec![
         TrieEntry {
@@ -213,22 +227,24 @@ fn path_entries(p: &str) -> Result<Vec<TrieEntry>, String> {
 }
 
 /// CIDR → 16 address bytes (IPv4 mapped into ::ffff:0:0/96) and prefix bits.
-pub fn parse_cidr(s: &str) -> Result<([u8; 16], u32), String> {
+pub fn parse_cidr(s: &str) -> Result<([u8; 16], u32), ValueError> {
     let (addr, len) = match s.split_once('/') {
         Some((a, l)) => (a, Some(l)),
         None => (s, None),
     };
-    let ip: IpAddr = addr.parse().map_err(|e| format!("bad address: {e}"))?;
+    let ip: IpAddr = addr.parse()?;
     let (bytes, max, offset) = match ip {
         IpAddr::V4(v4) => (v4.to_ipv6_mapped().octets(), 32, 96),
         IpAddr::V6(v6) => (v6.octets(), 128, 0),
     };
     let len: u32 = match len {
-        Some(l) => l.parse().map_err(|_| format!("bad prefix length {l:?}"))?,
+        Some(l) => l
+            .parse()
+            .map_err(|_| ValueError::PrefixLength(l.to_string()))?,
         None => max,
     };
     if len > max {
-        return Err(format!("prefix length {len} is over {max}"));
+        return Err(ValueError::PrefixTooLong { len, max });
     }
     Ok((bytes, len + offset))
 }

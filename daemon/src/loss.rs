@@ -22,9 +22,22 @@ pub struct KernelCount {
     pub folded: u64,
 }
 
+/// Why the kernel counters could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CounterError {
+    #[error("eBPF provider not running")]
+    NotRunning,
+    #[error("read counters[{kind}]")]
+    Read {
+        kind: EventKind,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
 /// Reads the kernel counters (the BPF `counters` map in production).
 pub trait KernelCounters {
-    fn read(&self) -> Result<BTreeMap<EventKind, KernelCount>, String>;
+    fn read(&self) -> Result<BTreeMap<EventKind, KernelCount>, CounterError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +98,7 @@ impl LossLedger {
 /// One line for logs: printed on SIGUSR1 and at shutdown.
 pub struct Summary<'a> {
     pub ledger: &'a LossLedger,
-    pub kernel: &'a Result<BTreeMap<EventKind, KernelCount>, String>,
+    pub kernel: &'a Result<BTreeMap<EventKind, KernelCount>, CounterError>,
     pub ebpf: &'a EbpfLoss,
 }
 

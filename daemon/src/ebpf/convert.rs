@@ -19,7 +19,7 @@ use crate::event::{
     NetEvent, Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider, SharedStr,
 };
 use crate::kind::EventKind;
-use crate::loss::{KernelCount, KernelCounters, SeqOutcome, SeqTracker};
+use crate::loss::{CounterError, KernelCount, KernelCounters, SeqOutcome, SeqTracker};
 
 const UNSET_ID: u32 = u32::MAX;
 const MAX_OPENED_PROCESSES: usize = 65_536;
@@ -96,10 +96,10 @@ impl Converter {
     }
 
     /// The kernel's counters per kind.
-    pub fn read_counters(&self) -> Result<BTreeMap<EventKind, KernelCount>, String> {
+    pub fn read_counters(&self) -> Result<BTreeMap<EventKind, KernelCount>, CounterError> {
         match &self.counters {
             Some(c) => c.read(),
-            None => Err("eBPF provider not running".into()),
+            None => Err(CounterError::NotRunning),
         }
     }
 

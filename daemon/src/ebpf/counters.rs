@@ -4,7 +4,7 @@ use aya::maps::{MapData, PerCpuArray};
 use mdatp_bpf::abi::mdatp_counters;
 
 use crate::kind::EventKind;
-use crate::loss::{KernelCount, KernelCounters};
+use crate::loss::{CounterError, KernelCount, KernelCounters};
 
 /// The per-CPU `counters` map, summed over CPUs on read.
 pub struct BpfCounters {
@@ -18,14 +18,14 @@ impl BpfCounters {
 }
 
 impl KernelCounters for BpfCounters {
-    fn read(&self) -> Result<BTreeMap<EventKind, KernelCount>, String> {
+    fn read(&self) -> Result<BTreeMap<EventKind, KernelCount>, CounterError> {
         let mut out = BTreeMap::new();
         for kind in EventKind::ALL {
             let Some(abi) = kind.spec().abi else { continue };
             let per_cpu = self
                 .map
                 .get(&(abi as u32), 0)
-                .map_err(|e| format!("read counters[{kind}]: {e}"))?;
+                .map_err(|source| CounterError::Read { kind, source })?;
             let mut sum = KernelCount::default();
             for c in per_cpu.iter() {
                 sum.emitted += c.emitted;

@@ -110,13 +110,14 @@ impl EbpfSensor {
             };
             if let Some(e) = &error {
                 log::error!(
-                    "eBPF program {program} on {hook} failed: {e}; the other programs keep running"
+                    "eBPF program {program} on {hook} failed: {}; the other programs keep running",
+                    chain(e)
                 );
             }
             hooks.push(HookStatus {
                 program,
                 hook,
-                error: error.map(|e| verifier_verdict(&e)),
+                error: error.map(|e| verifier_verdict(&chain(&e))),
             });
         }
         if hooks.iter().all(|h| h.error.is_some()) {
@@ -255,34 +256,53 @@ fn write_filters(bpf: &mut Ebpf, f: &KernelFilters) -> Result<(), EbpfError> {
     Ok(())
 }
 
+/// Why one program did not attach.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error("program {0} is not in the object")]
+    NotInObject(String),
+    #[error("wrong program type")]
+    WrongType(#[source] aya::programs::ProgramError),
+    #[error("load")]
+    Load(#[source] aya::programs::ProgramError),
+    #[error("attach")]
+    Attach(#[source] aya::programs::ProgramError),
+}
+
 /// The named program of the object, as program type `P`.
-fn program<'a, P>(bpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, String>
+fn program<'a, P>(bpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, AttachError>
 where
     &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {
     bpf.program_mut(name)
-        .ok_or_else(|| format!("program {name} is not in the object"))?
+        .ok_or_else(|| AttachError::NotInObject(name.to_string()))?
         .try_into()
-        .map_err(|e| chain("wrong program type", &e))
+        .map_err(AttachError::WrongType)
 }
 
-fn attach_tracepoint(bpf: &mut Ebpf, name: &str, category: &str, tp: &str) -> Result<(), String> {
+fn attach_tracepoint(
+    bpf: &mut Ebpf,
+    name: &str,
+    category: &str,
+    tp: &str,
+) -> Result<(), AttachError> {
     let prog: &mut TracePoint = program(bpf, name)?;
-    prog.load().map_err(|e| chain("load", &e))?;
-    prog.attach(category, tp).map_err(|e| chain("attach", &e))?;
+    prog.load().map_err(AttachError::Load)?;
+    prog.attach(category, tp).map_err(AttachError::Attach)?;
     Ok(())
 }
 
-fn attach_raw_tracepoint(bpf: &mut Ebpf, name: &str, tp: &str) -> Result<(), String> {
+fn attach_raw_tracepoint(bpf: &mut Ebpf, name: &str, tp: &str) -> Result<(), AttachError> {
     let prog: &mut RawTracePoint = program(bpf, name)?;
-    prog.load().map_err(|e| chain("load", &e))?;
-    prog.attach(tp).map_err(|e| chain("attach", &e))?;
+    prog.load().map_err(AttachError::Load)?;
+    prog.attach(tp).map_err(AttachError::Attach)?;
     Ok(())
 }
 
-/// "what: error: cause: cause" — aya's errors keep the errno in sources.
-fn chain(what: &str, e: &dyn StdError) -> String {
-    let mut s = format!("{what}: {e}");
+/// "what: cause: cause" — aya's errors keep the errno (and the
+/// verifier's log) in their sources.
+fn chain(e: &dyn StdError) -> String {
+    let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {
         s.push_str(&format!(": {c}"));
