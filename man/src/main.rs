@@ -49,12 +49,11 @@ mdatp health \-\-field supplementary_events_subsystem
 mdatp health \-\-output json
 .fi
 .PP
-The fields include \fBhealthy\fR, \fBissues\fR,
-\fBsupplementary_events_subsystem\fR (ebpf, auditd or none),
-\fBebpf_supplementary_event_provider\fR, the reason for a fallback to the
-audit subsystem, the active and failed eBPF hooks, events and loss per event
-type, the audit status and the sensor's own audit rules, and configuration
-errors.
+\fBsupplementary_events_subsystem\fR is ebpf or auditd;
+\fBevent_sources\fR names, per event kind, where it comes from (ebpf,
+auditd, "auditd (PAM records)", or "unavailable: " and the reason);
+\fBloss\fR counts what each stage lost, per event kind where it can tell.
+The fields, in order:
 "#;
 
 const CONFIG_DESCRIPTION: &str = r#".SH DESCRIPTION
@@ -200,8 +199,17 @@ fn main() -> Result<()> {
         "mdatp.8",
         &page(cli.clone(), "mdatp", "8", None, &common)?,
     )?;
+    // The field list comes from the one definition of the health.
+    let health_extra = format!(
+        "{HEALTH_EXTRA}{}\n",
+        mdatp_dbus::Health::FIELDS
+            .iter()
+            .map(|f| format!("\\fB{}\\fR", f.replace('_', "\\_")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let pages: [(&str, &str, Option<&str>, &[&str]); 4] = [
-        ("health", "mdatp-health", None, &[HEALTH_EXTRA]),
+        ("health", "mdatp-health", None, &[&health_extra]),
         (
             "config",
             "mdatp-config",
