@@ -38,20 +38,7 @@ pub fn set(
     key: &str,
     value: &str,
 ) -> Result<LoadedConfig, SetError> {
-    let before = running;
-    if let Some(file) = before.locked.get(key).or_else(|| {
-        // A managed profile that sets a parent key locks its children.
-        before
-            .locked
-            .iter()
-            .find(|(k, _)| key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}.")))
-            .map(|(_, f)| f)
-    }) {
-        return Err(SetError::Locked {
-            key: key.to_string(),
-            file: file.clone(),
-        });
-    }
+    locked(running, key)?;
     let parsed: serde_yaml::Value =
         serde_yaml::from_str(value).map_err(|e| SetError::BadValue {
             key: key.to_string(),
@@ -84,8 +71,20 @@ pub fn set(
     }
     let text = serde_yaml::to_string(&doc).unwrap_or_default();
     write_atomic(&path, &text)?;
-    let loaded = load(paths);
-    if let Err(e) = &loaded {
+    // The tree as it is now: a managed profile added since the last
+    // reload locks its keys too.
+    let loaded = load(paths).map_err(|e| {
+        let unknown = e.0.iter().any(|p| p.message.contains("unknown field"));
+        if unknown {
+            SetError::UnknownKey {
+                key: key.to_string(),
+            }
+        } else {
+            SetError::Invalid(e)
+        }
+    });
+    let loaded = loaded.and_then(|l| locked(&l, key).map(|()| l));
+    if loaded.is_err() {
         // Put the old file back: a refused change changes nothing.
         let _ = match &old {
             Some(t) => write_atomic(&path, t),
@@ -94,16 +93,27 @@ pub fn set(
                 source,
             }),
         };
-        let unknown = e.0.iter().any(|p| p.message.contains("unknown field"));
-        return Err(if unknown {
-            SetError::UnknownKey {
-                key: key.to_string(),
-            }
-        } else {
-            SetError::Invalid(e.clone())
-        });
     }
-    loaded.map_err(SetError::Invalid)
+    loaded
+}
+
+/// Err(Locked) when a managed profile of `config` sets `key`, one of its
+/// parents, or one of its children.
+fn locked(config: &LoadedConfig, key: &str) -> Result<(), SetError> {
+    let file = config.locked.get(key).or_else(|| {
+        config
+            .locked
+            .iter()
+            .find(|(k, _)| key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}.")))
+            .map(|(_, f)| f)
+    });
+    match file {
+        Some(file) => Err(SetError::Locked {
+            key: key.to_string(),
+            file: file.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn write_atomic(path: &PathBuf, text: &str) -> Result<(), SetError> {

@@ -166,3 +166,19 @@ fn a_bad_local_change_is_refused_and_changes_nothing() {
         750
     );
 }
+
+#[test]
+fn a_profile_added_since_the_last_reload_locks_its_key_too() {
+    let (_t, p) = tree();
+    let running = load(&p).expect("valid tree");
+    let managed = p.config_dir.join("managed/60-fleet.yaml");
+    write(&managed, "folding:\n  window_ms: 100\n");
+    match set(&p, &running, "folding.window_ms", "750") {
+        Err(SetError::Locked { file, .. }) => assert_eq!(file, managed),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    assert!(
+        !p.local().exists(),
+        "a refused change leaves local.yaml as it was"
+    );
+}
