@@ -23,5 +23,6 @@ pub mod provider;
 pub mod run;
 pub mod service;
 pub mod sink;
+pub mod source;
 pub mod systemd;
 pub mod users;

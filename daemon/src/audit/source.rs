@@ -17,6 +17,7 @@ use super::rules::{KEY, RuleManager};
 use crate::event::{Event, ProcessInfo};
 use crate::kind::{EventKind, Served};
 use crate::pipeline::Pipeline;
+use crate::source::EventSource;
 
 /// Audit record types: user-space messages (PAM's USER_*) and the
 /// SYSCALL record that carries a rule's key.
@@ -233,6 +234,9 @@ impl AuditRules {
 pub struct AuditSource {
     pub reader: Option<AuditReader>,
     pub rules: Option<AuditRules>,
+    /// Whether syscall records of our key are reported: while audit
+    /// serves kinds, or while a switch away from it drains them.
+    report_syscalls: bool,
 }
 
 impl AuditSource {
@@ -250,28 +254,32 @@ impl AuditSource {
         Self {
             reader,
             rules: None,
+            report_syscalls: false,
         }
     }
 
-    pub async fn readable(&self) {
+    pub fn report_syscalls(&mut self, on: bool) {
+        self.report_syscalls = on;
+    }
+
+    /// The audit part of the loss-totals line.
+    pub fn summary(&self) -> String {
         match &self.reader {
-            Some(r) => {
-                if r.readable().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-            None => std::future::pending().await,
+            Some(a) => format!(
+                "; audit: kernel lost={} socket overflows={} malformed records={} incomplete events={} skipped={:?}",
+                a.loss.kernel_lost,
+                a.loss.socket_overflows,
+                a.loss.malformed_records,
+                a.loss.incomplete_events,
+                a.loss.skipped
+            ),
+            None => "; audit: not read".into(),
         }
     }
+}
 
-    pub fn drain(&mut self, syscalls: bool, pipeline: &mut Pipeline) {
-        if let Some(r) = &mut self.reader {
-            r.drain(syscalls, pipeline);
-        }
-    }
-
-    /// Whether it serves `kind` now, and if not, why.
-    pub fn serves(&self, kind: EventKind) -> Served {
+impl EventSource for AuditSource {
+    fn serves(&self, kind: EventKind) -> Served {
         if kind == EventKind::Login {
             return match self.reader {
                 Some(_) => Served::Yes,
@@ -288,8 +296,24 @@ impl AuditSource {
         }
     }
 
-    /// Loss for health (zero entries left out).
-    pub fn loss_map(&self, m: &mut BTreeMap<String, u64>) {
+    async fn readable(&self) {
+        match &self.reader {
+            Some(r) => {
+                if r.readable().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    fn drain(&mut self, pipeline: &mut Pipeline) {
+        if let Some(r) = &mut self.reader {
+            r.drain(self.report_syscalls, pipeline);
+        }
+    }
+
+    fn loss_map(&self, m: &mut BTreeMap<String, u64>) {
         let Some(a) = &self.reader else { return };
         for (k, v) in [
             ("audit_kernel_lost", a.loss.kernel_lost),
@@ -299,21 +323,6 @@ impl AuditSource {
             if v > 0 {
                 m.insert(k.to_string(), v);
             }
-        }
-    }
-
-    /// The audit part of the loss-totals line.
-    pub fn summary(&self) -> String {
-        match &self.reader {
-            Some(a) => format!(
-                "; audit: kernel lost={} socket overflows={} malformed records={} incomplete events={} skipped={:?}",
-                a.loss.kernel_lost,
-                a.loss.socket_overflows,
-                a.loss.malformed_records,
-                a.loss.incomplete_events,
-                a.loss.skipped
-            ),
-            None => "; audit: not read".into(),
         }
     }
 }

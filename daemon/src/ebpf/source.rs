@@ -16,6 +16,7 @@ use crate::kind::{EventKind, Served};
 use crate::loss::KernelCounters;
 use crate::pipeline::Pipeline;
 use crate::procfs::ProcSnapshot;
+use crate::source::EventSource;
 
 /// Records handled per drain pass: under a flood the ring never empties,
 /// and the loop must get back to signals, timers and flushes.
@@ -86,8 +87,40 @@ impl EbpfSource {
             .unwrap_or(&[])
     }
 
+    /// Detaches every program (dropping the object unloads them), then
+    /// reads what the ring still holds. Returns how many hooks were
+    /// attached.
+    pub fn stop(&mut self, pipeline: &mut Pipeline) -> usize {
+        let Some(a) = self.attached.take() else {
+            return 0;
+        };
+        let n = a.sensor.hooks.iter().filter(|h| h.error.is_none()).count();
+        let mut ring = a.ring;
+        drop(a.sensor);
+        log::debug!("eBPF programs detached; reading what the ring still holds");
+        while drain_ring(ring.get_mut(), &mut self.conv, pipeline) {}
+        // The last counted drops of this object. Its counters stay
+        // readable (their map outlives the programs) for the final
+        // totals, until a new object replaces them.
+        self.tick(pipeline);
+        n
+    }
+
+    /// The loss-totals line (SIGUSR1, shutdown).
+    pub fn summary(&self, pipeline: &Pipeline) -> String {
+        let kernel = self.conv.read_counters();
+        crate::loss::Summary {
+            ledger: pipeline.ledger(),
+            kernel: &kernel,
+            ebpf: &self.conv.loss,
+        }
+        .to_string()
+    }
+}
+
+impl EventSource for EbpfSource {
     /// Whether it serves `kind` now, and if not, why.
-    pub fn serves(&self, kind: EventKind) -> Served {
+    fn serves(&self, kind: EventKind) -> Served {
         let programs = kind.spec().programs;
         if programs.is_empty() {
             return Served::No("no eBPF program produces it".into());
@@ -111,7 +144,7 @@ impl EbpfSource {
         Served::No(why)
     }
 
-    pub async fn readable(&self) {
+    async fn readable(&self) {
         match &self.attached {
             Some(a) => {
                 if let Ok(mut g) = a.ring.readable().await {
@@ -122,45 +155,24 @@ impl EbpfSource {
         }
     }
 
-    /// One bounded pass over the ring; returns whether it stopped at a
-    /// bound (the ring may hold more).
-    pub fn drain(&mut self, pipeline: &mut Pipeline) -> bool {
-        let Some(a) = &mut self.attached else {
-            return false;
-        };
-        drain_ring(a.ring.get_mut(), &mut self.conv, pipeline)
+    /// One bounded pass over the ring.
+    fn drain(&mut self, pipeline: &mut Pipeline) {
+        if let Some(a) = &mut self.attached {
+            drain_ring(a.ring.get_mut(), &mut self.conv, pipeline);
+        }
     }
 
     /// Periodic: drops the kernel counted that no gap has shown yet.
-    pub fn tick(&mut self, pipeline: &mut Pipeline) {
+    fn tick(&mut self, pipeline: &mut Pipeline) {
         if let Some(loss) = self.conv.counted_drops() {
             pipeline.submit(loss);
             pipeline.flush();
         }
     }
 
-    /// Detaches every program (dropping the object unloads them), then
-    /// reads what the ring still holds. Returns how many hooks were
-    /// attached.
-    pub fn stop(&mut self, pipeline: &mut Pipeline) -> usize {
-        let Some(a) = self.attached.take() else {
-            return 0;
-        };
-        let n = a.sensor.hooks.iter().filter(|h| h.error.is_none()).count();
-        let mut ring = a.ring;
-        drop(a.sensor);
-        log::debug!("eBPF programs detached; reading what the ring still holds");
-        while drain_ring(ring.get_mut(), &mut self.conv, pipeline) {}
-        // The last counted drops of this object. Its counters stay
-        // readable (their map outlives the programs) for the final
-        // totals, until a new object replaces them.
-        self.tick(pipeline);
-        n
-    }
-
     /// Loss per stage for health: kernel ring drops per kind, sequence
     /// gaps, undecodable records (zero entries left out).
-    pub fn loss_map(&self, m: &mut BTreeMap<String, u64>) {
+    fn loss_map(&self, m: &mut BTreeMap<String, u64>) {
         if let Ok(k) = self.conv.read_counters() {
             for (kind, c) in k {
                 if c.ringbuf_drops > 0 {
@@ -176,17 +188,6 @@ impl EbpfSource {
                 m.insert(name.to_string(), n);
             }
         }
-    }
-
-    /// The loss-totals line (SIGUSR1, shutdown).
-    pub fn summary(&self, pipeline: &Pipeline) -> String {
-        let kernel = self.conv.read_counters();
-        crate::loss::Summary {
-            ledger: pipeline.ledger(),
-            kernel: &kernel,
-            ebpf: &self.conv.loss,
-        }
-        .to_string()
     }
 }
 

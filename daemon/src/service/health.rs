@@ -9,6 +9,7 @@ use mdatp_dbus::Health;
 use super::Daemon;
 use crate::kind::{EventKind, Served};
 use crate::provider::EbpfSetting;
+use crate::source::EventSource;
 
 impl Daemon {
     pub(super) fn update_health(&self) {

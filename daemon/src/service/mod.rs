@@ -31,6 +31,7 @@ use crate::procfs;
 use crate::provider::support::OsRelease;
 use crate::provider::{EbpfSetting, FallbackReason};
 use crate::sink::{JsonLines, Sink};
+use crate::source::EventSource;
 
 /// Tail latency bound for events below the wake-up threshold.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
@@ -119,10 +120,11 @@ impl Daemon {
         };
         daemon.select_initial_provider();
         daemon.seed_processes()?;
-        daemon.audit = AuditSource {
-            rules: daemon.audit.rules.take(),
-            ..AuditSource::open()
-        };
+        // One reader for the daemon's life; it joins the rules the
+        // provider selection may have loaded.
+        let rules = daemon.audit.rules.take();
+        daemon.audit = AuditSource::open();
+        daemon.audit.rules = rules;
         daemon.read_audit_status_at_start();
         let (tx, rx) = mpsc::unbounded_channel();
         daemon.bus = match crate::bus::start(
@@ -188,8 +190,8 @@ impl Daemon {
     /// Syscall records of our rules are reported while eBPF does not run
     /// (or while a switch away from audit drains them).
     fn drain_audit(&mut self) {
-        let syscalls = !self.ebpf.is_running();
-        self.audit.drain(syscalls, &mut self.pipeline);
+        self.audit.report_syscalls(!self.ebpf.is_running());
+        self.audit.drain(&mut self.pipeline);
     }
 
     fn loss_totals(&self) -> String {
@@ -260,7 +262,8 @@ impl Daemon {
         let hooks = self.ebpf.stop(&mut self.pipeline);
         if let Some(rules) = self.audit.rules.take() {
             // Records already in flight are read before the rules go.
-            self.audit.drain(true, &mut self.pipeline);
+            self.audit.report_syscalls(true);
+            self.audit.drain(&mut self.pipeline);
             if let Err(e) = rules.stop(false) {
                 log::warn!("removing the sensor's audit rules: {e}");
             }

@@ -10,6 +10,7 @@ use crate::audit::source::{AuditRules, clear_ours};
 use crate::ebpf::LoadOptions;
 use crate::event::Provider;
 use crate::provider::{self, EbpfSetting, FallbackReason, ProviderKind};
+use crate::source::EventSource;
 
 /// How long both providers' events are compared during a switch.
 const SWITCH_OVERLAP: Duration = Duration::from_secs(3);
@@ -113,7 +114,8 @@ impl Daemon {
                 self.pipeline
                     .begin_overlap(Provider::Auditd, SWITCH_OVERLAP);
                 // Records of the audit rules still in flight.
-                self.audit.drain(true, &mut self.pipeline);
+                self.audit.report_syscalls(true);
+                self.audit.drain(&mut self.pipeline);
                 let cleared = match self.audit.rules.take() {
                     Some(rules) => rules.stop(true),
                     None => clear_ours(&self.host.ctl, &self.host.args.audit_rules_dir).map(drop),
