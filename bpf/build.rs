@@ -32,6 +32,9 @@ fn run() -> Result<(), String> {
     let include = manifest.join("include");
     let clang = env::var("MDATP_CLANG").unwrap_or_else(|_| "clang-19".into());
     let bpftool = env::var("MDATP_BPFTOOL").unwrap_or_else(|_| find_bpftool());
+    // The layout test reads the object's BTF with the same bpftool (a
+    // user's PATH has no /usr/sbin).
+    println!("cargo:rustc-env=MDATP_BPFTOOL_PATH={bpftool}");
 
     println!("cargo:rerun-if-changed=include");
     println!("cargo:rerun-if-env-changed=MDATP_CLANG");

@@ -217,7 +217,7 @@ fn rust_layout() -> Layout {
 /// Struct layouts of the object's BTF, read with bpftool.
 fn btf_layout() -> BTreeMap<String, (usize, BTreeMap<String, usize>)> {
     let obj = concat!(env!("OUT_DIR"), "/mdatp.bpf.o");
-    let out = Command::new("bpftool")
+    let out = Command::new(env!("MDATP_BPFTOOL_PATH"))
         .args(["-j", "btf", "dump", "file", obj])
         .output()
         .expect("run bpftool (apt-get install bpftool)");
