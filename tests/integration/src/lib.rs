@@ -60,12 +60,21 @@ pub fn is_root() -> bool {
 macro_rules! skip_unless_root {
     () => {
         if !$crate::is_root() {
-            eprintln!(
-                "skipped: needs root (loads eBPF programs, changes audit state); the README's test command runs it"
-            );
+            $crate::say_skipped();
             return;
         }
     };
+}
+
+/// The one line a skipped test prints. Straight to the terminal: the test
+/// harness captures `eprintln!` of passing tests.
+pub fn say_skipped() {
+    use std::io::Write;
+    let name = thread::current().name().unwrap_or("test").to_string();
+    let _ = writeln!(
+        std::io::stderr(),
+        "{name}: skipped, needs root (loads eBPF programs, changes audit state); the README's test command runs it"
+    );
 }
 
 /// Where every test daemon's events are also written (one file per
