@@ -6,38 +6,37 @@
 use std::path::{Path, PathBuf};
 
 use super::control::{AuditError, Auditctl};
-use crate::kind::EventKind;
+use crate::kind::{EventKind, class};
 
 pub const KEY: &str = "mdatp";
 pub const RULES_FILE: &str = "mdatp.rules";
 
-/// One rule per group of kinds; failed opens are reported by neither
-/// provider, so the open rule asks for success.
-const RULES: &[(&[EventKind], bool)] = &[
-    (&[EventKind::ProcessExec, EventKind::ProcessExit], false),
-    (&[EventKind::FileOpen], true),
-    (
-        &[
-            EventKind::FileDelete,
-            EventKind::FileRename,
-            EventKind::FileMkdir,
-            EventKind::FileChmod,
-            EventKind::FileChown,
-            EventKind::FileLink,
-            EventKind::FileSymlink,
-        ],
-        false,
-    ),
-    (
-        &[
-            EventKind::NetworkConnect,
-            EventKind::NetworkAccept,
-            EventKind::NetworkBind,
-            EventKind::NetworkListen,
-        ],
-        false,
-    ),
-];
+/// The rules for `kinds`: one for opens (failed opens are reported by
+/// neither provider, so it asks for success), then one per OCSF class
+/// for the rest. Kinds without audit syscalls add nothing.
+fn groups(kinds: &[EventKind]) -> Vec<(Vec<EventKind>, bool)> {
+    let audited = |k: &&EventKind| !k.spec().audit_syscalls.is_empty();
+    let mut out = Vec::new();
+    if kinds.contains(&EventKind::FileOpen) {
+        out.push((vec![EventKind::FileOpen], true));
+    }
+    for class in [
+        class::PROCESS_ACTIVITY,
+        class::FILE_SYSTEM_ACTIVITY,
+        class::NETWORK_ACTIVITY,
+    ] {
+        let group: Vec<EventKind> = kinds
+            .iter()
+            .filter(audited)
+            .filter(|k| k.spec().ocsf_class == class && **k != EventKind::FileOpen)
+            .copied()
+            .collect();
+        if !group.is_empty() {
+            out.push((group, false));
+        }
+    }
+    out
+}
 
 /// The x86_64 name auditctl knows a system call by (the rules file is
 /// read by people too).
@@ -82,7 +81,7 @@ pub fn syscall_name(nr: i64) -> &'static str {
 /// The auditctl arguments of every rule. The sensor's own process and its
 /// children (auditctl) are left out so that its own work does not feed back.
 pub fn rule_args(own_pid: u32) -> Vec<Vec<String>> {
-    RULES
+    groups(&EventKind::ALL)
         .iter()
         .map(|(kinds, success_only)| {
             let syscalls: Vec<&str> = kinds
@@ -224,6 +223,10 @@ mod tests {
         }
         let rules = rule_args(1).concat().join(" ");
         assert!(rules.contains("-S execve,execveat,exit_group "), "{rules}");
+        assert!(
+            rules.contains("-S connect,accept,accept4,listen,bind "),
+            "{rules}"
+        );
         assert!(
             rules.contains("open,openat,openat2,creat -F success=1"),
             "{rules}"

@@ -8,6 +8,7 @@ use crate::event::{
     ProcessEvent, ProcessInfo,
 };
 use crate::json::{Obj, object};
+use crate::kind::class;
 
 mod file;
 
@@ -48,22 +49,22 @@ struct Class {
 }
 
 const PROCESS_ACTIVITY: Class = Class {
-    uid: 1007,
+    uid: class::PROCESS_ACTIVITY as u64,
     name: "Process Activity",
     category: 1,
 };
 const FILE_ACTIVITY: Class = Class {
-    uid: 1001,
+    uid: class::FILE_SYSTEM_ACTIVITY as u64,
     name: "File System Activity",
     category: 1,
 };
 const AUTHENTICATION: Class = Class {
-    uid: 3002,
+    uid: class::AUTHENTICATION as u64,
     name: "Authentication",
     category: 3,
 };
 const NETWORK_ACTIVITY: Class = Class {
-    uid: 4001,
+    uid: class::NETWORK_ACTIVITY as u64,
     name: "Network Activity",
     category: 4,
 };
