@@ -80,8 +80,8 @@ pub fn syscall_name(nr: i64) -> &'static str {
 
 /// The auditctl arguments of every rule. The sensor's own process and its
 /// children (auditctl) are left out so that its own work does not feed back.
-pub fn rule_args(own_pid: u32) -> Vec<Vec<String>> {
-    groups(&EventKind::ALL)
+pub fn rule_args(own_pid: u32, kinds: &[EventKind]) -> Vec<Vec<String>> {
+    groups(kinds)
         .iter()
         .map(|(kinds, success_only)| {
             let syscalls: Vec<&str> = kinds
@@ -142,11 +142,11 @@ impl RuleManager {
 
     /// Writes the file and loads our rules (replacing any of ours already
     /// loaded). Fails without touching anything when rules are immutable.
-    pub fn install(&self, own_pid: u32) -> Result<usize, AuditError> {
+    pub fn install(&self, own_pid: u32, kinds: &[EventKind]) -> Result<usize, AuditError> {
         if self.ctl.status()?.immutable() {
             return Err(AuditError::Immutable);
         }
-        let rules = rule_args(own_pid);
+        let rules = rule_args(own_pid, kinds);
         let path = self.rules_path();
         std::fs::create_dir_all(&self.rules_dir).map_err(|source| AuditError::Io {
             what: "create",
@@ -221,7 +221,7 @@ mod tests {
                 assert_ne!(syscall_name(*nr), "unknown", "{k}: syscall {nr}");
             }
         }
-        let rules = rule_args(1).concat().join(" ");
+        let rules = rule_args(1, &EventKind::ALL).concat().join(" ");
         assert!(rules.contains("-S execve,execveat,exit_group "), "{rules}");
         assert!(
             rules.contains("-S connect,accept,accept4,listen,bind "),
@@ -234,8 +234,28 @@ mod tests {
     }
 
     #[test]
+    fn rules_cover_exactly_the_kinds_asked_for() {
+        let open_only = rule_args(1, &[EventKind::FileOpen, EventKind::FileOpenFolded]);
+        assert_eq!(open_only.len(), 1);
+        let text = open_only[0].join(" ");
+        assert!(
+            text.contains("-S open,openat,openat2,creat -F success=1"),
+            "{text}"
+        );
+        let some = rule_args(1, &[EventKind::FileChmod, EventKind::NetworkBind]);
+        let text = some.concat().join(" ");
+        assert!(text.contains("-S chmod,fchmod,fchmodat "), "{text}");
+        assert!(text.contains("-S bind "), "{text}");
+        assert!(
+            !text.contains("unlink") && !text.contains("connect"),
+            "{text}"
+        );
+        assert!(rule_args(1, &[EventKind::ProcessFork]).is_empty());
+    }
+
+    #[test]
     fn every_rule_carries_the_key() {
-        let rules = rule_args(42);
+        let rules = rule_args(42, &EventKind::ALL);
         assert_eq!(rules.len(), 4);
         for r in &rules {
             assert_eq!(r[r.len() - 2..], ["-k".to_string(), "mdatp".to_string()]);

@@ -129,6 +129,14 @@ pub fn submit(
     }
 }
 
+fn names(kinds: &[EventKind]) -> String {
+    kinds
+        .iter()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Login records always; syscall records only with our key, and only
 /// while `syscalls`.
 fn reported(ev: &AuditEvent, syscalls: bool) -> bool {
@@ -177,15 +185,22 @@ fn fill_start_time(p: &mut ProcessInfo, proc_root: &Path) {
     }
 }
 
-/// Our rules while the auditd provider is active.
+/// Our rules while the audit subsystem serves kinds.
 pub struct AuditRules {
     rules: RuleManager,
+    kinds: Vec<EventKind>,
     /// The audit `enabled` value to restore: set when we had to enable it.
     restore_enabled: Option<u32>,
 }
 
 impl AuditRules {
-    pub fn start(ctl: Auditctl, rules_dir: &Path, own_pid: u32) -> Result<Self, AuditError> {
+    /// Loads our rules for `kinds` (and writes the rules file).
+    pub fn start(
+        ctl: Auditctl,
+        rules_dir: &Path,
+        own_pid: u32,
+        kinds: Vec<EventKind>,
+    ) -> Result<Self, AuditError> {
         let status = ctl.status()?;
         if status.immutable() {
             return Err(AuditError::Immutable);
@@ -200,15 +215,33 @@ impl AuditRules {
             );
         }
         let rules = RuleManager::new(ctl, rules_dir);
-        let n = rules.install(own_pid)?;
+        let n = rules.install(own_pid, &kinds)?;
         log::info!(
-            "loaded {n} audit rules keyed mdatp; wrote {}",
+            "loaded {n} audit rules keyed mdatp for {}; wrote {}",
+            names(&kinds),
             rules.rules_path().display()
         );
         Ok(Self {
             rules,
             restore_enabled,
+            kinds,
         })
+    }
+
+    /// The kinds the loaded rules produce.
+    pub fn kinds(&self) -> &[EventKind] {
+        &self.kinds
+    }
+
+    /// Replaces our loaded rules (and file) with rules for `kinds`.
+    pub fn change_kinds(&mut self, own_pid: u32, kinds: Vec<EventKind>) -> Result<(), AuditError> {
+        let n = self.rules.install(own_pid, &kinds)?;
+        log::info!(
+            "reloaded {n} audit rules keyed mdatp, now for {}",
+            names(&kinds)
+        );
+        self.kinds = kinds;
+        Ok(())
     }
 
     /// Removes our loaded rules; `remove_file` also deletes the rules
@@ -290,7 +323,8 @@ impl EventSource for AuditSource {
             return Served::No("the audit subsystem has no record of it".into());
         }
         match (&self.rules, &self.reader) {
-            (Some(_), Some(_)) => Served::Yes,
+            (Some(r), Some(_)) if r.kinds.contains(&kind) => Served::Yes,
+            (Some(_), Some(_)) => Served::No("the sensor's audit rules do not cover it".into()),
             (None, _) => Served::No("the sensor's audit rules are not loaded".into()),
             (_, None) => Served::No("cannot read the audit netlink multicast group".into()),
         }

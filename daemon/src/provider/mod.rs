@@ -5,10 +5,14 @@ pub mod support;
 
 use std::fmt;
 
+/// What serves the events now (health's `supplementary_events_subsystem`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
     Ebpf,
     Auditd,
+    /// eBPF, and the audit subsystem for exactly the kinds eBPF cannot
+    /// serve (a refused program, a missing hook).
+    Mixed,
 }
 
 impl fmt::Display for ProviderKind {
@@ -16,6 +20,7 @@ impl fmt::Display for ProviderKind {
         f.write_str(match self {
             ProviderKind::Ebpf => "ebpf",
             ProviderKind::Auditd => "auditd",
+            ProviderKind::Mixed => "ebpf+auditd",
         })
     }
 }
@@ -65,6 +70,9 @@ pub fn immutable_remedy(provider: ProviderKind) -> String {
     match provider {
         ProviderKind::Ebpf => "audit rules are immutable (enabled 2): the sensor's audit rules stay loaded until reboot. \
              Its rules file (mdatp.rules) is removed, so a reboot clears them: keep the eBPF provider enabled and reboot."
+            .into(),
+        ProviderKind::Mixed => "audit rules are immutable (enabled 2): the kinds eBPF does not serve cannot get the sensor's audit rules until reboot. \
+             Remove '-e 2' from the audit rules and reboot."
             .into(),
         ProviderKind::Auditd => "audit rules are immutable (enabled 2): the sensor cannot load its audit rules until reboot. \
              Enable the eBPF provider, or remove '-e 2' from the audit rules and reboot."

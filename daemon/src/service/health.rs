@@ -19,28 +19,34 @@ impl Daemon {
         }
     }
 
-    /// Where each kind comes from now: `ebpf`, `auditd`, or `unavailable`
-    /// with the reason.
+    /// Where each kind comes from now: `ebpf`, `auditd` (with why not
+    /// eBPF while eBPF runs), or `unavailable` with the reasons.
     fn event_sources(&self, login_events: &str) -> BTreeMap<String, String> {
         EventKind::ALL
             .into_iter()
-            .map(|kind| {
-                let source = if kind == EventKind::Login {
-                    if login_events == "available" {
-                        "auditd (PAM records)".to_string()
-                    } else {
-                        format!("unavailable: {login_events}")
-                    }
-                } else {
-                    if self.ebpf.is_running() {
-                        self.ebpf.serves(kind).map_yes("ebpf")
-                    } else {
-                        self.audit.serves(kind).map_yes("auditd")
-                    }
-                };
-                (kind.name().to_string(), source)
-            })
+            .map(|kind| (kind.name().to_string(), self.source_of(kind, login_events)))
             .collect()
+    }
+
+    fn source_of(&self, kind: EventKind, login_events: &str) -> String {
+        if kind == EventKind::Login {
+            return if login_events == "available" {
+                "auditd (PAM records)".into()
+            } else {
+                format!("unavailable: {login_events}")
+            };
+        }
+        let ebpf = self.ebpf.serves(kind);
+        let audit = self.audit.serves(kind);
+        match (self.ebpf.is_running(), ebpf, audit) {
+            (_, Served::Yes, _) => "ebpf".into(),
+            (false, _, Served::Yes) => "auditd".into(),
+            (true, Served::No(why), Served::Yes) => format!("auditd (eBPF: {why})"),
+            (false, _, Served::No(audit_why)) => format!("unavailable: {audit_why}"),
+            (true, Served::No(why), Served::No(audit_why)) => {
+                format!("unavailable: eBPF: {why}; audit: {audit_why}")
+            }
+        }
     }
 
     fn login_events(&self) -> String {
@@ -68,6 +74,22 @@ impl Daemon {
             .collect();
         if !failed.is_empty() {
             issues.push(format!("{} eBPF hooks failed to attach", failed.len()));
+        }
+        if self.ebpf.is_running() {
+            let missing: Vec<&str> = EventKind::ALL
+                .into_iter()
+                .filter(|k| *k != EventKind::Login)
+                .filter(|k| {
+                    self.ebpf.serves(*k) != Served::Yes && self.audit.serves(*k) != Served::Yes
+                })
+                .map(|k| k.name())
+                .collect();
+            if !missing.is_empty() {
+                issues.push(format!(
+                    "event kinds unavailable: {} (see event_sources)",
+                    missing.join(", ")
+                ));
+            }
         }
         if !self.config_errors.is_empty() {
             issues.push("the last configuration reload was refused (see config_errors)".into());
@@ -107,16 +129,6 @@ impl Daemon {
             event_output: self.event_output(),
             version: env!("CARGO_PKG_VERSION").into(),
             kernel: self.host.kernel.clone(),
-        }
-    }
-}
-
-impl Served {
-    /// The source name when served, else `unavailable: <why>`.
-    fn map_yes(self, source: &str) -> String {
-        match self {
-            Served::Yes => source.to_string(),
-            Served::No(why) => format!("unavailable: {why}"),
         }
     }
 }

@@ -187,10 +187,11 @@ impl Daemon {
         }
     }
 
-    /// Syscall records of our rules are reported while eBPF does not run
-    /// (or while a switch away from audit drains them).
+    /// Syscall records of our key are reported while our rules serve kinds
+    /// or eBPF does not run (a switch away from audit drains them itself).
     fn drain_audit(&mut self) {
-        self.audit.report_syscalls(!self.ebpf.is_running());
+        self.audit
+            .report_syscalls(self.audit.rules.is_some() || !self.ebpf.is_running());
         self.audit.drain(&mut self.pipeline);
     }
 

@@ -9,6 +9,7 @@ use crate::audit::AuditError;
 use crate::audit::source::{AuditRules, clear_ours};
 use crate::ebpf::LoadOptions;
 use crate::event::Provider;
+use crate::kind::{EventKind, Served};
 use crate::provider::{self, EbpfSetting, FallbackReason, ProviderKind};
 use crate::source::EventSource;
 
@@ -17,11 +18,21 @@ const SWITCH_OVERLAP: Duration = Duration::from_secs(3);
 
 impl Daemon {
     pub(super) fn provider_kind(&self) -> ProviderKind {
-        if self.ebpf.is_running() {
-            ProviderKind::Ebpf
-        } else {
-            ProviderKind::Auditd
+        match (self.ebpf.is_running(), &self.audit.rules) {
+            (false, _) => ProviderKind::Auditd,
+            (true, Some(_)) => ProviderKind::Mixed,
+            (true, None) => ProviderKind::Ebpf,
         }
+    }
+
+    /// The kinds the audit subsystem is to serve: those it has records for
+    /// that eBPF does not serve now (all of them while eBPF is off).
+    pub(super) fn kinds_for_audit(&self) -> Vec<EventKind> {
+        EventKind::ALL
+            .into_iter()
+            .filter(|k| !k.spec().audit_syscalls.is_empty())
+            .filter(|k| self.ebpf.serves(*k) != Served::Yes)
+            .collect()
     }
 
     fn load_options(&self) -> LoadOptions {
@@ -44,24 +55,56 @@ impl Daemon {
             }
             Err(reason) => self.reason = Some(reason),
         }
-        if self.ebpf.is_running() {
-            self.issue = clearing_issue(
-                clear_ours(&self.host.ctl, &self.host.args.audit_rules_dir).map(drop),
-            );
-        } else {
-            self.start_audit_rules();
-        }
+        self.fit_audit_rules();
     }
 
-    fn start_audit_rules(&mut self) {
+    /// Our audit rules for exactly the kinds eBPF does not serve: none
+    /// (rules and file removed) when eBPF serves them all.
+    fn fit_audit_rules(&mut self) {
+        let kinds = self.kinds_for_audit();
+        if kinds.is_empty() {
+            let cleared = match self.audit.rules.take() {
+                Some(rules) => rules.stop(true),
+                None => clear_ours(&self.host.ctl, &self.host.args.audit_rules_dir).map(drop),
+            };
+            self.issue = clearing_issue(cleared);
+            return;
+        }
+        if self.ebpf.is_running() {
+            let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+            log::warn!(
+                "eBPF does not serve {}: the audit subsystem serves them",
+                names.join(", ")
+            );
+        }
+        if let Some(rules) = &mut self.audit.rules {
+            if rules.kinds() == kinds.as_slice() {
+                return;
+            }
+            if let Err(e) = rules.change_kinds(self.host.own_pid, kinds) {
+                let issue = format!("the sensor cannot change its audit rules: {e}");
+                log::error!("{issue}");
+                self.issue = Some(issue);
+            }
+            return;
+        }
+        self.start_audit_rules(kinds);
+    }
+
+    fn start_audit_rules(&mut self, kinds: Vec<EventKind>) {
         if let Some(r) = &self.reason {
             log::warn!("falling back to the audit subsystem: {r}");
         }
         let h = &self.host;
-        match AuditRules::start(h.ctl.clone(), &h.args.audit_rules_dir, h.own_pid) {
+        match AuditRules::start(h.ctl.clone(), &h.args.audit_rules_dir, h.own_pid, kinds) {
             Ok(rules) => self.audit.rules = Some(rules),
             Err(AuditError::Immutable) => {
-                let issue = provider::immutable_remedy(ProviderKind::Auditd);
+                let wanted = if self.ebpf.is_running() {
+                    ProviderKind::Mixed
+                } else {
+                    ProviderKind::Auditd
+                };
+                let issue = provider::immutable_remedy(wanted);
                 log::error!("{issue}");
                 self.issue = Some(issue);
             }
@@ -76,7 +119,9 @@ impl Daemon {
     /// Applies the provider setting of the running configuration.
     pub(super) fn apply_provider_setting(&mut self) {
         match (self.setting, self.provider_kind()) {
-            (EbpfSetting::Disabled, ProviderKind::Ebpf) => self.switch_to_audit(),
+            (EbpfSetting::Disabled, ProviderKind::Ebpf | ProviderKind::Mixed) => {
+                self.switch_to_audit()
+            }
             (EbpfSetting::Enabled, ProviderKind::Auditd) => self.switch_to_ebpf(),
             _ => log::info!(
                 "configuration reloaded; provider unchanged ({})",
@@ -89,7 +134,20 @@ impl Daemon {
     fn switch_to_audit(&mut self) {
         self.pipeline.begin_overlap(Provider::Ebpf, SWITCH_OVERLAP);
         self.reason = Some(FallbackReason::Disabled);
-        self.start_audit_rules();
+        let every: Vec<EventKind> = EventKind::ALL
+            .into_iter()
+            .filter(|k| !k.spec().audit_syscalls.is_empty())
+            .collect();
+        match &mut self.audit.rules {
+            Some(rules) => {
+                if let Err(e) = rules.change_kinds(self.host.own_pid, every) {
+                    log::error!("switch to auditd failed ({e}); staying on eBPF");
+                    self.reason = None;
+                    return;
+                }
+            }
+            None => self.start_audit_rules(every),
+        }
         if self.audit.rules.is_none() {
             log::error!("switch to auditd failed; staying on eBPF");
             self.reason = None;
@@ -116,13 +174,10 @@ impl Daemon {
                 // Records of the audit rules still in flight.
                 self.audit.report_syscalls(true);
                 self.audit.drain(&mut self.pipeline);
-                let cleared = match self.audit.rules.take() {
-                    Some(rules) => rules.stop(true),
-                    None => clear_ours(&self.host.ctl, &self.host.args.audit_rules_dir).map(drop),
-                };
                 self.reason = None;
-                self.issue = clearing_issue(cleared);
-                log::info!(provider = "ebpf"; "provider switched: auditd -> ebpf");
+                self.fit_audit_rules();
+                let now = self.provider_kind().to_string();
+                log::info!(provider = now.as_str(); "provider switched: auditd -> {now}");
             }
             Err(e) => {
                 let e = anyhow::Error::from(e).context("start the eBPF event provider");
@@ -135,6 +190,15 @@ impl Daemon {
     pub(super) fn log_running(&self) {
         let line = match &self.reason {
             None => {
+                let audit = self
+                    .audit
+                    .rules
+                    .as_ref()
+                    .map(|r| {
+                        let names: Vec<&str> = r.kinds().iter().map(|k| k.name()).collect();
+                        format!(" audit_kinds=[{}]", names.join(", "))
+                    })
+                    .unwrap_or_default();
                 let active: Vec<&str> = self
                     .ebpf
                     .hooks()
@@ -143,7 +207,8 @@ impl Daemon {
                     .map(|h| h.hook.as_str())
                     .collect();
                 format!(
-                    "sensor running: provider=ebpf hooks=[{}] ring_buffer={}B",
+                    "sensor running: provider={} hooks=[{}] ring_buffer={}B{audit}",
+                    self.provider_kind(),
                     active.join(", "),
                     self.host.args.ring_buffer_size
                 )

@@ -396,3 +396,61 @@ fn immutable_audit_is_reported_with_the_remedy_and_the_daemon_keeps_running() {
     assert_eq!(provider_of(&exec_seen(&d, "immutable-ebpf")), "ebpf");
     d.stop();
 }
+
+#[test]
+fn a_refused_program_moves_exactly_its_kinds_to_audit() {
+    skip_unless_root!();
+    let _g = serial();
+    let _audit = AuditState::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let rules_dir = dir.path().join("rules.d");
+    let mut args = vec!["--audit-rules-dir", s(&rules_dir)];
+    // Every open program refused by the kernel (a hook that does not exist).
+    for p in ["mdatp_openat", "mdatp_open", "mdatp_creat", "mdatp_openat2"] {
+        args.extend(["--test-break-program", p]);
+    }
+    let d = Daemon::start(&args);
+    let err = d.stderr();
+    assert!(err.contains("provider=ebpf+auditd"), "{err}");
+    assert!(err.contains("audit_kinds=[file_open]"), "{err}");
+    // One rule of ours, for opens only; the rules file says the same.
+    let listed = auditctl(&["-l"]);
+    let ours: Vec<&str> = listed.lines().filter(|l| l.contains("key=mdatp")).collect();
+    assert_eq!(ours.len(), 1, "{listed}");
+    assert!(
+        ours[0].contains("openat") && !ours[0].contains("unlink") && !ours[0].contains("execve"),
+        "{listed}"
+    );
+    let file = std::fs::read_to_string(rules_dir.join("mdatp.rules")).unwrap();
+    assert_eq!(file.lines().filter(|l| l.starts_with("-a")).count(), 1, "{file}");
+
+    // An open comes from audit, the delete of the same file from eBPF.
+    let f = dir.path().join("mixed-open");
+    std::fs::write(&f, b"x").unwrap();
+    std::fs::remove_file(&f).unwrap();
+    let path = s(&f).to_string();
+    let me = u64::from(std::process::id());
+    let open = d
+        .wait_event(WAIT, |v| {
+            v["class_uid"] == 1001 && v["activity_id"] == 1 && at(v, "/file/path") == path.as_str()
+        })
+        .unwrap_or_else(|| panic!("no open (create) event; stderr:\n{}", d.stderr()));
+    assert_eq!(provider_of(&open), "auditd", "{open}");
+    assert_eq!(at(&open, "/actor/process/pid"), me);
+    let delete = d
+        .wait_event(WAIT, |v| {
+            v["class_uid"] == 1001 && v["activity_id"] == 4 && at(v, "/file/path") == path.as_str()
+        })
+        .unwrap_or_else(|| panic!("no delete event; stderr:\n{}", d.stderr()));
+    assert_eq!(provider_of(&delete), "ebpf", "{delete}");
+    // Exactly one event per action: no kind is served twice.
+    let opens = d
+        .events()
+        .iter()
+        .filter(|v| v["class_uid"] == 1001 && at(v, "/file/path") == path.as_str())
+        .count();
+    assert_eq!(opens, 2, "{:#?}", d.events());
+    d.stop();
+    let after = auditctl(&["-l"]);
+    assert!(!after.contains("key=mdatp"), "rules left behind:\n{after}");
+}
