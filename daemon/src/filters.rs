@@ -53,6 +53,9 @@ fn problem(key: impl Into<String>, message: impl Into<String>) -> FilterProblem 
 pub struct FilterConfig {
     /// enabled | disabled (the audit subsystem provides the events).
     pub ebpf_supplementary_event_provider: crate::provider::EbpfSetting,
+    /// Kernel releases (exact `uname -r`) on which eBPF must not run, on
+    /// top of the built-in denylist.
+    pub ebpf_kernel_denylist: Vec<String>,
     /// Event type name → on/off; types not named stay on.
     pub events: BTreeMap<String, bool>,
     pub exclude: Exclusions,
@@ -119,6 +122,14 @@ impl FilterConfig {
                     format!("events.{name}"),
                     format!("unknown event type (known: {})", EventKind::names()),
                 )),
+            }
+        }
+        for (i, r) in self.ebpf_kernel_denylist.iter().enumerate() {
+            if r.trim().is_empty() || r.contains(char::is_whitespace) {
+                problems.push(problem(
+                    format!("ebpf_kernel_denylist[{i}]"),
+                    format!("{r:?}: a kernel release as `uname -r` prints it"),
+                ));
             }
         }
         let mut paths = Vec::new();

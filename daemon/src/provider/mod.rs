@@ -52,14 +52,23 @@ impl fmt::Display for FallbackReason {
     }
 }
 
-/// Before any load attempt: disabled or unsupported means audit.
+/// Before any load attempt: disabled, unsupported, or denied (by the
+/// built-in list or by configuration, `denylist`) means audit.
 pub fn preselect(
     setting: EbpfSetting,
     os: &support::OsRelease,
     kernel_release: &str,
+    denylist: &[String],
 ) -> Result<(), FallbackReason> {
     if setting == EbpfSetting::Disabled {
         return Err(FallbackReason::Disabled);
+    }
+    if denylist.iter().any(|r| r == kernel_release) {
+        return Err(FallbackReason::Unsupported(
+            support::Unsupported::DenylistedByConfig {
+                release: kernel_release.to_string(),
+            },
+        ));
     }
     support::check(os, kernel_release).map_err(FallbackReason::Unsupported)
 }
@@ -89,15 +98,28 @@ mod tests {
     fn disabled_wins_then_the_table() {
         let os = OsRelease::parse("ID=debian\nVERSION_ID=\"12\"\n");
         assert_eq!(
-            preselect(EbpfSetting::Disabled, &os, "6.1.0"),
+            preselect(EbpfSetting::Disabled, &os, "6.1.0", &[]),
             Err(FallbackReason::Disabled)
         );
-        assert!(preselect(EbpfSetting::Enabled, &os, "6.1.0").is_ok());
-        let err = preselect(EbpfSetting::Enabled, &os, "4.9.0").expect_err("too old");
+        assert!(preselect(EbpfSetting::Enabled, &os, "6.1.0", &[]).is_ok());
+        let err = preselect(EbpfSetting::Enabled, &os, "4.9.0", &[]).expect_err("too old");
         assert!(
             err.to_string().contains("older than the minimum 4.19"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_configured_denylist_denies_exactly_its_releases() {
+        let os = OsRelease::parse("ID=debian\nVERSION_ID=\"12\"\n");
+        let deny = vec!["6.1.0-9-amd64".to_string()];
+        let err = preselect(EbpfSetting::Enabled, &os, "6.1.0-9-amd64", &deny)
+            .expect_err("denied by configuration");
+        assert!(
+            err.to_string().contains("configured eBPF denylist"),
+            "{err}"
+        );
+        assert!(preselect(EbpfSetting::Enabled, &os, "6.1.0-10-amd64", &deny).is_ok());
     }
 
     #[test]

@@ -109,6 +109,8 @@ impl OsRelease {
 pub enum Unsupported {
     #[error("kernel {release} is on the eBPF denylist (known to hang)")]
     Denylisted { release: String },
+    #[error("kernel {release} is on the configured eBPF denylist (ebpf_kernel_denylist)")]
+    DenylistedByConfig { release: String },
     #[error("{distro} kernel {release} is older than the minimum {min} for eBPF")]
     KernelTooOld {
         distro: &'static str,

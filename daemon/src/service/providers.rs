@@ -35,6 +35,17 @@ impl Daemon {
             .collect()
     }
 
+    /// Whether eBPF may run: the setting, the support table, the built-in
+    /// and the configured denylists.
+    fn preselect(&self, setting: EbpfSetting) -> Result<(), FallbackReason> {
+        provider::preselect(
+            setting,
+            &self.host.os,
+            &self.host.kernel,
+            &self.config.settings.ebpf_kernel_denylist,
+        )
+    }
+
     fn load_options(&self) -> LoadOptions {
         LoadOptions {
             ring_buffer_bytes: self.host.args.ring_buffer_size,
@@ -46,7 +57,7 @@ impl Daemon {
 
     /// At start: eBPF if it may and can run, else audit rules.
     pub(super) fn select_initial_provider(&mut self) {
-        match provider::preselect(self.setting, &self.host.os, &self.host.kernel) {
+        match self.preselect(self.setting) {
             Ok(()) => {
                 if let Err(e) = self.ebpf.start(&self.load_options()) {
                     let e = anyhow::Error::from(e).context("start the eBPF event provider");
@@ -118,11 +129,9 @@ impl Daemon {
 
     /// Applies the provider setting of the running configuration.
     pub(super) fn apply_provider_setting(&mut self) {
-        match (self.setting, self.provider_kind()) {
-            (EbpfSetting::Disabled, ProviderKind::Ebpf | ProviderKind::Mixed) => {
-                self.switch_to_audit()
-            }
-            (EbpfSetting::Enabled, ProviderKind::Auditd) => self.switch_to_ebpf(),
+        match (self.preselect(self.setting), self.provider_kind()) {
+            (Err(reason), ProviderKind::Ebpf | ProviderKind::Mixed) => self.switch_to_audit(reason),
+            (Ok(()), ProviderKind::Auditd) => self.switch_to_ebpf(),
             _ => log::info!(
                 "configuration reloaded; provider unchanged ({})",
                 self.provider_kind()
@@ -131,9 +140,10 @@ impl Daemon {
     }
 
     /// Make: audit rules first. Break: then detach eBPF.
-    fn switch_to_audit(&mut self) {
+    fn switch_to_audit(&mut self, reason: FallbackReason) {
         self.pipeline.begin_overlap(Provider::Ebpf, SWITCH_OVERLAP);
-        self.reason = Some(FallbackReason::Disabled);
+        let why = reason.to_string();
+        self.reason = Some(reason);
         let every: Vec<EventKind> = EventKind::ALL
             .into_iter()
             .filter(|k| !k.spec().audit_syscalls.is_empty())
@@ -155,14 +165,13 @@ impl Daemon {
         }
         self.ebpf.drain(&mut self.pipeline);
         self.ebpf.stop(&mut self.pipeline);
-        log::info!(provider = "auditd", reason = "disabled by configuration"; "provider switched: ebpf -> auditd (reason: disabled by configuration)");
+        log::info!(provider = "auditd", reason = why.as_str(); "provider switched: ebpf -> auditd (reason: {why})");
     }
 
     /// Make: attach eBPF first. Break: then read what the rules still
     /// produced and remove them.
     fn switch_to_ebpf(&mut self) {
-        if let Err(r) = provider::preselect(EbpfSetting::Enabled, &self.host.os, &self.host.kernel)
-        {
+        if let Err(r) = self.preselect(EbpfSetting::Enabled) {
             log::warn!("staying on auditd: {r}");
             self.reason = Some(r);
             return;

@@ -46,6 +46,17 @@ fn every_fallback_names_its_reason_and_loads_only_our_rules() {
     let rules_dir = dir.path().join("rules.d");
     let debian9 = dir.path().join("os-debian9");
     std::fs::write(&debian9, "ID=debian\nVERSION_ID=\"9\"\n").unwrap();
+    // A fleet-wide denylist entry for this very kernel, by configuration.
+    let release = nix::sys::utsname::uname().unwrap();
+    let denylist_config = dir.path().join("deny.yaml");
+    std::fs::write(
+        &denylist_config,
+        format!(
+            "ebpf_kernel_denylist: [\"{}\"]\n",
+            release.release().to_string_lossy()
+        ),
+    )
+    .unwrap();
     let ol88 = dir.path().join("os-ol88");
     std::fs::write(&ol88, "ID=\"ol\"\nVERSION_ID=\"8.8\"\n").unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
@@ -72,6 +83,10 @@ fn every_fallback_names_its_reason_and_loads_only_our_rules() {
             "kernel 5.15.0-0.30.20.el8uek.x86_64 is on the eBPF denylist",
         ),
         (vec!["--test-break-program", "all"], "eBPF failed to load"),
+        (
+            vec!["--config", s(&denylist_config)],
+            "is on the configured eBPF denylist",
+        ),
     ];
     for (i, (extra, reason)) in cases.into_iter().enumerate() {
         let mut args = vec!["--audit-rules-dir", s(&rules_dir)];
@@ -422,7 +437,11 @@ fn a_refused_program_moves_exactly_its_kinds_to_audit() {
         "{listed}"
     );
     let file = std::fs::read_to_string(rules_dir.join("mdatp.rules")).unwrap();
-    assert_eq!(file.lines().filter(|l| l.starts_with("-a")).count(), 1, "{file}");
+    assert_eq!(
+        file.lines().filter(|l| l.starts_with("-a")).count(),
+        1,
+        "{file}"
+    );
 
     // An open comes from audit, the delete of the same file from eBPF.
     let f = dir.path().join("mixed-open");
