@@ -292,6 +292,14 @@ fn net(seq: u64, ty: T, v6: bool, protocol: u16) -> Vec<u8> {
     bytes_of(&e, size_of::<mdatp_net_event>())
 }
 
+/// A connect that returned `-errno`.
+fn connect_failed(seq: u64, errno: i32) -> Vec<u8> {
+    let mut bytes = net(seq, T::MDATP_EV_NET_CONNECT, false, 6);
+    let at = std::mem::offset_of!(mdatp_net_event, ret);
+    bytes[at..at + 4].copy_from_slice(&(-errno).to_ne_bytes());
+    bytes
+}
+
 fn run_ebpf(name: &str, records: &[Vec<u8>]) {
     let out = Memory::default();
     let (mut p, clock) = pipeline(&out);
@@ -355,6 +363,10 @@ fn ebpf_network_activity() {
             net(4, T::MDATP_EV_NET_BIND, true, 6),
             net(5, T::MDATP_EV_NET_UDP_SEND, false, 17),
             net(6, T::MDATP_EV_NET_UDP_RECV, true, 17),
+            // Refuse, Fail, and a non-blocking connect in progress.
+            connect_failed(7, libc::ECONNREFUSED),
+            connect_failed(8, libc::EHOSTUNREACH),
+            connect_failed(9, libc::EINPROGRESS),
         ],
     );
 }
