@@ -39,6 +39,11 @@ pub fn set(
     value: &str,
 ) -> Result<LoadedConfig, SetError> {
     locked(running, key)?;
+    if !known(key) {
+        return Err(SetError::UnknownKey {
+            key: key.to_string(),
+        });
+    }
     let parsed: serde_yaml::Value =
         serde_yaml::from_str(value).map_err(|e| SetError::BadValue {
             key: key.to_string(),
@@ -73,17 +78,9 @@ pub fn set(
     write_atomic(&path, &text)?;
     // The tree as it is now: a managed profile added since the last
     // reload locks its keys too.
-    let loaded = load(paths).map_err(|e| {
-        let unknown = e.0.iter().any(|p| p.message.contains("unknown field"));
-        if unknown {
-            SetError::UnknownKey {
-                key: key.to_string(),
-            }
-        } else {
-            SetError::Invalid(e)
-        }
-    });
-    let loaded = loaded.and_then(|l| locked(&l, key).map(|()| l));
+    let loaded = load(paths)
+        .map_err(SetError::Invalid)
+        .and_then(|l| locked(&l, key).map(|()| l));
     if loaded.is_err() {
         // Put the old file back: a refused change changes nothing.
         let _ = match &old {
@@ -95,6 +92,29 @@ pub fn set(
         };
     }
     loaded
+}
+
+/// Whether `key` is a setting of the schema, walking the defaults: a
+/// field at every level, or an entry of a map-typed setting
+/// (`events.file_open`: maps are empty by default; the value check then
+/// says whether the entry is valid).
+fn known(key: &str) -> bool {
+    let Ok(mut node) = serde_yaml::to_value(crate::filters::FilterConfig::default()) else {
+        return false;
+    };
+    for part in key.split('.') {
+        let serde_yaml::Value::Mapping(m) = node else {
+            return false;
+        };
+        if m.is_empty() {
+            return true;
+        }
+        match m.get(part) {
+            Some(v) => node = v.clone(),
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Err(Locked) when a managed profile of `config` sets `key`, one of its

@@ -182,3 +182,21 @@ fn a_profile_added_since_the_last_reload_locks_its_key_too() {
         "a refused change leaves local.yaml as it was"
     );
 }
+
+#[test]
+fn keys_are_known_from_the_schema_not_from_error_text() {
+    let (_t, p) = tree();
+    let running = load(&p).expect("valid tree");
+    set(&p, &running, "events.file_open", "false").expect("a map entry");
+    let running = load(&p).expect("valid tree");
+    assert!(matches!(
+        set(&p, &running, "folding.nope", "1"),
+        Err(SetError::UnknownKey { .. })
+    ));
+    // A map entry the schema allows but the value check refuses.
+    assert!(matches!(
+        set(&p, &running, "events.bogus", "false"),
+        Err(SetError::Invalid(_))
+    ));
+    set(&p, &running, "ebpf_kernel_denylist", "[\"5.10.0-46-amd64\"]").expect("a list");
+}
