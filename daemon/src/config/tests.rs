@@ -198,5 +198,11 @@ fn keys_are_known_from_the_schema_not_from_error_text() {
         set(&p, &running, "events.bogus", "false"),
         Err(SetError::Invalid(_))
     ));
-    set(&p, &running, "ebpf_kernel_denylist", "[\"5.10.0-46-amd64\"]").expect("a list");
+    set(
+        &p,
+        &running,
+        "ebpf_kernel_denylist",
+        "[\"5.10.0-46-amd64\"]",
+    )
+    .expect("a list");
 }

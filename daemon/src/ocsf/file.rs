@@ -34,10 +34,9 @@ fn file_obj(o: &mut Obj<'_>, f: &FileInfo, type_override: Option<(u64, &'static 
         o.str("name", "");
     }
     let (tid, tname) = type_override.unwrap_or_else(|| file_type(f.mode));
+    // OCSF 1.5.0's file has no truncation flag: it is
+    // `unmapped.file.path_truncated`.
     o.u64("type_id", tid).caption("type", tname);
-    if f.path_truncated {
-        o.bool("is_truncated", true);
-    }
 }
 
 /// File details OCSF's file object lacks: `unmapped.file` and friends.

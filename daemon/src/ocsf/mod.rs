@@ -338,7 +338,7 @@ fn actor_obj(o: &mut Obj<'_>, p: &ProcessInfo) {
         o.str("name", name);
     }
     if let Some(exe) = &p.exe {
-        o.obj("file", |f| exe_file(f, exe, p.exe_truncated));
+        o.obj("file", |f| exe_file(f, exe));
     }
     if let Some(c) = &p.creds {
         o.obj("user", |u| {
@@ -347,16 +347,15 @@ fn actor_obj(o: &mut Obj<'_>, p: &ProcessInfo) {
     }
 }
 
-/// A process's executable as an OCSF file object.
-fn exe_file(f: &mut Obj<'_>, exe: &str, truncated: bool) {
+/// A process's executable as an OCSF file object (a truncated path is
+/// flagged in `unmapped.process.exe_truncated`: OCSF 1.5.0's file has no
+/// such flag).
+fn exe_file(f: &mut Obj<'_>, exe: &str) {
     let name = exe.rsplit('/').next().unwrap_or(exe);
     f.str("path", exe)
         .str("name", name)
         .u64("type_id", 1)
         .caption("type", "Regular File");
-    if truncated {
-        f.bool("is_truncated", true);
-    }
 }
 
 /// A full process object; `parent` nests as `parent_process`.
@@ -375,7 +374,7 @@ fn process_obj(o: &mut Obj<'_>, p: &ProcessInfo, parent: Option<&ProcessInfo>) {
         o.u64("created_time", ms(t));
     }
     if let Some(exe) = &p.exe {
-        o.obj("file", |f| exe_file(f, exe, p.exe_truncated));
+        o.obj("file", |f| exe_file(f, exe));
     }
     if let Some(argv) = &p.argv {
         o.joined("cmd_line", argv);
@@ -402,6 +401,9 @@ fn process_obj(o: &mut Obj<'_>, p: &ProcessInfo, parent: Option<&ProcessInfo>) {
 /// Linux specifics OCSF's process object lacks; emitted under
 /// `unmapped.process` / `unmapped.parent_process`.
 fn process_ext(x: &mut Obj<'_>, p: &ProcessInfo) {
+    if p.exe_truncated {
+        x.bool("exe_truncated", true);
+    }
     if let Some(argv) = &p.argv {
         x.strs("argv", argv.iter().map(String::as_str))
             .bool("argv_truncated", p.argv_truncated);
