@@ -455,5 +455,5 @@ fn audit_network_activity() {
 
 #[test]
 fn audit_authentication() {
-    run_audit("audit-login", &["login-auth"]);
+    run_audit("audit-login", &["login-auth", "login-session"]);
 }
