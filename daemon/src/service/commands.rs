@@ -10,6 +10,9 @@ use crate::provider::ProviderKind;
 
 use super::Daemon;
 
+/// Time the bus task gets to send a reply before a long change starts.
+const REPLY_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
+
 impl Daemon {
     pub(super) async fn command(&mut self, cmd: BusCommand) {
         match cmd {
@@ -23,6 +26,11 @@ impl Daemon {
                 match local::set(&paths, &self.config, &key, &value) {
                     Ok(config) => {
                         let _ = reply.send(Ok(String::new()));
+                        // The caller's answer goes out before the change is
+                        // applied: a switch to eBPF loads every program and
+                        // holds this (single-threaded) loop for seconds, or
+                        // a minute under emulation, past busctl's timeout.
+                        tokio::time::sleep(REPLY_GRACE).await;
                         self.apply(config).await;
                     }
                     Err(e) => {
