@@ -56,6 +56,9 @@ health! {
     event_output: String,
     version: String,
     kernel: String,
+    /// What the kernel offers eBPF, probed at start: capability → `yes`
+    /// or `no: <why>` (ring_buffer, btf, bpf_task_pt_regs, fentry, lsm, ...).
+    kernel_capabilities: BTreeMap<String, String>,
 }
 
 impl Health {

@@ -6,6 +6,7 @@ mod convert;
 mod counters;
 pub mod decode;
 mod loader;
+pub mod probe;
 pub mod records;
 mod source;
 

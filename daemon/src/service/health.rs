@@ -129,6 +129,7 @@ impl Daemon {
             event_output: self.event_output(),
             version: env!("CARGO_PKG_VERSION").into(),
             kernel: self.host.kernel.clone(),
+            kernel_capabilities: self.host.capabilities.clone(),
         }
     }
 }

@@ -8,6 +8,7 @@ mod commands;
 mod health;
 mod providers;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,6 +46,8 @@ struct Host {
     kernel: String,
     ctl: Auditctl,
     own_pid: u32,
+    /// What the kernel offers eBPF (probed once at start).
+    capabilities: BTreeMap<String, String>,
 }
 
 pub struct Daemon {
@@ -101,8 +104,20 @@ impl Daemon {
             },
             ctl: Auditctl::default().with_enabled_override(args.test_audit_enabled),
             own_pid: std::process::id(),
+            capabilities: crate::ebpf::probe::probe()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.text()))
+                .collect(),
             args,
         };
+        log::info!(
+            "kernel capabilities: {}",
+            host.capabilities
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         let mut daemon = Daemon {
             ebpf: EbpfSource::new(clock.clone()),
             audit: AuditSource::default(),

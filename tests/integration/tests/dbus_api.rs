@@ -129,6 +129,22 @@ fn cli_and_busctl_read_health_and_switch_providers() {
     let o = cli(bus, &["health", "--output", "json"]);
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(json["healthy"], true);
+    // Probed, not guessed: what the sensor's programs use is there.
+    let caps = &json["kernel_capabilities"];
+    for c in [
+        "btf",
+        "ring_buffer",
+        "raw_tracepoint",
+        "tracepoint",
+        "syscall_tracepoints",
+        "bpf_get_current_task_btf",
+        "bpf_task_pt_regs",
+    ] {
+        assert_eq!(caps[c], "yes", "{c}: {caps}");
+    }
+    for c in ["task_storage", "fentry", "lsm"] {
+        assert!(caps[c].is_string(), "{c} probed: {caps}");
+    }
     assert!(
         json["active_hooks"]
             .as_array()
