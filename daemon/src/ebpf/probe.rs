@@ -62,7 +62,10 @@ fn syscall_tracepoints() -> Probed {
 
 /// LSM BPF needs the program type and `bpf` among the active LSMs.
 fn lsm() -> Probed {
-    let active = std::fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default();
+    const ACTIVE: &str = "/sys/kernel/security/lsm";
+    let Ok(active) = std::fs::read_to_string(ACTIVE) else {
+        return Probed::No(format!("cannot read {ACTIVE}"));
+    };
     if !active.split(',').any(|l| l.trim() == "bpf") {
         return Probed::No("bpf is not an active LSM (/sys/kernel/security/lsm)".into());
     }
