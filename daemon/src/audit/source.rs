@@ -13,7 +13,7 @@ use super::assemble::{Assembler, AuditEvent};
 use super::control::{AuditError, Auditctl};
 use super::convert::{self, Skip};
 use super::netlink::{AuditMulticast, RawAuditRecord, Received};
-use super::rules::{KEY, RuleManager};
+use super::rules::RuleManager;
 use crate::event::{Event, ProcessInfo};
 use crate::kind::{EventKind, Served};
 use crate::pipeline::Pipeline;
@@ -23,6 +23,9 @@ use crate::source::EventSource;
 /// SYSCALL record that carries a rule's key.
 const USER_MSG: std::ops::Range<u16> = 1100..1200;
 const SYSCALL: u16 = 1300;
+/// How a SYSCALL record names our rules' key (`rules::KEY`; a test keeps
+/// the two equal). A constant: this test runs on every audit event.
+const KEY_FIELD: &[u8] = b" key=\"mdatp\"";
 
 /// Counts of what the audit side could not turn into events.
 #[derive(Debug, Default, Clone)]
@@ -146,12 +149,11 @@ fn reported(ev: &AuditEvent, syscalls: bool) -> bool {
     if USER_MSG.contains(&first.ty) {
         return true;
     }
-    let key = format!(" key=\"{KEY}\"");
     syscalls
         && ev
             .records
             .iter()
-            .any(|r| r.ty == SYSCALL && r.text.windows(key.len()).any(|w| w == key.as_bytes()))
+            .any(|r| r.ty == SYSCALL && r.text.windows(KEY_FIELD.len()).any(|w| w == KEY_FIELD))
 }
 
 /// Audit records carry no process start time: it is read from /proc while
@@ -374,4 +376,17 @@ pub fn clear_ours(ctl: &Auditctl, rules_dir: &Path) -> Result<usize, AuditError>
         );
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_field_is_our_rules_key() {
+        assert_eq!(
+            KEY_FIELD,
+            format!(" key=\"{}\"", super::super::rules::KEY).as_bytes()
+        );
+    }
 }

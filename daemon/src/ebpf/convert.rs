@@ -75,10 +75,11 @@ pub struct Converter {
 }
 
 impl Converter {
-    pub fn new(clock: HostClock, counters: Option<Box<dyn KernelCounters + Send>>) -> Self {
+    /// Without counters until an object starts (`restart`).
+    pub fn new(clock: HostClock) -> Self {
         Self {
             clock,
-            counters,
+            counters: None,
             seq: SeqTracker::default(),
             loss: EbpfLoss::default(),
             cpu_sources: Vec::new(),

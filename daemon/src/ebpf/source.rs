@@ -39,7 +39,7 @@ impl EbpfSource {
     pub fn new(clock: HostClock) -> Self {
         Self {
             attached: None,
-            conv: Converter::new(clock, None),
+            conv: Converter::new(clock),
         }
     }
 
