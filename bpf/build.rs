@@ -49,37 +49,48 @@ fn run() -> Result<(), String> {
     // (7.1) writes wrong .maps DATASEC offsets when an object that only
     // declares them extern comes before the one that defines them.
     sources.sort_by_key(|p| (!p.ends_with("maps.bpf.c"), p.clone()));
-    let mut objects = Vec::new();
-    for src in &sources {
-        println!("cargo:rerun-if-changed={}", src.display());
-        let stem = src
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map(|n| n.trim_end_matches(".bpf.c").to_string())
-            .ok_or_else(|| format!("bad source name {}", src.display()))?;
-        let obj = out.join(format!("{stem}.o"));
+    // Two objects from the same sources: the typed build (5.15+) and the
+    // compat build (MDATP_COMPAT, 5.8-5.14) of the syscall exit programs
+    // (include/syscall.bpf.h). Separate objects, not one with renamed
+    // programs: aya 0.14 hands the kernel wrong BTF func info for programs
+    // of the second copy in one linked object.
+    for (linked, define) in [
+        ("mdatp.bpf.o", None),
+        ("mdatp-compat.bpf.o", Some("-DMDATP_COMPAT")),
+    ] {
+        let mut objects = Vec::new();
+        for src in &sources {
+            println!("cargo:rerun-if-changed={}", src.display());
+            let stem = src
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(|n| n.trim_end_matches(".bpf.c").to_string())
+                .ok_or_else(|| format!("bad source name {}", src.display()))?;
+            let suffix = if define.is_some() { "-compat" } else { "" };
+            let obj = out.join(format!("{stem}{suffix}.o"));
+            run_tool(
+                Command::new(&clang)
+                    .args(CLANG_FLAGS)
+                    .args(define)
+                    .arg(format!("-I{}", include.display()))
+                    .arg("-c")
+                    .arg(src)
+                    .arg("-o")
+                    .arg(&obj),
+                &clang,
+                "install it with: apt-get install clang-19 llvm-19 libbpf-dev",
+            )?;
+            objects.push(obj);
+        }
         run_tool(
-            Command::new(&clang)
-                .args(CLANG_FLAGS)
-                .arg(format!("-I{}", include.display()))
-                .arg("-c")
-                .arg(src)
-                .arg("-o")
-                .arg(&obj),
-            &clang,
-            "install it with: apt-get install clang-19 llvm-19 libbpf-dev",
+            Command::new(&bpftool)
+                .args(["gen", "object"])
+                .arg(out.join(linked))
+                .args(&objects),
+            &bpftool,
+            "install it with: apt-get install bpftool",
         )?;
-        objects.push(obj);
     }
-    let linked = out.join("mdatp.bpf.o");
-    run_tool(
-        Command::new(&bpftool)
-            .args(["gen", "object"])
-            .arg(&linked)
-            .args(&objects),
-        &bpftool,
-        "install it with: apt-get install bpftool",
-    )?;
 
     let bindings = bindgen::Builder::default()
         .header(include.join("events.h").to_string_lossy())

@@ -10,12 +10,12 @@
  * kernel's objects, the name is sent as the caller passed it.
  * Failed opens are not reported; failed changes are, with the error.
  */
-/* Syscall exit programs: see task.bpf.h. */
-#define MDATP_TYPED_TASK
+/* Syscall exit programs, in two variants: see syscall.bpf.h (first, it
+ * decides whether the task is typed). */
+#include "syscall.bpf.h"
 #include "common.bpf.h"
 #include "path.bpf.h"
 #include "proc_state.bpf.h"
-#include "syscall.bpf.h"
 #include "task.bpf.h"
 
 #define MDATP_O_ACCMODE 03
@@ -179,13 +179,17 @@ static __always_inline int handle_open(void *ctx, __u32 flags)
 SEC("tracepoint/syscalls/sys_exit_openat")
 int mdatp_openat(void *ctx)
 {
-	return handle_open(ctx, SYS_ARG3(mdatp_user_regs()));
+	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_FILE_OPEN);
+
+	return regs ? handle_open(ctx, SYS_ARG3(regs)) : 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_open")
 int mdatp_open(void *ctx)
 {
-	return handle_open(ctx, SYS_ARG2(mdatp_user_regs()));
+	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_FILE_OPEN);
+
+	return regs ? handle_open(ctx, SYS_ARG2(regs)) : 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_creat")
@@ -197,9 +201,13 @@ int mdatp_creat(void *ctx)
 SEC("tracepoint/syscalls/sys_exit_openat2")
 int mdatp_openat2(void *ctx)
 {
-	struct open_how *how = (struct open_how *)SYS_ARG3(mdatp_user_regs());
+	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_FILE_OPEN);
+	struct open_how *how;
 	__u64 flags = 0;
 
+	if (!regs)
+		return 0;
+	how = (struct open_how *)SYS_ARG3(regs);
 	bpf_probe_read_user(&flags, sizeof(flags), &how->flags);
 	return handle_open(ctx, flags);
 }
@@ -234,7 +242,7 @@ static __always_inline __u32 put_dir(struct mdatp_file_op_event *ev, struct mdat
 	 * of a rename are more than the verifier's complexity budget, and
 	 * path changes are far rarer than opens. */
 	if (dfd == MDATP_AT_FDCWD) {
-		p = BPF_CORE_READ(bpf_get_current_task_btf(), fs, pwd);
+		p = BPF_CORE_READ(MDATP_CURRENT_TASK(), fs, pwd);
 	} else {
 		struct file *f = mdatp_fd_file_probe(dfd);
 
@@ -356,55 +364,57 @@ static __always_inline int emit_op(void *ctx, struct op_args *a)
 	return 0;
 }
 
-#define OP_PROG(sys, ...)                                   \
-	SEC("tracepoint/syscalls/sys_exit_" #sys)           \
-	int mdatp_##sys(void *ctx)                          \
-	{                                                   \
-		struct pt_regs *regs = mdatp_user_regs();   \
-		struct op_args a = { __VA_ARGS__ };         \
-		return emit_op(ctx, &a);                    \
+#define OP_PROG(sys, ty, ...)                                          \
+	SEC("tracepoint/syscalls/sys_exit_" #sys)                      \
+	int mdatp_##sys(void *ctx)                                     \
+	{                                                              \
+		struct pt_regs *regs = mdatp_syscall_regs(ctx, ty);    \
+		if (!regs)                                             \
+			return 0;                                      \
+		struct op_args a = { .type = ty, __VA_ARGS__ };        \
+		return emit_op(ctx, &a);                               \
 	}
 
 #define NAME(n) (const char *)SYS_ARG##n(regs)
 #define FD(n) (long)(int)SYS_ARG##n(regs)
 #define CWD MDATP_AT_FDCWD
 
-OP_PROG(unlink, .type = MDATP_EV_FILE_DELETE, .dfd1 = CWD, .name1 = NAME(1))
-OP_PROG(unlinkat, .type = MDATP_EV_FILE_DELETE, .dfd1 = FD(1), .name1 = NAME(2),
+OP_PROG(unlink, MDATP_EV_FILE_DELETE, .dfd1 = CWD, .name1 = NAME(1))
+OP_PROG(unlinkat, MDATP_EV_FILE_DELETE, .dfd1 = FD(1), .name1 = NAME(2),
 	.op_flags = SYS_ARG3(regs))
-OP_PROG(rmdir, .type = MDATP_EV_FILE_DELETE, .dfd1 = CWD, .name1 = NAME(1),
+OP_PROG(rmdir, MDATP_EV_FILE_DELETE, .dfd1 = CWD, .name1 = NAME(1),
 	.op_flags = MDATP_AT_REMOVEDIR)
-OP_PROG(rename, .type = MDATP_EV_FILE_RENAME, .dfd1 = CWD, .name1 = NAME(1), .dfd2 = CWD,
+OP_PROG(rename, MDATP_EV_FILE_RENAME, .dfd1 = CWD, .name1 = NAME(1), .dfd2 = CWD,
 	.name2 = NAME(2))
-OP_PROG(renameat, .type = MDATP_EV_FILE_RENAME, .dfd1 = FD(1), .name1 = NAME(2),
+OP_PROG(renameat, MDATP_EV_FILE_RENAME, .dfd1 = FD(1), .name1 = NAME(2),
 	.dfd2 = FD(3), .name2 = NAME(4))
-OP_PROG(renameat2, .type = MDATP_EV_FILE_RENAME, .dfd1 = FD(1), .name1 = NAME(2),
+OP_PROG(renameat2, MDATP_EV_FILE_RENAME, .dfd1 = FD(1), .name1 = NAME(2),
 	.dfd2 = FD(3), .name2 = NAME(4), .op_flags = SYS_ARG5(regs))
-OP_PROG(mkdir, .type = MDATP_EV_FILE_MKDIR, .dfd1 = CWD, .name1 = NAME(1),
+OP_PROG(mkdir, MDATP_EV_FILE_MKDIR, .dfd1 = CWD, .name1 = NAME(1),
 	.mode = SYS_ARG2(regs))
-OP_PROG(mkdirat, .type = MDATP_EV_FILE_MKDIR, .dfd1 = FD(1), .name1 = NAME(2),
+OP_PROG(mkdirat, MDATP_EV_FILE_MKDIR, .dfd1 = FD(1), .name1 = NAME(2),
 	.mode = SYS_ARG3(regs))
-OP_PROG(chmod, .type = MDATP_EV_FILE_CHMOD, .dfd1 = CWD, .name1 = NAME(1),
+OP_PROG(chmod, MDATP_EV_FILE_CHMOD, .dfd1 = CWD, .name1 = NAME(1),
 	.mode = SYS_ARG2(regs))
-OP_PROG(fchmod, .type = MDATP_EV_FILE_CHMOD, .dfd1 = FD(1), .fd_only = true,
+OP_PROG(fchmod, MDATP_EV_FILE_CHMOD, .dfd1 = FD(1), .fd_only = true,
 	.mode = SYS_ARG2(regs))
-OP_PROG(fchmodat, .type = MDATP_EV_FILE_CHMOD, .dfd1 = FD(1), .name1 = NAME(2),
+OP_PROG(fchmodat, MDATP_EV_FILE_CHMOD, .dfd1 = FD(1), .name1 = NAME(2),
 	.mode = SYS_ARG3(regs))
-OP_PROG(chown, .type = MDATP_EV_FILE_CHOWN, .dfd1 = CWD, .name1 = NAME(1),
+OP_PROG(chown, MDATP_EV_FILE_CHOWN, .dfd1 = CWD, .name1 = NAME(1),
 	.uid = SYS_ARG2(regs), .gid = SYS_ARG3(regs))
-OP_PROG(lchown, .type = MDATP_EV_FILE_CHOWN, .dfd1 = CWD, .name1 = NAME(1),
+OP_PROG(lchown, MDATP_EV_FILE_CHOWN, .dfd1 = CWD, .name1 = NAME(1),
 	.uid = SYS_ARG2(regs), .gid = SYS_ARG3(regs))
-OP_PROG(fchown, .type = MDATP_EV_FILE_CHOWN, .dfd1 = FD(1), .fd_only = true,
+OP_PROG(fchown, MDATP_EV_FILE_CHOWN, .dfd1 = FD(1), .fd_only = true,
 	.uid = SYS_ARG2(regs), .gid = SYS_ARG3(regs))
-OP_PROG(fchownat, .type = MDATP_EV_FILE_CHOWN, .dfd1 = FD(1), .name1 = NAME(2),
+OP_PROG(fchownat, MDATP_EV_FILE_CHOWN, .dfd1 = FD(1), .name1 = NAME(2),
 	.uid = SYS_ARG3(regs), .gid = SYS_ARG4(regs), .op_flags = SYS_ARG5(regs))
-OP_PROG(link, .type = MDATP_EV_FILE_LINK, .dfd1 = CWD, .name1 = NAME(1), .dfd2 = CWD,
+OP_PROG(link, MDATP_EV_FILE_LINK, .dfd1 = CWD, .name1 = NAME(1), .dfd2 = CWD,
 	.name2 = NAME(2))
-OP_PROG(linkat, .type = MDATP_EV_FILE_LINK, .dfd1 = FD(1), .name1 = NAME(2), .dfd2 = FD(3),
+OP_PROG(linkat, MDATP_EV_FILE_LINK, .dfd1 = FD(1), .name1 = NAME(2), .dfd2 = FD(3),
 	.name2 = NAME(4), .op_flags = SYS_ARG5(regs))
-OP_PROG(symlink, .type = MDATP_EV_FILE_SYMLINK, .name1 = NAME(1), .name1_literal = true,
+OP_PROG(symlink, MDATP_EV_FILE_SYMLINK, .name1 = NAME(1), .name1_literal = true,
 	.dfd2 = CWD, .name2 = NAME(2))
-OP_PROG(symlinkat, .type = MDATP_EV_FILE_SYMLINK, .name1 = NAME(1), .name1_literal = true,
+OP_PROG(symlinkat, MDATP_EV_FILE_SYMLINK, .name1 = NAME(1), .name1_literal = true,
 	.dfd2 = FD(2), .name2 = NAME(3))
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -6,11 +6,11 @@
  * a failure); accept/listen/bind read the socket (bind: the caller's
  * address when it failed).
  */
-/* Syscall exit programs: see task.bpf.h. */
-#define MDATP_TYPED_TASK
+/* Syscall exit programs, in two variants: see syscall.bpf.h (first, it
+ * decides whether the task is typed). */
+#include "syscall.bpf.h"
 #include "common.bpf.h"
 #include "proc_state.bpf.h"
-#include "syscall.bpf.h"
 #include "task.bpf.h"
 
 #define MDATP_AF_INET 2
@@ -139,10 +139,12 @@ static __always_inline int finish(struct mdatp_net_event *ev, __u32 type, bool c
 SEC("tracepoint/syscalls/sys_exit_connect")
 int mdatp_connect(void *ctx)
 {
-	struct pt_regs *regs = mdatp_user_regs();
+	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_NET_CONNECT);
 	struct mdatp_net_event ev = {};
 	struct sock *sk;
 
+	if (!regs)
+		return 0;
 	if (!wanted(MDATP_EV_NET_CONNECT))
 		return 0;
 	sk = inet_sock_of((int)SYS_ARG1(regs));
@@ -186,10 +188,12 @@ int mdatp_accept4(void *ctx)
 SEC("tracepoint/syscalls/sys_exit_listen")
 int mdatp_listen(void *ctx)
 {
-	struct pt_regs *regs = mdatp_user_regs();
+	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_NET_LISTEN);
 	struct mdatp_net_event ev = {};
 	struct sock *sk;
 
+	if (!regs)
+		return 0;
 	if (!wanted(MDATP_EV_NET_LISTEN))
 		return 0;
 	sk = inet_sock_of((int)SYS_ARG1(regs));
@@ -204,10 +208,12 @@ int mdatp_listen(void *ctx)
 SEC("tracepoint/syscalls/sys_exit_bind")
 int mdatp_bind(void *ctx)
 {
-	struct pt_regs *regs = mdatp_user_regs();
+	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_NET_BIND);
 	struct mdatp_net_event ev = {};
 	struct sock *sk;
 
+	if (!regs)
+		return 0;
 	if (!wanted(MDATP_EV_NET_BIND))
 		return 0;
 	sk = inet_sock_of((int)SYS_ARG1(regs));
@@ -272,8 +278,10 @@ static __always_inline const void *msg_name(const struct user_msghdr *msg)
 SEC("tracepoint/syscalls/sys_exit_sendto")
 int mdatp_sendto(void *ctx)
 {
-	struct pt_regs *regs = mdatp_user_regs();
+	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_NET_UDP_SEND);
 
+	if (!regs)
+		return 0;
 	return udp_first(ctx, MDATP_EV_NET_UDP_SEND, (int)SYS_ARG1(regs),
 			 (const void *)SYS_ARG5(regs));
 }
@@ -281,8 +289,10 @@ int mdatp_sendto(void *ctx)
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
 int mdatp_sendmsg(void *ctx)
 {
-	struct pt_regs *regs = mdatp_user_regs();
+	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_NET_UDP_SEND);
 
+	if (!regs)
+		return 0;
 	return udp_first(ctx, MDATP_EV_NET_UDP_SEND, (int)SYS_ARG1(regs),
 			 msg_name((const struct user_msghdr *)SYS_ARG2(regs)));
 }
@@ -290,8 +300,10 @@ int mdatp_sendmsg(void *ctx)
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
 int mdatp_recvfrom(void *ctx)
 {
-	struct pt_regs *regs = mdatp_user_regs();
+	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_NET_UDP_RECV);
 
+	if (!regs)
+		return 0;
 	return udp_first(ctx, MDATP_EV_NET_UDP_RECV, (int)SYS_ARG1(regs),
 			 (const void *)SYS_ARG5(regs));
 }
@@ -299,8 +311,10 @@ int mdatp_recvfrom(void *ctx)
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
 int mdatp_recvmsg(void *ctx)
 {
-	struct pt_regs *regs = mdatp_user_regs();
+	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_NET_UDP_RECV);
 
+	if (!regs)
+		return 0;
 	return udp_first(ctx, MDATP_EV_NET_UDP_RECV, (int)SYS_ARG1(regs),
 			 msg_name((const struct user_msghdr *)SYS_ARG2(regs)));
 }

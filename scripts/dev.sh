@@ -63,6 +63,10 @@ test)
     export MDATP_TEST_EVENT_ARCHIVE=$PWD/target/test-events
     rm -rf "$MDATP_TEST_EVENT_ARCHIVE"
     cargo test --workspace
+    # The compat build of the syscall exit programs (what 5.8-5.14 kernels
+    # load) runs here too: the same file and network tests, forced.
+    MDATP_TEST_SYSCALL_VARIANT=compat cargo test -p mdatp-integration-tests \
+        --test file_events --test net_events
     scripts/ocsf-validate.sh
     scripts/package.sh
     tests/integration/vm/run.sh

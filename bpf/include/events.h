@@ -260,8 +260,9 @@ struct mdatp_counters {
 	__u64 ringbuf_drops; /* reservation/output failures: lost records */
 	__u64 filtered;      /* excluded by configuration in the kernel */
 	__u64 folded;        /* folded into another record (not lost) */
+	__u64 unreadable;    /* not produced: arguments unreadable (lost) */
 };
-_Static_assert(sizeof(struct mdatp_counters) == 32, "counters ABI");
+_Static_assert(sizeof(struct mdatp_counters) == 40, "counters ABI");
 
 /* Value 0 of the `settings` array map: runtime knobs set by the daemon. */
 struct mdatp_settings {

@@ -5,19 +5,31 @@
  * by the syscall but for the return register), so no enter program and no
  * per-thread map are needed.
  *
- * These programs need bpf_task_pt_regs (5.15), so they can also rely on
- * BTF-typed pointers (5.11): the current task, its registers and what
- * hangs off them are read with plain loads, which the verifier turns into
- * fault-checked loads, instead of a bpf_probe_read_kernel call per field
- * (each call is ~25 ns on the hot path of every open). Objects reached
- * through a pointer array (the fd table) are not typed for the verifier
- * and are still read with the helper.
+ * Every object that includes this header is built twice (bpf/build.rs):
+ *
+ * - typed: needs bpf_task_pt_regs (5.15), so it can
+ *   also rely on BTF-typed pointers (5.11): the current task, its
+ *   registers and what hangs off them are read with plain loads, which the
+ *   verifier turns into fault-checked loads, instead of a
+ *   bpf_probe_read_kernel call per field (each call is ~25 ns on the hot
+ *   path of every open). Objects reached through a pointer array (the fd
+ *   table) are not typed for the verifier and are still read with the
+ *   helper.
+ * - compat (MDATP_COMPAT, a second object): for 5.8-5.14, where neither
+ *   helper exists. The user registers are found where x86_64's
+ *   task_pt_regs() finds them, at the top of the task's kernel stack, and
+ *   every field is read with the helper. The daemon loads one variant,
+ *   chosen by probing the helpers (daemon/src/ebpf/probe.rs).
  */
 #ifndef MDATP_SYSCALL_BPF_H
 #define MDATP_SYSCALL_BPF_H
 
+#ifndef MDATP_COMPAT
+#define MDATP_TYPED_TASK
+#endif
 #include "common.bpf.h"
 #include "path.bpf.h"
+#include "task.bpf.h"
 
 /* Entries of files_struct.fd_array (NR_OPEN_DEFAULT = BITS_PER_LONG). */
 #define MDATP_FD_EMBEDDED 64
@@ -26,10 +38,47 @@
  * __syscall_nr (int, padded to 8), then ret (long) at offset 16. */
 #define SYS_EXIT_RET(ctx) (*(long *)((char *)(ctx) + 16))
 
+/* ... and __syscall_nr at offset 8. */
+#define SYS_EXIT_NR(ctx) (*(int *)((char *)(ctx) + 8))
+
 #define MDATP_AT_FDCWD -100
 
-/* Typed: SYS_ARGn are plain loads from it. */
-static __always_inline struct pt_regs *mdatp_user_regs(void)
+#ifdef MDATP_COMPAT
+
+/* x86_64 THREAD_SIZE (16 KiB; KASAN kernels double it) and no padding
+ * above pt_regs (TOP_OF_KERNEL_STACK_PADDING is 0 before FRED, 6.9). */
+#define MDATP_THREAD_SIZE (16 * 1024)
+
+/*
+ * The syscall's saved user registers, or NULL (counted as unreadable for
+ * `type`) when what lies there is not this syscall's frame: orig_ax must
+ * be the syscall number the tracepoint reports, so a kernel built with
+ * another stack size loses the events visibly instead of reporting
+ * another syscall's arguments.
+ */
+static __always_inline struct pt_regs *mdatp_syscall_regs(void *ctx, __u32 type)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	char *stack = BPF_CORE_READ(task, stack);
+	struct pt_regs *regs =
+		(struct pt_regs *)(stack + MDATP_THREAD_SIZE - sizeof(struct pt_regs));
+
+	if ((long)BPF_CORE_READ(regs, orig_ax) != (long)SYS_EXIT_NR(ctx)) {
+		mdatp_count_unreadable(type);
+		return NULL;
+	}
+	return regs;
+}
+
+#define SYS_ARG1(regs) PT_REGS_PARM1_CORE_SYSCALL(regs)
+#define SYS_ARG2(regs) PT_REGS_PARM2_CORE_SYSCALL(regs)
+#define SYS_ARG3(regs) PT_REGS_PARM3_CORE_SYSCALL(regs)
+#define SYS_ARG4(regs) PT_REGS_PARM4_CORE_SYSCALL(regs)
+#define SYS_ARG5(regs) PT_REGS_PARM5_CORE_SYSCALL(regs)
+#else
+
+/* Typed: SYS_ARGn are plain loads from it. Never NULL. */
+static __always_inline struct pt_regs *mdatp_syscall_regs(void *ctx, __u32 type)
 {
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
@@ -39,6 +88,7 @@ static __always_inline struct pt_regs *mdatp_user_regs(void)
 #define SYS_ARG3(regs) PT_REGS_PARM3_SYSCALL(regs)
 #define SYS_ARG4(regs) PT_REGS_PARM4_SYSCALL(regs)
 #define SYS_ARG5(regs) PT_REGS_PARM5_SYSCALL(regs)
+#endif
 
 /*
  * The struct file of descriptor fd of the current task, or NULL.
@@ -54,36 +104,38 @@ static __always_inline struct pt_regs *mdatp_user_regs(void)
 /* The fd table of `files` when fd is within it, else NULL. */
 static __always_inline struct fdtable *mdatp_fd_table(struct files_struct *files, long fd)
 {
-	struct fdtable *fdt = files->fdt;
+	struct fdtable *fdt = MDATP_TASK_RD(files, fdt);
 
-	return fd >= 0 && (unsigned long)fd < fdt->max_fds ? fdt : NULL;
+	return fd >= 0 && (unsigned long)fd < MDATP_TASK_RD(fdt, max_fds) ? fdt : NULL;
 }
 
 /* fdt->fd[fd], read with the helper. */
 static __always_inline struct file *mdatp_fd_slot(struct fdtable *fdt, long fd)
 {
+	struct file **fds = MDATP_TASK_RD(fdt, fd);
 	struct file *f = NULL;
 
-	bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	return f;
 }
 
 static __always_inline struct file *mdatp_fd_file_probe(long fd)
 {
-	struct fdtable *fdt = mdatp_fd_table(bpf_get_current_task_btf()->files, fd);
+	struct fdtable *fdt = mdatp_fd_table(MDATP_TASK_RD(MDATP_CURRENT_TASK(), files), fd);
 
 	return fdt ? mdatp_fd_slot(fdt, fd) : NULL;
 }
 
 static __always_inline struct file *mdatp_fd_file(long fd, bool *typed)
 {
-	struct files_struct *files = bpf_get_current_task_btf()->files;
+	struct files_struct *files = MDATP_TASK_RD(MDATP_CURRENT_TASK(), files);
 	struct fdtable *fdt = mdatp_fd_table(files, fd);
 
 	*typed = false;
 	if (!fdt)
 		return NULL;
-	if ((unsigned long)fdt->fd == (unsigned long)&files->fd_array[0]) {
+	/* Compat: a constant 0, the typed branch is not compiled. */
+	if (MDATP_TASK_TYPED && (unsigned long)fdt->fd == (unsigned long)&files->fd_array[0]) {
 		/* A constant index per case: the verifier refuses a variable
 		 * offset into a typed object. */
 		for (int i = 0; i < MDATP_FD_EMBEDDED; i++) {

@@ -15,8 +15,12 @@ pub mod abi {
     include!(concat!(env!("OUT_DIR"), "/events.rs"));
 }
 
-/// The linked BPF object (every `*.bpf.c`), aligned for the ELF parser.
+/// The linked BPF object (every `*.bpf.c`), aligned for the ELF parser:
+/// the typed build of the syscall exit programs.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mdatp.bpf.o"));
+/// The same sources built with `MDATP_COMPAT`: the compat build.
+pub static COMPAT_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mdatp-compat.bpf.o"));
 
 /// Where a program attaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +36,36 @@ pub enum Domain {
     Process,
     File,
     Network,
+}
+
+/// Which build of the syscall exit programs is loaded
+/// (`include/syscall.bpf.h`): both are in [`OBJECT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyscallVariant {
+    /// BTF-typed task and `bpf_task_pt_regs`: kernels 5.15 and newer.
+    Typed,
+    /// Every field read with `bpf_probe_read_kernel`, the user registers
+    /// found on the task's kernel stack: kernels 5.8 to 5.14.
+    Compat,
+}
+
+impl SyscallVariant {
+    pub fn name(self) -> &'static str {
+        match self {
+            SyscallVariant::Typed => "typed",
+            SyscallVariant::Compat => "compat",
+        }
+    }
+}
+
+impl SyscallVariant {
+    /// The object holding this build (the other programs are the same).
+    pub fn object(self) -> &'static [u8] {
+        match self {
+            SyscallVariant::Typed => OBJECT,
+            SyscallVariant::Compat => COMPAT_OBJECT,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

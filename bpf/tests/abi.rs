@@ -95,7 +95,8 @@ fn rust_layout() -> Layout {
             emitted,
             ringbuf_drops,
             filtered,
-            folded
+            folded,
+            unreadable
         }
     );
     layout!(

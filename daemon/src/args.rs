@@ -97,6 +97,27 @@ pub struct Args {
     /// the kernel refuses it (proves one failure leaves the rest running).
     #[arg(long, hide = true, value_name = "PROGRAM")]
     pub test_break_program: Vec<String>,
+
+    /// Testing: load this build of the syscall exit programs whatever the
+    /// probes say (the compat build runs on new kernels too).
+    #[arg(long, hide = true, value_name = "typed|compat")]
+    pub test_syscall_variant: Option<VariantArg>,
+}
+
+/// `--test-syscall-variant` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum VariantArg {
+    Typed,
+    Compat,
+}
+
+impl From<VariantArg> for mdatp_bpf::SyscallVariant {
+    fn from(v: VariantArg) -> Self {
+        match v {
+            VariantArg::Typed => mdatp_bpf::SyscallVariant::Typed,
+            VariantArg::Compat => mdatp_bpf::SyscallVariant::Compat,
+        }
+    }
 }
 
 impl Args {

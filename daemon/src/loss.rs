@@ -20,6 +20,16 @@ pub struct KernelCount {
     pub filtered: u64,
     /// Folded into another record (not lost).
     pub folded: u64,
+    /// Not produced because the syscall's arguments could not be read
+    /// (lost; only the compat build can).
+    pub unreadable: u64,
+}
+
+impl KernelCount {
+    /// Records the kernel lost: ring-buffer drops and unreadable ones.
+    pub fn lost(&self) -> u64 {
+        self.ringbuf_drops + self.unreadable
+    }
 }
 
 /// Why the kernel counters could not be read.
@@ -119,6 +129,7 @@ impl fmt::Display for Summary<'_> {
                     ),
                     ("kernel filtered", |c| c.filtered),
                     ("kernel folded", |c| c.folded),
+                    ("kernel unreadable", |c| c.unreadable),
                 ] {
                     write!(f, "; {title}:")?;
                     for (ty, c) in k {

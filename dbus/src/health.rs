@@ -59,6 +59,9 @@ health! {
     /// What the kernel offers eBPF, probed at start: capability → `yes`
     /// or `no: <why>` (ring_buffer, btf, bpf_task_pt_regs, fentry, lsm, ...).
     kernel_capabilities: BTreeMap<String, String>,
+    /// The build of the syscall exit programs loaded for this kernel and
+    /// why: `typed: ...` (5.15+) or `compat: <missing helper>` (5.8-5.14).
+    ebpf_program_build: String,
 }
 
 impl Health {

@@ -50,9 +50,9 @@ impl EbpfLoss {
         let mut out = BTreeMap::new();
         for (kind, c) in kernel {
             let seen = self.reported_drops.entry(*kind).or_default();
-            if c.ringbuf_drops > *seen {
-                out.insert(kind.name().to_string(), c.ringbuf_drops - *seen);
-                *seen = c.ringbuf_drops;
+            if c.lost() > *seen {
+                out.insert(kind.name().to_string(), c.lost() - *seen);
+                *seen = c.lost();
             }
         }
         out

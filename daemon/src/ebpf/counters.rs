@@ -32,6 +32,7 @@ impl KernelCounters for BpfCounters {
                 sum.ringbuf_drops += c.ringbuf_drops;
                 sum.filtered += c.filtered;
                 sum.folded += c.folded;
+                sum.unreadable += c.unreadable;
             }
             out.insert(kind, sum);
         }

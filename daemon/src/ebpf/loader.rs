@@ -6,7 +6,7 @@ use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use mdatp_bpf::abi::mdatp_bounds::MDATP_EXCLUDE_PATH_LEN;
 use mdatp_bpf::abi::{mdatp_proc_flags, mdatp_proc_state, mdatp_settings, mdatp_settings_flags};
-use mdatp_bpf::{Hook, OBJECT, programs};
+use mdatp_bpf::{Domain, Hook, SyscallVariant, programs};
 
 use super::BpfCounters;
 use crate::filters::KernelFilters;
@@ -50,6 +50,9 @@ pub struct LoadOptions {
     /// does not exist, so the kernel refuses it for real.
     pub break_programs: Vec<String>,
     pub filters: KernelFilters,
+    /// Which build of the syscall exit programs to load (chosen by the
+    /// capability probes).
+    pub variant: SyscallVariant,
 }
 
 /// One program and its hook: attached, or why not.
@@ -77,7 +80,7 @@ impl EbpfSensor {
         let mut bpf = EbpfLoader::new()
             .map_max_entries("events", size)
             .override_global("wakeup_bytes", &wakeup, true)
-            .load(OBJECT)
+            .load(opts.variant.object())
             .map_err(EbpfError::Load)?;
         // Filters first: no event may pass before they are in place.
         write_filters(&mut bpf, &opts.filters)?;
@@ -107,6 +110,11 @@ impl EbpfSensor {
                     let e = attach_tracepoint(&mut bpf, program, category, &target).err();
                     (format!("tracepoint {category}/{target}"), e)
                 }
+            };
+            let hook = match (opts.variant, spec.domain) {
+                (SyscallVariant::Typed, _) | (_, Domain::Process) => hook,
+                // The compat build says so wherever the hook is shown.
+                (v, _) => format!("{hook} ({} build)", v.name()),
             };
             if let Some(e) = &error {
                 log::error!(

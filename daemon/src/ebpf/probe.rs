@@ -1,8 +1,9 @@
 //! What this kernel offers the sensor, probed at start (aya's feature
 //! probes load tiny programs and maps; files say the rest), not guessed
 //! from the version. Reported in health (`kernel_capabilities`); the
-//! per-kind choice still follows which programs attach — choosing
-//! program variants by these probes is issue work still to come.
+//! probes choose which build of the syscall exit programs is loaded
+//! ([`syscall_variant`]); which kinds eBPF then serves follows from which
+//! programs attach.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,6 +11,10 @@ use std::path::Path;
 use aya::maps::MapType;
 use aya::programs::{LsmAttachType, ProgramType};
 use aya::sys::{BpfHelper, is_helper_supported, is_map_supported, is_program_supported};
+use mdatp_bpf::SyscallVariant;
+
+/// The helpers the typed build of the syscall exit programs calls.
+const TYPED_NEEDS: [&str; 2] = ["bpf_get_current_task_btf", "bpf_task_pt_regs"];
 
 /// One probed capability: present, or absent with why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,4 +110,54 @@ pub fn probe() -> BTreeMap<&'static str, Probed> {
         ),
         ("lsm", lsm()),
     ])
+}
+
+/// The build of the syscall exit programs this kernel can run, and why:
+/// the typed one when every helper it calls is there (5.15+), else the
+/// compat one (5.8-5.14; on older kernels neither loads and the audit
+/// subsystem serves those kinds).
+pub fn syscall_variant(probes: &BTreeMap<&'static str, Probed>) -> (SyscallVariant, String) {
+    let missing: Vec<String> = TYPED_NEEDS
+        .iter()
+        .filter_map(|h| match probes.get(h) {
+            Some(Probed::Yes) => None,
+            Some(Probed::No(why)) => Some(format!("{h}: {why}")),
+            None => Some(format!("{h}: not probed")),
+        })
+        .collect();
+    if missing.is_empty() {
+        (
+            SyscallVariant::Typed,
+            format!("{} are available", TYPED_NEEDS.join(" and ")),
+        )
+    } else {
+        (SyscallVariant::Compat, missing.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_helper_chooses_the_compat_build_and_says_which() {
+        let mut p = BTreeMap::from([
+            ("bpf_get_current_task_btf", Probed::Yes),
+            ("bpf_task_pt_regs", Probed::Yes),
+        ]);
+        assert_eq!(syscall_variant(&p).0, SyscallVariant::Typed);
+        p.insert(
+            "bpf_task_pt_regs",
+            Probed::No("not supported by this kernel".into()),
+        );
+        let (v, why) = syscall_variant(&p);
+        assert_eq!(v, SyscallVariant::Compat);
+        assert_eq!(why, "bpf_task_pt_regs: not supported by this kernel");
+        p.remove("bpf_get_current_task_btf");
+        assert!(
+            syscall_variant(&p)
+                .1
+                .starts_with("bpf_get_current_task_btf: not probed")
+        );
+    }
 }

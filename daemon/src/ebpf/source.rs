@@ -178,6 +178,9 @@ impl EventSource for EbpfSource {
                 if c.ringbuf_drops > 0 {
                     m.insert(format!("kernel_ringbuf/{kind}"), c.ringbuf_drops);
                 }
+                if c.unreadable > 0 {
+                    m.insert(format!("kernel_unreadable/{kind}"), c.unreadable);
+                }
             }
         }
         for (name, n) in [

@@ -130,6 +130,7 @@ impl Daemon {
             version: env!("CARGO_PKG_VERSION").into(),
             kernel: self.host.kernel.clone(),
             kernel_capabilities: self.host.capabilities.clone(),
+            ebpf_program_build: format!("{}: {}", self.host.variant.0.name(), self.host.variant.1),
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::audit::{AuditStatus, Auditctl};
 use crate::bus::{Bus, BusCommand};
 use crate::clock::HostClock;
 use crate::config::{ConfigProblem, LoadedConfig};
-use crate::ebpf::EbpfSource;
+use crate::ebpf::{EbpfSource, probe};
 use crate::enrich::Enricher;
 use crate::pipeline::Pipeline;
 use crate::process_cache::ProcessCache;
@@ -33,6 +33,7 @@ use crate::provider::support::OsRelease;
 use crate::provider::{EbpfSetting, FallbackReason};
 use crate::sink::{JsonLines, Sink};
 use crate::source::EventSource;
+use mdatp_bpf::SyscallVariant;
 
 /// Tail latency bound for events below the wake-up threshold.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
@@ -48,6 +49,8 @@ struct Host {
     own_pid: u32,
     /// What the kernel offers eBPF (probed once at start).
     capabilities: BTreeMap<String, String>,
+    /// The build of the syscall exit programs to load, and why.
+    variant: (SyscallVariant, String),
 }
 
 pub struct Daemon {
@@ -94,6 +97,7 @@ impl Daemon {
                 ));
             }
         };
+        let probes = probe::probe();
         let host = Host {
             os: os_release(args.test_os_release.as_deref()),
             kernel: match &args.test_kernel_release {
@@ -104,10 +108,14 @@ impl Daemon {
             },
             ctl: Auditctl::default().with_enabled_override(args.test_audit_enabled),
             own_pid: std::process::id(),
-            capabilities: crate::ebpf::probe::probe()
-                .into_iter()
+            capabilities: probes
+                .iter()
                 .map(|(k, v)| (k.to_string(), v.text()))
                 .collect(),
+            variant: match args.test_syscall_variant {
+                Some(v) => (v.into(), "forced by --test-syscall-variant".into()),
+                None => probe::syscall_variant(&probes),
+            },
             args,
         };
         log::info!(
@@ -117,6 +125,11 @@ impl Daemon {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+        log::info!(
+            "syscall exit programs: {} build ({})",
+            host.variant.0.name(),
+            host.variant.1
         );
         let mut daemon = Daemon {
             ebpf: EbpfSource::new(clock.clone()),

@@ -52,6 +52,7 @@ impl Daemon {
             wakeup_bytes: self.host.args.wakeup_bytes,
             break_programs: self.host.args.test_break_program.clone(),
             filters: self.config.filters.clone(),
+            variant: self.host.variant.0,
         }
     }
 

@@ -106,6 +106,11 @@ impl Daemon {
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut cmd = Command::new(mdatpd_bin());
         cmd.arg("--foreground").args(extra);
+        // The suite can run against the compat build of the syscall exit
+        // programs (the one 5.8-5.14 kernels load): scripts/dev.sh does.
+        if let Ok(v) = std::env::var("MDATP_TEST_SYSCALL_VARIANT") {
+            cmd.arg("--test-syscall-variant").arg(v);
+        }
         let dirs = if extra.contains(&"--config-dir") {
             None
         } else {
