@@ -85,6 +85,11 @@ pub struct Args {
     #[arg(long, hide = true, value_name = "0|1|2")]
     pub test_audit_enabled: Option<u32>,
 
+    /// Testing: the auditctl program to run (a nonexistent path makes the
+    /// audit rules fail to load, as on a host without the audit tools).
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub test_auditctl: Option<PathBuf>,
+
     /// Testing: an os-release file instead of /etc/os-release.
     #[arg(long, hide = true, value_name = "FILE")]
     pub test_os_release: Option<PathBuf>,

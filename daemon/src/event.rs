@@ -16,6 +16,8 @@ pub enum Provider {
     Ebpf,
     Auditd,
     Procfs,
+    /// The netlink process connector (the third tier).
+    ProcConnector,
 }
 
 impl Provider {
@@ -24,6 +26,7 @@ impl Provider {
             Provider::Ebpf => "ebpf",
             Provider::Auditd => "auditd",
             Provider::Procfs => "procfs",
+            Provider::ProcConnector => "proc_connector",
         }
     }
 }

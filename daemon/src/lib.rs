@@ -4,6 +4,7 @@ pub mod args;
 pub mod audit;
 pub mod bus;
 pub mod clock;
+pub mod cnproc;
 pub mod config;
 pub mod diagnostic;
 pub mod ebpf;

@@ -103,6 +103,15 @@ impl Auditctl {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Testing: another auditctl program (a missing one is a host without
+    /// the audit tools: the rules cannot load, for real).
+    pub fn with_bin(mut self, bin: Option<PathBuf>) -> Self {
+        if let Some(b) = bin {
+            self.bin = b;
+        }
+        self
+    }
+
     pub fn with_enabled_override(mut self, enabled: Option<u32>) -> Self {
         self.enabled_override = enabled;
         self

@@ -112,6 +112,21 @@ pub fn probe() -> BTreeMap<&'static str, Probed> {
     ])
 }
 
+/// What every program needs (the BPF ring buffer, 5.8; BTF for CO-RE):
+/// without one of them nothing loads, and the audit subsystem serves
+/// every kind. Returns why, or None when both are there.
+pub fn ebpf_blocker(probes: &BTreeMap<&'static str, Probed>) -> Option<String> {
+    let missing: Vec<String> = ["ring_buffer", "btf"]
+        .iter()
+        .filter_map(|c| match probes.get(c) {
+            Some(Probed::Yes) => None,
+            Some(Probed::No(why)) => Some(format!("{c}: {why}")),
+            None => Some(format!("{c}: not probed")),
+        })
+        .collect();
+    (!missing.is_empty()).then(|| missing.join("; "))
+}
+
 /// The build of the syscall exit programs this kernel can run, and why:
 /// the typed one when every helper it calls is there (5.15+), else the
 /// compat one (5.8-5.14; on older kernels neither loads and the audit

@@ -13,6 +13,8 @@ pub enum ProviderKind {
     /// eBPF, and the audit subsystem for exactly the kinds eBPF cannot
     /// serve (a refused program, a missing hook).
     Mixed,
+    /// Neither: process events from the netlink process connector.
+    ProcConnector,
 }
 
 impl fmt::Display for ProviderKind {
@@ -21,6 +23,7 @@ impl fmt::Display for ProviderKind {
             ProviderKind::Ebpf => "ebpf",
             ProviderKind::Auditd => "auditd",
             ProviderKind::Mixed => "ebpf+auditd",
+            ProviderKind::ProcConnector => "proc_connector",
         })
     }
 }
@@ -39,6 +42,8 @@ pub enum EbpfSetting {
 pub enum FallbackReason {
     Disabled,
     Unsupported(support::Unsupported),
+    /// The kernel lacks what every program needs (probed).
+    MissingCapability(String),
     LoadFailed(String),
 }
 
@@ -47,6 +52,9 @@ impl fmt::Display for FallbackReason {
         match self {
             FallbackReason::Disabled => f.write_str("eBPF provider disabled by configuration"),
             FallbackReason::Unsupported(u) => write!(f, "eBPF unsupported: {u}"),
+            FallbackReason::MissingCapability(m) => {
+                write!(f, "this kernel lacks what the eBPF programs need ({m})")
+            }
             FallbackReason::LoadFailed(e) => write!(f, "eBPF failed to load: {e}"),
         }
     }
@@ -83,7 +91,7 @@ pub fn immutable_remedy(provider: ProviderKind) -> String {
         ProviderKind::Mixed => "audit rules are immutable (enabled 2): the kinds eBPF does not serve cannot get the sensor's audit rules until reboot. \
              Remove '-e 2' from the audit rules and reboot."
             .into(),
-        ProviderKind::Auditd => "audit rules are immutable (enabled 2): the sensor cannot load its audit rules until reboot. \
+        ProviderKind::Auditd | ProviderKind::ProcConnector => "audit rules are immutable (enabled 2): the sensor cannot load its audit rules until reboot. \
              Enable the eBPF provider, or remove '-e 2' from the audit rules and reboot."
             .into(),
     }

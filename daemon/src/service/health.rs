@@ -38,6 +38,11 @@ impl Daemon {
         }
         let ebpf = self.ebpf.serves(kind);
         let audit = self.audit.serves(kind);
+        if let (Served::No(e), Served::No(a), Served::Yes) =
+            (&ebpf, &audit, self.procs.serves(kind))
+        {
+            return format!("proc_connector (eBPF: {e}; audit: {a})");
+        }
         match (self.ebpf.is_running(), ebpf, audit) {
             (_, Served::Yes, _) => "ebpf".into(),
             (false, _, Served::Yes) => "auditd".into(),
@@ -102,6 +107,7 @@ impl Daemon {
         self.ebpf.loss_map(&mut loss);
         self.pipeline.loss_map(&mut loss);
         self.audit.loss_map(&mut loss);
+        self.procs.loss_map(&mut loss);
         Health {
             healthy: issues.is_empty(),
             health_issues: issues,

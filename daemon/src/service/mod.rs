@@ -23,6 +23,7 @@ use crate::audit::source::AuditSource;
 use crate::audit::{AuditStatus, Auditctl};
 use crate::bus::{Bus, BusCommand};
 use crate::clock::HostClock;
+use crate::cnproc::ProcConnectorSource;
 use crate::config::{ConfigProblem, LoadedConfig};
 use crate::ebpf::{EbpfSource, probe};
 use crate::enrich::Enricher;
@@ -51,6 +52,8 @@ struct Host {
     capabilities: BTreeMap<String, String>,
     /// The build of the syscall exit programs to load, and why.
     variant: (SyscallVariant, String),
+    /// What the kernel lacks that every program needs (None: nothing).
+    ebpf_blocker: Option<String>,
 }
 
 pub struct Daemon {
@@ -61,6 +64,8 @@ pub struct Daemon {
     setting: EbpfSetting,
     ebpf: EbpfSource,
     audit: AuditSource,
+    /// Process events where neither of the above can serve them.
+    procs: ProcConnectorSource,
     /// Why eBPF does not serve the events (None while it does).
     reason: Option<FallbackReason>,
     /// A problem an admin must act on (immutable audit, ...).
@@ -106,12 +111,15 @@ impl Daemon {
                     .map(|u| u.release().to_string_lossy().into_owned())
                     .context("uname")?,
             },
-            ctl: Auditctl::default().with_enabled_override(args.test_audit_enabled),
+            ctl: Auditctl::default()
+                .with_bin(args.test_auditctl.clone())
+                .with_enabled_override(args.test_audit_enabled),
             own_pid: std::process::id(),
             capabilities: probes
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.text()))
                 .collect(),
+            ebpf_blocker: probe::ebpf_blocker(&probes),
             variant: match args.test_syscall_variant {
                 Some(v) => (v.into(), "forced by --test-syscall-variant".into()),
                 None => probe::syscall_variant(&probes),
@@ -134,6 +142,7 @@ impl Daemon {
         let mut daemon = Daemon {
             ebpf: EbpfSource::new(clock.clone()),
             audit: AuditSource::default(),
+            procs: ProcConnectorSource::default(),
             pipeline: Pipeline::new(Enricher::new(clock, ProcessCache::new()), sink),
             host,
             config,
@@ -255,6 +264,7 @@ impl Daemon {
                     self.ebpf.drain(&mut self.pipeline);
                 }
                 _ = self.audit.readable() => self.drain_audit(),
+                _ = self.procs.readable() => self.procs.drain(&mut self.pipeline),
                 _ = poll.tick() => {
                     self.ebpf.drain(&mut self.pipeline);
                     self.drain_audit();
@@ -289,6 +299,7 @@ impl Daemon {
         log::info!("stopping");
         // Programs detach here, before the final count.
         let hooks = self.ebpf.stop(&mut self.pipeline);
+        self.procs.stop(&mut self.pipeline);
         if let Some(rules) = self.audit.rules.take() {
             // Records already in flight are read before the rules go.
             self.audit.report_syscalls(true);

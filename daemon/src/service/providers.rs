@@ -19,6 +19,7 @@ const SWITCH_OVERLAP: Duration = Duration::from_secs(3);
 impl Daemon {
     pub(super) fn provider_kind(&self) -> ProviderKind {
         match (self.ebpf.is_running(), &self.audit.rules) {
+            (false, None) if self.procs.is_running() => ProviderKind::ProcConnector,
             (false, _) => ProviderKind::Auditd,
             (true, Some(_)) => ProviderKind::Mixed,
             (true, None) => ProviderKind::Ebpf,
@@ -43,7 +44,11 @@ impl Daemon {
             &self.host.os,
             &self.host.kernel,
             &self.config.settings.ebpf_kernel_denylist,
-        )
+        )?;
+        match &self.host.ebpf_blocker {
+            Some(m) => Err(FallbackReason::MissingCapability(m.clone())),
+            None => Ok(()),
+        }
     }
 
     fn load_options(&self) -> LoadOptions {
@@ -68,6 +73,35 @@ impl Daemon {
             Err(reason) => self.reason = Some(reason),
         }
         self.fit_audit_rules();
+        self.fit_proc_connector();
+    }
+
+    /// The third tier: the process connector runs exactly while neither
+    /// eBPF nor the audit subsystem serves process events.
+    fn fit_proc_connector(&mut self) {
+        let uncovered = [
+            EventKind::ProcessExec,
+            EventKind::ProcessFork,
+            EventKind::ProcessExit,
+        ]
+        .into_iter()
+        .any(|k| self.ebpf.serves(k) != Served::Yes && self.audit.serves(k) != Served::Yes);
+        match (uncovered, self.procs.is_running()) {
+            (true, false) => {
+                log::warn!(
+                    "neither eBPF nor the audit subsystem serves process events: \
+                     taking them from the netlink process connector"
+                );
+                if let Err(e) = self.procs.start() {
+                    let e = anyhow::Error::from(e);
+                    let issue = format!("no source of process events is left: {e:#}");
+                    log::error!("{issue}");
+                    self.issue.get_or_insert(issue);
+                }
+            }
+            (false, true) => self.procs.stop(&mut self.pipeline),
+            _ => {}
+        }
     }
 
     /// Our audit rules for exactly the kinds eBPF does not serve: none
@@ -166,6 +200,7 @@ impl Daemon {
         }
         self.ebpf.drain(&mut self.pipeline);
         self.ebpf.stop(&mut self.pipeline);
+        self.fit_proc_connector();
         log::info!(provider = "auditd", reason = why.as_str(); "provider switched: ebpf -> auditd (reason: {why})");
     }
 
@@ -186,6 +221,7 @@ impl Daemon {
                 self.audit.drain(&mut self.pipeline);
                 self.reason = None;
                 self.fit_audit_rules();
+                self.fit_proc_connector();
                 let now = self.provider_kind().to_string();
                 log::info!(provider = now.as_str(); "provider switched: auditd -> {now}");
             }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # build-image.sh KERNEL_PACKAGE OUTDIR
-# A Debian 12 guest with systemd, dbus, auditd and AppArmor, built from
+# A Debian 12 guest with systemd, dbus, auditd, AppArmor and pamtester
+# (the kernel matrix's login), built from
 # Debian's packages with mmdebstrap (no loop mount: mkfs.ext4 -d fills the
 # image from a directory). OUTDIR gets rootfs.img (raw ext4), vmlinuz and
 # initrd.img for a direct kernel boot. The guest has no network; the
@@ -16,11 +17,23 @@ mirror=${MDATP_VM_MIRROR:-http://deb.debian.org/debian}
 root=$(mktemp -d /var/tmp/mdatp-vm-root.XXXXXX)
 trap 'rm -rf "$root"' EXIT
 
-packages=(systemd-sysv dbus auditd apparmor udev kmod procps iproute2 "$kernel_pkg" initramfs-tools)
+# The kernel matrix boots other Debian releases' kernels in the same
+# Debian 12 userland: their suite is added, and bookworm stays the default
+# release so only the kernel comes from it.
+sources=("deb $mirror bookworm main")
+case "$kernel_pkg" in
+    linux-image-5.10.*)
+        sources+=("deb $mirror bullseye main"
+                  "deb ${MDATP_VM_SECURITY_MIRROR:-http://deb.debian.org/debian-security} bullseye-security main") ;;
+    *+deb13-*) sources+=("deb $mirror trixie main") ;;
+esac
+
+packages=(systemd-sysv dbus auditd apparmor udev kmod procps iproute2 pamtester "$kernel_pkg" initramfs-tools)
 IFS=,
 mmdebstrap --variant=minbase --include="${packages[*]}" \
+    --aptopt='APT::Default-Release "bookworm"' \
     --customize-hook='echo mdatp-guest > "$1/etc/hostname"' \
-    bookworm "$root" "$mirror" >&2
+    bookworm "$root" "${sources[@]}" >&2
 unset IFS
 
 cat > "$root/etc/fstab" <<'FSTAB'

@@ -74,6 +74,23 @@ hardened() { # pid
         && (( (bnd >> 12 & 1) == 0 && (bnd >> 16 & 1) == 0 && (bnd >> 39 & 1) == 1 ))
 }
 
+# The kernel matrix's workload (tests/integration/workload/): its events
+# and health go back to the host, which checks and compares them
+# (matrix.py, called by run.sh).
+run_workload() {
+    useradd -M -s /usr/sbin/nologin mdatp-wl 2>/dev/null || true
+    echo 'mdatp-wl:Wl-passw0rd' | chpasswd
+    check "the kernel-matrix workload runs" \
+        bash "$share/workload/workload.sh" /tmp/mdatp-wl "$share/mdatp-net-workload"
+    # The login is the workload's last step.
+    check "the workload's login event is written" wait_for 60 bash -c \
+        'grep "\"class_uid\":3002" /var/log/mdatp/events.jsonl | grep -q "\"mdatp-wl\""'
+    sleep 2
+    mdatp health --output json > "$results/workload-health.json"
+    cp /var/log/mdatp/events.jsonl "$results/workload-events.jsonl"
+    uname -r > "$results/workload-kernel"
+}
+
 echo "# phase $phase on $(uname -r)"
 
 case "$phase" in
@@ -87,6 +104,7 @@ main)
     install_deb
     mdatp health | sed 's/^/#   /'
     check "an exec in the guest appears as an eBPF event with its pid and argv" exec_seen ebpf
+    run_workload
     pid=$(main_pid)
     echo "# AppArmor: enabled=$(cat /sys/module/apparmor/parameters/enabled 2>&1) label=$(cat "/proc/$pid/attr/current" 2>&1)"
     aa-status 2>&1 | grep -i -m3 'mdatp\|profiles are loaded' | sed 's/^/#   /'
@@ -167,6 +185,14 @@ main)
     check "purge removes the rules file, state, logs and configuration" \
         bash -c '! test -e /etc/audit/rules.d/mdatp.rules && ! test -e /var/lib/mdatp && ! test -e /var/log/mdatp && ! test -e /etc/mdatp'
     check "no mdatpd process is left" bash -c '! pidof mdatpd'
+    ;;
+workload)
+    # Another kernel of the matrix: whatever the sources, every expected
+    # event must come (the host checks which source served each kind).
+    check "dpkg -i installs the package" dpkg -i "$share/mdatp.deb"
+    check "the service becomes active" wait_for 180 active
+    mdatp health | sed 's/^/#   /'
+    run_workload
     ;;
 immutable)
     install_deb

@@ -7,6 +7,10 @@
 #                    rules, broken reload, watchdog, diagnostics, purge
 #   immutable        auditctl -e 2 with our rules loaded: health and remedy
 #   after-immutable  the reboot cleared our rules; purge
+#   workload         install, the kernel matrix's workload only (main
+#                    runs it too); its events are checked on the host by
+#                    tests/integration/workload/matrix.py into
+#                    target/kernel-matrix/<kernel package>.json
 # Results come back over a 9p share; the console of each boot is kept in
 # target/vm/console-<phase>.log.
 #
@@ -67,6 +71,10 @@ rm -rf "$work"
 mkdir -p "$work/share"
 cp "$deb" "$work/share/mdatp.deb"
 cp "$here/guest-test.sh" "$work/share/guest-test.sh"
+cp -r "$repo/tests/integration/workload" "$work/share/workload"
+net=$repo/target/debug/mdatp-net-workload
+[ -x "$net" ] || die "no $net: run cargo build --workspace first"
+cp "$net" "$work/share/"
 cp --sparse=always "$image/rootfs.img" "$work/disk.img"
 
 boot() { # phase
@@ -97,6 +105,15 @@ failed=()
 for phase in $phases; do
     boot "$phase" || failed+=("$phase")
 done
+# The kernel matrix's row of this kernel, when a phase ran the workload.
+if [ -f "$work/share/results/workload-events.jsonl" ]; then
+    mkdir -p "$repo/target/kernel-matrix"
+    python3 "$repo/tests/integration/workload/matrix.py" check \
+        --name "$kernel" --kernel "$(cat "$work/share/results/workload-kernel")" \
+        --events "$work/share/results/workload-events.jsonl" \
+        --health "$work/share/results/workload-health.json" \
+        --out "$repo/target/kernel-matrix/$kernel.json" || failed+=("workload events")
+fi
 if [ "${#failed[@]}" -gt 0 ]; then
     die "failed phase(s): ${failed[*]} (consoles: $work/console-*.log)"
 fi

@@ -1,0 +1,355 @@
+//! The third tier: process exec/fork/exit from the netlink process
+//! connector (`NETLINK_CONNECTOR`, `PROC_EVENT_*`), for hosts where
+//! neither eBPF nor the audit subsystem can serve process events (audit
+//! compiled out or refused, e.g. in a container). The kernel's message
+//! names only pids; everything else is read from /proc at once, and what
+//! has already gone (a process that exited first) stays unknown, never
+//! guessed. Events carry provider `proc_connector`.
+
+mod wire;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_CONNECTOR};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use crate::event::{
+    Credentials, Event, Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider,
+};
+use crate::kind::{EventKind, Served};
+use crate::pipeline::Pipeline;
+use crate::source::EventSource;
+use wire::{ProcEvent, Received};
+
+/// Datagrams read per drain pass (a fork storm must not starve the loop).
+const READ_BATCH: usize = 4096;
+
+pub struct ProcConnectorSource {
+    sock: Option<AsyncFd<Socket>>,
+    proc_root: PathBuf,
+    buf: Vec<u8>,
+    sequence: u64,
+    source: Arc<str>,
+    /// The kernel's per-CPU message sequence: a jump is messages lost.
+    last_seq: BTreeMap<u32, u32>,
+    /// Messages lost: sequence gaps, and socket buffer overflows (ENOBUFS,
+    /// how many messages unknown: counted once each).
+    pub gaps: u64,
+    pub overflows: u64,
+}
+
+/// Why the connector could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("netlink process connector")]
+pub struct ConnectorError(#[source] io::Error);
+
+impl Default for ProcConnectorSource {
+    fn default() -> Self {
+        Self {
+            sock: None,
+            proc_root: PathBuf::from("/proc"),
+            buf: vec![0u8; 1 << 16],
+            sequence: 0,
+            source: Arc::from("proc_connector"),
+            last_seq: BTreeMap::new(),
+            gaps: 0,
+            overflows: 0,
+        }
+    }
+}
+
+impl ProcConnectorSource {
+    pub fn is_running(&self) -> bool {
+        self.sock.is_some()
+    }
+
+    /// Subscribes to process events (the kernel requires CAP_NET_ADMIN
+    /// in the initial user namespace for the subscription).
+    pub fn start(&mut self) -> Result<(), ConnectorError> {
+        if self.sock.is_some() {
+            return Ok(());
+        }
+        let open = || -> io::Result<Socket> {
+            let mut sock = Socket::new(NETLINK_CONNECTOR)?;
+            sock.bind(&SocketAddr::new(0, wire::CN_IDX_PROC))?;
+            sock.set_non_blocking(true)?;
+            let _ = sock.set_rx_buf_sz(4 * 1024 * 1024usize);
+            sock.send_to(&wire::listen_message(), &SocketAddr::new(0, 0), 0)?;
+            Ok(sock)
+        };
+        let sock = open().map_err(ConnectorError)?;
+        // SAFETY: the socket owns its fd, open and unchanged until the
+        // AsyncFd (which owns the socket) is dropped.
+        let fd = unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }
+            .map_err(|e| ConnectorError(e.into()))?;
+        self.sock = Some(fd);
+        self.last_seq.clear();
+        log::info!("process events from the netlink process connector");
+        Ok(())
+    }
+
+    /// Unsubscribes (closing the socket ends the multicast membership).
+    pub fn stop(&mut self, pipeline: &mut Pipeline) {
+        if self.sock.is_some() {
+            self.drain(pipeline);
+            self.sock = None;
+            log::info!("netlink process connector closed");
+        }
+    }
+
+    fn track(&mut self, r: &Received) {
+        if let Some(last) = self.last_seq.insert(r.cpu, r.seq) {
+            let missing = r.seq.wrapping_sub(last).wrapping_sub(1);
+            // A huge jump is a counter reset, not billions lost.
+            if missing > 0 && missing < 1 << 30 {
+                self.gaps += u64::from(missing);
+                log::warn!(
+                    "process connector: {missing} message(s) lost on CPU {}",
+                    r.cpu
+                );
+            }
+        }
+    }
+
+    fn origin(&mut self) -> Origin {
+        self.sequence += 1;
+        Origin {
+            provider: Provider::ProcConnector,
+            source: Arc::clone(&self.source),
+            sequence: self.sequence,
+        }
+    }
+
+    fn convert(&mut self, e: ProcEvent, time_ns: u64) -> Option<Event> {
+        let (activity, process, parent) = match e {
+            // Threads are not processes.
+            ProcEvent::Fork {
+                parent_tgid,
+                child_pid,
+                child_tgid,
+            } if child_pid == child_tgid => (
+                ProcessActivity::Fork,
+                read_process(&self.proc_root, child_tgid, false),
+                Some(read_process(&self.proc_root, parent_tgid, false)),
+            ),
+            ProcEvent::Exec { pid, tgid } if pid == tgid => {
+                let p = read_process(&self.proc_root, tgid, true);
+                let ppid = read_ppid(&self.proc_root, tgid);
+                let parent = ppid.map(|pp| read_process(&self.proc_root, pp, false));
+                (ProcessActivity::Exec, p, parent)
+            }
+            ProcEvent::Exit { pid, tgid, status } if pid == tgid => (
+                ProcessActivity::Exit {
+                    code: (status >> 8) & 0xff,
+                    signal: (status & 0x7f != 0).then_some(status & 0x7f),
+                    core_dumped: status & 0x80 != 0,
+                },
+                ProcessInfo {
+                    pid: tgid,
+                    ..Default::default()
+                },
+                None,
+            ),
+            _ => return None,
+        };
+        Some(Event::Process(Box::new(ProcessEvent {
+            time_ns,
+            activity,
+            process,
+            parent,
+            origin: self.origin(),
+        })))
+    }
+}
+
+/// The parent pid from /proc/<pid>/stat.
+fn read_ppid(proc_root: &Path, pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    crate::procfs::parse_stat(&stat).map(|(_, ppid, _)| ppid)
+}
+
+/// What /proc still tells of `pid`; `full` adds the image (exe, argv,
+/// cwd, credentials), read for execs.
+fn read_process(proc_root: &Path, pid: u32, full: bool) -> ProcessInfo {
+    let dir = proc_root.join(pid.to_string());
+    let mut p = ProcessInfo {
+        pid,
+        tid: Some(pid),
+        ..Default::default()
+    };
+    if let Some((comm, _, ticks)) = std::fs::read_to_string(dir.join("stat"))
+        .ok()
+        .and_then(|s| crate::procfs::parse_stat(&s))
+    {
+        p.name = Some(comm.into());
+        p.start_boot_ns = Some(crate::clock::ticks_to_boot_ns(ticks));
+    }
+    if !full {
+        return p;
+    }
+    p.exe = std::fs::read_link(dir.join("exe"))
+        .ok()
+        .map(|e| e.to_string_lossy().into_owned().into());
+    p.cwd = std::fs::read_link(dir.join("cwd"))
+        .ok()
+        .map(|c| c.to_string_lossy().into_owned());
+    if let Ok(cmdline) = std::fs::read(dir.join("cmdline")) {
+        let argv: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        // cmdline ends in a NUL: the last split is empty.
+        let argv = match argv.split_last() {
+            Some((last, rest)) if last.is_empty() => rest.to_vec(),
+            _ => argv,
+        };
+        p.argc = Some(argv.len() as u32);
+        p.argv = Some(argv.into());
+    }
+    p.creds = std::fs::read_to_string(dir.join("status"))
+        .ok()
+        .and_then(|s| creds_of(&s, &dir));
+    p
+}
+
+/// Real and effective ids from /proc/<pid>/status, audit ids beside it.
+fn creds_of(status: &str, dir: &Path) -> Option<Credentials> {
+    let ids = |key: &str| -> Option<Vec<u32>> {
+        let line = status.lines().find(|l| l.starts_with(key))?;
+        line[key.len()..]
+            .split_whitespace()
+            .map(|v| v.parse().ok())
+            .collect()
+    };
+    let uid = ids("Uid:")?;
+    let gid = ids("Gid:")?;
+    let audit_id = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|v| *v != u32::MAX)
+    };
+    Some(Credentials {
+        uid: *uid.first()?,
+        euid: *uid.get(1)?,
+        gid: *gid.first()?,
+        egid: *gid.get(1)?,
+        user_name: None,
+        loginuid: audit_id("loginuid"),
+        sessionid: audit_id("sessionid"),
+    })
+}
+
+const PROCESS_KINDS: [EventKind; 3] = [
+    EventKind::ProcessExec,
+    EventKind::ProcessFork,
+    EventKind::ProcessExit,
+];
+
+impl EventSource for ProcConnectorSource {
+    fn serves(&self, kind: EventKind) -> Served {
+        if !PROCESS_KINDS.contains(&kind) {
+            return Served::No("the process connector has no record of it".into());
+        }
+        match self.sock {
+            Some(_) => Served::Yes,
+            None => Served::No("process connector not running".into()),
+        }
+    }
+
+    async fn readable(&self) {
+        match &self.sock {
+            Some(s) => {
+                if let Ok(mut g) = s.readable().await {
+                    g.clear_ready();
+                }
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    fn drain(&mut self, pipeline: &mut Pipeline) {
+        let mut received = Vec::new();
+        let Some(sock) = &self.sock else { return };
+        for _ in 0..READ_BATCH {
+            match sock.get_ref().recv(&mut &mut self.buf[..], 0) {
+                Ok(n) => wire::parse_datagram(&self.buf[..n], &mut received),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    self.overflows += 1;
+                    log::warn!("process connector: socket buffer overflowed, messages lost");
+                }
+                Err(e) => {
+                    log::error!("process connector: {e}");
+                    break;
+                }
+            }
+        }
+        // The message's timestamp is CLOCK_MONOTONIC: wall time of reading
+        // is what an event without a boot-clock stamp can carry.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        for r in received {
+            self.track(&r);
+            if let Some(ev) = r.event.and_then(|e| self.convert(e, now)) {
+                pipeline.submit(ev);
+            }
+        }
+        pipeline.flush();
+    }
+
+    fn loss_map(&self, m: &mut BTreeMap<String, u64>) {
+        for (name, n) in [
+            ("proc_connector_gaps", self.gaps),
+            ("proc_connector_overflows", self.overflows),
+        ] {
+            if n > 0 {
+                m.insert(name.to_string(), n);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exec_is_read_from_proc_and_a_vanished_process_stays_unknown() {
+        let me = std::process::id();
+        let p = read_process(Path::new("/proc"), me, true);
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(p.exe.as_deref(), Some(exe.to_string_lossy().as_ref()));
+        assert_eq!(
+            p.argv.as_ref().map(|a| a.len()),
+            Some(std::env::args().count())
+        );
+        assert!(p.start_boot_ns.is_some());
+        assert_eq!(
+            p.creds.as_ref().map(|c| c.uid),
+            Some(nix::unistd::getuid().as_raw())
+        );
+        let gone = read_process(Path::new("/proc"), u32::MAX - 1, true);
+        assert_eq!((gone.exe, gone.argv, gone.creds), (None, None, None));
+    }
+
+    #[test]
+    fn sequence_gaps_per_cpu_are_counted() {
+        let mut s = ProcConnectorSource::default();
+        let r = |cpu, seq| Received {
+            cpu,
+            seq,
+            event: None,
+        };
+        for x in [r(0, 5), r(1, 100), r(0, 6), r(0, 9), r(1, 101)] {
+            s.track(&x);
+        }
+        assert_eq!(s.gaps, 2);
+    }
+}
