@@ -100,6 +100,7 @@ pub struct Args {
 
     /// Testing: make this program's attach target a nonexistent hook so
     /// the kernel refuses it (proves one failure leaves the rest running).
+    /// Only the first load: a later switch back to eBPF lifts the refusal.
     #[arg(long, hide = true, value_name = "PROGRAM")]
     pub test_break_program: Vec<String>,
 

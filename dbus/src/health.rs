@@ -30,14 +30,16 @@ health! {
     healthy: bool,
     /// What keeps the sensor from being healthy, each with its remedy.
     health_issues: Vec<String>,
-    /// `ebpf`, `auditd`, `ebpf+auditd` or `none`.
+    /// `ebpf`, `auditd`, `ebpf+auditd` (eBPF, audit for the kinds eBPF
+    /// cannot serve) or `proc_connector` (neither: process events from
+    /// the netlink process connector).
     supplementary_events_subsystem: String,
     /// The setting in force: `enabled` or `disabled`.
     ebpf_supplementary_event_provider: String,
     /// Why eBPF does not serve every kind (empty when it does).
     fallback_reason: String,
-    /// Event kind → `ebpf`, `auditd`, `auditd (PAM records)` or
-    /// `unavailable: <reason>`.
+    /// Event kind → `ebpf`, `auditd`, `auditd (PAM records)`,
+    /// `proc_connector (...)` or `unavailable: <reason>`.
     event_sources: BTreeMap<String, String>,
     active_hooks: Vec<String>,
     /// `<hook>: <one-line verdict>` per refused program.

@@ -466,9 +466,18 @@ fn login(r: &Parsed, time_ns: u64, origin: Origin) -> Result<Event, Skip> {
     };
     let b = &r.body;
     let res = msg_field(b, "res").or_else(|| text(b, "res"));
+    let exe: Option<String> = msg_field(b, "exe").map(Into::into);
     let process = ProcessInfo {
         pid: id(b, "pid").unwrap_or(0),
-        exe: msg_field(b, "exe").map(Into::into),
+        // PAM records carry no comm: the executable's file name is the
+        // process's name, whether or not the process is still there to be
+        // found in the cache when the record is read (it is often gone).
+        name: exe
+            .as_deref()
+            .and_then(|e| e.rsplit('/').next())
+            .filter(|n| !n.is_empty())
+            .map(Into::into),
+        exe: exe.map(Into::into),
         creds: Some(Credentials {
             uid: id(b, "uid").unwrap_or(0),
             loginuid: id(b, "auid"),

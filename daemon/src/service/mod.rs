@@ -66,6 +66,8 @@ pub struct Daemon {
     audit: AuditSource,
     /// Process events where neither of the above can serve them.
     procs: ProcConnectorSource,
+    /// eBPF was loaded once (test refusals apply to the first load only).
+    ebpf_loaded_before: bool,
     /// Why eBPF does not serve the events (None while it does).
     reason: Option<FallbackReason>,
     /// A problem an admin must act on (immutable audit, ...).
@@ -143,6 +145,7 @@ impl Daemon {
             ebpf: EbpfSource::new(clock.clone()),
             audit: AuditSource::default(),
             procs: ProcConnectorSource::default(),
+            ebpf_loaded_before: false,
             pipeline: Pipeline::new(Enricher::new(clock, ProcessCache::new()), sink),
             host,
             config,

@@ -55,7 +55,12 @@ impl Daemon {
         LoadOptions {
             ring_buffer_bytes: self.host.args.ring_buffer_size,
             wakeup_bytes: self.host.args.wakeup_bytes,
-            break_programs: self.host.args.test_break_program.clone(),
+            // The test refusal holds for the first load only.
+            break_programs: if self.ebpf_loaded_before {
+                Vec::new()
+            } else {
+                self.host.args.test_break_program.clone()
+            },
             filters: self.config.filters.clone(),
             variant: self.host.variant.0,
         }
@@ -65,7 +70,9 @@ impl Daemon {
     pub(super) fn select_initial_provider(&mut self) {
         match self.preselect(self.setting) {
             Ok(()) => {
-                if let Err(e) = self.ebpf.start(&self.load_options()) {
+                let started = self.ebpf.start(&self.load_options());
+                self.ebpf_loaded_before = true;
+                if let Err(e) = started {
                     let e = anyhow::Error::from(e).context("start the eBPF event provider");
                     self.reason = Some(FallbackReason::LoadFailed(format!("{e:#}")));
                 }

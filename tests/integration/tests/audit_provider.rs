@@ -419,7 +419,16 @@ fn a_refused_program_moves_exactly_its_kinds_to_audit() {
     let _audit = AuditState::capture();
     let dir = tempfile::tempdir().unwrap();
     let rules_dir = dir.path().join("rules.d");
-    let mut args = vec!["--audit-rules-dir", s(&rules_dir)];
+    let etc = dir.path().join("etc");
+    let state = dir.path().join("state");
+    let mut args = vec![
+        "--audit-rules-dir",
+        s(&rules_dir),
+        "--config-dir",
+        s(&etc),
+        "--state-dir",
+        s(&state),
+    ];
     // Every open program refused by the kernel (a hook that does not exist).
     for p in ["mdatp_openat", "mdatp_open", "mdatp_creat", "mdatp_openat2"] {
         args.extend(["--test-break-program", p]);
@@ -469,6 +478,30 @@ fn a_refused_program_moves_exactly_its_kinds_to_audit() {
         .filter(|v| v["class_uid"] == 1001 && at(v, "/file/path") == path.as_str())
         .count();
     assert_eq!(opens, 2, "{:#?}", d.events());
+
+    // A switch to audit and back lifts the refusal (the test flag holds for
+    // the first load): opens come from eBPF again and our rules go.
+    let dropin = etc.join("conf.d/50-provider.yaml");
+    std::fs::create_dir_all(dropin.parent().unwrap()).unwrap();
+    std::fs::write(&dropin, "ebpf_supplementary_event_provider: disabled\n").unwrap();
+    d.signal(Signal::SIGHUP);
+    d.wait_stderr("provider switched: ebpf -> auditd", WAIT);
+    std::fs::remove_file(&dropin).unwrap();
+    d.signal(Signal::SIGHUP);
+    d.wait_stderr("provider switched: auditd -> ebpf", WAIT);
+    assert!(
+        !auditctl(&["-l"]).contains("key=mdatp"),
+        "every kind is eBPF's again: no rule of ours"
+    );
+    let f2 = dir.path().join("lifted-open");
+    std::fs::write(&f2, b"x").unwrap();
+    let path2 = s(&f2).to_string();
+    let open = d
+        .wait_event(WAIT, |v| {
+            v["class_uid"] == 1001 && v["activity_id"] == 1 && at(v, "/file/path") == path2.as_str()
+        })
+        .unwrap_or_else(|| panic!("no open after the switch; stderr:\n{}", d.stderr()));
+    assert_eq!(provider_of(&open), "ebpf", "{open}");
     d.stop();
     let after = auditctl(&["-l"]);
     assert!(!after.contains("key=mdatp"), "rules left behind:\n{after}");

@@ -47,7 +47,9 @@ fn the_workload_yields_every_expected_event_on_this_kernel() {
         &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)],
     );
     let net = helper_bin().with_file_name("mdatp-net-workload");
-    let st = Command::new(repo().join("tests/integration/workload/workload.sh"))
+    // Run by bash, as the guests do (the shell's name is in the events).
+    let st = Command::new("bash")
+        .arg(repo().join("tests/integration/workload/workload.sh"))
         .args(["/tmp/mdatp-wl", s(&net)])
         .status()
         .unwrap();
