@@ -16,6 +16,9 @@ pub const CONFIGS: &[&str] = &[
     "baseline",
     "mdatpd-ebpf",
     "mdatpd-ebpf-nofold",
+    // The compat build of the syscall exit programs (what 5.8-5.14 load),
+    // forced on this kernel: its cost against the typed build's.
+    "mdatpd-ebpf-compat",
     "mdatpd-auditd",
     "auditd",
     "bpftrace",
@@ -175,7 +178,7 @@ impl Monitor {
         }
         match kind {
             "baseline" => {}
-            "mdatpd-ebpf" | "mdatpd-ebpf-nofold" | "mdatpd-auditd" => {
+            "mdatpd-ebpf" | "mdatpd-ebpf-nofold" | "mdatpd-ebpf-compat" | "mdatpd-auditd" => {
                 let etc = d.join("etc");
                 std::fs::create_dir_all(&etc)?;
                 let mut yaml = String::new();
@@ -196,6 +199,11 @@ impl Monitor {
                     .arg("--audit-rules-dir")
                     .arg(d.join("rules.d"))
                     .args(extra)
+                    .args(if kind == "mdatpd-ebpf-compat" {
+                        &["--test-syscall-variant", "compat"][..]
+                    } else {
+                        &[]
+                    })
                     .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
                     .stdout(Stdio::null())
                     .stderr(std::fs::File::create(&stderr_path)?)
@@ -295,7 +303,7 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
         }
         let stderr = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
         match self.kind {
-            "mdatpd-ebpf" | "mdatpd-ebpf-nofold" | "mdatpd-auditd" => {
+            "mdatpd-ebpf" | "mdatpd-ebpf-nofold" | "mdatpd-ebpf-compat" | "mdatpd-auditd" => {
                 let events = d.join("events.jsonl");
                 stats.bytes_written = file_size(&events) + file_size(&d.join("audit.log"));
                 let f = std::fs::File::open(&events).context("events")?;

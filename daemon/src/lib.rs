@@ -9,6 +9,7 @@ pub mod config;
 pub mod diagnostic;
 pub mod ebpf;
 pub mod enrich;
+pub mod error_text;
 pub mod event;
 pub mod filters;
 pub mod hot;

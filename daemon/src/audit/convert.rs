@@ -466,7 +466,7 @@ fn login(r: &Parsed, time_ns: u64, origin: Origin) -> Result<Event, Skip> {
     };
     let b = &r.body;
     let res = msg_field(b, "res").or_else(|| text(b, "res"));
-    let exe: Option<String> = msg_field(b, "exe").map(Into::into);
+    let exe: Option<String> = msg_field(b, "exe");
     let process = ProcessInfo {
         pid: id(b, "pid").unwrap_or(0),
         // PAM records carry no comm: the executable's file name is the

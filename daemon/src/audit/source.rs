@@ -269,6 +269,9 @@ impl AuditRules {
 pub struct AuditSource {
     pub reader: Option<AuditReader>,
     pub rules: Option<AuditRules>,
+    /// Why our rules could not be loaded the last time they were asked
+    /// for (the kernel's or auditctl's words); None once they load.
+    pub rules_error: Option<String>,
     /// Whether syscall records of our key are reported: while audit
     /// serves kinds, or while a switch away from it drains them.
     report_syscalls: bool,
@@ -289,6 +292,7 @@ impl AuditSource {
         Self {
             reader,
             rules: None,
+            rules_error: None,
             report_syscalls: false,
         }
     }
@@ -327,7 +331,10 @@ impl EventSource for AuditSource {
         match (&self.rules, &self.reader) {
             (Some(r), Some(_)) if r.kinds.contains(&kind) => Served::Yes,
             (Some(_), Some(_)) => Served::No("the sensor's audit rules do not cover it".into()),
-            (None, _) => Served::No("the sensor's audit rules are not loaded".into()),
+            (None, _) => Served::No(match &self.rules_error {
+                Some(e) => format!("the sensor's audit rules could not be loaded: {e}"),
+                None => "the sensor's audit rules are not loaded".into(),
+            }),
             (_, None) => Served::No("cannot read the audit netlink multicast group".into()),
         }
     }

@@ -30,6 +30,8 @@ const READ_BATCH: usize = 4096;
 
 pub struct ProcConnectorSource {
     sock: Option<AsyncFd<Socket>>,
+    /// The process kinds it reports: those no higher tier serves.
+    kinds: Vec<EventKind>,
     proc_root: PathBuf,
     buf: Vec<u8>,
     sequence: u64,
@@ -51,6 +53,7 @@ impl Default for ProcConnectorSource {
     fn default() -> Self {
         Self {
             sock: None,
+            kinds: Vec::new(),
             proc_root: PathBuf::from("/proc"),
             buf: vec![0u8; 1 << 16],
             sequence: 0,
@@ -67,9 +70,15 @@ impl ProcConnectorSource {
         self.sock.is_some()
     }
 
+    pub fn kinds(&self) -> &[EventKind] {
+        &self.kinds
+    }
+
     /// Subscribes to process events (the kernel requires CAP_NET_ADMIN
-    /// in the initial user namespace for the subscription).
-    pub fn start(&mut self) -> Result<(), ConnectorError> {
+    /// in the initial user namespace for the subscription) and reports
+    /// `kinds` (process kinds) from now on.
+    pub fn start(&mut self, kinds: Vec<EventKind>) -> Result<(), ConnectorError> {
+        self.kinds = kinds;
         if self.sock.is_some() {
             return Ok(());
         }
@@ -125,6 +134,14 @@ impl ProcConnectorSource {
     }
 
     fn convert(&mut self, e: ProcEvent, time_ns: u64) -> Option<Event> {
+        let kind = match e {
+            ProcEvent::Fork { .. } => EventKind::ProcessFork,
+            ProcEvent::Exec { .. } => EventKind::ProcessExec,
+            ProcEvent::Exit { .. } => EventKind::ProcessExit,
+        };
+        if !self.kinds.contains(&kind) {
+            return None;
+        }
         let (activity, process, parent) = match e {
             // Threads are not processes.
             ProcEvent::Fork {
@@ -244,7 +261,8 @@ fn creds_of(status: &str, dir: &Path) -> Option<Credentials> {
     })
 }
 
-const PROCESS_KINDS: [EventKind; 3] = [
+/// The kinds the process connector can produce.
+pub const PROCESS_KINDS: [EventKind; 3] = [
     EventKind::ProcessExec,
     EventKind::ProcessFork,
     EventKind::ProcessExit,
@@ -256,7 +274,8 @@ impl EventSource for ProcConnectorSource {
             return Served::No("the process connector has no record of it".into());
         }
         match self.sock {
-            Some(_) => Served::Yes,
+            Some(_) if self.kinds.contains(&kind) => Served::Yes,
+            Some(_) => Served::No("a higher tier serves it".into()),
             None => Served::No("process connector not running".into()),
         }
     }
@@ -337,6 +356,32 @@ mod tests {
         );
         let gone = read_process(Path::new("/proc"), u32::MAX - 1, true);
         assert_eq!((gone.exe, gone.argv, gone.creds), (None, None, None));
+    }
+
+    #[test]
+    fn only_the_kinds_it_was_given_are_reported() {
+        let mut s = ProcConnectorSource {
+            kinds: vec![EventKind::ProcessFork],
+            ..Default::default()
+        };
+        let me = std::process::id();
+        assert!(
+            s.convert(ProcEvent::Exec { pid: me, tgid: me }, 1)
+                .is_none()
+        );
+        let fork = ProcEvent::Fork {
+            parent_tgid: 1,
+            child_pid: me,
+            child_tgid: me,
+        };
+        assert!(s.convert(fork, 1).is_some());
+        // A new thread is not a new process.
+        let thread = ProcEvent::Fork {
+            parent_tgid: me,
+            child_pid: me + 1,
+            child_tgid: me,
+        };
+        assert!(s.convert(thread, 1).is_none());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-use std::error::Error as StdError;
+use crate::error_text::chain;
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
@@ -309,16 +309,6 @@ fn attach_raw_tracepoint(bpf: &mut Ebpf, name: &str, tp: &str) -> Result<(), Att
 
 /// "what: cause: cause" — aya's errors keep the errno (and the
 /// verifier's log) in their sources.
-fn chain(e: &dyn StdError) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(&format!(": {c}"));
-        src = c.source();
-    }
-    s
-}
-
 /// A load error as health shows it: the verifier's log runs to thousands
 /// of lines (kept whole in the daemon's log), while the verdict is in its
 /// last lines before the statistics.

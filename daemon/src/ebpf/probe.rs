@@ -116,15 +116,20 @@ pub fn probe() -> BTreeMap<&'static str, Probed> {
 /// without one of them nothing loads, and the audit subsystem serves
 /// every kind. Returns why, or None when both are there.
 pub fn ebpf_blocker(probes: &BTreeMap<&'static str, Probed>) -> Option<String> {
-    let missing: Vec<String> = ["ring_buffer", "btf"]
+    let missing = missing(probes, &["ring_buffer", "btf"]);
+    (!missing.is_empty()).then(|| missing.join("; "))
+}
+
+/// `<capability>: <why>` for each of `names` the kernel lacks.
+fn missing(probes: &BTreeMap<&'static str, Probed>, names: &[&str]) -> Vec<String> {
+    names
         .iter()
         .filter_map(|c| match probes.get(c) {
             Some(Probed::Yes) => None,
             Some(Probed::No(why)) => Some(format!("{c}: {why}")),
             None => Some(format!("{c}: not probed")),
         })
-        .collect();
-    (!missing.is_empty()).then(|| missing.join("; "))
+        .collect()
 }
 
 /// The build of the syscall exit programs this kernel can run, and why:
@@ -132,14 +137,7 @@ pub fn ebpf_blocker(probes: &BTreeMap<&'static str, Probed>) -> Option<String> {
 /// compat one (5.8-5.14; on older kernels neither loads and the audit
 /// subsystem serves those kinds).
 pub fn syscall_variant(probes: &BTreeMap<&'static str, Probed>) -> (SyscallVariant, String) {
-    let missing: Vec<String> = TYPED_NEEDS
-        .iter()
-        .filter_map(|h| match probes.get(h) {
-            Some(Probed::Yes) => None,
-            Some(Probed::No(why)) => Some(format!("{h}: {why}")),
-            None => Some(format!("{h}: not probed")),
-        })
-        .collect();
+    let missing = missing(probes, &TYPED_NEEDS);
     if missing.is_empty() {
         (
             SyscallVariant::Typed,

@@ -158,13 +158,12 @@ impl Daemon {
             health: Arc::new(Mutex::new(Health::default())),
             bus: None,
         };
+        // One reader for the daemon's life, open before the provider
+        // selection: whether audit serves a kind depends on it (and the
+        // process connector on that).
+        daemon.audit = AuditSource::open();
         daemon.select_initial_provider();
         daemon.seed_processes()?;
-        // One reader for the daemon's life; it joins the rules the
-        // provider selection may have loaded.
-        let rules = daemon.audit.rules.take();
-        daemon.audit = AuditSource::open();
-        daemon.audit.rules = rules;
         daemon.read_audit_status_at_start();
         let (tx, rx) = mpsc::unbounded_channel();
         daemon.bus = match crate::bus::start(

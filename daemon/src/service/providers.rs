@@ -83,31 +83,34 @@ impl Daemon {
         self.fit_proc_connector();
     }
 
-    /// The third tier: the process connector runs exactly while neither
-    /// eBPF nor the audit subsystem serves process events.
+    /// The third tier: the process connector runs exactly while a
+    /// process kind is served neither by eBPF nor by the audit subsystem
+    /// (fork, which audit has no record of, while audit serves the rest),
+    /// and reports exactly those kinds.
     fn fit_proc_connector(&mut self) {
-        let uncovered = [
-            EventKind::ProcessExec,
-            EventKind::ProcessFork,
-            EventKind::ProcessExit,
-        ]
-        .into_iter()
-        .any(|k| self.ebpf.serves(k) != Served::Yes && self.audit.serves(k) != Served::Yes);
-        match (uncovered, self.procs.is_running()) {
-            (true, false) => {
-                log::warn!(
-                    "neither eBPF nor the audit subsystem serves process events: \
-                     taking them from the netlink process connector"
-                );
-                if let Err(e) = self.procs.start() {
+        let uncovered: Vec<EventKind> = crate::cnproc::PROCESS_KINDS
+            .into_iter()
+            .filter(|k| self.ebpf.serves(*k) != Served::Yes && self.audit.serves(*k) != Served::Yes)
+            .collect();
+        match (uncovered.is_empty(), self.procs.is_running()) {
+            (true, true) => self.procs.stop(&mut self.pipeline),
+            (true, false) => {}
+            (false, _) => {
+                if !self.procs.is_running() || self.procs.kinds() != uncovered.as_slice() {
+                    let names: Vec<&str> = uncovered.iter().map(|k| k.name()).collect();
+                    log::warn!(
+                        "neither eBPF nor the audit subsystem serves {}: \
+                         taking them from the netlink process connector",
+                        names.join(", ")
+                    );
+                }
+                if let Err(e) = self.procs.start(uncovered) {
                     let e = anyhow::Error::from(e);
-                    let issue = format!("no source of process events is left: {e:#}");
+                    let issue = format!("process events are not fully covered: {e:#}");
                     log::error!("{issue}");
                     self.issue.get_or_insert(issue);
                 }
             }
-            (false, true) => self.procs.stop(&mut self.pipeline),
-            _ => {}
         }
     }
 
@@ -149,7 +152,9 @@ impl Daemon {
             log::warn!("falling back to the audit subsystem: {r}");
         }
         let h = &self.host;
-        match AuditRules::start(h.ctl.clone(), &h.args.audit_rules_dir, h.own_pid, kinds) {
+        let started = AuditRules::start(h.ctl.clone(), &h.args.audit_rules_dir, h.own_pid, kinds);
+        self.audit.rules_error = started.as_ref().err().map(|e| crate::error_text::chain(e));
+        match started {
             Ok(rules) => self.audit.rules = Some(rules),
             Err(AuditError::Immutable) => {
                 let wanted = if self.ebpf.is_running() {

@@ -570,3 +570,35 @@ impl Drop for TestUser {
         let _ = Command::new("userdel").arg(self.name).output();
     }
 }
+
+/// The daemon with its configuration, state, audit rules and logs under
+/// `dir`, on the private bus `bus` (so the CLI can read its health).
+pub fn start_on_bus(bus: &PrivateBus, dir: &std::path::Path, extra: &[&str]) -> Daemon {
+    let sub = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let dirs = [
+        ("--config-dir", sub("etc")),
+        ("--state-dir", sub("state")),
+        ("--audit-rules-dir", sub("rules.d")),
+        ("--log-dir", sub("log")),
+    ];
+    let mut args: Vec<&str> = extra.to_vec();
+    for (flag, path) in &dirs {
+        args.extend([*flag, path.as_str()]);
+    }
+    Daemon::start_with_env(&args, &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)])
+}
+
+/// `mdatp health --output json` over the private bus.
+pub fn health_json(bus: &PrivateBus) -> Value {
+    let out = Command::new(cli_bin())
+        .args(["health", "--output", "json"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .output()
+        .expect("run mdatp health");
+    assert!(
+        out.status.success(),
+        "mdatp health: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("health JSON")
+}

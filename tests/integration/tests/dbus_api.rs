@@ -95,19 +95,7 @@ fn setup_with(policy: BusPolicy, prepare: impl FnOnce(&Path)) -> Setup {
     let bus = PrivateBus::start(policy);
     let dir = tempfile::tempdir().unwrap();
     prepare(dir.path());
-    let daemon = Daemon::start_with_env(
-        &[
-            "--config-dir",
-            s(&dir.path().join("etc")),
-            "--state-dir",
-            s(&dir.path().join("state")),
-            "--audit-rules-dir",
-            s(&dir.path().join("rules.d")),
-            "--log-dir",
-            s(&dir.path().join("log")),
-        ],
-        &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)],
-    );
+    let daemon = start_on_bus(&bus, dir.path(), &[]);
     Setup { bus, dir, daemon }
 }
 

@@ -33,19 +33,7 @@ fn the_workload_yields_every_expected_event_on_this_kernel() {
     user.set_password("Wl-passw0rd");
     let bus = PrivateBus::start(BusPolicy::Shipped);
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start_with_env(
-        &[
-            "--config-dir",
-            s(&dir.path().join("etc")),
-            "--state-dir",
-            s(&dir.path().join("state")),
-            "--audit-rules-dir",
-            s(&dir.path().join("rules.d")),
-            "--log-dir",
-            s(&dir.path().join("log")),
-        ],
-        &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)],
-    );
+    let d = start_on_bus(&bus, dir.path(), &[]);
     let net = helper_bin().with_file_name("mdatp-net-workload");
     // Run by bash, as the guests do (the shell's name is in the events).
     let st = Command::new("bash")
@@ -59,12 +47,7 @@ fn the_workload_yields_every_expected_event_on_this_kernel() {
         v["class_uid"] == 3002 && at(v, "/user/name") == "mdatp-wl"
     })
     .unwrap_or_else(|| panic!("no login event; stderr:\n{}", d.stderr()));
-    let health = Command::new(cli_bin())
-        .args(["health", "--output", "json"])
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
-        .output()
-        .unwrap();
-    assert!(health.status.success());
+    let health = health_json(&bus);
 
     let out = repo().join("target/kernel-matrix");
     std::fs::create_dir_all(&out).unwrap();
@@ -74,7 +57,7 @@ fn the_workload_yields_every_expected_event_on_this_kernel() {
         .map(|e| format!("{e}\n"))
         .collect::<String>();
     std::fs::write(out.join("host-events.jsonl"), events).unwrap();
-    std::fs::write(out.join("host-health.json"), &health.stdout).unwrap();
+    std::fs::write(out.join("host-health.json"), health.to_string()).unwrap();
     let release = nix::sys::utsname::uname().unwrap();
     let check = Command::new("python3")
         .arg(repo().join("tests/integration/workload/matrix.py"))

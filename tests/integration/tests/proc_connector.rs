@@ -6,17 +6,12 @@
 // Tests may panic: a failed expectation is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use mdatp_integration_tests::*;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn process_events_come_from_the_process_connector_when_both_higher_tiers_are_off() {
@@ -25,22 +20,15 @@ fn process_events_come_from_the_process_connector_when_both_higher_tiers_are_off
     let _audit = AuditState::capture();
     let bus = PrivateBus::start(BusPolicy::Shipped);
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start_with_env(
+    let d = start_on_bus(
+        &bus,
+        dir.path(),
         &[
             "--ebpf-supplementary-event-provider",
             "disabled",
             "--test-auditctl",
             "/nonexistent/auditctl",
-            "--config-dir",
-            s(&dir.path().join("etc")),
-            "--state-dir",
-            s(&dir.path().join("state")),
-            "--audit-rules-dir",
-            s(&dir.path().join("rules.d")),
-            "--log-dir",
-            s(&dir.path().join("log")),
         ],
-        &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)],
     );
     let marker = format!("mdatp-cn-{}", std::process::id());
     let child = Command::new("/bin/sh")
@@ -95,12 +83,7 @@ fn process_events_come_from_the_process_connector_when_both_higher_tiers_are_off
     assert_eq!(at(&exec, "/process/user/uid"), "0");
     sleeper.wait().unwrap();
 
-    let health = Command::new(cli_bin())
-        .args(["health", "--output", "json"])
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
-        .output()
-        .unwrap();
-    let health: serde_json::Value = serde_json::from_slice(&health.stdout).unwrap();
+    let health = health_json(&bus);
     assert_eq!(
         health["supplementary_events_subsystem"], "proc_connector",
         "{health}"
@@ -110,12 +93,14 @@ fn process_events_come_from_the_process_connector_when_both_higher_tiers_are_off
         src.starts_with("proc_connector (eBPF: ") && src.contains("audit: "),
         "{src}"
     );
+    // Kinds only the two higher tiers have: unavailable, with why the
+    // audit rules could not be loaded (the missing tool, named).
+    let file_open = health["event_sources"]["file_open"].as_str().unwrap();
     assert!(
-        health["event_sources"]["file_open"]
-            .as_str()
-            .unwrap()
-            .starts_with("unavailable"),
-        "{health}"
+        file_open.starts_with("unavailable")
+            && file_open.contains("could not be loaded")
+            && file_open.contains("/nonexistent/auditctl"),
+        "{file_open}"
     );
     assert!(
         health["health_issues"]
@@ -132,4 +117,62 @@ fn process_events_come_from_the_process_connector_when_both_higher_tiers_are_off
         stopped.stderr
     );
     assert!(our_audit_rules().is_empty());
+}
+
+#[test]
+fn the_process_connector_serves_only_what_no_higher_tier_does() {
+    skip_unless_root!();
+    let _g = serial();
+    let _audit = AuditState::capture();
+    let bus = PrivateBus::start(BusPolicy::Shipped);
+    // eBPF serves every process kind: no connector. Audit has no record
+    // of forks: the connector reports forks only, audit exec and exit.
+    for (mode, exec_src, fork_by_connector) in
+        [("enabled", "ebpf", false), ("disabled", "auditd", true)]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let d = start_on_bus(
+            &bus,
+            dir.path(),
+            &["--ebpf-supplementary-event-provider", mode],
+        );
+        let health = health_json(&bus);
+        assert_eq!(
+            health["event_sources"]["process_exec"], exec_src,
+            "{health}"
+        );
+        assert_eq!(
+            health["event_sources"]["process_exit"], exec_src,
+            "{health}"
+        );
+        let fork_src = health["event_sources"]["process_fork"].as_str().unwrap();
+        assert_eq!(
+            fork_src.starts_with("proc_connector"),
+            fork_by_connector,
+            "{fork_src}"
+        );
+        let child = Command::new("/bin/true").spawn().unwrap();
+        let pid = child.id();
+        child.wait_with_output().unwrap();
+        if fork_by_connector {
+            d.wait_event(WAIT, |v| {
+                at(v, "/unmapped/provider") == "proc_connector"
+                    && is_fork(v)
+                    && at(v, "/process/pid") == pid
+            })
+            .unwrap_or_else(|| panic!("{mode}: no fork of {pid}; stderr:\n{}", d.stderr()));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let stopped = d.stop();
+        let from_connector: Vec<&serde_json::Value> = stopped
+            .events
+            .iter()
+            .filter(|v| at(v, "/unmapped/provider") == "proc_connector")
+            .collect();
+        assert!(
+            from_connector.iter().all(|v| is_fork(v)),
+            "{mode}: only forks from the connector: {from_connector:#?}"
+        );
+        assert_eq!(!from_connector.is_empty(), fork_by_connector, "{mode}");
+    }
 }

@@ -195,6 +195,12 @@ def render(results):
     for k in kinds:
         lines.append(f"| {k} | " + " | ".join(
             r["event_sources"].get(k, "-").split(":")[0] for r in results) + " |")
+    lines += ["", "## The workload's events", "",
+              "Each must be found on every kernel, and its fields (" +
+              ", ".join(f"`{f}`" for f in FIELDS) +
+              ") must be the same on all of them.", "",
+              "| event | kind |", "| --- | --- |"]
+    lines += [f"| {name} | {kind} |" for name, kind, _ in EXPECTED]
     lines += ["", "Sources: `ebpf` (a program attached), `auditd` (the audit",
               "subsystem, rules keyed `mdatp` for exactly the kinds eBPF does",
               "not serve), `unavailable` (health says why). Kernels older than",
