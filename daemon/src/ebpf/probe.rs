@@ -174,3 +174,42 @@ mod tests {
         );
     }
 }
+
+/// What the daemon keeps of one probing: health's text per capability,
+/// what blocks eBPF, and the build to load. Probed at start and again
+/// before every switch back to eBPF.
+#[derive(Debug, Clone)]
+pub struct KernelProbe {
+    pub capabilities: BTreeMap<String, String>,
+    pub blocker: Option<String>,
+    pub variant: (SyscallVariant, String),
+}
+
+impl KernelProbe {
+    /// Probes now; `forced` (a test flag) overrides the build choice.
+    pub fn run(forced: Option<SyscallVariant>) -> Self {
+        let probes = probe();
+        let kp = Self {
+            capabilities: probes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.text()))
+                .collect(),
+            blocker: ebpf_blocker(&probes),
+            variant: match forced {
+                Some(v) => (v, "forced by --test-syscall-variant".into()),
+                None => syscall_variant(&probes),
+            },
+        };
+        log::info!(
+            "kernel capabilities: {}; syscall exit programs: {} build ({})",
+            kp.capabilities
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            kp.variant.0.name(),
+            kp.variant.1
+        );
+        kp
+    }
+}

@@ -135,8 +135,12 @@ impl Daemon {
             event_output: self.event_output(),
             version: env!("CARGO_PKG_VERSION").into(),
             kernel: self.host.kernel.clone(),
-            kernel_capabilities: self.host.capabilities.clone(),
-            ebpf_program_build: format!("{}: {}", self.host.variant.0.name(), self.host.variant.1),
+            kernel_capabilities: self.probed.capabilities.clone(),
+            ebpf_program_build: format!(
+                "{}: {}",
+                self.probed.variant.0.name(),
+                self.probed.variant.1
+            ),
         }
     }
 }

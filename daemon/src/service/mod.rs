@@ -8,7 +8,6 @@ mod commands;
 mod health;
 mod providers;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,7 +24,8 @@ use crate::bus::{Bus, BusCommand};
 use crate::clock::HostClock;
 use crate::cnproc::ProcConnectorSource;
 use crate::config::{ConfigProblem, LoadedConfig};
-use crate::ebpf::{EbpfSource, probe};
+use crate::ebpf::EbpfSource;
+use crate::ebpf::probe::KernelProbe;
 use crate::enrich::Enricher;
 use crate::pipeline::Pipeline;
 use crate::process_cache::ProcessCache;
@@ -34,7 +34,6 @@ use crate::provider::support::OsRelease;
 use crate::provider::{EbpfSetting, FallbackReason};
 use crate::sink::{JsonLines, Sink};
 use crate::source::EventSource;
-use mdatp_bpf::SyscallVariant;
 
 /// Tail latency bound for events below the wake-up threshold.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
@@ -48,12 +47,6 @@ struct Host {
     kernel: String,
     ctl: Auditctl,
     own_pid: u32,
-    /// What the kernel offers eBPF (probed once at start).
-    capabilities: BTreeMap<String, String>,
-    /// The build of the syscall exit programs to load, and why.
-    variant: (SyscallVariant, String),
-    /// What the kernel lacks that every program needs (None: nothing).
-    ebpf_blocker: Option<String>,
 }
 
 pub struct Daemon {
@@ -68,6 +61,9 @@ pub struct Daemon {
     procs: ProcConnectorSource,
     /// eBPF was loaded once (test refusals apply to the first load only).
     ebpf_loaded_before: bool,
+    /// What the kernel offers eBPF: probed at start and before every
+    /// switch back to eBPF.
+    probed: KernelProbe,
     /// Why eBPF does not serve the events (None while it does).
     reason: Option<FallbackReason>,
     /// A problem an admin must act on (immutable audit, ...).
@@ -104,7 +100,6 @@ impl Daemon {
                 ));
             }
         };
-        let probes = probe::probe();
         let host = Host {
             os: os_release(args.test_os_release.as_deref()),
             kernel: match &args.test_kernel_release {
@@ -117,35 +112,15 @@ impl Daemon {
                 .with_bin(args.test_auditctl.clone())
                 .with_enabled_override(args.test_audit_enabled),
             own_pid: std::process::id(),
-            capabilities: probes
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.text()))
-                .collect(),
-            ebpf_blocker: probe::ebpf_blocker(&probes),
-            variant: match args.test_syscall_variant {
-                Some(v) => (v.into(), "forced by --test-syscall-variant".into()),
-                None => probe::syscall_variant(&probes),
-            },
             args,
         };
-        log::info!(
-            "kernel capabilities: {}",
-            host.capabilities
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        log::info!(
-            "syscall exit programs: {} build ({})",
-            host.variant.0.name(),
-            host.variant.1
-        );
+        let probed = KernelProbe::run(host.args.test_syscall_variant.map(Into::into));
         let mut daemon = Daemon {
             ebpf: EbpfSource::new(clock.clone()),
             audit: AuditSource::default(),
             procs: ProcConnectorSource::default(),
             ebpf_loaded_before: false,
+            probed,
             pipeline: Pipeline::new(Enricher::new(clock, ProcessCache::new()), sink),
             host,
             config,

@@ -8,6 +8,7 @@ use super::Daemon;
 use crate::audit::AuditError;
 use crate::audit::source::{AuditRules, clear_ours};
 use crate::ebpf::LoadOptions;
+use crate::ebpf::probe::KernelProbe;
 use crate::event::Provider;
 use crate::kind::{EventKind, Served};
 use crate::provider::{self, EbpfSetting, FallbackReason, ProviderKind};
@@ -45,7 +46,7 @@ impl Daemon {
             &self.host.kernel,
             &self.config.settings.ebpf_kernel_denylist,
         )?;
-        match &self.host.ebpf_blocker {
+        match &self.probed.blocker {
             Some(m) => Err(FallbackReason::MissingCapability(m.clone())),
             None => Ok(()),
         }
@@ -62,7 +63,7 @@ impl Daemon {
                 self.host.args.test_break_program.clone()
             },
             filters: self.config.filters.clone(),
-            variant: self.host.variant.0,
+            variant: self.probed.variant.0,
         }
     }
 
@@ -219,6 +220,9 @@ impl Daemon {
     /// Make: attach eBPF first. Break: then read what the rules still
     /// produced and remove them.
     fn switch_to_ebpf(&mut self) {
+        // The kernel's offer is probed again: what was missing at start
+        // (tracefs not mounted yet, ...) may be there now.
+        self.probed = KernelProbe::run(self.host.args.test_syscall_variant.map(Into::into));
         if let Err(r) = self.preselect(EbpfSetting::Enabled) {
             log::warn!("staying on auditd: {r}");
             self.reason = Some(r);
