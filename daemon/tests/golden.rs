@@ -409,6 +409,7 @@ fn run_audit(name: &str, files: &[&str]) {
     submit(
         &audit_events(files),
         true,
+        None,
         &mut p,
         &mut loss,
         Path::new("/nonexistent"),

@@ -60,7 +60,7 @@ fn parse(rec: &RawAuditRecord) -> Option<Parsed> {
     })
 }
 
-fn bytes(v: &Value) -> Option<Vec<u8>> {
+pub(super) fn bytes(v: &Value) -> Option<Vec<u8>> {
     match v {
         Value::Str(s, _) => Some(s.to_vec()),
         Value::Owned(b) => Some(b.clone()),
@@ -299,19 +299,21 @@ pub fn convert(ev: &AuditEvent) -> Result<Event, Skip> {
 fn process_event(call: &Call<'_>, kind: EventKind) -> Result<Event, Skip> {
     let mut process = call.ctx.process();
     let activity = if kind == EventKind::ProcessExec {
-        let exec = call
-            .ctx
-            .records
-            .iter()
-            .find(|r| r.ty == EXECVE)
-            .ok_or(Skip::Incomplete)?;
-        let argc = num(&exec.body, "argc").unwrap_or(0).max(0) as u32;
-        let argv: Vec<String> = (0..argc)
-            .map(|i| text(&exec.body, &format!("a{i}")).unwrap_or_default())
-            .collect();
+        if !call.ctx.records.iter().any(|r| r.ty == EXECVE) {
+            return Err(Skip::Incomplete);
+        }
+        let args = super::execve::assemble(
+            call.ctx
+                .records
+                .iter()
+                .filter(|r| r.ty == EXECVE)
+                .map(|r| &r.body),
+            bytes,
+        );
         process.tid = process.creds.as_ref().map(|_| process.pid);
-        process.argv = Some(argv.into());
-        process.argc = Some(argc);
+        process.argv = Some(args.argv.into());
+        process.argc = Some(args.argc);
+        process.argv_truncated = args.truncated;
         ProcessActivity::Exec
     } else {
         ProcessActivity::Exit {

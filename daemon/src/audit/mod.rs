@@ -5,8 +5,10 @@
 pub mod assemble;
 pub mod control;
 pub mod convert;
+pub mod execve;
 pub mod netlink;
 pub mod rules;
+pub mod selection;
 pub mod source;
 
 pub use control::{AuditError, AuditStatus, Auditctl};

@@ -14,7 +14,7 @@ pub const RULES_FILE: &str = "mdatp.rules";
 /// The rules for `kinds`: one for opens (failed opens are reported by
 /// neither provider, so it asks for success), then one per OCSF class
 /// for the rest. Kinds without audit syscalls add nothing.
-fn groups(kinds: &[EventKind]) -> Vec<(Vec<EventKind>, bool)> {
+pub(super) fn groups(kinds: &[EventKind]) -> Vec<(Vec<EventKind>, bool)> {
     let audited = |k: &&EventKind| !k.spec().audit_syscalls.is_empty();
     let mut out = Vec::new();
     if kinds.contains(&EventKind::FileOpen) {
@@ -153,11 +153,16 @@ impl RuleManager {
             path: self.rules_dir.display().to_string(),
             source,
         })?;
-        std::fs::write(&path, rules_file_text(&rules)).map_err(|source| AuditError::Io {
-            what: "write",
-            path: path.display().to_string(),
-            source,
-        })?;
+        // Atomically: augenrules (or a crash) never sees half a file. The
+        // temporary name does not end in .rules, so augenrules skips it.
+        let tmp = self.rules_dir.join(format!(".{RULES_FILE}.tmp"));
+        std::fs::write(&tmp, rules_file_text(&rules))
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|source| AuditError::Io {
+                what: "write",
+                path: path.display().to_string(),
+                source,
+            })?;
         self.remove_loaded()?;
         for r in &rules {
             self.ctl.add_rule(r)?;

@@ -14,6 +14,7 @@ use super::control::{AuditError, Auditctl};
 use super::convert::{self, Skip};
 use super::netlink::{AuditMulticast, RawAuditRecord, Received};
 use super::rules::RuleManager;
+use super::selection::Selection;
 use crate::event::{Event, ProcessInfo};
 use crate::kind::{EventKind, Served};
 use crate::pipeline::Pipeline;
@@ -73,7 +74,14 @@ impl AuditReader {
     /// Everything waiting, converted into `pipeline`. `syscalls`: events
     /// of our rules are reported (audit serves kinds now, or a switch
     /// away from it is draining them); login records always are.
-    pub fn drain(&mut self, syscalls: bool, pipeline: &mut Pipeline) {
+    /// `selection`: what our loaded rules ask for (records a foreign
+    /// rule labelled first are ours too).
+    pub fn drain(
+        &mut self,
+        syscalls: bool,
+        selection: Option<&Selection>,
+        pipeline: &mut Pipeline,
+    ) {
         let events = self.read(Instant::now());
         if events.is_empty() {
             return;
@@ -81,6 +89,7 @@ impl AuditReader {
         submit(
             &events,
             syscalls,
+            selection,
             pipeline,
             &mut self.loss,
             Path::new("/proc"),
@@ -113,12 +122,13 @@ impl AuditReader {
 pub fn submit(
     events: &[AuditEvent],
     syscalls: bool,
+    selection: Option<&Selection>,
     pipeline: &mut Pipeline,
     loss: &mut AuditLoss,
     proc_root: &Path,
 ) {
     for ev in events {
-        if !reported(ev, syscalls) {
+        if !reported(ev, syscalls, selection) {
             continue;
         }
         match convert::convert(ev) {
@@ -140,9 +150,10 @@ fn names(kinds: &[EventKind]) -> String {
         .join(", ")
 }
 
-/// Login records always; syscall records only with our key, and only
-/// while `syscalls`.
-fn reported(ev: &AuditEvent, syscalls: bool) -> bool {
+/// Login records always; syscall records only while `syscalls`, and only
+/// those our rules asked for: with our key, or matching `selection` under
+/// another rule's key (the kernel labels a record with the first match).
+fn reported(ev: &AuditEvent, syscalls: bool, selection: Option<&Selection>) -> bool {
     let Some(first) = ev.records.first() else {
         return false;
     };
@@ -150,10 +161,11 @@ fn reported(ev: &AuditEvent, syscalls: bool) -> bool {
         return true;
     }
     syscalls
-        && ev
-            .records
-            .iter()
-            .any(|r| r.ty == SYSCALL && r.text.windows(KEY_FIELD.len()).any(|w| w == KEY_FIELD))
+        && ev.records.iter().any(|r| {
+            r.ty == SYSCALL
+                && (r.text.windows(KEY_FIELD.len()).any(|w| w == KEY_FIELD)
+                    || selection.is_some_and(|s| s.matches(&r.text)))
+        })
 }
 
 /// Audit records carry no process start time: it is read from /proc while
@@ -191,6 +203,8 @@ fn fill_start_time(p: &mut ProcessInfo, proc_root: &Path) {
 pub struct AuditRules {
     rules: RuleManager,
     kinds: Vec<EventKind>,
+    /// What the loaded rules ask for, to find their records under any key.
+    selection: Selection,
     /// The audit `enabled` value to restore: set when we had to enable it.
     restore_enabled: Option<u32>,
 }
@@ -226,6 +240,7 @@ impl AuditRules {
         Ok(Self {
             rules,
             restore_enabled,
+            selection: Selection::new(own_pid, &kinds),
             kinds,
         })
     }
@@ -242,6 +257,7 @@ impl AuditRules {
             "reloaded {n} audit rules keyed mdatp, now for {}",
             names(&kinds)
         );
+        self.selection = Selection::new(own_pid, &kinds);
         self.kinds = kinds;
         Ok(())
     }
@@ -352,7 +368,8 @@ impl EventSource for AuditSource {
 
     fn drain(&mut self, pipeline: &mut Pipeline) {
         if let Some(r) = &mut self.reader {
-            r.drain(self.report_syscalls, pipeline);
+            let selection = self.rules.as_ref().map(|r| &r.selection);
+            r.drain(self.report_syscalls, selection, pipeline);
         }
     }
 

@@ -281,7 +281,15 @@ impl Daemon {
             // Records already in flight are read before the rules go.
             self.audit.report_syscalls(true);
             self.audit.drain(&mut self.pipeline);
-            if let Err(e) = rules.stop(false) {
+            // Rules and file go with the service: a stopped (or disabled)
+            // sensor leaves no rule to be loaded at the next boot. Under
+            // immutable audit nothing can change until reboot: both stay.
+            let immutable = self.host.ctl.status().is_ok_and(|s| s.immutable());
+            if immutable {
+                log::warn!(
+                    "audit rules are immutable (enabled 2): the sensor's rules and its rules file stay until reboot"
+                );
+            } else if let Err(e) = rules.stop(true) {
                 log::warn!("removing the sensor's audit rules: {e}");
             }
         }

@@ -118,6 +118,11 @@ fn every_fallback_names_its_reason_and_loads_only_our_rules() {
             our_audit_rules().is_empty(),
             "case {i}: our rules left after shutdown"
         );
+        // The file goes with them: nothing for augenrules at the next boot.
+        assert!(
+            !rules_dir.join("mdatp.rules").exists() && !rules_dir.join(".mdatp.rules.tmp").exists(),
+            "case {i}: rules file left after shutdown"
+        );
     }
 }
 
@@ -505,4 +510,68 @@ fn a_refused_program_moves_exactly_its_kinds_to_audit() {
     d.stop();
     let after = auditctl(&["-l"]);
     assert!(!after.contains("key=mdatp"), "rules left behind:\n{after}");
+}
+
+/// 200,000 arguments: one exec spread over hundreds of EXECVE records.
+/// Its event comes with the real argc, the arguments up to the bound and
+/// the truncation flag, and the next exec is reported at once (the
+/// conversion is linear: a quadratic one held the loop for seconds).
+#[test]
+fn an_exec_with_200k_arguments_is_bounded_and_does_not_stall_the_sensor() {
+    skip_unless_root!();
+    let _g = serial();
+    let _audit = AuditState::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let rules_dir = dir.path().join("rules.d");
+    let d = Daemon::start(&[
+        "--ebpf-supplementary-event-provider",
+        "disabled",
+        "--audit-rules-dir",
+        s(&rules_dir),
+    ]);
+    let mut big = Command::new("/bin/true");
+    big.arg("mdatp-many-args")
+        .args(std::iter::repeat_n("x", 200_000));
+    // The argument pages count against a quarter of the stack limit.
+    // SAFETY: setrlimit only, between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        big.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 256 << 20,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            if libc::setrlimit(libc::RLIMIT_STACK, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    assert!(big.status().unwrap().success());
+    // The next exec within 5 s (the quadratic conversion took ~14 s).
+    assert!(
+        Command::new("/bin/echo")
+            .arg("after-the-big-one")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let v = d
+        .wait_event(Duration::from_secs(5), |v| {
+            is_exec(v) && at(v, "/unmapped/process/argv/1") == "after-the-big-one"
+        })
+        .unwrap_or_else(|| panic!("the next exec was not reported within 5 s"));
+    let big = d
+        .events()
+        .into_iter()
+        .find(|e| is_exec(e) && at(e, "/unmapped/process/argv/1") == "mdatp-many-args")
+        .unwrap_or_else(|| panic!("no event for the big exec; stderr:\n{}", d.stderr()));
+    assert_eq!(at(&big, "/unmapped/process/argc"), 200_002);
+    assert_eq!(at(&big, "/unmapped/process/argv_truncated"), true);
+    let kept = at(&big, "/unmapped/process/argv").as_array().unwrap();
+    assert!(kept.len() > 100 && kept.len() < 4096, "{}", kept.len());
+    assert!(kept[2..].iter().all(|a| a == "x"));
+    assert_eq!(provider_of(&v), "auditd");
+    d.stop();
 }

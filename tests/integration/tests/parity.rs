@@ -155,3 +155,172 @@ fn both_providers_report_the_same_workload_alike() {
         "{ebpf:#?}"
     );
 }
+
+/// A hardening baseline in the style of the CIS and STIG audit rules (no
+/// auid filter, so it bites for root as well): loaded before the sensor,
+/// its rules match first and label the records with their own keys.
+const BASELINE: &[&[&str]] = &[
+    &["-w", "/etc/passwd", "-p", "wa", "-k", "identity"],
+    &["-w", "/etc/group", "-p", "wa", "-k", "identity"],
+    &["-w", "/etc/shadow", "-p", "wa", "-k", "identity"],
+    &["-w", "/etc/gshadow", "-p", "wa", "-k", "identity"],
+    &["-w", "/etc/sudoers", "-p", "wa", "-k", "scope"],
+    &["-w", "/etc/localtime", "-p", "wa", "-k", "time-change"],
+    &["-w", "/var/log/lastlog", "-p", "wa", "-k", "logins"],
+    &["-w", "/sbin/modprobe", "-p", "x", "-k", "modules"],
+    &[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "adjtimex,settimeofday,clock_settime",
+        "-k",
+        "time-change",
+    ],
+    &[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "sethostname,setdomainname",
+        "-k",
+        "system-locale",
+    ],
+    &[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "chmod,fchmod,fchmodat",
+        "-k",
+        "perm_mod",
+    ],
+    &[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "chown,fchown,fchownat,lchown",
+        "-k",
+        "perm_mod",
+    ],
+    &[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "setxattr,lsetxattr,fsetxattr,removexattr",
+        "-k",
+        "perm_mod",
+    ],
+    &[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "creat,open,openat,truncate,ftruncate",
+        "-F",
+        "exit=-EACCES",
+        "-k",
+        "access",
+    ],
+    &[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "creat,open,openat,truncate,ftruncate",
+        "-F",
+        "exit=-EPERM",
+        "-k",
+        "access",
+    ],
+    &[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "openat",
+        "-F",
+        "dir=/tmp",
+        "-k",
+        "tmp-access",
+    ],
+    &[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "unlink,unlinkat,rename,renameat",
+        "-k",
+        "delete",
+    ],
+    &[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "execve",
+        "-k",
+        "exec",
+    ],
+    &[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "connect",
+        "-k",
+        "network",
+    ],
+    &[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "mount,umount2",
+        "-k",
+        "mounts",
+    ],
+    &[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "init_module,finit_module,delete_module",
+        "-k",
+        "modules",
+    ],
+];
+
+#[test]
+fn a_hardening_baseline_loaded_first_hides_nothing_and_stays_as_it_was() {
+    skip_unless_root!();
+    let _g = serial();
+    let mut audit = AuditState::capture();
+    for rule in BASELINE {
+        audit.add_foreign(rule);
+    }
+    let baseline = audit_rules();
+    assert!(baseline.len() >= BASELINE.len(), "{baseline:#?}");
+    let ebpf = run_under("enabled");
+    // Every record of the workload now matches a baseline rule first
+    // (exec, /tmp, delete, connect): the auditd provider must still
+    // report each of them, once.
+    let auditd = run_under("disabled");
+    assert_eq!(ebpf, auditd, "eBPF vs auditd under the baseline");
+    assert_eq!(audit_rules(), baseline, "the baseline, byte for byte");
+}

@@ -1,0 +1,125 @@
+//! Which SYSCALL records are ours: those our rules asked for, whatever
+//! key labelled them. The kernel labels a record with the key of the
+//! first rule that matched, so on a host whose baseline (CIS, STIG, a
+//! distribution's rules) already watches deletes, permission changes or
+//! execs, the records our rules asked for carry the foreign key. Selecting
+//! by key alone would drop them; selecting by what our rules say (the
+//! syscall, the arch, success where asked, not the sensor itself) keeps
+//! them, exactly once (one record per syscall), and nothing we did not
+//! ask for.
+
+use super::rules::groups;
+use crate::kind::EventKind;
+
+/// `arch=` of x86_64 records (AUDIT_ARCH_X86_64), the arch our rules name.
+const ARCH_X86_64: &[u8] = b"c000003e";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    own_pid: u32,
+    /// (syscall number, success only) per syscall our rules name.
+    syscalls: Vec<(i64, bool)>,
+}
+
+/// The value of the first ` name=` in a record's text (up to the next
+/// space). The kernel writes arch, syscall, success, ppid and pid before
+/// any text a process controls (comm, exe: quoted or hex), so the first
+/// occurrence is the kernel's.
+fn field<'a>(text: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let pos = text
+        .windows(name.len() + 2)
+        .position(|w| w[0] == b' ' && &w[1..=name.len()] == name && w[name.len() + 1] == b'=')?;
+    let start = pos + name.len() + 2;
+    let end = text[start..]
+        .iter()
+        .position(|b| *b == b' ')
+        .map_or(text.len(), |e| start + e);
+    Some(&text[start..end])
+}
+
+fn number<T: std::str::FromStr>(text: &[u8], name: &[u8]) -> Option<T> {
+    std::str::from_utf8(field(text, name)?).ok()?.parse().ok()
+}
+
+impl Selection {
+    /// What the rules for `kinds` (rules::rule_args) ask for.
+    pub fn new(own_pid: u32, kinds: &[EventKind]) -> Self {
+        let syscalls = groups(kinds)
+            .iter()
+            .flat_map(|(ks, success_only)| {
+                ks.iter()
+                    .flat_map(|k| k.spec().audit_syscalls.iter())
+                    .map(move |nr| (*nr, *success_only))
+            })
+            .collect();
+        Self { own_pid, syscalls }
+    }
+
+    /// Whether the SYSCALL record `text` is one our rules asked for.
+    pub fn matches(&self, text: &[u8]) -> bool {
+        if field(text, b"arch") != Some(ARCH_X86_64) {
+            return false;
+        }
+        let Some(nr) = number::<i64>(text, b"syscall") else {
+            return false;
+        };
+        let Some(&(_, success_only)) = self.syscalls.iter().find(|(n, _)| *n == nr) else {
+            return false;
+        };
+        if success_only && field(text, b"success") != Some(b"yes") {
+            return false;
+        }
+        // Our rules leave out the sensor and its children (auditctl).
+        number::<u32>(text, b"pid") != Some(self.own_pid)
+            && number::<u32>(text, b"ppid") != Some(self.own_pid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(syscall: i64, success: &str, pid: u32, ppid: u32, key: &str) -> Vec<u8> {
+        format!(
+            "audit(1.2:3): arch=c000003e syscall={syscall} success={success} exit=3 a0=1 \
+             items=1 ppid={ppid} pid={pid} auid=0 uid=0 comm=\"x\" exe=\"/usr/bin/x\" key={key}"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn records_of_foreign_rules_are_ours_when_our_rules_asked_for_them() {
+        let s = Selection::new(
+            100,
+            &[
+                EventKind::ProcessExec,
+                EventKind::FileOpen,
+                EventKind::FileDelete,
+            ],
+        );
+        let exec = libc::SYS_execve;
+        assert!(s.matches(&record(exec, "yes", 5, 1, "\"exec\"")));
+        assert!(s.matches(&record(libc::SYS_unlinkat, "no", 5, 1, "\"delete\"")));
+        // Opens: success only, as our rule asks.
+        assert!(s.matches(&record(libc::SYS_openat, "yes", 5, 1, "(null)")));
+        assert!(!s.matches(&record(libc::SYS_openat, "no", 5, 1, "\"access\"")));
+        // Not asked for: another syscall, the sensor itself, its children.
+        assert!(!s.matches(&record(libc::SYS_settimeofday, "yes", 5, 1, "\"time\"")));
+        assert!(!s.matches(&record(exec, "yes", 100, 1, "\"exec\"")));
+        assert!(!s.matches(&record(exec, "yes", 7, 100, "\"exec\"")));
+        // Another arch (a 32-bit syscall has other numbers).
+        let i386 = String::from_utf8(record(exec, "yes", 5, 1, "\"exec\""))
+            .unwrap()
+            .replace("c000003e", "40000003");
+        assert!(!s.matches(i386.as_bytes()));
+    }
+
+    #[test]
+    fn fields_are_found_whole() {
+        let t = b"audit(1:2): arch=c000003e syscall=59 ppid=1 pid=22 auid=4294967295";
+        assert_eq!(field(t, b"pid"), Some(&b"22"[..]));
+        assert_eq!(field(t, b"ppid"), Some(&b"1"[..]));
+        assert_eq!(field(t, b"id"), None);
+        assert_eq!(field(t, b"auid"), Some(&b"4294967295"[..]));
+    }
+}
