@@ -11,6 +11,10 @@ use foldhash::{HashMap, HashMapExt};
 use crate::clock::HostClock;
 use crate::event::{Event, ProcessActivity, ProcessInfo, SharedStr};
 use crate::process_cache::ProcessCache;
+
+/// Cache entries checked against /proc per housekeeping tick (a stat
+/// read each): a pass over 60,000 processes takes a minute.
+const SWEEP_PER_TICK: usize = 1024;
 use crate::users::UserNames;
 
 /// Bound of the entity id memo; it starts over when full.
@@ -145,8 +149,12 @@ impl Enricher {
         id
     }
 
-    /// Periodic housekeeping: forget processes that exited a while ago.
+    /// Periodic housekeeping: mark processes that are gone (a bounded
+    /// slice of the cache per call), forget those that exited a while ago.
     pub fn tick(&mut self) {
-        self.cache.expire(Instant::now());
+        let now = Instant::now();
+        self.cache
+            .sweep(std::path::Path::new("/proc"), now, SWEEP_PER_TICK);
+        self.cache.expire(now);
     }
 }

@@ -29,7 +29,14 @@ pub struct CachedProcess {
 #[derive(Debug, Default)]
 pub struct ProcessCache {
     by_pid: HashMap<u32, CachedProcess>,
+    /// Pids still to check in the current sweep pass.
+    sweep_queue: Vec<u32>,
+    /// When the current (or last) sweep pass began.
+    sweep_began: Option<Instant>,
 }
+
+/// A sweep pass begins at most this often (each entry costs a stat read).
+const SWEEP_PERIOD: Duration = Duration::from_secs(60);
 
 impl ProcessCache {
     pub fn new() -> Self {
@@ -118,6 +125,50 @@ impl ProcessCache {
         }
     }
 
+    /// Checks up to `budget` live entries against `proc_root`: one whose
+    /// process is gone, or whose pid now belongs to a process started at
+    /// another time, is marked exited. Sources without exit events for
+    /// every process (the audit subsystem sees exit_group only, not a
+    /// process killed by a signal) would otherwise keep it forever; with
+    /// the sweep the cache holds the live processes plus the grace period.
+    /// Bounded per call, so a host with many processes does not hold the
+    /// event loop: a pass takes len / budget calls, and begins at most
+    /// once a minute.
+    pub fn sweep(&mut self, proc_root: &std::path::Path, now: Instant, budget: usize) {
+        if self.sweep_queue.is_empty() {
+            if self
+                .sweep_began
+                .is_some_and(|t| now.duration_since(t) < SWEEP_PERIOD)
+            {
+                return;
+            }
+            self.sweep_began = Some(now);
+            self.sweep_queue = self
+                .by_pid
+                .iter()
+                .filter(|(_, p)| p.exited_at.is_none())
+                .map(|(pid, _)| *pid)
+                .collect();
+        }
+        for _ in 0..budget {
+            let Some(pid) = self.sweep_queue.pop() else {
+                break;
+            };
+            let Some(p) = self.by_pid.get_mut(&pid).filter(|p| p.exited_at.is_none()) else {
+                continue;
+            };
+            let alive = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat"))
+                .ok()
+                .and_then(|s| crate::procfs::parse_stat(&s))
+                .is_some_and(|(_, _, ticks)| {
+                    same_start(ticks_to_boot_ns(ticks), p.start_boottime_ns)
+                });
+            if !alive {
+                p.exited_at = Some(now);
+            }
+        }
+    }
+
     /// Forgets processes that exited more than the grace period ago.
     pub fn expire(&mut self, now: Instant) {
         self.by_pid.retain(|_, p| match p.exited_at {
@@ -130,6 +181,25 @@ impl ProcessCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sweep_forgets_processes_that_are_gone_or_whose_pid_was_reused() {
+        let me = std::process::id();
+        let snapshot = crate::procfs::snapshot(std::path::Path::new("/proc")).unwrap();
+        let mine = snapshot.iter().find(|p| p.pid == me).unwrap().clone();
+        let mut c = ProcessCache::new();
+        c.seed(vec![mine.clone()]);
+        // A pid that does not exist, and this pid with another start.
+        c.on_exec(u32::MAX - 7, 1, 1, "gone".into(), None, None);
+        c.on_exec(1, 0, 12_345, "stale".into(), None, None);
+        let now = Instant::now();
+        for _ in 0..3 {
+            c.sweep(std::path::Path::new("/proc"), now, 1);
+        }
+        c.expire(now + EXITED_GRACE + Duration::from_secs(1));
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(c.get(me, ticks_to_boot_ns(mine.start_ticks)).is_some());
+    }
 
     fn snap(pid: u32, ppid: u32, ticks: u64, exe: &str) -> ProcSnapshot {
         ProcSnapshot {

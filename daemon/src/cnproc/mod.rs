@@ -46,8 +46,22 @@ pub struct ProcConnectorSource {
 
 /// Why the connector could not be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("netlink process connector")]
-pub struct ConnectorError(#[source] io::Error);
+pub enum ConnectorError {
+    /// The kernel asks a subscriber for CAP_NET_ADMIN (initial namespace).
+    #[error("the netlink process connector refused the subscription: it needs CAP_NET_ADMIN")]
+    NeedsNetAdmin,
+    #[error("netlink process connector")]
+    Io(#[source] io::Error),
+}
+
+impl From<io::Error> for ConnectorError {
+    fn from(e: io::Error) -> Self {
+        match e.raw_os_error() {
+            Some(libc::EPERM) => ConnectorError::NeedsNetAdmin,
+            _ => ConnectorError::Io(e),
+        }
+    }
+}
 
 impl Default for ProcConnectorSource {
     fn default() -> Self {
@@ -90,11 +104,11 @@ impl ProcConnectorSource {
             sock.send_to(&wire::listen_message(), &SocketAddr::new(0, 0), 0)?;
             Ok(sock)
         };
-        let sock = open().map_err(ConnectorError)?;
+        let sock = open()?;
         // SAFETY: the socket owns its fd, open and unchanged until the
         // AsyncFd (which owns the socket) is dropped.
         let fd = unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }
-            .map_err(|e| ConnectorError(e.into()))?;
+            .map_err(|e| ConnectorError::Io(e.into()))?;
         self.sock = Some(fd);
         self.last_seq.clear();
         log::info!("process events from the netlink process connector");

@@ -20,6 +20,8 @@ trap 'rm -rf "$root"' EXIT
 # The kernel matrix boots other Debian releases' kernels in the same
 # Debian 12 userland: their suite is added, and bookworm stays the default
 # release so only the kernel comes from it.
+# The pin is for the build only: the guest has no package lists, and apt
+# refuses a Default-Release it cannot find (apt-get purge in the test).
 sources=("deb $mirror bookworm main")
 case "$kernel_pkg" in
     linux-image-5.10.*)
@@ -33,6 +35,7 @@ IFS=,
 mmdebstrap --variant=minbase --include="${packages[*]}" \
     --aptopt='APT::Default-Release "bookworm"' \
     --customize-hook='echo mdatp-guest > "$1/etc/hostname"' \
+    --customize-hook='rm -f "$1/etc/apt/apt.conf.d/99mmdebstrap"' \
     bookworm "$root" "${sources[@]}" >&2
 unset IFS
 
