@@ -35,7 +35,8 @@ pub fn snapshot(proc_root: &Path) -> std::io::Result<Vec<ProcSnapshot>> {
     Ok(out)
 }
 
-fn read_process(dir: &Path, pid: u32) -> Option<ProcSnapshot> {
+/// One process from its /proc directory; None once it is gone.
+pub fn read_process(dir: &Path, pid: u32) -> Option<ProcSnapshot> {
     let stat = fs::read_to_string(dir.join("stat")).ok()?;
     let (comm, ppid, start_ticks) = parse_stat(&stat)?;
     let exe = fs::read_link(dir.join("exe"))

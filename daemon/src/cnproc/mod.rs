@@ -164,13 +164,12 @@ impl ProcConnectorSource {
                 child_tgid,
             } if child_pid == child_tgid => (
                 ProcessActivity::Fork,
-                read_process(&self.proc_root, child_tgid, false),
-                Some(read_process(&self.proc_root, parent_tgid, false)),
+                read_brief(&self.proc_root, child_tgid),
+                Some(read_brief(&self.proc_root, parent_tgid)),
             ),
             ProcEvent::Exec { pid, tgid } if pid == tgid => {
-                let p = read_process(&self.proc_root, tgid, true);
-                let ppid = read_ppid(&self.proc_root, tgid);
-                let parent = ppid.map(|pp| read_process(&self.proc_root, pp, false));
+                let (p, ppid) = read_exec(&self.proc_root, tgid);
+                let parent = ppid.map(|pp| read_brief(&self.proc_root, pp));
                 (ProcessActivity::Exec, p, parent)
             }
             ProcEvent::Exit { pid, tgid, status } if pid == tgid => (
@@ -197,54 +196,52 @@ impl ProcConnectorSource {
     }
 }
 
-/// The parent pid from /proc/<pid>/stat.
-fn read_ppid(proc_root: &Path, pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
-    crate::procfs::parse_stat(&stat).map(|(_, ppid, _)| ppid)
+/// Name and start time of `pid` from /proc/<pid>/stat (forks: the child
+/// runs its parent's image, nothing more is worth reading).
+fn read_brief(proc_root: &Path, pid: u32) -> ProcessInfo {
+    let mut p = ProcessInfo {
+        pid,
+        tid: Some(pid),
+        ..Default::default()
+    };
+    if let Some((comm, _, ticks)) =
+        std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat"))
+            .ok()
+            .and_then(|s| crate::procfs::parse_stat(&s))
+    {
+        p.name = Some(comm.into());
+        p.start_boot_ns = Some(crate::clock::ticks_to_boot_ns(ticks));
+    }
+    p
 }
 
-/// What /proc still tells of `pid`; `full` adds the image (exe, argv,
-/// cwd, credentials), read for execs.
-fn read_process(proc_root: &Path, pid: u32, full: bool) -> ProcessInfo {
+/// An exec's image from /proc (exe, argv, cwd, credentials) and its
+/// parent pid; only the pid when the process is already gone.
+fn read_exec(proc_root: &Path, pid: u32) -> (ProcessInfo, Option<u32>) {
     let dir = proc_root.join(pid.to_string());
     let mut p = ProcessInfo {
         pid,
         tid: Some(pid),
         ..Default::default()
     };
-    if let Some((comm, _, ticks)) = std::fs::read_to_string(dir.join("stat"))
-        .ok()
-        .and_then(|s| crate::procfs::parse_stat(&s))
-    {
-        p.name = Some(comm.into());
-        p.start_boot_ns = Some(crate::clock::ticks_to_boot_ns(ticks));
+    let Some(snap) = crate::procfs::read_process(&dir, pid) else {
+        return (p, None);
+    };
+    p.name = Some(snap.comm.into());
+    p.start_boot_ns = Some(crate::clock::ticks_to_boot_ns(snap.start_ticks));
+    p.exe = snap.exe.map(Into::into);
+    // An unreadable cmdline reads as empty: unknown, not an empty argv.
+    if !snap.argv.is_empty() {
+        p.argc = Some(snap.argv.len() as u32);
+        p.argv = Some(snap.argv.into());
     }
-    if !full {
-        return p;
-    }
-    p.exe = std::fs::read_link(dir.join("exe"))
-        .ok()
-        .map(|e| e.to_string_lossy().into_owned().into());
     p.cwd = std::fs::read_link(dir.join("cwd"))
         .ok()
         .map(|c| c.to_string_lossy().into_owned());
-    if let Ok(cmdline) = std::fs::read(dir.join("cmdline")) {
-        let argv: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        // cmdline ends in a NUL: the last split is empty.
-        let argv = match argv.split_last() {
-            Some((last, rest)) if last.is_empty() => rest.to_vec(),
-            _ => argv,
-        };
-        p.argc = Some(argv.len() as u32);
-        p.argv = Some(argv.into());
-    }
     p.creds = std::fs::read_to_string(dir.join("status"))
         .ok()
         .and_then(|s| creds_of(&s, &dir));
-    p
+    (p, Some(snap.ppid))
 }
 
 /// Real and effective ids from /proc/<pid>/status, audit ids beside it.
@@ -356,7 +353,8 @@ mod tests {
     #[test]
     fn an_exec_is_read_from_proc_and_a_vanished_process_stays_unknown() {
         let me = std::process::id();
-        let p = read_process(Path::new("/proc"), me, true);
+        let (p, ppid) = read_exec(Path::new("/proc"), me);
+        assert_eq!(ppid, Some(std::os::unix::process::parent_id()));
         let exe = std::env::current_exe().unwrap();
         assert_eq!(p.exe.as_deref(), Some(exe.to_string_lossy().as_ref()));
         assert_eq!(
@@ -368,7 +366,7 @@ mod tests {
             p.creds.as_ref().map(|c| c.uid),
             Some(nix::unistd::getuid().as_raw())
         );
-        let gone = read_process(Path::new("/proc"), u32::MAX - 1, true);
+        let (gone, _) = read_exec(Path::new("/proc"), u32::MAX - 1);
         assert_eq!((gone.exe, gone.argv, gone.creds), (None, None, None));
     }
 
