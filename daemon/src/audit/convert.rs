@@ -255,8 +255,22 @@ impl Call<'_> {
     }
 }
 
+/// An event and, for a network event, the fds its socket can be found
+/// by while it is open (sockets.rs): the records do not carry every
+/// endpoint.
+pub struct Converted {
+    pub event: Event,
+    pub socket_fds: Option<[i32; 2]>,
+}
+
 /// Converts one assembled audit event.
-pub fn convert(ev: &AuditEvent) -> Result<Event, Skip> {
+pub fn convert(ev: &AuditEvent) -> Result<Converted, Skip> {
+    let mut socket_fds = None;
+    let event = convert_event(ev, &mut socket_fds)?;
+    Ok(Converted { event, socket_fds })
+}
+
+fn convert_event(ev: &AuditEvent, socket_fds: &mut Option<[i32; 2]>) -> Result<Event, Skip> {
     let records: Vec<Parsed> = ev
         .records
         .iter()
@@ -291,7 +305,17 @@ pub fn convert(ev: &AuditEvent) -> Result<Event, Skip> {
     match kind.spec().ocsf_class {
         class::PROCESS_ACTIVITY => process_event(&call, kind),
         class::FILE_SYSTEM_ACTIVITY => file_event(&call),
-        class::NETWORK_ACTIVITY => net_event(&call),
+        class::NETWORK_ACTIVITY => {
+            // accept: the new socket (the call's result), else the
+            // listener; the others: their first argument.
+            let a0 = call.arg("a0") as i32;
+            let exit = num(call.ctx.syscall, "exit").unwrap_or(-1) as i32;
+            *socket_fds = Some(match call.nr {
+                SYS_accept | SYS_accept4 => [exit, a0],
+                _ => [a0, -1],
+            });
+            net_event(&call)
+        }
         _ => Err(Skip::NotReported),
     }
 }

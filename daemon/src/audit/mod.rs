@@ -9,6 +9,7 @@ pub mod execve;
 pub mod netlink;
 pub mod rules;
 pub mod selection;
+pub mod sockets;
 pub mod source;
 
 pub use control::{AuditError, AuditStatus, Auditctl};

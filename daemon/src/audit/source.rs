@@ -15,6 +15,7 @@ use super::convert::{self, Skip};
 use super::netlink::{AuditMulticast, RawAuditRecord, Received};
 use super::rules::RuleManager;
 use super::selection::Selection;
+use super::sockets;
 use crate::event::{Event, ProcessInfo};
 use crate::kind::{EventKind, Served};
 use crate::pipeline::Pipeline;
@@ -132,8 +133,16 @@ pub fn submit(
             continue;
         }
         match convert::convert(ev) {
-            Ok(mut event) => {
+            Ok(convert::Converted {
+                mut event,
+                socket_fds,
+            }) => {
                 fill_start_times(&mut event, proc_root);
+                if let (Event::Network(net), Some(fds)) = (&mut event, socket_fds)
+                    && let Some(view) = sockets::view(proc_root, net.process.pid, &fds)
+                {
+                    sockets::complete(net, view);
+                }
                 pipeline.submit(event);
             }
             Err(Skip::NotReported) => {}

@@ -17,8 +17,13 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// exec, create/write, rename, delete, connect. Returns the listener port.
-fn workload(dir: &Path) -> u16 {
+/// The workload's sockets, open until its events have been read: under
+/// audit the endpoints the records lack are read from the open socket.
+struct Sockets(TcpListener, TcpStream, TcpStream);
+
+/// bind, listen, exec, create/write, rename, delete, connect, accept.
+/// Returns the listener port.
+fn workload(dir: &Path) -> (u16, Sockets) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     assert!(
@@ -33,9 +38,9 @@ fn workload(dir: &Path) -> u16 {
     fs::write(&a, b"data").unwrap();
     fs::rename(&a, dir.join("renamed.txt")).unwrap();
     fs::remove_file(dir.join("renamed.txt")).unwrap();
-    let _c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let _ = listener.accept().unwrap();
-    port
+    let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (a, _) = listener.accept().unwrap();
+    (port, Sockets(listener, c, a))
 }
 
 /// The comparable view of the workload's events: paths relative to `dir`,
@@ -72,14 +77,29 @@ fn view(events: &[Value], dir: &Path, port: u16) -> BTreeSet<String> {
                 at(v, "/status")
             ));
         } else if is_net_event(v)
-            && at(v, "/activity_name") == "Open"
             && at(v, "/actor/process/pid") == me
-            && at(v, "/dst_endpoint/port") == u64::from(port)
-            && at(v, "/connection_info/direction") == "Outbound"
+            && (at(v, "/dst_endpoint/port") == u64::from(port)
+                || at(v, "/src_endpoint/port") == u64::from(port))
         {
+            // Every network kind of the workload, with both endpoints as
+            // far as the event has them; the ephemeral port by name.
+            let ep = |side: &str| {
+                let p = at(v, &format!("/{side}/port"));
+                let p = if p == u64::from(port) {
+                    "<port>".to_string()
+                } else if p.is_null() {
+                    "-".to_string()
+                } else {
+                    "<ephemeral>".to_string()
+                };
+                format!("{}:{p}", at(v, &format!("/{side}/ip")))
+            };
             out.insert(format!(
-                "net connect {} status={}",
-                at(v, "/dst_endpoint/ip"),
+                "net {} {} src={} dst={} status={}",
+                at(v, "/activity_name"),
+                at(v, "/connection_info/direction"),
+                ep("src_endpoint"),
+                ep("dst_endpoint"),
                 at(v, "/status")
             ));
         }
@@ -104,13 +124,16 @@ fn run_under(mode: &str) -> BTreeSet<String> {
             .to_str()
             .unwrap(),
     ]);
-    let port = workload(&canon);
-    // The last action of the workload is the connect.
+    let (port, sockets) = workload(&canon);
+    // The last action of the workload is the accept.
     d.wait_event(WAIT, |v| {
-        is_net_event(v) && at(v, "/dst_endpoint/port") == u64::from(port)
+        is_net_event(v)
+            && at(v, "/connection_info/direction") == "Inbound"
+            && at(v, "/dst_endpoint/port") == u64::from(port)
     })
-    .unwrap_or_else(|| panic!("{mode}: no connect event; stderr:\n{}", d.stderr()));
+    .unwrap_or_else(|| panic!("{mode}: no accept event; stderr:\n{}", d.stderr()));
     std::thread::sleep(Duration::from_millis(500));
+    drop(sockets);
     let stopped = d.stop();
     let provider = if mode == "enabled" { "ebpf" } else { "auditd" };
     // Under audit, forks (which audit has no record of) come from the
@@ -143,7 +166,10 @@ fn both_providers_report_the_same_workload_alike() {
         "file \"Create\" <dir>/created.txt ->  status=\"Success\"",
         "file \"Rename\" <dir>/created.txt -> <dir>/renamed.txt status=\"Success\"",
         "file \"Delete\" <dir>/renamed.txt ->  status=\"Success\"",
-        "net connect \"127.0.0.1\" status=\"Success\"",
+        "net \"Bind\" \"Unknown\" src=\"127.0.0.1\":<port> dst=null:- status=\"Success\"",
+        "net \"Listen\" \"Unknown\" src=\"127.0.0.1\":<port> dst=null:- status=\"Success\"",
+        "net \"Open\" \"Outbound\" src=\"127.0.0.1\":<ephemeral> dst=\"127.0.0.1\":<port> status=\"Success\"",
+        "net \"Open\" \"Inbound\" src=\"127.0.0.1\":<ephemeral> dst=\"127.0.0.1\":<port> status=\"Success\"",
     ];
     for e in expected {
         assert!(ebpf.contains(e), "{e} missing from {ebpf:#?}");

@@ -26,7 +26,7 @@ fn load(name: &str) -> Vec<AuditEvent> {
 fn one(name: &str) -> Event {
     let evs = load(name);
     assert_eq!(evs.len(), 1, "{name}: one event");
-    convert(&evs[0]).unwrap_or_else(|e| panic!("{name}: {e:?}"))
+    convert(&evs[0]).map(|c| c.event).unwrap_or_else(|e| panic!("{name}: {e:?}"))
 }
 
 #[test]
@@ -126,7 +126,7 @@ fn pam_records_become_authentication_events() {
         text: b"audit(1795574700.100:500): pid=4242 uid=0 auid=4294967295 ses=4294967295 msg='op=PAM:authentication grantors=? acct=\"mdatp-test\" exe=\"/usr/bin/pamtester\" hostname=vm addr=? terminal=pts/1 res=failed'".to_vec(),
     };
     let evs = Assembler::default().push(rec, Instant::now());
-    let Ok(Event::Auth(a)) = convert(&evs[0]) else {
+    let Ok(Event::Auth(a)) = convert(&evs[0]).map(|c| c.event) else {
         panic!("not an auth event")
     };
     assert_eq!(a.record_type, "USER_AUTH");
