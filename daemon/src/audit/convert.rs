@@ -14,6 +14,7 @@ use libc::{
 };
 use linux_audit_parser::{Body, MessageType, Number, Parser, Value};
 
+use super::arch::Arch;
 use super::assemble::AuditEvent;
 use super::netlink::RawAuditRecord;
 use crate::event::{
@@ -290,7 +291,12 @@ fn convert_event(ev: &AuditEvent, socket_fds: &mut Option<[i32; 2]>) -> Result<E
         .iter()
         .find(|r| r.ty == CWD)
         .and_then(|r| text(&r.body, "cwd"));
+    let arch = num(&syscall.body, "arch")
+        .and_then(Arch::from_number)
+        .ok_or(Skip::NotReported)?;
     let nr = num(&syscall.body, "syscall").ok_or(Skip::Malformed)?;
+    // In x86_64 numbers: a 32-bit program's calls are the same kinds.
+    let nr = arch.to_x86_64(nr).ok_or(Skip::NotReported)?;
     let kind = EventKind::from_audit_syscall(nr).ok_or(Skip::NotReported)?;
     let call = Call {
         ctx: Ctx {

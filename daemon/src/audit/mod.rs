@@ -2,6 +2,7 @@
 //! `mdatp`, and the records they produce) and login events from PAM's
 //! records, read passively from the audit netlink multicast group.
 
+pub mod arch;
 pub mod assemble;
 pub mod control;
 pub mod convert;

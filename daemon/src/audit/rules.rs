@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::arch::Arch;
 use super::control::{AuditError, Auditctl};
 use crate::kind::{EventKind, class};
 
@@ -78,30 +79,35 @@ pub fn syscall_name(nr: i64) -> &'static str {
     }
 }
 
-/// The auditctl arguments of every rule. The sensor's own process and its
-/// children (auditctl) are left out so that its own work does not feed back.
+/// The auditctl arguments of every rule: each group once per ABI (a
+/// 32-bit program makes its calls with other numbers, which an
+/// `arch=b64` rule never sees). The sensor's own process and its children
+/// (auditctl) are left out so that its own work does not feed back.
 pub fn rule_args(own_pid: u32, kinds: &[EventKind]) -> Vec<Vec<String>> {
-    groups(kinds)
-        .iter()
-        .map(|(kinds, success_only)| {
+    let mut out = Vec::new();
+    for arch in Arch::ALL {
+        for (kinds, success_only) in groups(kinds) {
             let syscalls: Vec<&str> = kinds
                 .iter()
-                .flat_map(|k| k.spec().audit_syscalls.iter().map(|nr| syscall_name(*nr)))
+                .flat_map(|k| k.spec().audit_syscalls.iter())
+                .flat_map(|nr| arch.names(*nr))
                 .collect();
-            let mut a: Vec<String> = ["-a", "always,exit", "-F", "arch=b64", "-S"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            a.push(syscalls.join(","));
-            if *success_only {
+            if syscalls.is_empty() {
+                continue;
+            }
+            let mut a: Vec<String> = vec!["-a".into(), "always,exit".into(), "-F".into()];
+            a.push(arch.rule_field().into());
+            a.extend(["-S".into(), syscalls.join(",")]);
+            if success_only {
                 a.extend(["-F".into(), "success=1".into()]);
             }
             a.extend(["-F".into(), format!("pid!={own_pid}")]);
             a.extend(["-F".into(), format!("ppid!={own_pid}")]);
             a.extend(["-k".into(), KEY.into()]);
-            a
-        })
-        .collect()
+            out.push(a);
+        }
+    }
+    out
 }
 
 /// The rules file, in auditctl -R / augenrules syntax.
@@ -241,7 +247,7 @@ mod tests {
     #[test]
     fn rules_cover_exactly_the_kinds_asked_for() {
         let open_only = rule_args(1, &[EventKind::FileOpen, EventKind::FileOpenFolded]);
-        assert_eq!(open_only.len(), 1);
+        assert_eq!(open_only.len(), 2, "one per ABI");
         let text = open_only[0].join(" ");
         assert!(
             text.contains("-S open,openat,openat2,creat -F success=1"),
@@ -261,7 +267,17 @@ mod tests {
     #[test]
     fn every_rule_carries_the_key() {
         let rules = rule_args(42, &EventKind::ALL);
-        assert_eq!(rules.len(), 4);
+        assert_eq!(rules.len(), 8, "four groups, each for both ABIs");
+        let b32 = rules[4..].concat().join(" ");
+        assert!(
+            b32.contains("arch=b32 -S execve,execveat,exit_group "),
+            "{b32}"
+        );
+        assert!(
+            b32.contains("chown,chown32,fchown,fchown32,lchown,lchown32,fchownat,"),
+            "{b32}"
+        );
+        assert!(b32.contains("-S connect,accept4,listen,bind "), "{b32}");
         for r in &rules {
             assert_eq!(r[r.len() - 2..], ["-k".to_string(), "mdatp".to_string()]);
             assert!(r.contains(&"pid!=42".to_string()));

@@ -8,11 +8,9 @@
 //! them, exactly once (one record per syscall), and nothing we did not
 //! ask for.
 
+use super::arch::Arch;
 use super::rules::groups;
 use crate::kind::EventKind;
-
-/// `arch=` of x86_64 records (AUDIT_ARCH_X86_64), the arch our rules name.
-const ARCH_X86_64: &[u8] = b"c000003e";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
@@ -57,10 +55,11 @@ impl Selection {
 
     /// Whether the SYSCALL record `text` is one our rules asked for.
     pub fn matches(&self, text: &[u8]) -> bool {
-        if field(text, b"arch") != Some(ARCH_X86_64) {
+        // Our rules are loaded for both ABIs; numbers are read as x86_64's.
+        let Some(arch) = field(text, b"arch").and_then(Arch::from_record) else {
             return false;
-        }
-        let Some(nr) = number::<i64>(text, b"syscall") else {
+        };
+        let Some(nr) = number::<i64>(text, b"syscall").and_then(|n| arch.to_x86_64(n)) else {
             return false;
         };
         let Some(&(_, success_only)) = self.syscalls.iter().find(|(n, _)| *n == nr) else {
@@ -107,11 +106,20 @@ mod tests {
         assert!(!s.matches(&record(libc::SYS_settimeofday, "yes", 5, 1, "\"time\"")));
         assert!(!s.matches(&record(exec, "yes", 100, 1, "\"exec\"")));
         assert!(!s.matches(&record(exec, "yes", 7, 100, "\"exec\"")));
-        // Another arch (a 32-bit syscall has other numbers).
-        let i386 = String::from_utf8(record(exec, "yes", 5, 1, "\"exec\""))
+        // A 32-bit call, in its own numbers: i386 execve is 11, and 59
+        // (x86_64's execve) is umask there.
+        let i386 = |nr: i64| {
+            String::from_utf8(record(nr, "yes", 5, 1, "\"exec\""))
+                .unwrap()
+                .replace("c000003e", "40000003")
+        };
+        assert!(s.matches(i386(11).as_bytes()));
+        assert!(!s.matches(i386(exec).as_bytes()));
+        // Another ABI (aarch64's arch value) is none of ours.
+        let other = String::from_utf8(record(exec, "yes", 5, 1, "k"))
             .unwrap()
-            .replace("c000003e", "40000003");
-        assert!(!s.matches(i386.as_bytes()));
+            .replace("c000003e", "c00000b7");
+        assert!(!s.matches(other.as_bytes()));
     }
 
     #[test]

@@ -133,6 +133,9 @@ mod tests {
         assert_eq!(v.protocol, 17);
         assert_eq!(v.local, u.local_addr().unwrap());
         // Not a socket, or no such fd: nothing.
-        assert_eq!(view(Path::new("/proc"), std::process::id(), &[0, 9999]), None);
+        assert_eq!(
+            view(Path::new("/proc"), std::process::id(), &[0, 9999]),
+            None
+        );
     }
 }

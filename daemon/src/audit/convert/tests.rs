@@ -26,7 +26,9 @@ fn load(name: &str) -> Vec<AuditEvent> {
 fn one(name: &str) -> Event {
     let evs = load(name);
     assert_eq!(evs.len(), 1, "{name}: one event");
-    convert(&evs[0]).map(|c| c.event).unwrap_or_else(|e| panic!("{name}: {e:?}"))
+    convert(&evs[0])
+        .map(|c| c.event)
+        .unwrap_or_else(|e| panic!("{name}: {e:?}"))
 }
 
 #[test]
