@@ -123,6 +123,12 @@ pub struct LossRecord {
 pub enum LossDetection {
     SequenceGap,
     KernelCounter,
+    /// The kernel's audit `lost` counter grew (backlog full, rate limit).
+    AuditKernelLost,
+    /// The sensor's audit multicast socket overflowed (ENOBUFS).
+    AuditSocketOverflow,
+    /// Audit events that could not be converted (malformed, incomplete).
+    AuditUnconverted,
 }
 
 impl LossDetection {
@@ -130,6 +136,9 @@ impl LossDetection {
         match self {
             LossDetection::SequenceGap => "sequence_gap",
             LossDetection::KernelCounter => "kernel_counter",
+            LossDetection::AuditKernelLost => "audit_kernel_lost",
+            LossDetection::AuditSocketOverflow => "audit_socket_overflow",
+            LossDetection::AuditUnconverted => "audit_unconverted",
         }
     }
 }

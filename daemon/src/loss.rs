@@ -182,3 +182,80 @@ mod tests {
         );
     }
 }
+
+/// Loss over the last minute, per kind (or stage): health is unhealthy
+/// while it is not empty. One bucket per second, at most 60.
+#[derive(Debug, Default)]
+pub struct RecentLoss {
+    buckets: std::collections::VecDeque<(std::time::Instant, BTreeMap<String, u64>)>,
+}
+
+impl RecentLoss {
+    pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+    pub fn add(&mut self, now: std::time::Instant, what: &str, n: u64) {
+        self.prune(now);
+        if n == 0 {
+            return;
+        }
+        let fresh = self
+            .buckets
+            .back()
+            .is_some_and(|(t, _)| now.duration_since(*t) < std::time::Duration::from_secs(1));
+        if !fresh {
+            self.buckets.push_back((now, BTreeMap::new()));
+        }
+        if let Some((_, m)) = self.buckets.back_mut() {
+            *m.entry(what.to_string()).or_default() += n;
+        }
+    }
+
+    fn prune(&mut self, now: std::time::Instant) {
+        while self
+            .buckets
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) >= Self::WINDOW)
+        {
+            self.buckets.pop_front();
+        }
+    }
+
+    /// The loss of the last minute, summed.
+    pub fn last_minute(&self, now: std::time::Instant) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        let recent = self
+            .buckets
+            .iter()
+            .filter(|(t, _)| now.duration_since(*t) < Self::WINDOW);
+        for (_, m) in recent {
+            for (k, v) in m {
+                *out.entry(k.clone()).or_default() += v;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod recent_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn loss_ages_out_after_a_minute() {
+        let t0 = Instant::now();
+        let mut r = RecentLoss::default();
+        r.add(t0, "file_open", 3);
+        r.add(t0 + Duration::from_millis(500), "file_open", 2);
+        r.add(t0 + Duration::from_secs(30), "unknown", 1);
+        let m = r.last_minute(t0 + Duration::from_secs(31));
+        assert_eq!(m.get("file_open"), Some(&5));
+        assert_eq!(m.get("unknown"), Some(&1));
+        assert_eq!(r.buckets.len(), 2);
+        let m = r.last_minute(t0 + Duration::from_secs(61));
+        r.add(t0 + Duration::from_secs(61), "x", 0);
+        assert_eq!(r.buckets.len(), 1, "the old bucket went");
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(r.last_minute(t0 + Duration::from_secs(91)).is_empty());
+    }
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::enrich::Enricher;
 use crate::event::{Event, Provider};
 use crate::hot::HotSources;
-use crate::loss::LossLedger;
+use crate::loss::{LossLedger, RecentLoss};
 use crate::ocsf;
 use crate::sink::Sink;
 
@@ -18,6 +18,8 @@ pub struct Pipeline {
     hostname: String,
     enricher: Enricher,
     ledger: LossLedger,
+    /// Loss of every stage and source in the last minute (health).
+    recent: RecentLoss,
     sink: Box<dyn Sink + Send>,
     sink_error_logged: bool,
     overlap: Option<Overlap>,
@@ -62,6 +64,7 @@ impl Pipeline {
             hostname,
             enricher,
             ledger: LossLedger::default(),
+            recent: RecentLoss::default(),
             sink,
             sink_error_logged: false,
             overlap: None,
@@ -87,6 +90,9 @@ impl Pipeline {
 
     /// One normalized event from a source.
     pub fn submit(&mut self, mut event: Event) {
+        if let Event::Loss(l) = &event {
+            self.note_loss(l);
+        }
         self.enricher.enrich(&mut event);
         if self.is_overlap_duplicate(&event) {
             self.ledger.overlap_duplicates += 1;
@@ -103,6 +109,7 @@ impl Pipeline {
             }
             Err(e) => {
                 self.ledger.sink_failures += 1;
+                self.recent.add(Instant::now(), "sink", 1);
                 if !self.sink_error_logged {
                     log::error!("event output failed (counted as sink loss from now on): {e}");
                     self.sink_error_logged = true;
@@ -138,6 +145,7 @@ impl Pipeline {
     pub fn flush(&mut self) {
         if let Err(e) = self.sink.flush() {
             self.ledger.sink_failures += 1;
+            self.recent.add(Instant::now(), "sink", 1);
             if !self.sink_error_logged {
                 log::error!("event output flush failed: {e}");
                 self.sink_error_logged = true;
@@ -148,6 +156,23 @@ impl Pipeline {
     /// Periodic housekeeping; also called at shutdown.
     pub fn tick(&mut self) {
         self.enricher.tick();
+    }
+
+    /// A source's in-band loss record, into the last minute's loss: per
+    /// kind where the source knows it.
+    fn note_loss(&mut self, l: &crate::event::LossRecord) {
+        let now = Instant::now();
+        if l.dropped_by_type.is_empty() {
+            self.recent.add(now, "unknown", l.missing.max(1));
+        }
+        for (kind, n) in &l.dropped_by_type {
+            self.recent.add(now, kind, *n);
+        }
+    }
+
+    /// Loss in the last minute, per kind or stage (for health).
+    pub fn loss_last_minute(&self) -> BTreeMap<String, u64> {
+        self.recent.last_minute(Instant::now())
     }
 
     /// Events delivered per kind (for health).

@@ -23,8 +23,9 @@ use mdatp_bpf::abi::{
     mdatp_net_event, mdatp_task_info,
 };
 use mdatpd::audit::assemble::{Assembler, AuditEvent};
+use mdatpd::audit::loss::AuditLoss;
 use mdatpd::audit::netlink::RawAuditRecord;
-use mdatpd::audit::source::{AuditLoss, submit};
+use mdatpd::audit::source::submit;
 use mdatpd::clock::HostClock;
 use mdatpd::ebpf::EbpfSource;
 use mdatpd::enrich::Enricher;

@@ -47,6 +47,9 @@ health! {
     events_delivered: BTreeMap<String, u64>,
     /// Loss per stage (and kind); zero entries left out.
     loss: BTreeMap<String, u64>,
+    /// Loss in the last minute per kind (or `sink`, `unknown`): the
+    /// sensor is unhealthy while it is not empty.
+    loss_last_minute: BTreeMap<String, u64>,
     /// The kernel's audit `enabled` (0, 1, 2); absent when unknown.
     audit_enabled: Option<u32>,
     audit_immutable: bool,

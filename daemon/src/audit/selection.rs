@@ -23,7 +23,7 @@ pub struct Selection {
 /// space). The kernel writes arch, syscall, success, ppid and pid before
 /// any text a process controls (comm, exe: quoted or hex), so the first
 /// occurrence is the kernel's.
-fn field<'a>(text: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+pub(super) fn field<'a>(text: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     let pos = text
         .windows(name.len() + 2)
         .position(|w| w[0] == b' ' && &w[1..=name.len()] == name && w[name.len() + 1] == b'=')?;

@@ -12,6 +12,7 @@ use tokio::io::unix::AsyncFd;
 use super::assemble::{Assembler, AuditEvent};
 use super::control::{AuditError, Auditctl};
 use super::convert::{self, Skip};
+use super::loss::{self, AuditLoss};
 use super::netlink::{AuditMulticast, RawAuditRecord, Received};
 use super::rules::RuleManager;
 use super::selection::Selection;
@@ -28,21 +29,6 @@ const SYSCALL: u16 = 1300;
 /// How a SYSCALL record names our rules' key (`rules::KEY`; a test keeps
 /// the two equal). A constant: this test runs on every audit event.
 const KEY_FIELD: &[u8] = b" key=\"mdatp\"";
-
-/// Counts of what the audit side could not turn into events.
-#[derive(Debug, Default, Clone)]
-pub struct AuditLoss {
-    /// Our socket's buffer overflowed (ENOBUFS): records lost here.
-    pub socket_overflows: u64,
-    /// Kernel `lost` counter growth since the sensor started.
-    pub kernel_lost: u64,
-    /// Records without an audit(...) header.
-    pub malformed_records: u64,
-    /// Events flushed without their EOE record.
-    pub incomplete_events: u64,
-    /// Events converted to nothing, by reason (malformed, incomplete).
-    pub skipped: BTreeMap<String, u64>,
-}
 
 pub struct AuditReader {
     sock: AsyncFd<AuditMulticast>,
@@ -83,7 +69,10 @@ impl AuditReader {
         selection: Option<&Selection>,
         pipeline: &mut Pipeline,
     ) {
-        let events = self.read(Instant::now());
+        let (events, lost) = self.read(Instant::now());
+        for l in lost {
+            pipeline.submit(l);
+        }
         if events.is_empty() {
             return;
         }
@@ -98,12 +87,17 @@ impl AuditReader {
         pipeline.flush();
     }
 
-    /// Everything waiting, assembled; plus events that timed out.
-    fn read(&mut self, now: Instant) -> Vec<AuditEvent> {
+    /// Everything waiting, assembled; plus events that timed out; and
+    /// loss records for what was lost on the way here.
+    fn read(&mut self, now: Instant) -> (Vec<AuditEvent>, Vec<Event>) {
         let mut out = Vec::new();
+        let mut lost = Vec::new();
         self.buf.clear();
         match self.sock.get_mut().read(&mut self.buf) {
-            Ok(Received::Overflow) => self.loss.socket_overflows += 1,
+            Ok(Received::Overflow) => {
+                self.loss.socket_overflows += 1;
+                lost.push(loss::socket_overflow());
+            }
             Ok(_) => {}
             Err(e) => log::warn!("audit netlink read failed: {e}"),
         }
@@ -113,8 +107,16 @@ impl AuditReader {
         let expired = self.assembler.expire(now);
         self.loss.incomplete_events += expired.len() as u64;
         out.extend(expired);
+        // A record without a header cannot be assigned to an event: each
+        // is a loss of unknown kind.
+        let malformed = self.assembler.malformed - self.loss.malformed_records;
         self.loss.malformed_records = self.assembler.malformed;
-        out
+        if malformed > 0 {
+            lost.push(loss::unconverted(
+                [("unknown".to_string(), malformed)].into(),
+            ));
+        }
+        (out, lost)
     }
 }
 
@@ -128,6 +130,7 @@ pub fn submit(
     loss: &mut AuditLoss,
     proc_root: &Path,
 ) {
+    let mut unconverted: BTreeMap<String, u64> = BTreeMap::new();
     for ev in events {
         if !reported(ev, syscalls, selection) {
             continue;
@@ -146,8 +149,19 @@ pub fn submit(
                 pipeline.submit(event);
             }
             Err(Skip::NotReported) => {}
-            Err(skip) => *loss.skipped.entry(format!("{skip:?}")).or_default() += 1,
+            Err(skip) => {
+                *loss.skipped.entry(format!("{skip:?}")).or_default() += 1;
+                let kind = ev
+                    .records
+                    .iter()
+                    .find(|r| r.ty == SYSCALL)
+                    .map_or_else(|| "login".into(), |r| loss::kind_of_syscall_text(&r.text));
+                *unconverted.entry(kind).or_default() += 1;
+            }
         }
+    }
+    if !unconverted.is_empty() {
+        pipeline.submit(loss::unconverted(unconverted));
     }
 }
 
@@ -388,6 +402,10 @@ impl EventSource for AuditSource {
             ("audit_kernel_lost", a.loss.kernel_lost),
             ("audit_socket_overflows", a.loss.socket_overflows),
             ("audit_incomplete_events", a.loss.incomplete_events),
+            (
+                "audit_unconverted",
+                a.loss.skipped.values().sum::<u64>() + a.loss.malformed_records,
+            ),
         ] {
             if v > 0 {
                 m.insert(k.to_string(), v);

@@ -102,6 +102,17 @@ impl Daemon {
         if self.bus.is_none() {
             issues.push("D-Bus API unavailable".into());
         }
+        let loss_last_minute = self.pipeline.loss_last_minute();
+        if !loss_last_minute.is_empty() {
+            let what: Vec<String> = loss_last_minute
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            issues.push(format!(
+                "events lost in the last minute: {} (see loss and the loss records)",
+                what.join(", ")
+            ));
+        }
         let login_events = self.login_events();
         let mut loss = BTreeMap::new();
         self.ebpf.loss_map(&mut loss);
@@ -127,6 +138,7 @@ impl Daemon {
             failed_hooks: failed,
             events_delivered: self.pipeline.delivered_map(),
             loss,
+            loss_last_minute,
             audit_enabled: self.audit_status.map(|s| s.enabled),
             audit_immutable: self.audit_status.is_some_and(|s| s.immutable()),
             audit_rules_loaded: self.audit.rules.is_some(),

@@ -197,7 +197,14 @@ impl Daemon {
             self.audit_status,
             self.audit.reader.as_mut(),
         ) {
-            r.loss.kernel_lost = s.lost.saturating_sub(base);
+            let lost = s.lost.saturating_sub(base);
+            let grown = lost.saturating_sub(r.loss.kernel_lost);
+            r.loss.kernel_lost = lost;
+            if grown > 0 {
+                log::warn!("the kernel lost {grown} audit records (backlog full or rate limit)");
+                self.pipeline.submit(crate::audit::loss::kernel_lost(grown));
+                self.pipeline.flush();
+            }
         }
     }
 

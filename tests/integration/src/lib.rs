@@ -382,13 +382,24 @@ fn audit_enabled() -> u32 {
 /// foreign rules the test added, and (if a daemon died) rules keyed mdatp.
 pub struct AuditState {
     enabled: u32,
+    rate_limit: u32,
     added: Vec<Vec<String>>,
+}
+
+fn audit_status_field(name: &str) -> u32 {
+    let out = auditctl(&["-s"]);
+    let prefix = format!("{name} ");
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in auditctl -s"))
 }
 
 impl AuditState {
     pub fn capture() -> Self {
         Self {
             enabled: audit_enabled(),
+            rate_limit: audit_status_field("rate_limit"),
             added: Vec::new(),
         }
     }
@@ -402,6 +413,16 @@ impl AuditState {
 
     pub fn set_enabled(&self, e: u32) {
         auditctl(&["-e", &e.to_string()]);
+    }
+
+    /// The kernel's message rate limit (0: none); put back on drop.
+    pub fn set_rate_limit(&self, per_second: u32) {
+        auditctl(&["-r", &per_second.to_string()]);
+    }
+
+    /// The kernel's `lost` counter.
+    pub fn lost(&self) -> u64 {
+        u64::from(audit_status_field("lost"))
     }
 }
 
@@ -421,6 +442,9 @@ impl Drop for AuditState {
             args[0] = "-d";
             let _ = Command::new("auditctl").args(&args).output();
         }
+        let _ = Command::new("auditctl")
+            .args(["-r", &self.rate_limit.to_string()])
+            .output();
         let _ = Command::new("auditctl")
             .args(["-e", &self.enabled.to_string()])
             .output();
