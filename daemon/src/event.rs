@@ -125,8 +125,9 @@ pub enum LossDetection {
     KernelCounter,
     /// The kernel's audit `lost` counter grew (backlog full, rate limit).
     AuditKernelLost,
-    /// The sensor's audit multicast socket overflowed (ENOBUFS).
-    AuditSocketOverflow,
+    /// Audit events never received: their serial numbers were skipped
+    /// (the sensor's socket overflowed, or the kernel dropped them).
+    AuditSerialGap,
     /// Audit events that could not be converted (malformed, incomplete).
     AuditUnconverted,
 }
@@ -137,7 +138,7 @@ impl LossDetection {
             LossDetection::SequenceGap => "sequence_gap",
             LossDetection::KernelCounter => "kernel_counter",
             LossDetection::AuditKernelLost => "audit_kernel_lost",
-            LossDetection::AuditSocketOverflow => "audit_socket_overflow",
+            LossDetection::AuditSerialGap => "audit_serial_gap",
             LossDetection::AuditUnconverted => "audit_unconverted",
         }
     }

@@ -12,7 +12,7 @@ use libc::{
     SYS_openat2, SYS_rename, SYS_renameat, SYS_renameat2, SYS_rmdir, SYS_symlink, SYS_symlinkat,
     SYS_unlink, SYS_unlinkat,
 };
-use linux_audit_parser::{Body, MessageType, Number, Parser, Value};
+use linux_audit_parser::{Body, Key, MessageType, Number, Parser, Value};
 
 use super::arch::Arch;
 use super::assemble::AuditEvent;
@@ -72,8 +72,20 @@ pub(super) fn bytes(v: &Value) -> Option<Vec<u8>> {
     }
 }
 
+/// A record's field. `Body::get` compares every key of the record with
+/// the name by formatting it to a string (an allocation per key per
+/// lookup: the audit source's largest cost under a storm); the name is
+/// made into the parser's `Key` once and compared as such instead.
+pub(super) fn get<'b>(body: &'b Body<'b>, key: &str) -> Option<&'b Value<'b>> {
+    let wanted: Key = match key.parse() {
+        Ok(k) => k,
+        Err(never) => match never {},
+    };
+    body.into_iter().find(|(k, _)| *k == wanted).map(|(_, v)| v)
+}
+
 fn text(body: &Body, key: &str) -> Option<String> {
-    let b = bytes(body.get(key)?)?;
+    let b = bytes(get(body, key)?)?;
     let s = String::from_utf8_lossy(&b).into_owned();
     (s != "?" && s != "(null)" && !s.is_empty()).then_some(s)
 }
@@ -88,12 +100,12 @@ fn num_of(v: &Value) -> Option<i64> {
 }
 
 fn num(body: &Body, key: &str) -> Option<i64> {
-    num_of(body.get(key)?)
+    num_of(get(body, key)?)
 }
 
 /// A syscall argument (a0..a3): hex in the record.
 fn arg(body: &Body, key: &str) -> Option<u64> {
-    match body.get(key)? {
+    match get(body, key)? {
         Value::Number(Number::Hex(u)) => Some(*u),
         Value::Number(Number::Dec(i)) => Some(*i as u64),
         Value::Str(s, _) => u64::from_str_radix(std::str::from_utf8(s).ok()?, 16).ok(),
@@ -109,7 +121,7 @@ fn id(body: &Body, key: &str) -> Option<u32> {
 
 /// The `msg='op=... acct=...'` map of a user-space record.
 fn msg_field(body: &Body, key: &str) -> Option<String> {
-    let Value::Map(m) = body.get("msg")? else {
+    let Value::Map(m) = get(body, "msg")? else {
         return None;
     };
     let (_, v) = m.iter().find(|(k, _)| k == key.as_bytes())?;
@@ -329,6 +341,12 @@ fn convert_event(ev: &AuditEvent, socket_fds: &mut Option<[i32; 2]>) -> Result<E
 fn process_event(call: &Call<'_>, kind: EventKind) -> Result<Event, Skip> {
     let mut process = call.ctx.process();
     let activity = if kind == EventKind::ProcessExec {
+        if call.ctx.error().is_some() {
+            // A failed exec (a shell trying each PATH entry) has no
+            // EXECVE record and runs nothing; eBPF sees only execs that
+            // happened.
+            return Err(Skip::NotReported);
+        }
         if !call.ctx.records.iter().any(|r| r.ty == EXECVE) {
             return Err(Skip::Incomplete);
         }
@@ -461,7 +479,7 @@ fn net_event(call: &Call<'_>) -> Result<Event, Skip> {
         .records
         .iter()
         .find(|r| r.ty == SOCKADDR)
-        .and_then(|r| r.body.get("saddr").and_then(bytes))
+        .and_then(|r| get(&r.body, "saddr").and_then(bytes))
         .and_then(|b| sockaddr(&b));
     let (activity, local, remote) = match call.nr {
         SYS_connect => (NetActivity::Connect, None, addr),

@@ -29,10 +29,38 @@ impl AsRawFd for AuditMulticast {
     }
 }
 
+/// The receive buffer the sensor asks for: a burst of audit records
+/// (a package install, a build) must wait here while the loop is busy.
+const RECEIVE_BUFFER: usize = 32 << 20;
+
+/// SO_RCVBUFFORCE (CAP_NET_ADMIN, which the unit grants) goes past the
+/// host's net.core.rmem_max, which caps SO_RCVBUF at ~200 KiB by default:
+/// too small for a burst. Without the capability, SO_RCVBUF's best.
+fn grow_receive_buffer(sock: &Socket) {
+    use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+    use std::os::fd::BorrowedFd;
+    // SAFETY: the socket's fd is open for the duration of this call.
+    let fd = unsafe { BorrowedFd::borrow_raw(sock.as_raw_fd()) };
+    if let Err(e) = setsockopt(&fd, sockopt::RcvBufForce, &RECEIVE_BUFFER) {
+        let _ = setsockopt(&fd, sockopt::RcvBuf, &RECEIVE_BUFFER);
+        log::warn!(
+            "audit socket: cannot force a {} MiB receive buffer ({e}); bursts may overflow it (counted as loss)",
+            RECEIVE_BUFFER >> 20
+        );
+    }
+    if let Ok(n) = getsockopt(&fd, sockopt::RcvBuf) {
+        log::debug!("audit socket receive buffer: {n} bytes");
+    }
+}
+
 /// What a read produced.
 pub enum Received {
+    /// Records, and the socket is empty now.
     Records,
-    /// The socket buffer overflowed: records were lost here.
+    /// Records, and more are waiting (the batch limit was reached).
+    More,
+    /// The socket buffer overflowed: records were lost here (more are
+    /// waiting: the read stopped at the error).
     Overflow,
     Nothing,
 }
@@ -43,8 +71,7 @@ impl AuditMulticast {
         sock.bind(&SocketAddr::new(0, 0))?;
         sock.add_membership(AUDIT_NLGRP_READLOG)?;
         sock.set_non_blocking(true)?;
-        // Best effort: a larger buffer rides out bursts.
-        let _ = sock.set_rx_buf_sz(8 * 1024 * 1024usize);
+        grow_receive_buffer(&sock);
         Ok(Self {
             sock,
             buf: vec![0u8; 1 << 16],
@@ -66,7 +93,7 @@ impl AuditMulticast {
                 Err(e) => return Err(e),
             }
         }
-        Ok(got)
+        Ok(Received::More)
     }
 }
 

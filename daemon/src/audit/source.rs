@@ -12,7 +12,7 @@ use tokio::io::unix::AsyncFd;
 use super::assemble::{Assembler, AuditEvent};
 use super::control::{AuditError, Auditctl};
 use super::convert::{self, Skip};
-use super::loss::{self, AuditLoss};
+use super::loss::{self, AuditLoss, SerialGaps};
 use super::netlink::{AuditMulticast, RawAuditRecord, Received};
 use super::rules::RuleManager;
 use super::selection::Selection;
@@ -34,6 +34,11 @@ pub struct AuditReader {
     sock: AsyncFd<AuditMulticast>,
     assembler: Assembler,
     buf: Vec<RawAuditRecord>,
+    gaps: SerialGaps,
+    /// The last read left records in the socket: read again without
+    /// waiting (epoll reports a socket once per arrival, not per record
+    /// left, so waiting could leave them there until the next arrival).
+    more: bool,
     pub loss: AuditLoss,
 }
 
@@ -48,11 +53,16 @@ impl AuditReader {
             sock,
             assembler: Assembler::default(),
             buf: Vec::new(),
+            gaps: SerialGaps::default(),
+            more: false,
             loss: AuditLoss::default(),
         })
     }
 
     pub async fn readable(&self) -> std::io::Result<()> {
+        if self.more {
+            return Ok(());
+        }
         let mut g = self.sock.readable().await?;
         g.clear_ready();
         Ok(())
@@ -62,19 +72,19 @@ impl AuditReader {
     /// of our rules are reported (audit serves kinds now, or a switch
     /// away from it is draining them); login records always are.
     /// `selection`: what our loaded rules ask for (records a foreign
-    /// rule labelled first are ours too).
+    /// rule labelled first are ours too). Whether records were read.
     pub fn drain(
         &mut self,
         syscalls: bool,
         selection: Option<&Selection>,
         pipeline: &mut Pipeline,
-    ) {
-        let (events, lost) = self.read(Instant::now());
+    ) -> bool {
+        let (events, lost, read_any) = self.read(Instant::now());
         for l in lost {
             pipeline.submit(l);
         }
         if events.is_empty() {
-            return;
+            return read_any;
         }
         submit(
             &events,
@@ -85,28 +95,42 @@ impl AuditReader {
             Path::new("/proc"),
         );
         pipeline.flush();
+        read_any
     }
 
     /// Everything waiting, assembled; plus events that timed out; and
-    /// loss records for what was lost on the way here.
-    fn read(&mut self, now: Instant) -> (Vec<AuditEvent>, Vec<Event>) {
+    /// loss records for what was lost on the way here; whether anything
+    /// was read.
+    fn read(&mut self, now: Instant) -> (Vec<AuditEvent>, Vec<Event>, bool) {
         let mut out = Vec::new();
         let mut lost = Vec::new();
         self.buf.clear();
-        match self.sock.get_mut().read(&mut self.buf) {
+        let received = self.sock.get_mut().read(&mut self.buf);
+        self.more = matches!(received, Ok(Received::More | Received::Overflow));
+        let read_any = match received {
+            // What it cost shows as a serial gap.
             Ok(Received::Overflow) => {
                 self.loss.socket_overflows += 1;
-                lost.push(loss::socket_overflow());
+                true
             }
-            Ok(_) => {}
-            Err(e) => log::warn!("audit netlink read failed: {e}"),
-        }
+            Ok(Received::Records | Received::More) => true,
+            Ok(Received::Nothing) => false,
+            Err(e) => {
+                log::warn!("audit netlink read failed: {e}");
+                false
+            }
+        };
         for rec in self.buf.drain(..) {
             out.extend(self.assembler.push(rec, now));
         }
         let expired = self.assembler.expire(now);
         self.loss.incomplete_events += expired.len() as u64;
         out.extend(expired);
+        let missing = self.gaps.observe(out.iter().map(|e| e.serial), now);
+        if missing > 0 {
+            self.loss.serial_gaps += missing;
+            lost.push(loss::serial_gap(missing));
+        }
         // A record without a header cannot be assigned to an event: each
         // is a loss of unknown kind.
         let malformed = self.assembler.malformed - self.loss.malformed_records;
@@ -116,7 +140,7 @@ impl AuditReader {
                 [("unknown".to_string(), malformed)].into(),
             ));
         }
-        (out, lost)
+        (out, lost, read_any)
     }
 }
 
@@ -268,6 +292,11 @@ impl AuditRules {
         })
     }
 
+    /// What the loaded rules ask for.
+    pub fn selection(&self) -> &Selection {
+        &self.selection
+    }
+
     /// The kinds the loaded rules produce.
     pub fn kinds(&self) -> &[EventKind] {
         &self.kinds
@@ -340,13 +369,34 @@ impl AuditSource {
         self.report_syscalls = on;
     }
 
+    /// At stop: reads every record already queued (what our rules asked
+    /// for before they went, as `selection` says) until the socket is
+    /// empty or `deadline`. Records left unread are counted as a loss.
+    pub fn drain_until(
+        &mut self,
+        selection: Option<&Selection>,
+        pipeline: &mut Pipeline,
+        deadline: Instant,
+    ) {
+        let Some(r) = &mut self.reader else { return };
+        while r.drain(true, selection, pipeline) {
+            if Instant::now() > deadline {
+                log::warn!("audit records were still queued at stop: not read (counted as lost)");
+                pipeline.submit(loss::serial_gap(1));
+                pipeline.flush();
+                return;
+            }
+        }
+    }
+
     /// The audit part of the loss-totals line.
     pub fn summary(&self) -> String {
         match &self.reader {
             Some(a) => format!(
-                "; audit: kernel lost={} socket overflows={} malformed records={} incomplete events={} skipped={:?}",
+                "; audit: kernel lost={} socket overflows={} events never received={} malformed records={} incomplete events={} skipped={:?}",
                 a.loss.kernel_lost,
                 a.loss.socket_overflows,
+                a.loss.serial_gaps,
                 a.loss.malformed_records,
                 a.loss.incomplete_events,
                 a.loss.skipped
@@ -401,6 +451,7 @@ impl EventSource for AuditSource {
         for (k, v) in [
             ("audit_kernel_lost", a.loss.kernel_lost),
             ("audit_socket_overflows", a.loss.socket_overflows),
+            ("audit_serial_gaps", a.loss.serial_gaps),
             ("audit_incomplete_events", a.loss.incomplete_events),
             (
                 "audit_unconverted",

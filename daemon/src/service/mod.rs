@@ -10,7 +10,7 @@ mod providers;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use mdatp_dbus::Health;
@@ -39,6 +39,8 @@ use crate::source::EventSource;
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 const AUDIT_STATUS_INTERVAL: Duration = Duration::from_secs(10);
+/// How long the stop may spend reading audit records already queued.
+const STOP_DRAIN: Duration = Duration::from_secs(5);
 
 /// What does not change while the daemon runs.
 struct Host {
@@ -285,9 +287,7 @@ impl Daemon {
         let hooks = self.ebpf.stop(&mut self.pipeline);
         self.procs.stop(&mut self.pipeline);
         if let Some(rules) = self.audit.rules.take() {
-            // Records already in flight are read before the rules go.
-            self.audit.report_syscalls(true);
-            self.audit.drain(&mut self.pipeline);
+            let selection = rules.selection().clone();
             // Rules and file go with the service: a stopped (or disabled)
             // sensor leaves no rule to be loaded at the next boot. Under
             // immutable audit nothing can change until reboot: both stay.
@@ -299,6 +299,13 @@ impl Daemon {
             } else if let Err(e) = rules.stop(true) {
                 log::warn!("removing the sensor's audit rules: {e}");
             }
+            // Then every record the rules produced before they went (a
+            // busy host can have thousands queued): none left unread.
+            self.audit.drain_until(
+                Some(&selection),
+                &mut self.pipeline,
+                Instant::now() + STOP_DRAIN,
+            );
         }
         self.pipeline.tick();
         self.pipeline.flush();

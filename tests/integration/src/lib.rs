@@ -198,9 +198,17 @@ impl Daemon {
     /// The first event matching `pred`, waiting up to `timeout`.
     pub fn wait_event(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
         let end = Instant::now() + timeout;
+        // Only the events not looked at yet, under the lock and without
+        // copying them all: a copy of tens of thousands per poll would
+        // keep the reader thread from the pipe and stall the daemon.
+        let mut seen = 0;
         loop {
-            if let Some(v) = self.events().into_iter().find(|v| pred(v)) {
-                return Some(v);
+            {
+                let events = self.events.lock().expect("events");
+                if let Some(v) = events[seen..].iter().find(|v| pred(v)) {
+                    return Some(v.clone());
+                }
+                seen = events.len();
             }
             if Instant::now() >= end {
                 return None;

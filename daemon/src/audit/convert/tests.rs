@@ -139,3 +139,41 @@ fn pam_records_become_authentication_events() {
     assert_eq!(a.terminal.as_deref(), Some("pts/1"));
     assert_eq!(a.process.pid, 4242);
 }
+
+/// A shell trying each PATH entry makes failed execs: no EXECVE record,
+/// nothing ran. Not an event (eBPF sees only execs that happened), and
+/// not a loss either.
+#[test]
+fn a_failed_exec_is_not_reported_and_not_lost() {
+    let evs = load("exec-failed");
+    assert_eq!(evs.len(), 1);
+    assert!(matches!(convert(&evs[0]), Err(Skip::NotReported)));
+}
+
+/// The allocation-free lookup finds what the parser's own `Body::get`
+/// finds, for every field of every recorded record.
+#[test]
+fn field_lookup_agrees_with_the_parser() {
+    let dir = format!("{}/testdata/audit", env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines() {
+            let Some((ty, rest)) = line.split_once('\t') else {
+                continue;
+            };
+            let rec = RawAuditRecord {
+                ty: ty.parse().unwrap(),
+                text: rest.as_bytes().to_vec(),
+            };
+            let Some(p) = parse(&rec) else { continue };
+            for (k, _) in &p.body {
+                let name = k.to_string();
+                assert_eq!(get(&p.body, &name), p.body.get(&name), "{name} in {line}");
+                checked += 1;
+            }
+            assert_eq!(get(&p.body, "no_such_field"), None);
+        }
+    }
+    assert!(checked > 200, "{checked}");
+}
