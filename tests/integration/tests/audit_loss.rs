@@ -135,8 +135,11 @@ impl Drop for Storm {
     }
 }
 
-/// One round of the workload; the events it must produce, as matchers.
-fn round(dir: &std::path::Path, i: usize, port: u16) -> Vec<(String, Box<dyn Fn(&Value) -> bool>)> {
+/// An event the workload must produce: its name and a matcher.
+type Expected = (String, Box<dyn Fn(&Value) -> bool>);
+
+/// One round of the workload; the events it must produce.
+fn round(dir: &std::path::Path, i: usize, port: u16) -> Vec<Expected> {
     let tag = format!("busy-round-{i}");
     Command::new("/bin/echo")
         .arg(&tag)
@@ -232,7 +235,7 @@ fn on_a_busy_host_every_event_is_delivered_or_counted_lost() {
     let stopped = d.stop();
     let missing: Vec<&String> = expected
         .iter()
-        .filter(|(_, m)| !stopped.events.iter().any(|v| m(v)))
+        .filter(|(_, m)| !stopped.events.iter().any(m))
         .map(|(name, _)| name)
         .collect();
     let counted: u64 = stopped
