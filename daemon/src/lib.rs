@@ -16,6 +16,7 @@ pub mod hot;
 pub mod json;
 pub mod kind;
 pub mod loss;
+pub mod mounts;
 pub mod ocsf;
 pub mod paths;
 pub mod pipeline;

@@ -2,9 +2,18 @@
 //! kernel encoding are auditctl's business; we only ever add or delete
 //! rules that carry our key.
 
-use std::io;
+use std::io::{self, Read};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use wait_timeout::ChildExt;
+
+/// How long one auditctl call may take. A hung auditctl (a stuck audit
+/// netlink, a wedged auditd) must not hold the sensor: the call is killed
+/// and fails with `AuditError::Timeout`.
+pub const AUDITCTL_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -16,6 +25,8 @@ pub enum AuditError {
     },
     #[error("auditctl {args} failed: {stderr}")]
     Failed { args: String, stderr: String },
+    #[error("auditctl {args} did not finish within {} s: killed", .after.as_secs())]
+    Timeout { args: String, after: Duration },
     #[error("audit configuration is immutable (enabled 2): rules cannot change until reboot")]
     Immutable,
     #[error("cannot read audit status from auditctl -s: {0}")]
@@ -85,22 +96,55 @@ impl Default for Auditctl {
 
 impl Auditctl {
     fn run(&self, args: &[&str]) -> Result<String, AuditError> {
-        let out = Command::new(&self.bin)
+        let mut child = Command::new(&self.bin)
             .args(args)
-            .output()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group: a timeout kills whatever it started.
+            .process_group(0)
+            .spawn()
             .map_err(|source| AuditError::Missing {
                 bin: self.bin.display().to_string(),
                 source,
             })?;
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        // The pipes are read beside the wait: `auditctl -l` on a host with
+        // many rules prints more than a pipe holds.
+        let reader = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_end(&mut buf);
+                }
+                buf
+            })
+        };
+        let out = reader(child.stdout.take().map(|p| Box::new(p) as _));
+        let err = reader(child.stderr.take().map(|p| Box::new(p) as _));
+        let status = match child.wait_timeout(AUDITCTL_TIMEOUT) {
+            Ok(Some(status)) => status,
+            Ok(None) | Err(_) => {
+                let group = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                // The readers end when the group's pipes close; not waited for.
+                return Err(AuditError::Timeout {
+                    args: args.join(" "),
+                    after: AUDITCTL_TIMEOUT,
+                });
+            }
+        };
+        let stdout = out.join().unwrap_or_default();
+        let stderr = err.join().unwrap_or_default();
+        let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
         // auditctl can print an error and still exit 0 (immutable mode).
-        if !out.status.success() || stderr.contains("Error") || stderr.contains("error") {
+        if !status.success() || stderr.contains("Error") || stderr.contains("error") {
             return Err(AuditError::Failed {
                 args: args.join(" "),
                 stderr,
             });
         }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        Ok(String::from_utf8_lossy(&stdout).into_owned())
     }
 
     /// Testing: another auditctl program (a missing one is a host without
@@ -165,6 +209,22 @@ impl Auditctl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hanging_auditctl_is_killed_with_what_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("auditctl");
+        // A child that keeps the pipes open outlives a plain kill.
+        std::fs::write(&bin, "#!/bin/sh\nsleep 60 &\nsleep 60\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let ctl = Auditctl::default().with_bin(Some(bin));
+        let t = std::time::Instant::now();
+        let e = ctl.status().unwrap_err();
+        assert!(matches!(e, AuditError::Timeout { .. }), "{e}");
+        assert!(t.elapsed() < AUDITCTL_TIMEOUT + Duration::from_secs(2));
+        assert!(e.to_string().contains("did not finish within 5 s"), "{e}");
+    }
 
     #[test]
     fn status_is_parsed() {

@@ -72,6 +72,8 @@ pub struct Converter {
     opened: HashMap<u32, Vec<(u32, u64, SharedStr)>>,
     /// pid → the last comm seen, shared while the kernel's still matches.
     comms: HashMap<u32, SharedStr>,
+    /// Which paths a lookup may not touch (network, FUSE, automount).
+    mounts: crate::mounts::MountTable,
 }
 
 impl Converter {
@@ -85,6 +87,7 @@ impl Converter {
             cpu_sources: Vec::new(),
             opened: HashMap::new(),
             comms: HashMap::new(),
+            mounts: Default::default(),
         }
     }
 
@@ -207,11 +210,11 @@ impl Converter {
             }
             KernelRecord::FileOp(r) => {
                 let (mut activity, mut info, error) = records::file_op(&r);
-                records::complete_identity(&mut info);
+                records::complete_identity(&mut info, &mut self.mounts);
                 if let FileActivity::Rename { to, .. } | FileActivity::Link { to, .. } =
                     &mut activity
                 {
-                    records::complete_identity(to);
+                    records::complete_identity(to, &mut self.mounts);
                 }
                 let process = self.task_process(&r.task);
                 file(activity, info, error, process)

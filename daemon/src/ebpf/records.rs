@@ -175,7 +175,9 @@ pub fn stat_identity(path: &str) -> Option<(u64, Device, u32, u32)> {
         libc::statx(
             libc::AT_FDCWD,
             c.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
+            // Never trigger an automount, and take a network filesystem's
+            // cached attributes rather than asking its server.
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT | libc::AT_STATX_DONT_SYNC,
             libc::STATX_INO | libc::STATX_MODE | libc::STATX_MNT_ID,
             &mut stx,
         )
@@ -195,12 +197,16 @@ pub fn stat_identity(path: &str) -> Option<(u64, Device, u32, u32)> {
 
 /// Completes a path change's identity the kernel side could not give (an
 /// absolute name): the file itself when it exists after the change, else
-/// (deleted, or a failed change) its directory's device and mount.
-pub fn complete_identity(f: &mut FileInfo) {
+/// (deleted, or a failed change) its directory's device and mount. Not
+/// on a filesystem where the lookup could hang the loop (`mounts`).
+pub fn complete_identity(f: &mut FileInfo, mounts: &mut crate::mounts::MountTable) {
     if f.identity_from != IdentitySource::Unknown {
         return;
     }
     let Some(path) = f.path.clone() else { return };
+    if mounts.may_hang(&path) {
+        return;
+    }
     if let Some((ino, dev, mnt, mode)) = stat_identity(&path) {
         f.inode = Some(ino);
         f.device = Some(dev);

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::args::Args;
 use crate::audit::source::AuditSource;
-use crate::audit::{AuditStatus, Auditctl};
+use crate::audit::{AuditError, AuditStatus, Auditctl};
 use crate::bus::{Bus, BusCommand};
 use crate::clock::HostClock;
 use crate::cnproc::ProcConnectorSource;
@@ -191,9 +191,20 @@ impl Daemon {
         }
     }
 
-    /// The audit status, refreshed (each read runs auditctl).
+    /// The audit status, refreshed (each read runs auditctl, bounded by
+    /// its timeout; the periodic read runs off the loop instead).
     fn refresh_audit_status(&mut self) {
-        self.audit_status = self.host.ctl.status().ok();
+        let status = self.host.ctl.status();
+        self.apply_audit_status(status);
+    }
+
+    /// A fresh audit status: kept for health; the kernel's `lost` counter
+    /// growth becomes a loss record.
+    fn apply_audit_status(&mut self, status: Result<AuditStatus, AuditError>) {
+        if let Err(e) = &status {
+            log::debug!("audit status: {e}");
+        }
+        self.audit_status = status.ok();
         if let (Some(base), Some(s), Some(r)) = (
             self.audit_lost_base,
             self.audit_status,
@@ -243,6 +254,8 @@ impl Daemon {
         self.log_running();
         crate::systemd::ready(&self.status_line(0.0));
         let mut delivered_at_last_status = self.pipeline.delivered_total();
+        let (status_tx, mut status_rx) = mpsc::unbounded_channel();
+        let mut status_in_flight = false;
 
         loop {
             tokio::select! {
@@ -262,7 +275,20 @@ impl Daemon {
                 }
                 Some(cmd) = commands.recv() => self.command(cmd).await,
                 _ = audit_status.tick() => {
-                    self.refresh_audit_status();
+                    // auditctl runs off the loop: a slow one delays only
+                    // the status, never the events.
+                    if !status_in_flight {
+                        status_in_flight = true;
+                        let ctl = self.host.ctl.clone();
+                        let tx = status_tx.clone();
+                        tokio::task::spawn_blocking(move || {
+                            let _ = tx.send(ctl.status());
+                        });
+                    }
+                }
+                Some(status) = status_rx.recv() => {
+                    status_in_flight = false;
+                    self.apply_audit_status(status);
                     let total = self.pipeline.delivered_total();
                     let rate = (total - delivered_at_last_status) as f64 / AUDIT_STATUS_INTERVAL.as_secs_f64();
                     delivered_at_last_status = total;

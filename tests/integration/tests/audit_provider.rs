@@ -99,7 +99,7 @@ fn every_fallback_names_its_reason_and_loads_only_our_rules() {
             "case {i}: reason {reason:?} not in:\n{err}"
         );
         let ours = our_audit_rules();
-        assert_eq!(ours.len(), 4, "case {i}: {ours:?}");
+        assert_eq!(ours.len(), 8, "case {i}: four rules, each for x86_64 and i386: {ours:?}");
         let file = std::fs::read_to_string(rules_dir.join("mdatp.rules")).expect("rules file");
         assert!(
             file.lines().skip(1).all(|l| l.ends_with("-k mdatp")),
@@ -160,7 +160,7 @@ fn switching_live_keeps_foreign_rules_byte_for_byte() {
         foreign_before,
         "foreign rules while on auditd"
     );
-    assert_eq!(our_audit_rules().len(), 4);
+    assert_eq!(our_audit_rules().len(), 8);
     assert_eq!(provider_of(&exec_seen(&d, "before-switch")), "auditd");
 
     // auditd -> ebpf: our rules and file go, nothing else changes.
@@ -189,7 +189,7 @@ fn switching_live_keeps_foreign_rules_byte_for_byte() {
     std::fs::write(&cfg, "ebpf_supplementary_event_provider: disabled\n").unwrap();
     d.signal(Signal::SIGHUP);
     d.wait_stderr("provider switched: ebpf -> auditd", WAIT);
-    assert_eq!(our_audit_rules().len(), 4);
+    assert_eq!(our_audit_rules().len(), 8);
     assert_eq!(foreign_now(), foreign_before);
     assert_eq!(
         provider_of(&exec_seen(&d, "after-switch-to-auditd")),
@@ -442,18 +442,19 @@ fn a_refused_program_moves_exactly_its_kinds_to_audit() {
     let err = d.stderr();
     assert!(err.contains("provider=ebpf+auditd"), "{err}");
     assert!(err.contains("audit_kinds=[file_open]"), "{err}");
-    // One rule of ours, for opens only; the rules file says the same.
+    // One rule of ours per ABI, for opens only; the rules file says the same.
     let listed = auditctl(&["-l"]);
     let ours: Vec<&str> = listed.lines().filter(|l| l.contains("key=mdatp")).collect();
-    assert_eq!(ours.len(), 1, "{listed}");
+    assert_eq!(ours.len(), 2, "{listed}");
     assert!(
-        ours[0].contains("openat") && !ours[0].contains("unlink") && !ours[0].contains("execve"),
+        ours.iter()
+            .all(|r| r.contains("openat") && !r.contains("unlink") && !r.contains("execve")),
         "{listed}"
     );
     let file = std::fs::read_to_string(rules_dir.join("mdatp.rules")).unwrap();
     assert_eq!(
         file.lines().filter(|l| l.starts_with("-a")).count(),
-        1,
+        2,
         "{file}"
     );
 

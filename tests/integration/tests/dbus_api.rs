@@ -197,7 +197,7 @@ fn cli_and_busctl_read_health_and_switch_providers() {
         .unwrap();
     assert_eq!((old.as_str(), new.as_str()), ("ebpf", "auditd"));
     assert!(reason.contains("disabled"), "{reason}");
-    assert_eq!(our_audit_rules().len(), 4);
+    assert_eq!(our_audit_rules().len(), 8);
     let local = std::fs::read_to_string(t.dir.path().join("state/local.yaml")).unwrap();
     assert!(
         local.contains("ebpf_supplementary_event_provider: disabled"),

@@ -133,6 +133,20 @@ main)
     check "the foreign rules are untouched" same_foreign
     check "the rules file is gone" test ! -e /etc/audit/rules.d/mdatp.rules
 
+    # Stopping (and disabling) the service takes its rules and rules file
+    # with it: nothing of ours is left for augenrules at the next boot.
+    set_provider disabled
+    check "auditd provider before disable" wait_for 60 subsystem_is auditd
+    check "rules and rules file before disable" bash -c "[ \"\$(auditctl -l | grep -c 'key=mdatp\$')\" -gt 0 ] && test -f /etc/audit/rules.d/mdatp.rules"
+    check "systemctl disable --now mdatp" systemctl disable --now mdatp
+    check "disable --now removed our rules" test "$(our_rules)" -eq 0
+    check "disable --now removed the rules file" test ! -e /etc/audit/rules.d/mdatp.rules
+    check "disable --now left the foreign rules" same_foreign
+    check "systemctl enable --now mdatp" systemctl enable --now mdatp
+    check "back on auditd after enable (the setting persists)" wait_for 120 subsystem_is auditd
+    set_provider enabled
+    check "back on ebpf" wait_for 60 subsystem_is ebpf
+
     # A broken drop-in: reload is refused and the sensor keeps running.
     pid=$(main_pid)
     echo 'folding: [oops' > /etc/mdatp/conf.d/99-broken.yaml
@@ -216,10 +230,16 @@ immutable)
     check "systemctl stop works under immutable audit" timeout 60 systemctl stop mdatp
     check "systemctl start works again" systemctl start mdatp
     check "active after start" wait_for 120 active
+    # Disabled with our rules still loaded (immutable): the reboot that
+    # follows must not bring any back.
+    check "systemctl disable --now mdatp under immutable audit" timeout 60 systemctl disable --now mdatp
+    check "no rules file for augenrules to load at boot" test ! -e /etc/audit/rules.d/mdatp.rules
     ;;
 after-immutable)
     check "the reboot ended immutable mode" bash -c '! auditctl -s | grep -q "^enabled 2"'
     check "no rule keyed mdatp survived the reboot" test "$(our_rules)" -eq 0
+    check "the disabled service did not start at boot" bash -c '! systemctl is-active --quiet mdatp && ! systemctl is-enabled --quiet mdatp'
+    check "systemctl enable --now mdatp" systemctl enable --now mdatp
     check "the sensor is back on eBPF" wait_for 180 bash -c 'systemctl is-active --quiet mdatp && [ "$(mdatp health --field supplementary_events_subsystem)" = ebpf ]'
     check "an exec appears after the reboot" exec_seen ebpf
     check "apt-get purge mdatp succeeds" apt-get purge -y -q mdatp
