@@ -14,8 +14,21 @@ const MAX_AGE: Duration = Duration::from_secs(10);
 fn may_hang(fs_type: &str) -> bool {
     matches!(
         fs_type,
-        "nfs" | "nfs4" | "cifs" | "smb3" | "smbfs" | "ceph" | "9p" | "afs" | "glusterfs"
-            | "lustre" | "autofs" | "fuse" | "fuseblk" | "sshfs" | "davfs"
+        "nfs"
+            | "nfs4"
+            | "cifs"
+            | "smb3"
+            | "smbfs"
+            | "ceph"
+            | "9p"
+            | "afs"
+            | "glusterfs"
+            | "lustre"
+            | "autofs"
+            | "fuse"
+            | "fuseblk"
+            | "sshfs"
+            | "davfs"
     ) || fs_type.starts_with("fuse.")
 }
 
@@ -28,7 +41,10 @@ pub struct MountTable {
 
 impl MountTable {
     fn refresh(&mut self, now: Instant) {
-        if self.read_at.is_some_and(|t| now.duration_since(t) < MAX_AGE) {
+        if self
+            .read_at
+            .is_some_and(|t| now.duration_since(t) < MAX_AGE)
+        {
             return;
         }
         self.read_at = Some(now);
@@ -37,7 +53,12 @@ impl MountTable {
             Ok(m) => {
                 self.mounts = m
                     .into_iter()
-                    .map(|i| (i.mount_point.to_string_lossy().into_owned(), may_hang(&i.fs_type)))
+                    .map(|i| {
+                        (
+                            i.mount_point.to_string_lossy().into_owned(),
+                            may_hang(&i.fs_type),
+                        )
+                    })
                     .collect();
                 self.mounts.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
             }
@@ -76,7 +97,10 @@ mod tests {
         assert!(!t.may_hang("/etc/passwd"));
         assert!(t.may_hang("/mnt/nfs/x"));
         assert!(!t.may_hang("/mnt/nfs/local/y"));
-        assert!(!t.may_hang("/mnt/nfsx/y"), "a prefix of a name is not the mount");
+        assert!(
+            !t.may_hang("/mnt/nfsx/y"),
+            "a prefix of a name is not the mount"
+        );
         assert!(may_hang("fuse.sshfs") && may_hang("nfs4") && !may_hang("ext4"));
     }
 

@@ -120,16 +120,28 @@ mod tests {
     #[test]
     fn a_slow_directory_never_holds_the_loop() {
         let mut u = UserNames::with_lookup(slow);
-        assert_eq!(u.name(0).as_deref(), Some("user0"), "fast: answered at once");
+        assert_eq!(
+            u.name(0).as_deref(),
+            Some("user0"),
+            "fast: answered at once"
+        );
         let t = Instant::now();
         assert_eq!(u.name(1000), None, "slow: not waited for");
         for uid in 1001..1100 {
             assert_eq!(u.name(uid), None);
         }
         assert_eq!(u.name(0).as_deref(), Some("user0"), "cached");
-        assert!(t.elapsed() < Duration::from_millis(100), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            t.elapsed()
+        );
         std::thread::sleep(Duration::from_millis(400));
-        assert_eq!(u.name(1000).as_deref(), Some("user1000"), "later events get it");
+        assert_eq!(
+            u.name(1000).as_deref(),
+            Some("user1000"),
+            "later events get it"
+        );
     }
 
     #[test]

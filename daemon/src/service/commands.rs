@@ -82,7 +82,7 @@ impl Daemon {
         self.config = config;
         self.config_errors.clear();
         self.apply_provider_setting();
-        self.refresh_audit_status();
+        self.request_audit_status();
         self.announce(before).await;
         self.update_health();
         crate::systemd::ready(&self.status_line(0.0));

@@ -39,6 +39,24 @@ use crate::source::EventSource;
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 const AUDIT_STATUS_INTERVAL: Duration = Duration::from_secs(10);
+/// `auditctl -s` answers from the blocking pool.
+struct StatusReads {
+    tx: mpsc::UnboundedSender<Result<AuditStatus, AuditError>>,
+    rx: mpsc::UnboundedReceiver<Result<AuditStatus, AuditError>>,
+    in_flight: bool,
+}
+
+impl StatusReads {
+    fn new() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Self {
+            tx,
+            rx,
+            in_flight: false,
+        }
+    }
+}
+
 /// How long the stop may spend reading audit records already queued.
 const STOP_DRAIN: Duration = Duration::from_secs(5);
 
@@ -74,6 +92,8 @@ pub struct Daemon {
     config_errors: Vec<ConfigProblem>,
     audit_status: Option<AuditStatus>,
     audit_lost_base: Option<u64>,
+    /// `auditctl -s` runs off the loop; its answers come back here.
+    status_reads: StatusReads,
     health: Arc<Mutex<Health>>,
     bus: Option<Bus>,
 }
@@ -132,6 +152,7 @@ impl Daemon {
             config_errors: Vec::new(),
             audit_status: None,
             audit_lost_base: None,
+            status_reads: StatusReads::new(),
             health: Arc::new(Mutex::new(Health::default())),
             bus: None,
         };
@@ -191,11 +212,20 @@ impl Daemon {
         }
     }
 
-    /// The audit status, refreshed (each read runs auditctl, bounded by
-    /// its timeout; the periodic read runs off the loop instead).
-    fn refresh_audit_status(&mut self) {
-        let status = self.host.ctl.status();
-        self.apply_audit_status(status);
+    /// Asks for a fresh audit status: auditctl runs off the loop (a slow
+    /// one delays only the status, never the events); the answer comes
+    /// back through `status_reads` into `apply_audit_status`.
+    fn request_audit_status(&mut self) {
+        let r = &mut self.status_reads;
+        if r.in_flight {
+            return;
+        }
+        r.in_flight = true;
+        let ctl = self.host.ctl.clone();
+        let tx = r.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = tx.send(ctl.status());
+        });
     }
 
     /// A fresh audit status: kept for health; the kernel's `lost` counter
@@ -254,8 +284,6 @@ impl Daemon {
         self.log_running();
         crate::systemd::ready(&self.status_line(0.0));
         let mut delivered_at_last_status = self.pipeline.delivered_total();
-        let (status_tx, mut status_rx) = mpsc::unbounded_channel();
-        let mut status_in_flight = false;
 
         loop {
             tokio::select! {
@@ -274,20 +302,9 @@ impl Daemon {
                     self.update_health();
                 }
                 Some(cmd) = commands.recv() => self.command(cmd).await,
-                _ = audit_status.tick() => {
-                    // auditctl runs off the loop: a slow one delays only
-                    // the status, never the events.
-                    if !status_in_flight {
-                        status_in_flight = true;
-                        let ctl = self.host.ctl.clone();
-                        let tx = status_tx.clone();
-                        tokio::task::spawn_blocking(move || {
-                            let _ = tx.send(ctl.status());
-                        });
-                    }
-                }
-                Some(status) = status_rx.recv() => {
-                    status_in_flight = false;
+                _ = audit_status.tick() => self.request_audit_status(),
+                Some(status) = self.status_reads.rx.recv() => {
+                    self.status_reads.in_flight = false;
                     self.apply_audit_status(status);
                     let total = self.pipeline.delivered_total();
                     let rate = (total - delivered_at_last_status) as f64 / AUDIT_STATUS_INTERVAL.as_secs_f64();

@@ -99,7 +99,11 @@ fn every_fallback_names_its_reason_and_loads_only_our_rules() {
             "case {i}: reason {reason:?} not in:\n{err}"
         );
         let ours = our_audit_rules();
-        assert_eq!(ours.len(), 8, "case {i}: four rules, each for x86_64 and i386: {ours:?}");
+        assert_eq!(
+            ours.len(),
+            8,
+            "case {i}: four rules, each for x86_64 and i386: {ours:?}"
+        );
         let file = std::fs::read_to_string(rules_dir.join("mdatp.rules")).expect("rules file");
         assert!(
             file.lines().skip(1).all(|l| l.ends_with("-k mdatp")),
