@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CARGO_DEB_VERSION=3.8.0
-PACKAGING_APT=(rpm lintian selinux-policy-dev checkpolicy semodule-utils apparmor)
+PACKAGING_APT=(rpm lintian selinux-policy-dev checkpolicy semodule-utils setools apparmor)
 OUT=target/packages
 
 die() { echo "package.sh: $*" >&2; exit 1; }
@@ -40,6 +40,7 @@ rm -rf target/selinux && mkdir -p target/selinux
 cp selinux/mdatp.te selinux/mdatp.fc selinux/mdatp.if target/selinux/
 make -s -C target/selinux -f /usr/share/selinux/devel/Makefile mdatp.pp >/dev/null \
     || die "the SELinux module does not compile"
+scripts/selinux-check.sh
 
 echo "package.sh: Debian package" >&2
 cargo deb -p mdatpd --no-build --strip --no-separate-debug-symbols --output "$OUT/"
