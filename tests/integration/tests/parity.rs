@@ -109,23 +109,54 @@ fn view(events: &[Value], dir: &Path, port: u16) -> BTreeSet<String> {
     out
 }
 
-fn run_under(mode: &str) -> BTreeSet<String> {
+/// How the provider under test came to serve the workload.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Ebpf,
+    Auditd,
+    /// Started on eBPF, switched to the audit subsystem live (SIGHUP).
+    SwitchedToAuditd,
+}
+
+fn run_under(mode: Mode) -> BTreeSet<String> {
     let dir = tempfile::Builder::new()
         .prefix("mdatp-parity-")
         .tempdir()
         .unwrap();
     let canon = fs::canonicalize(dir.path()).unwrap();
     let rules = tempfile::tempdir().unwrap();
+    let setting =
+        |p: &str| format!("folding: {{enabled: false}}\nebpf_supplementary_event_provider: {p}\n");
+    let start = if mode == Mode::Ebpf {
+        "enabled"
+    } else {
+        "disabled"
+    };
+    let start = if mode == Mode::SwitchedToAuditd {
+        "enabled"
+    } else {
+        start
+    };
+    let cfg = filter_config(rules.path(), &setting(start));
     let d = Daemon::start(&[
-        "--ebpf-supplementary-event-provider",
-        mode,
         "--audit-rules-dir",
         rules.path().to_str().unwrap(),
         "--config",
-        filter_config(rules.path(), "folding: {enabled: false}\n")
-            .to_str()
-            .unwrap(),
+        cfg.to_str().unwrap(),
     ]);
+    if mode == Mode::SwitchedToAuditd {
+        fs::write(&cfg, setting("disabled")).unwrap();
+        d.signal(nix::sys::signal::Signal::SIGHUP);
+        d.wait_stderr("provider switched: ebpf -> auditd", WAIT);
+        // Past the switch's overlap window, so every event is audit's.
+        std::thread::sleep(Duration::from_secs(4));
+    }
+    let began_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        // Audit stamps records with the kernel's coarse clock (a tick behind).
+        - 500;
     let (port, sockets) = workload(&canon);
     // The last action of the workload is the accept.
     d.wait_event(WAIT, |v| {
@@ -133,27 +164,31 @@ fn run_under(mode: &str) -> BTreeSet<String> {
             && at(v, "/connection_info/direction") == "Inbound"
             && at(v, "/dst_endpoint/port") == u64::from(port)
     })
-    .unwrap_or_else(|| panic!("{mode}: no accept event; stderr:\n{}", d.stderr()));
+    .unwrap_or_else(|| panic!("{mode:?}: no accept event; stderr:\n{}", d.stderr()));
     std::thread::sleep(Duration::from_millis(500));
     drop(sockets);
     let stopped = d.stop();
-    let provider = if mode == "enabled" { "ebpf" } else { "auditd" };
+    let provider = if mode == Mode::Ebpf { "ebpf" } else { "auditd" };
     // Under audit, forks (which audit has no record of) come from the
     // process connector; everything else from the provider.
     let expected = |v: &serde_json::Value| {
-        if mode == "disabled" && is_fork(v) {
+        if mode != Mode::Ebpf && is_fork(v) {
             "proc_connector"
         } else {
             provider
         }
     };
-    let strays: Vec<&serde_json::Value> = stopped
+    let events: Vec<serde_json::Value> = stopped
         .events
+        .into_iter()
+        .filter(|v| at(v, "/time").as_u64().is_some_and(|t| t >= began_ms))
+        .collect();
+    let strays: Vec<&serde_json::Value> = events
         .iter()
         .filter(|v| v["class_uid"] != 0 && at(v, "/unmapped/provider") != expected(v))
         .collect();
-    assert!(strays.is_empty(), "{mode}: {strays:#?}");
-    view(&stopped.events, &canon, port)
+    assert!(strays.is_empty(), "{mode:?}: {strays:#?}");
+    view(&events, &canon, port)
 }
 
 #[test]
@@ -161,8 +196,8 @@ fn both_providers_report_the_same_workload_alike() {
     skip_unless_root!();
     let _g = serial();
     let _audit = AuditState::capture();
-    let ebpf = run_under("enabled");
-    let auditd = run_under("disabled");
+    let ebpf = run_under(Mode::Ebpf);
+    let auditd = run_under(Mode::Auditd);
     assert_eq!(ebpf, auditd, "eBPF vs auditd view of the same workload");
     let expected = [
         "file \"Create\" <dir>/created.txt ->  status=\"Success\"",
@@ -344,11 +379,16 @@ fn a_hardening_baseline_loaded_first_hides_nothing_and_stays_as_it_was() {
     }
     let baseline = audit_rules();
     assert!(baseline.len() >= BASELINE.len(), "{baseline:#?}");
-    let ebpf = run_under("enabled");
+    let ebpf = run_under(Mode::Ebpf);
     // Every record of the workload now matches a baseline rule first
     // (exec, /tmp, delete, connect): the auditd provider must still
-    // report each of them, once.
-    let auditd = run_under("disabled");
+    // report each of them, once — started on it, and switched to it live.
+    let auditd = run_under(Mode::Auditd);
     assert_eq!(ebpf, auditd, "eBPF vs auditd under the baseline");
+    let switched = run_under(Mode::SwitchedToAuditd);
+    assert_eq!(
+        ebpf, switched,
+        "eBPF vs auditd switched to live, under the baseline"
+    );
     assert_eq!(audit_rules(), baseline, "the baseline, byte for byte");
 }
