@@ -81,10 +81,58 @@ pub fn run(paths: &Paths, seconds: u64, out: &Path) -> Result<()> {
             .unwrap_or_else(|| "— (none up to the highest rate offered)".into())
     );
     let _ = writeln!(md, "{}", drain(paths, &file, DRAIN_OPENS)?);
+    let _ = writeln!(md, "{}", audit_ceiling(paths, &file, seconds)?);
     std::fs::create_dir_all(out)?;
     std::fs::write(out.join("ceiling.md"), &md)?;
     print!("{md}");
     Ok(())
+}
+
+/// The auditd provider's ceiling (with auditd running beside it, as on a
+/// fleet host), per kernel backlog limit: the highest offered open rate
+/// at which nothing is lost — counted from the sensor's loss totals
+/// (events never received, the kernel's lost counter, conversion
+/// failures) — and the rate at which loss begins.
+fn audit_ceiling(paths: &Paths, file: &Path, seconds: u64) -> Result<String> {
+    let mut md = String::from(
+        "auditd provider (auditd running too):\n\n| backlog limit | offered opens/s | opens done | events delivered | delivered/s | loss |\n|---|---|---|---|---|---|\n",
+    );
+    let mut summary = String::new();
+    for backlog in [8192u64, 65_536] {
+        let mut best_zero_loss = 0.0f64;
+        let mut loss_begins = None;
+        for rate in [5_000u64, 10_000, 20_000, 40_000, 80_000] {
+            let mon = Monitor::start("mdatpd-auditd", paths)?;
+            crate::monitors::auditctl(&["-b", &backlog.to_string()])?;
+            let t0 = Instant::now();
+            let done = storm(file, rate, seconds);
+            let elapsed = t0.elapsed().as_secs_f64();
+            let stats = mon.stop()?;
+            let delivered_rate = stats.events as f64 / elapsed;
+            let _ = writeln!(
+                md,
+                "| {backlog} | {rate} | {done} | {} | {delivered_rate:.0} | {} |",
+                stats.events, stats.loss
+            );
+            eprintln!(
+                "auditd provider, backlog {backlog}, offered {rate}/s: done {done}, delivered {} ({delivered_rate:.0}/s), loss {}",
+                stats.events, stats.loss
+            );
+            if stats.loss == 0 {
+                best_zero_loss = best_zero_loss.max(delivered_rate);
+            } else if loss_begins.is_none() {
+                loss_begins = Some(rate);
+            }
+        }
+        let _ = writeln!(
+            summary,
+            "backlog {backlog}: highest delivered rate with zero loss {best_zero_loss:.0} events/s; loss begins at offered {}",
+            loss_begins
+                .map(|r| format!("{r}/s"))
+                .unwrap_or_else(|| "— (none up to the highest rate offered)".into())
+        );
+    }
+    Ok(format!("{md}\n{summary}"))
 }
 
 /// Opens queued for the drain measurement, and a ring that holds them all

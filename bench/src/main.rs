@@ -103,7 +103,11 @@ fn main() -> Result<()> {
             let paths = monitors::Paths {
                 mdatpd: mdatpd.unwrap_or_else(default_mdatpd),
             };
-            ceiling::run(&paths, seconds, &out)
+            // The audit part changes the kernel's backlog limit.
+            let saved = monitors::AuditSaved::save();
+            let result = ceiling::run(&paths, seconds, &out);
+            saved.restore();
+            result
         }
         Cmd::Run {
             reps,

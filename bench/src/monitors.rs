@@ -55,7 +55,7 @@ const AUDIT_RULES: &[&str] = &[
     "connect,accept,accept4,bind,listen",
 ];
 
-fn auditctl(args: &[&str]) -> Result<String> {
+pub fn auditctl(args: &[&str]) -> Result<String> {
     let o = Command::new("auditctl")
         .args(args)
         .output()
@@ -377,5 +377,5 @@ fn loss_from(stderr: &str) -> u64 {
         + num_after("sequence gaps=")
         + num_after("sink failures=")
         + num_after("kernel lost=")
-        + num_after("socket overflows=")
+        + num_after("events never received=")
 }

@@ -81,6 +81,12 @@ impl UserNames {
     }
 
     pub fn name(&mut self, uid: u32) -> Option<SharedStr> {
+        // The hot path: a known uid, no lookup out.
+        if self.pending.is_empty()
+            && let Some(n) = self.cache.get(&uid)
+        {
+            return n.clone();
+        }
         while let Ok((u, n)) = self.answers.try_recv() {
             self.keep(u, n);
         }
