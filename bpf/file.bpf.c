@@ -151,7 +151,8 @@ static __always_inline int handle_open(void *ctx, __u32 flags)
 	path = MDATP_RD(typed, file, f_path);
 	struct mdatp_path_result r = mdatp_walk_path(&path, pb->path, typed);
 	r.len &= MDATP_PATH_MASK;
-	if (mdatp_paths_excluded(cfg) &&
+	/* A truncated walk kept only part of the path: it never matches. */
+	if (!r.truncated && mdatp_paths_excluded(cfg) &&
 	    mdatp_path_in_trie(&excluded_paths, pb, r.start, r.len)) {
 		/* Repeats of this file are now filtered without a path walk. */
 		if (slot)
@@ -309,37 +310,11 @@ static __always_inline int emit_op(void *ctx, struct op_args *a)
 	ev->name1_len = len;
 	pos += len;
 
-	/* Exclusion by path prefix: the directory plus the name. */
-	if (!a->name1_literal && ev->dir1_len && mdatp_paths_excluded(mdatp_settings())) {
-		__u32 d = ev->dir1_len;
-
-		pb->key.prefixlen = 0;
-		if (d < MDATP_EXCLUDE_PATH_LEN) {
-			bpf_probe_read_kernel(pb->key.data, d & (MDATP_EXCLUDE_PATH_LEN - 1), ev->data);
-			__u32 k = d;
-			if (ev->name1_len) {
-				pb->key.data[k & (MDATP_EXCLUDE_PATH_LEN - 1)] = '/';
-				k += 1;
-				__u32 rest = ev->name1_len;
-				if (k + rest > MDATP_EXCLUDE_PATH_LEN)
-					rest = MDATP_EXCLUDE_PATH_LEN - k;
-				bpf_probe_read_kernel(&pb->key.data[k & (MDATP_EXCLUDE_PATH_LEN - 1)],
-						      rest & (MDATP_EXCLUDE_PATH_LEN - 1),
-						      &ev->data[d & MDATP_FILE_OP_DIR_MASK]);
-				k += rest;
-			}
-			pb->key.prefixlen = (k & (2 * MDATP_EXCLUDE_PATH_LEN - 1)) * 8;
-		} else {
-			bpf_probe_read_kernel(pb->key.data, MDATP_EXCLUDE_PATH_LEN, ev->data);
-			pb->key.prefixlen = MDATP_EXCLUDE_PATH_LEN * 8;
-		}
-		struct mdatp_exclude_value *v = bpf_map_lookup_elem(&excluded_paths, &pb->key);
-		__u32 full = ev->dir1_len + (ev->name1_len ? 1 + ev->name1_len : 0);
-		if (v && (v->exact_len == 0 || v->exact_len == full)) {
-			mdatp_count_filtered(a->type);
-			return 0;
-		}
-	}
+	/* No exclusion by path here: the name the caller passed can be
+	 * absolute, contain "..", or lead through a symlink, and a rename or
+	 * link is excluded only when both sides are. User space decides on
+	 * the whole event (daemon/src/exclusions.rs); excluded executables
+	 * are still dropped above. */
 
 	len = 0;
 	if (a->name2)

@@ -96,7 +96,7 @@ struct mdatp_procs_map {
 
 struct mdatp_path_trie_map {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 1024);
+	__uint(max_entries, MDATP_EXCLUDE_MAP_ENTRIES);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct mdatp_path_key);
 	__type(value, struct mdatp_exclude_value);
@@ -104,7 +104,7 @@ struct mdatp_path_trie_map {
 
 struct mdatp_net_trie_map {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 1024);
+	__uint(max_entries, MDATP_EXCLUDE_MAP_ENTRIES);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct mdatp_net_key);
 	__type(value, __u32);

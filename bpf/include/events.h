@@ -64,6 +64,9 @@ enum mdatp_bounds {
 	MDATP_EXCLUDE_PATH_LEN = 256,
 	/* Files folded per process at once. */
 	MDATP_FOLD_SLOTS = 4,
+	/* Entries of each exclusion map (paths: two per prefix; executables
+	 * and networks: one each). `mdatpd validate` refuses more. */
+	MDATP_EXCLUDE_MAP_ENTRIES = 1024,
 };
 
 /* Flags of mdatp_exec_event.flags. */

@@ -99,10 +99,21 @@ impl SensorObject {
     }
 }
 
+/// What a caller other than root is refused.
+#[derive(Clone, Copy)]
+enum RootOnly {
+    /// Changing the sensor.
+    Change,
+    /// Reading its configuration: the exclusions and filters are the
+    /// list of what the sensor does not watch, an attacker's map.
+    ReadConfig,
+}
+
 /// Root only, checked with the bus's own record of the caller.
 async fn require_root(
     conn: &zbus::Connection,
     hdr: &zbus::message::Header<'_>,
+    what: RootOnly,
 ) -> Result<(), SensorError> {
     let sender = hdr
         .sender()
@@ -113,10 +124,13 @@ async fn require_root(
         .await
         .map_err(SensorError::from)?;
     if uid != 0 {
-        return Err(fdo::Error::AccessDenied(format!(
-            "uid {uid} may read the sensor but not change it"
-        ))
-        .into());
+        let msg = match what {
+            RootOnly::Change => format!("uid {uid} may read the sensor's health but not change it"),
+            RootOnly::ReadConfig => format!(
+                "uid {uid} may read the sensor's health but not its configuration (root only: it lists what the sensor does not watch)"
+            ),
+        };
+        return Err(fdo::Error::AccessDenied(msg).into());
     }
     Ok(())
 }
@@ -155,7 +169,13 @@ impl SensorObject {
         self.snapshot().to_dict()
     }
 
-    async fn get_config(&self, key: String) -> Result<OwnedValue, SensorError> {
+    async fn get_config(
+        &self,
+        key: String,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<OwnedValue, SensorError> {
+        require_root(conn, &hdr, RootOnly::ReadConfig).await?;
         let value = self
             .ask(|reply| BusCommand::GetConfig { key, reply })
             .await??;
@@ -169,7 +189,7 @@ impl SensorObject {
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<(), SensorError> {
-        require_root(conn, &hdr).await?;
+        require_root(conn, &hdr, RootOnly::Change).await?;
         let value = yaml_text(&value)?;
         self.ask(|reply| BusCommand::SetConfig { key, value, reply })
             .await??;
@@ -181,7 +201,7 @@ impl SensorObject {
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<(), SensorError> {
-        require_root(conn, &hdr).await?;
+        require_root(conn, &hdr, RootOnly::Change).await?;
         let _ = self.commands.send(BusCommand::Reload);
         Ok(())
     }
@@ -194,7 +214,7 @@ impl SensorObject {
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<String, SensorError> {
-        require_root(conn, &hdr).await?;
+        require_root(conn, &hdr, RootOnly::Change).await?;
         let dir = if directory.is_empty() {
             self.diag_dir.clone()
         } else {

@@ -174,6 +174,11 @@ pub struct FileInfo {
     /// its fold records) and counts hot paths without copying them.
     pub path: Option<SharedStr>,
     pub path_truncated: bool,
+    /// The path was inferred, not resolved: joined lexically through a
+    /// `..` component (a symlink before it makes the object the kernel
+    /// acted on another one), or (audit) a name relative to a directory
+    /// fd joined with the cwd. It never matches an exclusion.
+    pub path_inferred: bool,
     pub inode: Option<u64>,
     pub device: Option<Device>,
     pub mount_id: Option<u32>,

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use mdatp_bpf::abi::mdatp_bounds::MDATP_EXCLUDE_PATH_LEN;
+use mdatp_bpf::abi::mdatp_bounds::{MDATP_EXCLUDE_MAP_ENTRIES, MDATP_EXCLUDE_PATH_LEN};
 use serde::{Deserialize, Serialize};
 
 use crate::kind::EventKind;
@@ -165,6 +165,25 @@ impl FilterConfig {
                 )),
             }
         }
+        // What the kernel maps can hold: a load with more fails, and the
+        // sensor would fall back for a reason that is the configuration's.
+        let cap = MDATP_EXCLUDE_MAP_ENTRIES as usize;
+        for (key, entries, per_item) in [
+            ("exclude.paths", paths.len(), 2),
+            ("exclude.processes", processes.len(), 1),
+            ("exclude.networks", networks.len(), 1),
+        ] {
+            if entries > cap {
+                problems.push(problem(
+                    key,
+                    format!(
+                        "{} entries: the kernel's exclusion map holds {cap} kernel entries, at most {} entries here",
+                        entries / per_item,
+                        cap / per_item
+                    ),
+                ));
+            }
+        }
         if self.folding.enabled && self.folding.window_ms == 0 {
             problems.push(problem(
                 "folding.window_ms",
@@ -288,6 +307,20 @@ mod tests {
         assert!(err.contains("events.bogus"), "{err}");
         assert!(err.contains("exclude.paths[0]"), "{err}");
         assert!(err.contains("exclude.networks[0]"), "{err}");
+    }
+
+    #[test]
+    fn more_exclusions_than_the_kernel_maps_hold_are_refused_by_key() {
+        let paths: Vec<String> = (0..513).map(|i| format!("/x/{i}")).collect();
+        let yaml = format!("exclude: {{paths: [{}]}}", paths.join(", "));
+        let err = cfg(&yaml).expect_err("over the limit").to_string();
+        assert!(err.contains("exclude.paths"), "{err}");
+        assert!(
+            err.contains("513 entries") && err.contains("at most 512"),
+            "{err}"
+        );
+        let fits = format!("exclude: {{paths: [{}]}}", paths[..512].join(", "));
+        assert!(cfg(&fits).is_ok());
     }
 
     #[test]

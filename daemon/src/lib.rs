@@ -11,6 +11,7 @@ pub mod ebpf;
 pub mod enrich;
 pub mod error_text;
 pub mod event;
+pub mod exclusions;
 pub mod filters;
 pub mod hot;
 pub mod json;

@@ -97,6 +97,8 @@ pub struct LossLedger {
     /// Events of a new provider already reported by the old one during a
     /// switch (not lost: reported once).
     pub overlap_duplicates: u64,
+    /// Events excluded by configuration in user space (not lost).
+    pub filtered: BTreeMap<EventKind, u64>,
 }
 
 impl LossLedger {
@@ -151,7 +153,12 @@ impl fmt::Display for Summary<'_> {
             self.ebpf.decode_errors,
             self.ledger.sink_failures,
             self.ledger.overlap_duplicates
-        )
+        )?;
+        write!(f, "; user-space filtered:")?;
+        for (ty, n) in &self.ledger.filtered {
+            write!(f, " {ty}={n}")?;
+        }
+        Ok(())
     }
 }
 

@@ -24,9 +24,21 @@ pub fn join_lexical(dir: &str, name: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// Whether a caller-given name has a `..` component (its lexical join
+/// may not be the object the kernel resolved).
+pub fn has_dotdot(name: &str) -> bool {
+    name.split('/').any(|c| c == "..")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::join_lexical;
+    use super::{has_dotdot, join_lexical};
+
+    #[test]
+    fn dotdot_components_are_found() {
+        assert!(has_dotdot("../x") && has_dotdot("a/../b") && has_dotdot(".."));
+        assert!(!has_dotdot("a..b/c") && !has_dotdot("/etc/passwd"));
+    }
 
     #[test]
     fn joins_and_folds() {

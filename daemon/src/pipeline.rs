@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::enrich::Enricher;
 use crate::event::{Event, Provider};
+use crate::exclusions::Exclusions;
 use crate::hot::HotSources;
 use crate::loss::{LossLedger, RecentLoss};
 use crate::ocsf;
@@ -20,6 +21,8 @@ pub struct Pipeline {
     ledger: LossLedger,
     /// Loss of every stage and source in the last minute (health).
     recent: RecentLoss,
+    /// The configured exclusions, for what the kernel did not filter.
+    exclusions: Exclusions,
     sink: Box<dyn Sink + Send>,
     sink_error_logged: bool,
     overlap: Option<Overlap>,
@@ -65,6 +68,7 @@ impl Pipeline {
             enricher,
             ledger: LossLedger::default(),
             recent: RecentLoss::default(),
+            exclusions: Exclusions::default(),
             sink,
             sink_error_logged: false,
             overlap: None,
@@ -77,6 +81,11 @@ impl Pipeline {
     pub fn with_hostname(mut self, hostname: &str) -> Self {
         self.hostname = hostname.to_string();
         self
+    }
+
+    /// The running configuration's exclusions (at start and every reload).
+    pub fn set_exclusions(&mut self, exclusions: Exclusions) {
+        self.exclusions = exclusions;
     }
 
     /// Processes that ran before the sources started.
@@ -94,6 +103,12 @@ impl Pipeline {
             self.note_loss(l);
         }
         self.enricher.enrich(&mut event);
+        if self.exclusions.excludes(&event) {
+            if let Some(kind) = event.kind() {
+                *self.ledger.filtered.entry(kind).or_default() += 1;
+            }
+            return;
+        }
         if self.is_overlap_duplicate(&event) {
             self.ledger.overlap_duplicates += 1;
             return;

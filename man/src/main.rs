@@ -32,8 +32,9 @@ const CLI_ENV: &str = r#".SH ENVIRONMENT
 .TP
 .B DBUS_SYSTEM_BUS_ADDRESS
 The system bus to use instead of the default one. \fBmdatp\fR talks to the
-daemon only through D\-Bus (name \fBorg.mdatp.Sensor1\fR); reading is open to
-every local user, changing settings needs root.
+daemon only through D\-Bus (name \fBorg.mdatp.Sensor1\fR); health is open to
+every local user; reading the configuration (it lists what the sensor does not
+watch) and changing settings need root.
 "#;
 
 const CLI_SEE_ALSO: &str = r#".SH "SEE ALSO"

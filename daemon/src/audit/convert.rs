@@ -22,7 +22,7 @@ use crate::event::{
     NetActivity, NetEvent, Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider,
 };
 use crate::kind::{EventKind, class};
-use crate::paths::join_lexical;
+use crate::paths::{has_dotdot, join_lexical};
 
 const SYSCALL: u32 = 1300;
 const PATH: u32 = 1302;
@@ -159,6 +159,30 @@ struct Ctx<'a> {
     syscall: &'a Body<'static>,
     records: &'a [Parsed],
     cwd: Option<String>,
+    /// A directory fd other than the cwd was passed: audit names relative
+    /// paths as given, so their join with the cwd is only inferred.
+    at_dirfd: bool,
+}
+
+/// Whether syscall `nr` was given a directory fd other than AT_FDCWD
+/// (the arguments that are directory fds, per call).
+fn uses_dirfd(nr: i64, body: &Body) -> bool {
+    let dirfd_args: &[&str] = match nr {
+        SYS_openat
+        | SYS_openat2
+        | SYS_unlinkat
+        | SYS_mkdirat
+        | SYS_fchmodat
+        | SYS_fchownat
+        | libc::SYS_execveat => &["a0"],
+        SYS_renameat | SYS_renameat2 | SYS_linkat => &["a0", "a2"],
+        SYS_symlinkat => &["a1"],
+        _ => &[],
+    };
+    // AT_FDCWD is -100: ffffff9c as a 32-bit argument, sign-extended as 64.
+    dirfd_args
+        .iter()
+        .any(|a| arg(body, a).is_some_and(|v| v as i32 != libc::AT_FDCWD))
 }
 
 impl Ctx<'_> {
@@ -181,8 +205,10 @@ impl Ctx<'_> {
                     (None, false) => return None,
                 };
                 let known = nametype != "DELETE";
+                let inferred = has_dotdot(&name) || (self.at_dirfd && !name.starts_with('/'));
                 Some(FileInfo {
                     path: Some(path.into()),
+                    path_inferred: inferred,
                     inode: num(b, "inode").filter(|_| known).map(|i| i as u64),
                     device: text(b, "dev").and_then(|d| audit_dev(&d)),
                     mode: num(b, "mode").filter(|_| known).map(|m| m as u32),
@@ -315,6 +341,7 @@ fn convert_event(ev: &AuditEvent, socket_fds: &mut Option<[i32; 2]>) -> Result<E
             syscall: &syscall.body,
             records: &records,
             cwd,
+            at_dirfd: uses_dirfd(nr, &syscall.body),
         },
         nr,
         time_ns,

@@ -1,18 +1,13 @@
 use crate::error_text::chain;
 
-use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
+use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
-use mdatp_bpf::abi::mdatp_bounds::MDATP_EXCLUDE_PATH_LEN;
-use mdatp_bpf::abi::{mdatp_proc_flags, mdatp_proc_state, mdatp_settings, mdatp_settings_flags};
 use mdatp_bpf::{Domain, Hook, SyscallVariant, programs};
 
 use super::BpfCounters;
 use crate::filters::KernelFilters;
 use crate::procfs::ProcSnapshot;
-
-const PATH_KEY_LEN: usize = MDATP_EXCLUDE_PATH_LEN as usize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EbpfError {
@@ -83,7 +78,7 @@ impl EbpfSensor {
             .load(opts.variant.object())
             .map_err(EbpfError::Load)?;
         // Filters first: no event may pass before they are in place.
-        write_filters(&mut bpf, &opts.filters)?;
+        super::filter_maps::write(&mut bpf, &opts.filters, None)?;
         let mut hooks = Vec::new();
         for spec in programs() {
             let program = spec.name;
@@ -146,36 +141,22 @@ impl EbpfSensor {
         filters: &KernelFilters,
         snapshot: &[ProcSnapshot],
     ) -> Result<usize, EbpfError> {
-        if filters.processes.is_empty() {
-            return Ok(0);
+        super::filter_maps::mark_running(&mut self.bpf, filters, snapshot, false)
+    }
+
+    /// A reload: the maps move from `old` to `new`, make before break.
+    pub fn rewrite_filters(
+        &mut self,
+        new: &KernelFilters,
+        old: &KernelFilters,
+    ) -> Result<(), EbpfError> {
+        super::filter_maps::write(&mut self.bpf, new, Some(old))?;
+        if new.processes != old.processes {
+            let snapshot = crate::procfs::snapshot(std::path::Path::new("/proc"))
+                .map_err(EbpfError::Register)?;
+            super::filter_maps::mark_running(&mut self.bpf, new, &snapshot, true)?;
         }
-        let map = self
-            .bpf
-            .map_mut("procs")
-            .ok_or(EbpfError::MissingMap("procs"))?;
-        let mut procs: HashMap<_, u32, mdatp_proc_state> =
-            HashMap::try_from(map).map_err(|source| EbpfError::Map {
-                name: "procs",
-                source,
-            })?;
-        let mut n = 0;
-        for p in snapshot {
-            let Some(exe) = &p.exe else { continue };
-            if !filters.processes.iter().any(|e| e.prefix == exe.as_bytes()) {
-                continue;
-            }
-            // An entry made by the kernel meanwhile keeps its fold state.
-            let mut st = procs.get(&p.pid, 0).unwrap_or_default();
-            st.flags |= mdatp_proc_flags::MDATP_PROC_EXCLUDED;
-            procs
-                .insert(p.pid, st, 0)
-                .map_err(|source| EbpfError::Filter {
-                    name: "procs",
-                    source,
-                })?;
-            n += 1;
-        }
-        Ok(n)
+        Ok(())
     }
 
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, EbpfError> {
@@ -200,68 +181,6 @@ impl EbpfSensor {
         })?;
         Ok(BpfCounters::new(arr))
     }
-}
-
-fn write_filters(bpf: &mut Ebpf, f: &KernelFilters) -> Result<(), EbpfError> {
-    for (name, entries) in [
-        ("excluded_paths", &f.paths),
-        ("excluded_exes", &f.processes),
-    ] {
-        let map = bpf.map_mut(name).ok_or(EbpfError::MissingMap(name))?;
-        let mut trie: LpmTrie<_, [u8; PATH_KEY_LEN], u32> =
-            LpmTrie::try_from(map).map_err(|source| EbpfError::Map { name, source })?;
-        for e in entries.iter() {
-            let mut data = [0u8; PATH_KEY_LEN];
-            let n = e.prefix.len().min(PATH_KEY_LEN);
-            data[..n].copy_from_slice(&e.prefix[..n]);
-            trie.insert(&Key::new((n * 8) as u32, data), e.exact_len, 0)
-                .map_err(|source| EbpfError::Filter { name, source })?;
-        }
-    }
-    let map = bpf
-        .map_mut("excluded_nets")
-        .ok_or(EbpfError::MissingMap("excluded_nets"))?;
-    let mut nets: LpmTrie<_, [u8; 16], u32> =
-        LpmTrie::try_from(map).map_err(|source| EbpfError::Map {
-            name: "excluded_nets",
-            source,
-        })?;
-    for (addr, bits) in &f.networks {
-        nets.insert(&Key::new(*bits, *addr), 1, 0)
-            .map_err(|source| EbpfError::Filter {
-                name: "excluded_nets",
-                source,
-            })?;
-    }
-    // Last: the flag that makes the programs consult the path trie is set
-    // only once the trie is filled.
-    let map = bpf
-        .map_mut("settings")
-        .ok_or(EbpfError::MissingMap("settings"))?;
-    let mut settings: Array<_, mdatp_settings> =
-        Array::try_from(map).map_err(|source| EbpfError::Map {
-            name: "settings",
-            source,
-        })?;
-    settings
-        .set(
-            0,
-            mdatp_settings {
-                event_mask: f.event_mask,
-                fold_window_ns: f.fold_window_ns,
-                flags: if f.paths.is_empty() {
-                    0
-                } else {
-                    mdatp_settings_flags::MDATP_SETTINGS_PATHS_EXCLUDED as u64
-                },
-            },
-            0,
-        )
-        .map_err(|source| EbpfError::Filter {
-            name: "settings",
-            source,
-        })?;
-    Ok(())
 }
 
 /// Why one program did not attach.

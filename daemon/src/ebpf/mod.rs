@@ -5,6 +5,7 @@
 mod convert;
 mod counters;
 pub mod decode;
+mod filter_maps;
 mod loader;
 pub mod probe;
 pub mod records;

@@ -7,7 +7,7 @@ use mdatp_bpf::abi::{mdatp_event_type as T, mdatp_file_flags, mdatp_file_ref, md
 
 use super::decode::{FileOpRecord, OpenRecord};
 use crate::event::{Device, FileActivity, FileInfo, IdentitySource, NetActivity, SharedStr};
-use crate::paths::join_lexical;
+use crate::paths::{has_dotdot, join_lexical};
 
 const AT_REMOVEDIR: u32 = 0x200;
 const AF_INET: u16 = 2;
@@ -30,6 +30,8 @@ pub fn open_event(r: &OpenRecord) -> (FileActivity, FileInfo) {
     let file = FileInfo {
         path: Some(lossy_shared(&r.path)),
         path_truncated: r.file.flags & mdatp_file_flags::MDATP_FILE_PATH_TRUNCATED != 0,
+        // The kernel's own walk of the opened file.
+        path_inferred: false,
         inode: Some(r.file.ino),
         device: Some(Device::from_kernel(r.file.dev)),
         mount_id: Some(r.file.mnt_id),
@@ -66,6 +68,7 @@ fn named(dir_ref: &mdatp_file_ref, dir: &[u8], name: &[u8], name_flags: u32) -> 
         },
         path,
         path_truncated: truncated,
+        path_inferred: has_dotdot(&name),
         inode: (known && on_file).then_some(dir_ref.ino),
         device: known.then(|| Device::from_kernel(dir_ref.dev)),
         mount_id: known.then_some(dir_ref.mnt_id),

@@ -27,6 +27,8 @@ const DRAIN_TIME: Duration = Duration::from_millis(20);
 struct Attached {
     sensor: EbpfSensor,
     ring: AsyncFd<RingBuf<MapData>>,
+    /// What the kernel's maps hold now.
+    filters: KernelFilters,
 }
 
 pub struct EbpfSource {
@@ -64,7 +66,11 @@ impl EbpfSource {
         // A new object counts from zero, and so do its sequence numbers.
         self.conv
             .restart(Some(Box::new(counters) as Box<dyn KernelCounters + Send>));
-        self.attached = Some(Attached { sensor, ring });
+        self.attached = Some(Attached {
+            sensor,
+            ring,
+            filters: opts.filters.clone(),
+        });
         Ok(())
     }
 
@@ -77,6 +83,26 @@ impl EbpfSource {
         match &mut self.attached {
             Some(a) => a.sensor.exclude_running(filters, snapshot),
             None => Ok(0),
+        }
+    }
+
+    /// A reload: the running configuration's filters and fold window go
+    /// into the kernel's maps now (make before break). A failure is
+    /// logged and the maps keep what they had.
+    pub fn apply_filters(&mut self, filters: &KernelFilters) {
+        let Some(a) = &mut self.attached else { return };
+        if a.filters == *filters {
+            return;
+        }
+        match a.sensor.rewrite_filters(filters, &a.filters) {
+            Ok(()) => {
+                a.filters = filters.clone();
+                log::info!("kernel filters updated from the reloaded configuration");
+            }
+            Err(e) => log::error!(
+                "kernel filters not updated, the previous ones stay: {}",
+                crate::error_text::chain(&e)
+            ),
         }
     }
 

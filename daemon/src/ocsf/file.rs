@@ -57,6 +57,9 @@ fn file_ext(o: &mut Obj<'_>, f: &FileInfo) {
     if let Some(i) = f.parent_inode {
         o.u64("parent_inode", i);
     }
+    if f.path_inferred {
+        o.bool("path_inferred", true);
+    }
     if f.path_truncated {
         o.bool("path_truncated", true);
     }

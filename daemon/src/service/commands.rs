@@ -81,6 +81,11 @@ impl Daemon {
         self.setting = config.settings.ebpf_supplementary_event_provider;
         self.config = config;
         self.config_errors.clear();
+        // Exclusions take effect at once for what user space filters; the
+        // kernel's maps are rewritten by the eBPF source.
+        self.pipeline
+            .set_exclusions(crate::exclusions::Exclusions::new(&self.config.filters));
+        self.ebpf.apply_filters(&self.config.filters);
         self.apply_provider_setting();
         self.request_audit_status();
         self.announce(before).await;

@@ -27,6 +27,7 @@ use crate::config::{ConfigProblem, LoadedConfig};
 use crate::ebpf::EbpfSource;
 use crate::ebpf::probe::KernelProbe;
 use crate::enrich::Enricher;
+use crate::exclusions::Exclusions;
 use crate::pipeline::Pipeline;
 use crate::process_cache::ProcessCache;
 use crate::procfs;
@@ -156,6 +157,9 @@ impl Daemon {
             health: Arc::new(Mutex::new(Health::default())),
             bus: None,
         };
+        daemon
+            .pipeline
+            .set_exclusions(Exclusions::new(&daemon.config.filters));
         // One reader for the daemon's life, open before the provider
         // selection: whether audit serves a kind depends on it (and the
         // process connector on that).

@@ -34,6 +34,15 @@ fn busctl(bus: &PrivateBus, args: &[&str]) -> Output {
 }
 
 /// busctl arguments of SetConfig on the provider setting (value follows).
+const GET_CONFIG: [&str; 6] = [
+    "call",
+    "org.mdatp.Sensor1",
+    "/org/mdatp/Sensor1",
+    "org.mdatp.Sensor1",
+    "GetConfig",
+    "s",
+];
+
 const SET_PROVIDER: [&str; 8] = [
     "call",
     "org.mdatp.Sensor1",
@@ -234,6 +243,20 @@ fn cli_and_busctl_read_health_and_switch_providers() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("access denied"), "{}", text(&o));
     assert_eq!(subsystem(bus), "ebpf");
+    // Nor read the configuration (the shipped policy refuses GetConfig).
+    let o = user
+        .command(Path::new("/usr/bin/busctl"))
+        .arg(format!("--address={}", bus.address))
+        .args(GET_CONFIG)
+        .arg("exclude.paths")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).to_lowercase().contains("access denied"),
+        "{}",
+        text(&o)
+    );
     t.daemon.stop();
 }
 
@@ -255,7 +278,7 @@ fn the_daemon_checks_the_caller_even_under_a_permissive_policy() {
     let msg = text(&o);
     assert!(
         msg.contains(&format!(
-            "uid {} may read the sensor but not change it",
+            "uid {} may read the sensor's health but not change it",
             user.uid
         )),
         "{msg}"
@@ -265,6 +288,27 @@ fn the_daemon_checks_the_caller_even_under_a_permissive_policy() {
         !t.dir.path().join("state/local.yaml").exists(),
         "nothing written"
     );
+    // Nor read the configuration: its exclusions are what the sensor does
+    // not watch. Root can.
+    let get = |cmd: &mut Command| {
+        cmd.arg(format!("--address={}", t.bus.address))
+            .args(GET_CONFIG)
+            .arg("exclude.paths")
+            .output()
+            .unwrap()
+    };
+    let o = get(&mut user.command(Path::new("/usr/bin/busctl")));
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains(&format!(
+            "uid {} may read the sensor's health but not its configuration",
+            user.uid
+        )),
+        "{}",
+        text(&o)
+    );
+    let o = get(&mut Command::new("/usr/bin/busctl"));
+    assert!(o.status.success(), "root reads it: {}", text(&o));
     t.daemon.stop();
 }
 

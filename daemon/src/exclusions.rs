@@ -1,0 +1,189 @@
+//! The configured exclusions and event switches, applied in user space:
+//! to every event of a source that cannot filter in the kernel (the audit
+//! subsystem, the process connector), and to eBPF's path changes, whose
+//! exclusion needs the whole path the kernel acted on. One semantics for
+//! every provider (docs/CONFIGURATION.md, "Exclusions"):
+//!
+//! * a path is excluded when it is an excluded prefix or below it, and
+//!   only when the sensor is sure of it: never a truncated path, never a
+//!   path that went through `..` lexically (a symlink before the `..`
+//!   makes the object the kernel acted on another one);
+//! * a rename or link is excluded only when both its source and its
+//!   destination are;
+//! * an excluded executable's file and network events are excluded;
+//! * a network event is excluded when its remote address is in an
+//!   excluded network.
+//!
+//! eBPF's opens, network and process events were already filtered in the
+//! kernel by the same rules and are not looked at again.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::event::{Event, FileActivity, FileInfo, Provider};
+use crate::filters::KernelFilters;
+use crate::kind::EventKind;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Exclusions {
+    /// Excluded path prefixes, without a trailing '/'.
+    paths: Vec<String>,
+    /// Excluded executables (exact paths).
+    processes: Vec<String>,
+    /// (IPv6 or IPv4-mapped address, prefix bits).
+    networks: Vec<([u8; 16], u32)>,
+    /// Kinds switched off (`events.<kind>: false`).
+    off: Vec<EventKind>,
+}
+
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+fn in_network(addr: &SocketAddr, (net, bits): &([u8; 16], u32)) -> bool {
+    let bytes = match addr.ip() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    };
+    let full = (*bits / 8) as usize;
+    let rest = bits % 8;
+    bytes[..full] == net[..full] && (rest == 0 || (bytes[full] ^ net[full]) >> (8 - rest) == 0)
+}
+
+impl Exclusions {
+    pub fn new(f: &KernelFilters) -> Self {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        Self {
+            // The exact entry of each prefix is the prefix itself.
+            paths: f
+                .paths
+                .iter()
+                .filter(|e| e.exact_len > 0)
+                .map(|e| text(&e.prefix))
+                .collect(),
+            processes: f.processes.iter().map(|e| text(&e.prefix)).collect(),
+            networks: f.networks.clone(),
+            off: EventKind::ALL
+                .into_iter()
+                .filter(|k| {
+                    k.spec()
+                        .abi
+                        .is_some_and(|abi| f.event_mask & (1u64 << abi as u32) == 0)
+                })
+                .collect(),
+        }
+    }
+
+    fn path_excluded(&self, f: &FileInfo) -> bool {
+        if f.path_truncated || f.path_inferred {
+            return false;
+        }
+        f.path
+            .as_deref()
+            .is_some_and(|p| self.paths.iter().any(|x| under(p, x)))
+    }
+
+    fn exe_excluded(&self, exe: Option<&str>) -> bool {
+        exe.is_some_and(|e| self.processes.iter().any(|x| x == e))
+    }
+
+    /// Whether `event` is excluded by the configuration.
+    pub fn excludes(&self, event: &Event) -> bool {
+        let Some(kind) = event.kind() else {
+            return false;
+        };
+        let ebpf = event.provider() == Provider::Ebpf;
+        if ebpf && !matches!(event, Event::File(_)) {
+            return false;
+        }
+        if self.off.contains(&kind) {
+            return true;
+        }
+        match event {
+            Event::File(f) => {
+                if ebpf
+                    && matches!(
+                        f.activity,
+                        FileActivity::Open { .. } | FileActivity::OpenFolded { .. }
+                    )
+                {
+                    return false;
+                }
+                if self.exe_excluded(f.process.exe.as_deref()) {
+                    return true;
+                }
+                let first = self.path_excluded(&f.file);
+                match &f.activity {
+                    FileActivity::Rename { to, .. } | FileActivity::Link { to, .. } => {
+                        first && self.path_excluded(to)
+                    }
+                    _ => first,
+                }
+            }
+            Event::Network(n) => {
+                self.exe_excluded(n.process.exe.as_deref())
+                    || n.remote
+                        .is_some_and(|r| self.networks.iter().any(|net| in_network(&r, net)))
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filters::FilterConfig;
+
+    fn excl(yaml: &str) -> Exclusions {
+        let cfg: FilterConfig = serde_yaml::from_str(yaml).unwrap();
+        Exclusions::new(&cfg.compile("t.yaml").unwrap())
+    }
+
+    #[test]
+    fn prefixes_match_whole_components_only() {
+        assert!(under("/tmp/X", "/tmp/X"));
+        assert!(under("/tmp/X/a", "/tmp/X"));
+        assert!(!under("/tmp/Xa", "/tmp/X"));
+        assert!(!under("/tmp", "/tmp/X"));
+    }
+
+    #[test]
+    fn paths_the_sensor_is_not_sure_of_never_match() {
+        let e = excl("exclude: {paths: [/tmp/X/]}");
+        let f = |p: &str, truncated: bool, lexical: bool| FileInfo {
+            path: Some(p.into()),
+            path_truncated: truncated,
+            path_inferred: lexical,
+            ..Default::default()
+        };
+        assert!(e.path_excluded(&f("/tmp/X/a", false, false)));
+        assert!(!e.path_excluded(&f("/tmp/X/a", true, false)), "truncated");
+        assert!(!e.path_excluded(&f("/tmp/X/a", false, true)), "through ..");
+        assert!(!e.path_excluded(&f("/etc/passwd", false, false)));
+    }
+
+    #[test]
+    fn networks_match_by_prefix() {
+        let e = excl("exclude: {networks: [10.1.0.0/16, '2001:db8::/33']}");
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(e.networks.iter().any(|n| in_network(&a("10.1.2.3:80"), n)));
+        assert!(!e.networks.iter().any(|n| in_network(&a("10.2.0.1:80"), n)));
+        assert!(
+            e.networks
+                .iter()
+                .any(|n| in_network(&a("[2001:db8:7fff::1]:1"), n))
+        );
+        assert!(
+            !e.networks
+                .iter()
+                .any(|n| in_network(&a("[2001:db8:8000::1]:1"), n))
+        );
+    }
+
+    #[test]
+    fn switched_off_kinds_are_known() {
+        let e = excl("events: {file_delete: false}");
+        assert_eq!(e.off, [EventKind::FileDelete]);
+    }
+}
