@@ -42,29 +42,37 @@ fn storm(path: &Path, rate_per_s: u64, seconds: u64) -> u64 {
     handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
 }
 
-pub fn run(paths: &Paths, seconds: u64, out: &Path) -> Result<()> {
-    let scratch = tempfile::tempdir()?;
-    let file = scratch.path().join("ceiling.txt");
-    std::fs::write(&file, b"x")?;
-    let mut md = String::from(
-        "| offered opens/s | opens done | events delivered | delivered/s | loss |\n|---|---|---|---|---|\n",
-    );
+/// Paced storms at each of `rates` under monitoring configuration `kind`
+/// (`setup` runs once the monitor is up): a Markdown row per rate, each
+/// starting with the cells in `label`, and the summary (highest zero-loss
+/// delivered rate, where loss begins).
+fn sweep(
+    paths: &Paths,
+    file: &Path,
+    seconds: u64,
+    kind: &'static str,
+    rates: &[u64],
+    label: &str,
+    setup: &dyn Fn() -> Result<()>,
+) -> Result<(String, String)> {
+    let mut rows = String::new();
     let mut best_zero_loss = 0.0f64;
     let mut loss_begins = None;
-    for rate in [50_000u64, 100_000, 200_000, 400_000, 800_000, 1_600_000] {
-        let mon = Monitor::start("mdatpd-ebpf-nofold", paths)?;
+    for &rate in rates {
+        let mon = Monitor::start(kind, paths)?;
+        setup()?;
         let t0 = Instant::now();
-        let done = storm(&file, rate, seconds);
+        let done = storm(file, rate, seconds);
         let elapsed = t0.elapsed().as_secs_f64();
         let stats = mon.stop()?;
         let delivered_rate = stats.events as f64 / elapsed;
         let _ = writeln!(
-            md,
-            "| {rate} | {done} | {} | {delivered_rate:.0} | {} |",
+            rows,
+            "| {label}{rate} | {done} | {} | {delivered_rate:.0} | {} |",
             stats.events, stats.loss
         );
         eprintln!(
-            "offered {rate}/s: done {done}, delivered {} ({delivered_rate:.0}/s), loss {}",
+            "{kind} {label}offered {rate}/s: done {done}, delivered {} ({delivered_rate:.0}/s), loss {}",
             stats.events, stats.loss
         );
         if stats.loss == 0 {
@@ -73,12 +81,31 @@ pub fn run(paths: &Paths, seconds: u64, out: &Path) -> Result<()> {
             loss_begins = Some(rate);
         }
     }
-    let _ = writeln!(
-        md,
-        "\nhighest delivered rate with zero loss: {best_zero_loss:.0} events/s; loss begins at offered {}\n",
+    let summary = format!(
+        "highest delivered rate with zero loss: {best_zero_loss:.0} events/s; loss begins at offered {}",
         loss_begins
             .map(|r| format!("{r}/s"))
             .unwrap_or_else(|| "— (none up to the highest rate offered)".into())
+    );
+    Ok((rows, summary))
+}
+
+pub fn run(paths: &Paths, seconds: u64, out: &Path) -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let file = scratch.path().join("ceiling.txt");
+    std::fs::write(&file, b"x")?;
+    let rates = [50_000u64, 100_000, 200_000, 400_000, 800_000, 1_600_000];
+    let (rows, summary) = sweep(
+        paths,
+        &file,
+        seconds,
+        "mdatpd-ebpf-nofold",
+        &rates,
+        "",
+        &|| Ok(()),
+    )?;
+    let mut md = format!(
+        "| offered opens/s | opens done | events delivered | delivered/s | loss |\n|---|---|---|---|---|\n{rows}\n{summary}\n\n"
     );
     let _ = writeln!(md, "{}", drain(paths, &file, DRAIN_OPENS)?);
     let _ = writeln!(md, "{}", audit_ceiling(paths, &file, seconds)?);
@@ -97,42 +124,24 @@ fn audit_ceiling(paths: &Paths, file: &Path, seconds: u64) -> Result<String> {
     let mut md = String::from(
         "auditd provider (auditd running too):\n\n| backlog limit | offered opens/s | opens done | events delivered | delivered/s | loss |\n|---|---|---|---|---|---|\n",
     );
-    let mut summary = String::new();
+    let mut summaries = String::new();
     for backlog in [8192u64, 65_536] {
-        let mut best_zero_loss = 0.0f64;
-        let mut loss_begins = None;
-        for rate in [5_000u64, 10_000, 20_000, 40_000, 80_000] {
-            let mon = Monitor::start("mdatpd-auditd", paths)?;
-            crate::monitors::auditctl(&["-b", &backlog.to_string()])?;
-            let t0 = Instant::now();
-            let done = storm(file, rate, seconds);
-            let elapsed = t0.elapsed().as_secs_f64();
-            let stats = mon.stop()?;
-            let delivered_rate = stats.events as f64 / elapsed;
-            let _ = writeln!(
-                md,
-                "| {backlog} | {rate} | {done} | {} | {delivered_rate:.0} | {} |",
-                stats.events, stats.loss
-            );
-            eprintln!(
-                "auditd provider, backlog {backlog}, offered {rate}/s: done {done}, delivered {} ({delivered_rate:.0}/s), loss {}",
-                stats.events, stats.loss
-            );
-            if stats.loss == 0 {
-                best_zero_loss = best_zero_loss.max(delivered_rate);
-            } else if loss_begins.is_none() {
-                loss_begins = Some(rate);
-            }
-        }
-        let _ = writeln!(
-            summary,
-            "backlog {backlog}: highest delivered rate with zero loss {best_zero_loss:.0} events/s; loss begins at offered {}",
-            loss_begins
-                .map(|r| format!("{r}/s"))
-                .unwrap_or_else(|| "— (none up to the highest rate offered)".into())
-        );
+        let setup = || crate::monitors::auditctl(&["-b", &backlog.to_string()]).map(drop);
+        let rates = [5_000u64, 10_000, 20_000, 40_000, 80_000];
+        let label = format!("{backlog} | ");
+        let (rows, summary) = sweep(
+            paths,
+            file,
+            seconds,
+            "mdatpd-auditd",
+            &rates,
+            &label,
+            &setup,
+        )?;
+        md.push_str(&rows);
+        let _ = writeln!(summaries, "backlog {backlog}: {summary}");
     }
-    Ok(format!("{md}\n{summary}"))
+    Ok(format!("{md}\n{summaries}"))
 }
 
 /// Opens queued for the drain measurement, and a ring that holds them all

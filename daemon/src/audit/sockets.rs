@@ -54,32 +54,36 @@ fn find_line(path: &Path, inode: u64) -> Option<String> {
         .map(|l| format!("{header}\n{l}\n"))
 }
 
+/// A table line's (local, remote) addresses, parsed by procfs.
+type Parse = fn(&str) -> Option<(SocketAddr, SocketAddr)>;
+
+fn tcp(text: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let e = TcpNetEntries::from_buf_read(text.as_bytes(), procfs::current_system_info()).ok()?;
+    e.0.first().map(|e| (e.local_address, e.remote_address))
+}
+
+fn udp(text: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let e = UdpNetEntries::from_buf_read(text.as_bytes(), procfs::current_system_info()).ok()?;
+    e.0.first().map(|e| (e.local_address, e.remote_address))
+}
+
 fn lookup(proc_root: &Path, pid: u32, inode: u64) -> Option<SocketView> {
     let net = proc_root.join(format!("{pid}/net"));
-    let si = procfs::current_system_info();
-    for table in ["tcp", "tcp6"] {
-        if let Some(text) = find_line(&net.join(table), inode) {
-            let e = TcpNetEntries::from_buf_read(text.as_bytes(), si).ok()?;
-            let e = e.0.first()?;
-            return Some(SocketView {
-                protocol: libc::IPPROTO_TCP as u16,
-                local: e.local_address,
-                remote: e.remote_address,
-            });
-        }
-    }
-    for table in ["udp", "udp6"] {
-        if let Some(text) = find_line(&net.join(table), inode) {
-            let e = UdpNetEntries::from_buf_read(text.as_bytes(), si).ok()?;
-            let e = e.0.first()?;
-            return Some(SocketView {
-                protocol: libc::IPPROTO_UDP as u16,
-                local: e.local_address,
-                remote: e.remote_address,
-            });
-        }
-    }
-    None
+    let (t, u) = (libc::IPPROTO_TCP as u16, libc::IPPROTO_UDP as u16);
+    let tables: [(&str, u16, Parse); 4] = [
+        ("tcp", t, tcp),
+        ("tcp6", t, tcp),
+        ("udp", u, udp),
+        ("udp6", u, udp),
+    ];
+    tables.into_iter().find_map(|(table, protocol, parse)| {
+        let (local, remote) = parse(&find_line(&net.join(table), inode)?)?;
+        Some(SocketView {
+            protocol,
+            local,
+            remote,
+        })
+    })
 }
 
 /// The first of `fds` of `pid` that is an inet socket, as the socket sees

@@ -100,6 +100,17 @@ impl Daemon {
         Self::start_with_env(extra, &[])
     }
 
+    /// On the audit subsystem (eBPF disabled), its rules file in `rules_dir`.
+    pub fn start_on_audit(rules_dir: &std::path::Path) -> Daemon {
+        let dir = rules_dir.to_str().expect("UTF-8 rules dir");
+        Self::start(&[
+            "--ebpf-supplementary-event-provider",
+            "disabled",
+            "--audit-rules-dir",
+            dir,
+        ])
+    }
+
     /// As `start`, with extra environment variables. The configuration
     /// and state directories are private temporary ones unless `extra`
     /// names them, so no test reads or writes /etc/mdatp.

@@ -194,12 +194,7 @@ fn on_a_busy_host_every_event_is_delivered_or_counted_lost() {
     let dir = tempfile::tempdir().unwrap();
     let work = std::fs::canonicalize(dir.path()).unwrap();
     let rules = dir.path().join("rules.d");
-    let d = Daemon::start(&[
-        "--ebpf-supplementary-event-provider",
-        "disabled",
-        "--audit-rules-dir",
-        rules.to_str().unwrap(),
-    ]);
+    let d = Daemon::start_on_audit(&rules);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let storm = Storm::start();

@@ -528,12 +528,7 @@ fn an_exec_with_200k_arguments_is_bounded_and_does_not_stall_the_sensor() {
     let _audit = AuditState::capture();
     let dir = tempfile::tempdir().unwrap();
     let rules_dir = dir.path().join("rules.d");
-    let d = Daemon::start(&[
-        "--ebpf-supplementary-event-provider",
-        "disabled",
-        "--audit-rules-dir",
-        s(&rules_dir),
-    ]);
+    let d = Daemon::start_on_audit(&rules_dir);
     let mut big = Command::new("/bin/true");
     big.arg("mdatp-many-args")
         .args(std::iter::repeat_n("x", 200_000));

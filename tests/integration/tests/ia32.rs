@@ -107,12 +107,7 @@ fn a_32_bit_program_is_seen_by_the_audit_provider() {
     let dir = tempfile::tempdir().unwrap();
     let bin = build_probe(dir.path());
     let rules_dir = dir.path().join("rules.d");
-    let d = Daemon::start(&[
-        "--ebpf-supplementary-event-provider",
-        "disabled",
-        "--audit-rules-dir",
-        rules_dir.to_str().unwrap(),
-    ]);
+    let d = Daemon::start_on_audit(&rules_dir);
     let (pid, file, port, _l) = run_probe(&bin, dir.path());
     assert_probe_seen(&d, pid, &file, port, "auditd");
     d.stop();
