@@ -77,9 +77,9 @@ test)
     rm -rf "$MDATP_TEST_EVENT_ARCHIVE"
     cargo test --workspace
     # The compat build of the syscall exit programs (what 5.8-5.14 kernels
-    # load) runs here too: the same file and network tests, forced.
+    # load) runs here too: the same file, network and exclusion tests, forced.
     MDATP_TEST_SYSCALL_VARIANT=compat cargo test -p mdatp-integration-tests \
-        --test file_events --test net_events
+        --test file_events --test net_events --test exclusions
     scripts/ocsf-validate.sh
     scripts/package.sh
     tests/integration/vm/run.sh
