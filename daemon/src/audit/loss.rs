@@ -7,8 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::arch::Arch;
-use super::selection::field;
+use super::selection::x86_64_syscall;
 use crate::event::{Event, LossDetection, LossRecord, Provider};
 use crate::kind::EventKind;
 
@@ -133,16 +132,9 @@ pub fn unconverted(by_kind: BTreeMap<String, u64>) -> Event {
 /// The kind of a SYSCALL record's call, by its text (for loss records:
 /// the conversion that would know failed). `unknown` otherwise.
 pub fn kind_of_syscall_text(text: &[u8]) -> String {
-    let kind = field(text, b"arch")
-        .and_then(Arch::from_record)
-        .zip(
-            field(text, b"syscall")
-                .and_then(|s| std::str::from_utf8(s).ok())
-                .and_then(|s| s.parse::<i64>().ok()),
-        )
-        .and_then(|(arch, nr)| arch.to_x86_64(nr))
-        .and_then(EventKind::from_audit_syscall);
-    kind.map_or_else(|| "unknown".to_string(), |k| k.name().to_string())
+    x86_64_syscall(text)
+        .and_then(EventKind::from_audit_syscall)
+        .map_or_else(|| "unknown".to_string(), |k| k.name().to_string())
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub struct Selection {
 /// space). The kernel writes arch, syscall, success, ppid and pid before
 /// any text a process controls (comm, exe: quoted or hex), so the first
 /// occurrence is the kernel's.
-pub(super) fn field<'a>(text: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+fn field<'a>(text: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     let pos = text
         .windows(name.len() + 2)
         .position(|w| w[0] == b' ' && &w[1..=name.len()] == name && w[name.len() + 1] == b'=')?;
@@ -37,6 +37,14 @@ pub(super) fn field<'a>(text: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 
 fn number<T: std::str::FromStr>(text: &[u8], name: &[u8]) -> Option<T> {
     std::str::from_utf8(field(text, name)?).ok()?.parse().ok()
+}
+
+/// A SYSCALL record's call in x86_64 numbers (our rules are loaded for
+/// both ABIs; a 32-bit call is read as its x86_64 counterpart). None for
+/// another ABI or a call the sensor does not know there.
+pub(super) fn x86_64_syscall(text: &[u8]) -> Option<i64> {
+    let arch = field(text, b"arch").and_then(Arch::from_record)?;
+    number::<i64>(text, b"syscall").and_then(|n| arch.to_x86_64(n))
 }
 
 impl Selection {
@@ -55,11 +63,7 @@ impl Selection {
 
     /// Whether the SYSCALL record `text` is one our rules asked for.
     pub fn matches(&self, text: &[u8]) -> bool {
-        // Our rules are loaded for both ABIs; numbers are read as x86_64's.
-        let Some(arch) = field(text, b"arch").and_then(Arch::from_record) else {
-            return false;
-        };
-        let Some(nr) = number::<i64>(text, b"syscall").and_then(|n| arch.to_x86_64(n)) else {
+        let Some(nr) = x86_64_syscall(text) else {
             return false;
         };
         let Some(&(_, success_only)) = self.syscalls.iter().find(|(n, _)| *n == nr) else {

@@ -175,11 +175,10 @@ pub fn submit(
             Err(Skip::NotReported) => {}
             Err(skip) => {
                 *loss.skipped.entry(format!("{skip:?}")).or_default() += 1;
-                let kind = ev
-                    .records
-                    .iter()
-                    .find(|r| r.ty == SYSCALL)
-                    .map_or_else(|| "login".into(), |r| loss::kind_of_syscall_text(&r.text));
+                let kind = ev.records.iter().find(|r| r.ty == SYSCALL).map_or_else(
+                    || EventKind::Login.name().to_string(),
+                    |r| loss::kind_of_syscall_text(&r.text),
+                );
                 *unconverted.entry(kind).or_default() += 1;
             }
         }
@@ -382,6 +381,8 @@ impl AuditSource {
         while r.drain(true, selection, pipeline) {
             if Instant::now() > deadline {
                 log::warn!("audit records were still queued at stop: not read (counted as lost)");
+                // At least one: how many, no serial will tell now.
+                r.loss.serial_gaps += 1;
                 pipeline.submit(loss::serial_gap(1));
                 pipeline.flush();
                 return;
