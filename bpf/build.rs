@@ -96,7 +96,7 @@ fn run() -> Result<(), String> {
         .header(include.join("events.h").to_string_lossy())
         .allowlist_type("mdatp_.*")
         .allowlist_var("MDATP_.*")
-        .rustified_enum("mdatp_event_type")
+        .rustified_enum("mdatp_(event_type|ia32_slot)")
         .constified_enum_module(
             "mdatp_(bounds|exec_flags|task_flags|access|file_flags|proc_flags|settings_flags)",
         )

@@ -12,177 +12,14 @@
  */
 /* Syscall exit programs, in two variants: see syscall.bpf.h (first, it
  * decides whether the task is typed). */
-#include "syscall.bpf.h"
-#include "common.bpf.h"
-#include "path.bpf.h"
-#include "proc_state.bpf.h"
-#include "task.bpf.h"
-
-#define MDATP_O_ACCMODE 03
-#define MDATP_O_WRONLY 01
-#define MDATP_O_RDWR 02
-#define MDATP_O_CREAT 0100
-#define MDATP_O_TRUNC 01000
-/* include/linux/fs.h: the open created the file. */
-#define MDATP_FMODE_CREATED (1U << 20)
-#define MDATP_AT_REMOVEDIR 0x200
-
-static __always_inline __u32 access_class(__u32 flags, __u32 fmode)
-{
-	__u32 acc = 0, mode = flags & MDATP_O_ACCMODE;
-
-	if (mode != MDATP_O_WRONLY)
-		acc |= MDATP_ACCESS_READ;
-	if (mode == MDATP_O_WRONLY || mode == MDATP_O_RDWR)
-		acc |= MDATP_ACCESS_WRITE;
-	if (fmode & MDATP_FMODE_CREATED)
-		acc |= MDATP_ACCESS_CREATE;
-	if ((flags & MDATP_O_TRUNC) && (acc & MDATP_ACCESS_WRITE))
-		acc |= MDATP_ACCESS_TRUNCATE;
-	return acc;
-}
-
-/*
- * Folds a read-only open into the process's fold table. Returns the slot
- * that now starts a window (the open must be reported), or NULL when the
- * open was folded or filtered and nothing more is to be done.
- */
-static __always_inline struct mdatp_fold_slot *
-fold(struct mdatp_proc_state *st, __u64 ino, __u32 dev, __u32 acc, __u64 now,
-     __u64 window, bool *done)
-{
-	struct mdatp_fold_slot *victim = NULL;
-	__u64 oldest = ~0ULL;
-
-	*done = false;
-	for (int i = 0; i < MDATP_FOLD_SLOTS; i++) {
-		struct mdatp_fold_slot *s = &st->slots[i];
-
-		if (s->count && s->ino == ino && s->dev == dev &&
-		    (s->access & ~MDATP_FOLD_EXCLUDED) == acc) {
-			if (now - s->start_ns < window) {
-				if (s->access & MDATP_FOLD_EXCLUDED) {
-					mdatp_count_filtered(MDATP_EV_FILE_OPEN);
-				} else {
-					if (s->count == 1)
-						s->first_repeat_ns = now;
-					s->count += 1;
-					s->last_ns = now;
-					mdatp_count_folded(MDATP_EV_FILE_OPEN);
-				}
-				*done = true;
-				return NULL;
-			}
-			/* The window closed: report it, start a new one here. */
-			victim = s;
-			break;
-		}
-		if (s->count == 0) {
-			if (oldest) {
-				victim = s;
-				oldest = 0;
-			}
-		} else if (s->last_ns < oldest) {
-			victim = s;
-			oldest = s->last_ns;
-		}
-	}
-	if (!victim)
-		return NULL;
-	mdatp_emit_fold(victim);
-	victim->ino = ino;
-	victim->dev = dev;
-	victim->access = acc;
-	victim->count = 1;
-	victim->start_ns = now;
-	victim->first_repeat_ns = 0;
-	victim->last_ns = now;
-	return victim;
-}
-
-static __always_inline int handle_open(void *ctx, __u32 flags)
-{
-	long fd = SYS_EXIT_RET(ctx);
-	struct mdatp_file_open_event *ev;
-	struct mdatp_pathbuf *pb;
-	struct mdatp_proc_state *st;
-	struct mdatp_fold_slot *slot = NULL;
-	struct mdatp_settings *cfg;
-	struct file *file;
-	struct inode *inode;
-	struct path path;
-	__u32 acc, fmode;
-	bool typed;
-
-	if (fd < 0)
-		return 0;
-	if (!mdatp_enabled(MDATP_EV_FILE_OPEN)) {
-		mdatp_count_filtered(MDATP_EV_FILE_OPEN);
-		return 0;
-	}
-	file = mdatp_fd_file(fd, &typed);
-	if (!file)
-		return 0;
-	MDATP_RD_PAIR(typed, file, f_mode, fmode, f_inode, inode);
-	acc = access_class(flags, fmode);
-	st = mdatp_proc(bpf_get_current_pid_tgid() >> 32, true);
-	if (st && (st->flags & MDATP_PROC_EXCLUDED)) {
-		mdatp_count_filtered(MDATP_EV_FILE_OPEN);
-		return 0;
-	}
-	cfg = mdatp_settings();
-	if (st && cfg && cfg->fold_window_ns &&
-	    !(acc & (MDATP_ACCESS_WRITE | MDATP_ACCESS_CREATE | MDATP_ACCESS_TRUNCATE))) {
-		struct super_block *sb;
-		__u64 ino;
-		bool done;
-
-		MDATP_RD_PAIR(typed, inode, i_ino, ino, i_sb, sb);
-		slot = fold(st, ino, MDATP_RD(typed, sb, s_dev), acc, bpf_ktime_get_boot_ns(),
-			    cfg->fold_window_ns, &done);
-		if (done)
-			return 0;
-	}
-
-	ev = mdatp_percpu(&open_scratch);
-	pb = mdatp_percpu(&pathbuf);
-	if (!ev || !pb)
-		return 0;
-	path = MDATP_RD(typed, file, f_path);
-	struct mdatp_path_result r = mdatp_walk_path(&path, pb->path, typed);
-	r.len &= MDATP_PATH_MASK;
-	/* A truncated walk kept only part of the path: it never matches. */
-	if (!r.truncated && mdatp_paths_excluded(cfg) &&
-	    mdatp_path_in_trie(&excluded_paths, pb, r.start, r.len)) {
-		/* Repeats of this file are now filtered without a path walk. */
-		if (slot)
-			slot->access |= MDATP_FOLD_EXCLUDED;
-		mdatp_count_filtered(MDATP_EV_FILE_OPEN);
-		return 0;
-	}
-	mdatp_fill_task(&ev->task);
-	mdatp_file_ref_of(&ev->file, &path, typed);
-	ev->file.flags = r.truncated ? MDATP_FILE_PATH_TRUNCATED : 0;
-	ev->open_flags = flags;
-	ev->access = acc;
-	ev->fd = fd;
-	ev->path_len = r.len;
-	ev->_pad = 0;
-	bpf_probe_read_kernel(ev->path, r.len, &pb->path[r.start & MDATP_PATH_MASK]);
-	__u64 size = offsetof(struct mdatp_file_open_event, path) + r.len;
-	mdatp_fill_header(&ev->hdr, MDATP_EV_FILE_OPEN, size);
-	if (size > sizeof(*ev))
-		return 0;
-	mdatp_output(ev, size, MDATP_EV_FILE_OPEN);
-	return 0;
-}
+#include "file_events.bpf.h"
 
 SEC("tracepoint/syscalls/sys_exit_openat")
 int mdatp_openat(void *ctx)
 {
 	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_FILE_OPEN);
 
-	return regs ? handle_open(ctx, SYS_ARG3(regs)) : 0;
+	return regs ? handle_open(SYS_EXIT_RET(ctx), SYS_ARG3(regs)) : 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_open")
@@ -190,13 +27,13 @@ int mdatp_open(void *ctx)
 {
 	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_FILE_OPEN);
 
-	return regs ? handle_open(ctx, SYS_ARG2(regs)) : 0;
+	return regs ? handle_open(SYS_EXIT_RET(ctx), SYS_ARG2(regs)) : 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_creat")
 int mdatp_creat(void *ctx)
 {
-	return handle_open(ctx, MDATP_O_CREAT | MDATP_O_WRONLY | MDATP_O_TRUNC);
+	return handle_open(SYS_EXIT_RET(ctx), MDATP_O_CREAT | MDATP_O_WRONLY | MDATP_O_TRUNC);
 }
 
 SEC("tracepoint/syscalls/sys_exit_openat2")
@@ -210,133 +47,7 @@ int mdatp_openat2(void *ctx)
 		return 0;
 	how = (struct open_how *)SYS_ARG3(regs);
 	bpf_probe_read_user(&flags, sizeof(flags), &how->flags);
-	return handle_open(ctx, flags);
-}
-
-/* ---- path changes ---- */
-
-/* Which parts of a path-change event a syscall fills. */
-struct op_args {
-	__u32 type;
-	long dfd1;
-	const char *name1;
-	long dfd2;
-	const char *name2;
-	/* symlink: name1 is the link's text, not a path to resolve */
-	bool name1_literal;
-	/* fchmod/fchown: dfd1 is the file itself, no name */
-	bool fd_only;
-	__u32 op_flags;
-	__u32 mode;
-	__u32 uid;
-	__u32 gid;
-};
-
-/* Appends the path of directory fd `dfd` (or the cwd) at data[pos]. */
-static __always_inline __u32 put_dir(struct mdatp_file_op_event *ev, struct mdatp_pathbuf *pb,
-				     long dfd,
-				     struct mdatp_file_ref *ref, __u32 pos)
-{
-	struct path p;
-
-	/* Read with the helper: typed and untyped walks of both directories
-	 * of a rename are more than the verifier's complexity budget, and
-	 * path changes are far rarer than opens. */
-	if (dfd == MDATP_AT_FDCWD) {
-		p = BPF_CORE_READ(MDATP_CURRENT_TASK(), fs, pwd);
-	} else {
-		struct file *f = mdatp_fd_file_probe(dfd);
-
-		if (!f) {
-			ref->flags |= MDATP_FILE_DIR_MISSING;
-			return 0;
-		}
-		p = BPF_CORE_READ(f, f_path);
-	}
-	mdatp_file_ref_of(ref, &p, false);
-	struct mdatp_path_result r = mdatp_walk_path(&p, pb->path, false);
-	if (r.truncated)
-		ref->flags |= MDATP_FILE_PATH_TRUNCATED;
-	r.len &= MDATP_PATH_MASK;
-	bpf_probe_read_kernel(&ev->data[pos & MDATP_FILE_OP_POS_MASK], r.len, &pb->path[r.start & MDATP_PATH_MASK]);
-	return r.len;
-}
-
-/* Appends a user string at data[pos]; returns its length (no NUL). */
-static __always_inline __u32 put_name(struct mdatp_file_op_event *ev, const char *name,
-				      __u32 pos, __u32 *flags)
-{
-	long n;
-
-	if (!name)
-		return 0;
-	n = bpf_probe_read_user_str(&ev->data[pos & MDATP_FILE_OP_POS_MASK], MDATP_PATH_MAX + 1, name);
-	if (n <= 0)
-		return 0;
-	if (n == MDATP_PATH_MAX + 1)
-		*flags |= MDATP_FILE_PATH_TRUNCATED;
-	return (n - 1) & MDATP_PATH_MAX;
-}
-
-static __always_inline int emit_op(void *ctx, struct op_args *a)
-{
-	struct mdatp_file_op_event *ev;
-	struct mdatp_pathbuf *pb;
-	struct mdatp_proc_state *st;
-	__u32 pos = 0, len;
-
-	if (!mdatp_enabled(a->type)) {
-		mdatp_count_filtered(a->type);
-		return 0;
-	}
-	st = mdatp_proc(bpf_get_current_pid_tgid() >> 32, false);
-	if (st && (st->flags & MDATP_PROC_EXCLUDED)) {
-		mdatp_count_filtered(a->type);
-		return 0;
-	}
-	ev = mdatp_percpu(&op_scratch);
-	pb = mdatp_percpu(&pathbuf);
-	if (!ev || !pb)
-		return 0;
-	__builtin_memset(&ev->dir1, 0, sizeof(ev->dir1));
-	__builtin_memset(&ev->dir2, 0, sizeof(ev->dir2));
-	ev->name1_flags = 0;
-	ev->name2_flags = 0;
-
-	len = a->name1_literal ? 0 : put_dir(ev, pb, a->dfd1, &ev->dir1, pos);
-	ev->dir1_len = len;
-	pos += len;
-	len = put_name(ev, a->fd_only ? NULL : a->name1, pos, &ev->name1_flags);
-	ev->name1_len = len;
-	pos += len;
-
-	/* No exclusion by path here: the name the caller passed can be
-	 * absolute, contain "..", or lead through a symlink, and a rename or
-	 * link is excluded only when both sides are. User space decides on
-	 * the whole event (daemon/src/exclusions.rs); excluded executables
-	 * are still dropped above. */
-
-	len = 0;
-	if (a->name2)
-		len = put_dir(ev, pb, a->dfd2, &ev->dir2, pos);
-	ev->dir2_len = len;
-	pos += len;
-	len = put_name(ev, a->name2, pos, &ev->name2_flags);
-	ev->name2_len = len;
-	pos += len;
-
-	mdatp_fill_task(&ev->task);
-	ev->ret = SYS_EXIT_RET(ctx);
-	ev->op_flags = a->op_flags;
-	ev->mode = a->mode;
-	ev->uid = a->uid;
-	ev->gid = a->gid;
-	__u64 size = offsetof(struct mdatp_file_op_event, data) + (pos & MDATP_FILE_OP_SIZE_MASK);
-	mdatp_fill_header(&ev->hdr, a->type, size);
-	if (size > sizeof(*ev))
-		return 0;
-	mdatp_output(ev, size, a->type);
-	return 0;
+	return handle_open(SYS_EXIT_RET(ctx), flags);
 }
 
 #define OP_PROG(sys, ty, ...)                                          \
@@ -346,8 +57,9 @@ static __always_inline int emit_op(void *ctx, struct op_args *a)
 		struct pt_regs *regs = mdatp_syscall_regs(ctx, ty);    \
 		if (!regs)                                             \
 			return 0;                                      \
-		struct op_args a = { .type = ty, __VA_ARGS__ };        \
-		return emit_op(ctx, &a);                               \
+		struct op_args a = { .type = ty, .ret = SYS_EXIT_RET(ctx),   \
+				      __VA_ARGS__ };                   \
+		return emit_op(&a);                                    \
 	}
 
 #define NAME(n) (const char *)SYS_ARG##n(regs)

@@ -1,267 +1,48 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Network activity from syscall exit tracepoints, in the acting process's
- * context: connect (with its result), accept (with the peer), listen, bind.
- * connect takes the remote address the caller passed (still there after
- * a failure); accept/listen/bind read the socket (bind: the caller's
- * address when it failed).
+ * context (the events themselves: include/net_events.bpf.h).
  */
 /* Syscall exit programs, in two variants: see syscall.bpf.h (first, it
  * decides whether the task is typed). */
-#include "syscall.bpf.h"
-#include "common.bpf.h"
-#include "proc_state.bpf.h"
-#include "task.bpf.h"
+#include "net_events.bpf.h"
 
-#define MDATP_AF_INET 2
-#define MDATP_AF_INET6 10
-
-/* The sock of a socket fd, or NULL when fd is not an inet socket. */
-static __always_inline struct sock *inet_sock_of(long fd)
-{
-	bool typed;
-	struct file *f = mdatp_fd_file(fd, &typed);
-	struct inode *inode;
-	struct socket *sock;
-	struct sock *sk;
-	__u16 family;
-
-	if (!f)
-		return NULL;
-	/* S_IFSOCK */
-	inode = MDATP_RD(typed, f, f_inode);
-	if ((MDATP_RD(typed, inode, i_mode) & 0170000) != 0140000)
-		return NULL;
-	/* void *: never typed */
-	sock = BPF_CORE_READ(f, private_data);
-	sk = BPF_CORE_READ(sock, sk);
-	if (!sk)
-		return NULL;
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (family != MDATP_AF_INET && family != MDATP_AF_INET6)
-		return NULL;
-	return sk;
-}
-
-static __always_inline void sock_fill(struct mdatp_net_event *ev, struct sock *sk, bool remote)
-{
-	ev->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	ev->protocol = BPF_CORE_READ(sk, sk_protocol);
-	ev->sock_type = BPF_CORE_READ(sk, sk_type);
-	ev->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	if (ev->family == MDATP_AF_INET) {
-		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-
-		__builtin_memcpy(ev->local_addr, &a, 4);
-	} else {
-		BPF_CORE_READ_INTO(&ev->local_addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-	}
-	if (!remote)
-		return;
-	ev->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (ev->family == MDATP_AF_INET) {
-		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-
-		__builtin_memcpy(ev->remote_addr, &a, 4);
-	} else {
-		BPF_CORE_READ_INTO(&ev->remote_addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	}
-}
-
-/* Reads a user sockaddr_in/in6 into the remote (or local) fields.
- * Returns false for other families. */
-static __always_inline bool user_addr_fill(struct mdatp_net_event *ev, const void *uaddr,
-					   bool as_remote)
-{
-	__u16 family = 0, port = 0;
-	__u8 *addr = as_remote ? ev->remote_addr : ev->local_addr;
-
-	if (bpf_probe_read_user(&family, sizeof(family), uaddr) < 0)
-		return false;
-	bpf_probe_read_user(&port, sizeof(port), (const char *)uaddr + 2);
-	if (family == MDATP_AF_INET)
-		bpf_probe_read_user(addr, 4, (const char *)uaddr + 4);
-	else if (family == MDATP_AF_INET6)
-		bpf_probe_read_user(addr, 16, (const char *)uaddr + 8);
-	else
-		return false;
-	ev->family = family;
-	if (as_remote)
-		ev->remote_port = bpf_ntohs(port);
-	else
-		ev->local_port = bpf_ntohs(port);
-	return true;
-}
-
-static __always_inline bool remote_excluded(struct mdatp_net_event *ev)
-{
-	struct mdatp_net_key key = { .prefixlen = 128 };
-
-	if (ev->family == MDATP_AF_INET) {
-		key.addr[10] = 0xff;
-		key.addr[11] = 0xff;
-		__builtin_memcpy(&key.addr[12], ev->remote_addr, 4);
-	} else {
-		__builtin_memcpy(key.addr, ev->remote_addr, 16);
-	}
-	return bpf_map_lookup_elem(&excluded_nets, &key) != NULL;
-}
-
-/* Common start: enabled, process not excluded. */
-static __always_inline bool wanted(__u32 type)
-{
-	struct mdatp_proc_state *st;
-
-	if (!mdatp_enabled(type)) {
-		mdatp_count_filtered(type);
-		return false;
-	}
-	st = mdatp_proc(bpf_get_current_pid_tgid() >> 32, false);
-	if (st && (st->flags & MDATP_PROC_EXCLUDED)) {
-		mdatp_count_filtered(type);
-		return false;
-	}
-	return true;
-}
-
-static __always_inline int finish(struct mdatp_net_event *ev, __u32 type, bool check_remote)
-{
-	if (check_remote && remote_excluded(ev)) {
-		mdatp_count_filtered(type);
-		return 0;
-	}
-	mdatp_fill_task(&ev->task);
-	mdatp_fill_header(&ev->hdr, type, sizeof(*ev));
-	mdatp_output(ev, sizeof(*ev), type);
-	return 0;
-}
+#define REGS_OR_DONE(type)                                           \
+	struct pt_regs *regs = mdatp_syscall_regs(ctx, type);        \
+	if (!regs)                                                   \
+		return 0
 
 SEC("tracepoint/syscalls/sys_exit_connect")
 int mdatp_connect(void *ctx)
 {
-	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_NET_CONNECT);
-	struct mdatp_net_event ev = {};
-	struct sock *sk;
-
-	if (!regs)
-		return 0;
-	if (!wanted(MDATP_EV_NET_CONNECT))
-		return 0;
-	sk = inet_sock_of((int)SYS_ARG1(regs));
-	if (!sk)
-		return 0;
-	sock_fill(&ev, sk, false);
-	if (!user_addr_fill(&ev, (const void *)SYS_ARG2(regs), true))
-		return 0;
-	ev.ret = SYS_EXIT_RET(ctx);
-	return finish(&ev, MDATP_EV_NET_CONNECT, true);
-}
-
-static __always_inline int handle_accept(void *ctx)
-{
-	long fd = SYS_EXIT_RET(ctx);
-	struct mdatp_net_event ev = {};
-	struct sock *sk;
-
-	if (fd < 0 || !wanted(MDATP_EV_NET_ACCEPT))
-		return 0;
-	sk = inet_sock_of(fd);
-	if (!sk)
-		return 0;
-	sock_fill(&ev, sk, true);
-	ev.ret = fd;
-	return finish(&ev, MDATP_EV_NET_ACCEPT, true);
+	REGS_OR_DONE(MDATP_EV_NET_CONNECT);
+	return net_connect(SYS_EXIT_RET(ctx), (int)SYS_ARG1(regs), (const void *)SYS_ARG2(regs));
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept")
 int mdatp_accept(void *ctx)
 {
-	return handle_accept(ctx);
+	return net_accept(SYS_EXIT_RET(ctx));
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int mdatp_accept4(void *ctx)
 {
-	return handle_accept(ctx);
+	return net_accept(SYS_EXIT_RET(ctx));
 }
 
 SEC("tracepoint/syscalls/sys_exit_listen")
 int mdatp_listen(void *ctx)
 {
-	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_NET_LISTEN);
-	struct mdatp_net_event ev = {};
-	struct sock *sk;
-
-	if (!regs)
-		return 0;
-	if (!wanted(MDATP_EV_NET_LISTEN))
-		return 0;
-	sk = inet_sock_of((int)SYS_ARG1(regs));
-	if (!sk)
-		return 0;
-	sock_fill(&ev, sk, false);
-	ev.backlog = SYS_ARG2(regs);
-	ev.ret = SYS_EXIT_RET(ctx);
-	return finish(&ev, MDATP_EV_NET_LISTEN, false);
+	REGS_OR_DONE(MDATP_EV_NET_LISTEN);
+	return net_listen(SYS_EXIT_RET(ctx), (int)SYS_ARG1(regs), SYS_ARG2(regs));
 }
 
 SEC("tracepoint/syscalls/sys_exit_bind")
 int mdatp_bind(void *ctx)
 {
-	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_NET_BIND);
-	struct mdatp_net_event ev = {};
-	struct sock *sk;
-
-	if (!regs)
-		return 0;
-	if (!wanted(MDATP_EV_NET_BIND))
-		return 0;
-	sk = inet_sock_of((int)SYS_ARG1(regs));
-	if (!sk)
-		return 0;
-	sock_fill(&ev, sk, false);
-	ev.ret = SYS_EXIT_RET(ctx);
-	/* Bound: the socket has the real port (port 0 asks for any). Failed:
-	 * report what was asked for. */
-	if (ev.ret < 0 && !user_addr_fill(&ev, (const void *)SYS_ARG2(regs), false))
-		return 0;
-	return finish(&ev, MDATP_EV_NET_BIND, false);
-}
-
-/* ---- UDP: the first datagram of each flow ---- */
-
-#define MDATP_IPPROTO_UDP 17
-
-/*
- * uaddr: the peer address the caller passed (send) or received into
- * (recv), or NULL for a connected socket (then the socket's peer).
- */
-static __always_inline int udp_first(void *ctx, __u32 type, long fd, const void *uaddr)
-{
-	struct mdatp_udp_flow_key key = {};
-	struct mdatp_net_event ev = {};
-	__u8 one = 1;
-	struct sock *sk;
-
-	if (SYS_EXIT_RET(ctx) < 0)
-		return 0;
-	sk = inet_sock_of(fd);
-	if (!sk || BPF_CORE_READ(sk, sk_protocol) != MDATP_IPPROTO_UDP)
-		return 0;
-	sock_fill(&ev, sk, true);
-	if (uaddr && !user_addr_fill(&ev, uaddr, true))
-		return 0;
-	key.sock = (__u64)sk;
-	__builtin_memcpy(key.addr, ev.remote_addr, 16);
-	key.port = ev.remote_port;
-	key.direction = type;
-	/* Already reported: the common case, no event. */
-	if (bpf_map_update_elem(&udp_flows, &key, &one, BPF_NOEXIST) != 0)
-		return 0;
-	if (!wanted(type))
-		return 0;
-	ev.ret = SYS_EXIT_RET(ctx);
-	return finish(&ev, type, true);
+	REGS_OR_DONE(MDATP_EV_NET_BIND);
+	return net_bind(SYS_EXIT_RET(ctx), (int)SYS_ARG1(regs), (const void *)SYS_ARG2(regs));
 }
 
 /* msghdr.msg_name and its length from user memory. */
@@ -278,44 +59,32 @@ static __always_inline const void *msg_name(const struct user_msghdr *msg)
 SEC("tracepoint/syscalls/sys_exit_sendto")
 int mdatp_sendto(void *ctx)
 {
-	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_NET_UDP_SEND);
-
-	if (!regs)
-		return 0;
-	return udp_first(ctx, MDATP_EV_NET_UDP_SEND, (int)SYS_ARG1(regs),
+	REGS_OR_DONE(MDATP_EV_NET_UDP_SEND);
+	return udp_first(SYS_EXIT_RET(ctx), MDATP_EV_NET_UDP_SEND, (int)SYS_ARG1(regs),
 			 (const void *)SYS_ARG5(regs));
 }
 
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
 int mdatp_sendmsg(void *ctx)
 {
-	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_NET_UDP_SEND);
-
-	if (!regs)
-		return 0;
-	return udp_first(ctx, MDATP_EV_NET_UDP_SEND, (int)SYS_ARG1(regs),
+	REGS_OR_DONE(MDATP_EV_NET_UDP_SEND);
+	return udp_first(SYS_EXIT_RET(ctx), MDATP_EV_NET_UDP_SEND, (int)SYS_ARG1(regs),
 			 msg_name((const struct user_msghdr *)SYS_ARG2(regs)));
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
 int mdatp_recvfrom(void *ctx)
 {
-	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_NET_UDP_RECV);
-
-	if (!regs)
-		return 0;
-	return udp_first(ctx, MDATP_EV_NET_UDP_RECV, (int)SYS_ARG1(regs),
+	REGS_OR_DONE(MDATP_EV_NET_UDP_RECV);
+	return udp_first(SYS_EXIT_RET(ctx), MDATP_EV_NET_UDP_RECV, (int)SYS_ARG1(regs),
 			 (const void *)SYS_ARG5(regs));
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
 int mdatp_recvmsg(void *ctx)
 {
-	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_NET_UDP_RECV);
-
-	if (!regs)
-		return 0;
-	return udp_first(ctx, MDATP_EV_NET_UDP_RECV, (int)SYS_ARG1(regs),
+	REGS_OR_DONE(MDATP_EV_NET_UDP_RECV);
+	return udp_first(SYS_EXIT_RET(ctx), MDATP_EV_NET_UDP_RECV, (int)SYS_ARG1(regs),
 			 msg_name((const struct user_msghdr *)SYS_ARG2(regs)));
 }
 

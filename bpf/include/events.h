@@ -84,6 +84,23 @@ enum mdatp_exec_flags {
 enum mdatp_task_flags {
 	/* loginuid/sessionid are absent (kernel without CONFIG_AUDITSYSCALL). */
 	MDATP_TASK_NO_AUDIT_IDS = 1 << 0,
+	/* The event came from a 32-bit (ia32) system call: a 32-bit program,
+	 * or a 64-bit one calling through int 0x80. */
+	MDATP_TASK_IA32 = 1 << 1,
+};
+
+/* Tail-call slots (map ia32_calls) of the programs that turn 32-bit
+ * (ia32) system calls into events (ia32.bpf.c). */
+enum mdatp_ia32_slot {
+	MDATP_IA32_OPEN = 0,
+	MDATP_IA32_DELETE = 1,
+	MDATP_IA32_RENAME = 2,
+	MDATP_IA32_MKDIR = 3,
+	MDATP_IA32_CHMOD = 4,
+	MDATP_IA32_CHOWN = 5,
+	MDATP_IA32_LINK = 6,
+	MDATP_IA32_NET = 7,
+	MDATP_IA32_SLOTS = 8,
 };
 
 /* Access class of an open (mdatp_file_open_event.access). */

@@ -27,6 +27,15 @@
 
 #include "core_fixes.bpf.h"
 
+/* arch/x86/include/asm/thread_info.h: a 32-bit system call is running
+ * (set on every ia32 entry, cleared on the way back to user space). */
+#define MDATP_TS_COMPAT 0x0002
+
+static __always_inline bool mdatp_in_ia32_syscall(struct task_struct *task)
+{
+	return MDATP_TASK_RD(task, thread_info.status) & MDATP_TS_COMPAT;
+}
+
 static __always_inline void mdatp_fill_task(struct mdatp_task_info *t)
 {
 	struct task_struct *task = MDATP_CURRENT_TASK();
@@ -40,7 +49,7 @@ static __always_inline void mdatp_fill_task(struct mdatp_task_info *t)
 	t->gid = MDATP_TASK_RD(cred, gid.val);
 	t->euid = MDATP_TASK_RD(cred, euid.val);
 	t->egid = MDATP_TASK_RD(cred, egid.val);
-	t->flags = 0;
+	t->flags = mdatp_in_ia32_syscall(task) ? MDATP_TASK_IA32 : 0;
 	if (bpf_core_field_exists(task->loginuid)) {
 		t->loginuid = MDATP_TASK_RD(task, loginuid.val);
 		t->sessionid = MDATP_TASK_RD(task, sessionid);

@@ -28,6 +28,9 @@ pub enum Hook {
     RawTracepoint(&'static str),
     /// A tracefs tracepoint: category and name.
     Tracepoint(&'static str, &'static str),
+    /// Not attached: entered by a tail call from slot `.1` of the
+    /// program array map `.0`.
+    TailCall(&'static str, abi::mdatp_ia32_slot),
 }
 
 /// The event domain a program serves (for switching domains off).
@@ -115,9 +118,57 @@ const NETWORK: [ProgramSpec; 9] = syscall_exit!(Network:
     "connect", "accept", "accept4", "listen", "bind", "sendto", "sendmsg", "recvfrom", "recvmsg",
 );
 
+macro_rules! ia32_call {
+    ($($prog:literal => $slot:ident, $domain:ident);* $(;)?) => {
+        [$(ProgramSpec {
+            name: concat!("mdatp_ia32_", $prog),
+            hook: Hook::TailCall("ia32_calls", abi::mdatp_ia32_slot::$slot),
+            domain: Domain::$domain,
+        }),*]
+    };
+}
+
+/// 32-bit (ia32) system calls (`ia32.bpf.c`): the programs of each kind,
+/// then the one on the raw `sys_exit` tracepoint that picks among them
+/// (attached last, once its tail-call targets are in place).
+const IA32: [ProgramSpec; 9] = {
+    let calls = ia32_call!(
+        "open" => MDATP_IA32_OPEN, File;
+        "delete" => MDATP_IA32_DELETE, File;
+        "rename" => MDATP_IA32_RENAME, File;
+        "mkdir" => MDATP_IA32_MKDIR, File;
+        "chmod" => MDATP_IA32_CHMOD, File;
+        "chown" => MDATP_IA32_CHOWN, File;
+        "link" => MDATP_IA32_LINK, File;
+        "net" => MDATP_IA32_NET, Network;
+    );
+    [
+        calls[0],
+        calls[1],
+        calls[2],
+        calls[3],
+        calls[4],
+        calls[5],
+        calls[6],
+        calls[7],
+        ProgramSpec {
+            name: "mdatp_ia32",
+            hook: Hook::RawTracepoint("sys_exit"),
+            domain: Domain::File,
+        },
+    ]
+};
+
+/// The name of the program that dispatches 32-bit system calls.
+pub const IA32_DISPATCHER: &str = "mdatp_ia32";
+
 /// Every program in [`OBJECT`], in attach order.
 pub fn programs() -> impl Iterator<Item = &'static ProgramSpec> {
-    PROCESS.iter().chain(FILE.iter()).chain(NETWORK.iter())
+    PROCESS
+        .iter()
+        .chain(FILE.iter())
+        .chain(NETWORK.iter())
+        .chain(IA32.iter())
 }
 
 // SAFETY: plain integers and byte arrays with no padding (checked by the

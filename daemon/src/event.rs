@@ -99,6 +99,20 @@ pub struct Origin {
     /// so that an event's origin costs no allocation.
     pub source: std::sync::Arc<str>,
     pub sequence: u64,
+    /// The system call's ABI, for events that come from one.
+    pub abi: SyscallAbi,
+}
+
+/// Which system call ABI an event's call was made through. A 32-bit
+/// (ia32) call on a 64-bit host is worth a look: a 32-bit program, or a
+/// 64-bit one calling through `int 0x80`, the way around sensors that
+/// watch only the 64-bit calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyscallAbi {
+    /// The host's own (x86_64), or not a system call's event.
+    #[default]
+    Native,
+    Ia32,
 }
 
 /// An in-band record that events were lost.

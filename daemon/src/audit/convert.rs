@@ -20,6 +20,7 @@ use super::netlink::RawAuditRecord;
 use crate::event::{
     AuthActivity, AuthEvent, Credentials, Device, Event, FileActivity, FileEvent, FileInfo,
     NetActivity, NetEvent, Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider,
+    SyscallAbi,
 };
 use crate::kind::{EventKind, class};
 use crate::paths::{has_dotdot, join_lexical};
@@ -245,11 +246,15 @@ impl Ctx<'_> {
     }
 }
 
-fn origin(ev: &AuditEvent) -> Origin {
+fn origin(ev: &AuditEvent, arch: Option<Arch>) -> Origin {
     Origin {
         provider: Provider::Auditd,
         source: "auditd".into(),
         sequence: ev.serial,
+        abi: match arch {
+            Some(Arch::I386) => SyscallAbi::Ia32,
+            _ => SyscallAbi::Native,
+        },
     }
 }
 
@@ -319,7 +324,7 @@ fn convert_event(ev: &AuditEvent, socket_fds: &mut Option<[i32; 2]>) -> Result<E
     let time_ns = ev.time_ms * 1_000_000;
     let first = records.first().ok_or(Skip::Incomplete)?;
     if (1100..1200).contains(&first.ty) {
-        return login(first, time_ns, origin(ev));
+        return login(first, time_ns, origin(ev, None));
     }
     let syscall = records
         .iter()
@@ -345,7 +350,7 @@ fn convert_event(ev: &AuditEvent, socket_fds: &mut Option<[i32; 2]>) -> Result<E
         },
         nr,
         time_ns,
-        origin: origin(ev),
+        origin: origin(ev, Some(arch)),
     };
     match kind.spec().ocsf_class {
         class::PROCESS_ACTIVITY => process_event(&call, kind),

@@ -164,6 +164,7 @@ impl Converter {
             provider: Provider::Ebpf,
             source,
             sequence: hdr.seq,
+            abi: rec.abi(),
         };
         let time_ns = self.clock.boot_to_unix_ns(hdr.boot_ns);
         out(self.event(rec, time_ns, origin));

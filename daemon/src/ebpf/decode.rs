@@ -4,8 +4,10 @@
 use mdatp_bpf::abi::{
     mdatp_event_header, mdatp_event_type, mdatp_exec_event, mdatp_exec_flags, mdatp_exit_event,
     mdatp_file_fold_event, mdatp_file_op_event, mdatp_file_open_event, mdatp_file_ref,
-    mdatp_fork_event, mdatp_net_event, mdatp_task_info,
+    mdatp_fork_event, mdatp_net_event, mdatp_task_flags, mdatp_task_info,
 };
+
+use crate::event::SyscallAbi;
 use std::mem::{offset_of, size_of};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -93,6 +95,21 @@ impl KernelRecord {
             KernelRecord::Fold(f) => &f.hdr,
             KernelRecord::FileOp(o) => &o.hdr,
             KernelRecord::Net(n) => &n.hdr,
+        }
+    }
+
+    /// The ABI of the system call the record comes from.
+    pub fn abi(&self) -> SyscallAbi {
+        let task = match self {
+            KernelRecord::Open(o) => &o.task,
+            KernelRecord::FileOp(o) => &o.task,
+            KernelRecord::Net(n) => &n.task,
+            _ => return SyscallAbi::Native,
+        };
+        if task.flags & mdatp_task_flags::MDATP_TASK_IA32 != 0 {
+            SyscallAbi::Ia32
+        } else {
+            SyscallAbi::Native
         }
     }
 }

@@ -1,6 +1,6 @@
 use crate::error_text::chain;
 
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::maps::{MapData, PerCpuArray, ProgramArray, RingBuf};
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use mdatp_bpf::{Domain, Hook, SyscallVariant, programs};
@@ -95,6 +95,14 @@ impl EbpfSensor {
                     };
                     let e = attach_raw_tracepoint(&mut bpf, program, &target).err();
                     (format!("raw tracepoint {target}"), e)
+                }
+                Hook::TailCall(map, slot) => {
+                    let e = if broken {
+                        Err(AttachError::NotInObject(format!("{program} (broken by test)")))
+                    } else {
+                        set_tail_call(&mut bpf, program, map, slot as u32)
+                    };
+                    (format!("tail call {map}[{}]", slot as u32), e.err())
                 }
                 Hook::Tracepoint(category, name) => {
                     let target = if broken {
@@ -194,6 +202,8 @@ pub enum AttachError {
     Load(#[source] aya::programs::ProgramError),
     #[error("attach")]
     Attach(#[source] aya::programs::ProgramError),
+    #[error("tail-call map")]
+    Map(#[source] aya::maps::MapError),
 }
 
 /// The named program of the object, as program type `P`.
@@ -223,6 +233,22 @@ fn attach_raw_tracepoint(bpf: &mut Ebpf, name: &str, tp: &str) -> Result<(), Att
     let prog: &mut RawTracePoint = program(bpf, name)?;
     prog.load().map_err(AttachError::Load)?;
     prog.attach(tp).map_err(AttachError::Attach)?;
+    Ok(())
+}
+
+/// Loads a program entered by a tail call and puts it in its slot.
+fn set_tail_call(bpf: &mut Ebpf, name: &str, map: &str, slot: u32) -> Result<(), AttachError> {
+    let prog: &mut RawTracePoint = program(bpf, name)?;
+    prog.load().map_err(AttachError::Load)?;
+    let fd = prog
+        .fd()
+        .and_then(|fd| fd.try_clone().map_err(Into::into))
+        .map_err(AttachError::Load)?;
+    let array = bpf
+        .map_mut(map)
+        .ok_or_else(|| AttachError::NotInObject(map.to_string()))?;
+    let mut array = ProgramArray::try_from(array).map_err(AttachError::Map)?;
+    array.set(slot, &fd, 0).map_err(AttachError::Map)?;
     Ok(())
 }
 

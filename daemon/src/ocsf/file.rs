@@ -1,7 +1,7 @@
 //! File System Activity (1001): the file object, and what OCSF has no
 //! place for under `unmapped`.
 
-use super::{FILE_ACTIVITY, actor, base, ms, status};
+use super::{FILE_ACTIVITY, actor, base, ms, origin_unmapped, status};
 use crate::event::{FileActivity, FileEvent, FileInfo};
 use crate::json::{Obj, object};
 
@@ -132,7 +132,7 @@ pub(super) fn file_event(e: &FileEvent, hostname: &str, out: &mut Vec<u8>) {
 
 /// What OCSF's file object and class have no place for.
 fn file_unmapped(u: &mut Obj<'_>, e: &FileEvent, subject: &FileInfo) {
-    u.caption("provider", e.origin.provider.as_str());
+    origin_unmapped(u, &e.origin);
     u.obj("file", |f| file_ext(f, subject));
     match &e.activity {
         FileActivity::Open { access, flags, .. } => {

@@ -5,7 +5,7 @@
 
 use crate::event::{
     AuthActivity, AuthEvent, Event, LossRecord, NetActivity, NetEvent, Origin, ProcessActivity,
-    ProcessEvent, ProcessInfo,
+    ProcessEvent, ProcessInfo, SyscallAbi,
 };
 use crate::json::{Obj, object};
 use crate::kind::class;
@@ -151,8 +151,8 @@ fn auth_event(e: &AuthEvent, hostname: &str, out: &mut Vec<u8>) {
         }
         actor(o, &e.process);
         o.obj("unmapped", |u| {
-            u.caption("provider", e.origin.provider.as_str())
-                .str("audit_type", &e.record_type)
+            origin_unmapped(u, &e.origin);
+            u.str("audit_type", &e.record_type)
                 .opt_str("pam_op", e.op.as_deref())
                 .opt_str("terminal", e.terminal.as_deref())
                 .u64("time_ns", e.time_ns);
@@ -229,9 +229,17 @@ fn net_event(e: &NetEvent, hostname: &str, out: &mut Vec<u8>) {
     });
 }
 
+/// Where the event came from: the provider, and a 32-bit system call.
+pub(crate) fn origin_unmapped(u: &mut Obj<'_>, origin: &Origin) {
+    u.caption("provider", origin.provider.as_str());
+    if origin.abi == SyscallAbi::Ia32 {
+        u.caption("syscall_abi", "ia32");
+    }
+}
+
 /// What OCSF's network classes have no place for.
 fn net_unmapped(u: &mut Obj<'_>, e: &NetEvent) {
-    u.caption("provider", e.origin.provider.as_str());
+    origin_unmapped(u, &e.origin);
     match &e.local {
         Some(a) => u.display("local", a),
         None => u.null("local"),
@@ -294,7 +302,7 @@ fn process_event(e: &ProcessEvent, hostname: &str, out: &mut Vec<u8>) {
             o.u64("exit_code", code.into());
         }
         o.obj("unmapped", |u| {
-            u.caption("provider", e.origin.provider.as_str());
+            origin_unmapped(u, &e.origin);
             // launch_type arrived in OCSF 1.6; the pinned 1.5.0 lacks it.
             if let Some((id, name)) = launch {
                 u.u64("launch_type_id", id).caption("launch_type", name);

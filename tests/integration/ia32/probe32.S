@@ -5,7 +5,9 @@
  *
  *   probe32 PATH PORT
  * creates PATH (openat, O_CREAT), unlinks it, then connects a TCP socket
- * to 127.0.0.1:PORT, and exits 0 (or 1 on any failed call).
+ * to 127.0.0.1:PORT twice: with connect(2) (i386 362), then through
+ * socketcall(2) (102), old 32-bit programs' one door to the socket calls;
+ * exits 0 (or 1 on any failed call).
  */
         .code32
         .globl _start
@@ -70,6 +72,22 @@ _start:
         test    %eax, %eax
         jnz     fail
 
+        /* socketcall(SYS_SOCKET, {AF_INET, SOCK_STREAM, 0}) */
+        mov     $102, %eax
+        mov     $1, %ebx
+        mov     $sockargs, %ecx
+        int     $0x80
+        test    %eax, %eax
+        js      fail
+        mov     %eax, connargs
+        /* socketcall(SYS_CONNECT, {fd, &sin, 16}) */
+        mov     $102, %eax
+        mov     $3, %ebx
+        mov     $connargs, %ecx
+        int     $0x80
+        test    %eax, %eax
+        jnz     fail
+
         mov     $252, %eax              /* exit_group(0) */
         xor     %ebx, %ebx
         int     $0x80
@@ -84,3 +102,7 @@ sin_port:
         .short  0
         .byte   127, 0, 0, 1
         .long   0, 0
+sockargs:
+        .long   2, 1, 0
+connargs:
+        .long   0, sin, 16
