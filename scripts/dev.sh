@@ -79,7 +79,7 @@ test)
     # The compat build of the syscall exit programs (what 5.8-5.14 kernels
     # load) runs here too: the same file, network and exclusion tests, forced.
     MDATP_TEST_SYSCALL_VARIANT=compat cargo test -p mdatp-integration-tests \
-        --test file_events --test net_events --test exclusions
+        --test file_events --test net_events --test exclusions --test ia32
     scripts/ocsf-validate.sh
     scripts/package.sh
     tests/integration/vm/run.sh

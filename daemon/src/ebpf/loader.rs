@@ -98,7 +98,9 @@ impl EbpfSensor {
                 }
                 Hook::TailCall(map, slot) => {
                     let e = if broken {
-                        Err(AttachError::NotInObject(format!("{program} (broken by test)")))
+                        Err(AttachError::NotInObject(format!(
+                            "{program} (broken by test)"
+                        )))
                     } else {
                         set_tail_call(&mut bpf, program, map, slot as u32)
                     };

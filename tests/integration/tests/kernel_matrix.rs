@@ -35,10 +35,18 @@ fn the_workload_yields_every_expected_event_on_this_kernel() {
     let dir = tempfile::tempdir().unwrap();
     let d = start_on_bus(&bus, dir.path(), &[]);
     let net = helper_bin().with_file_name("mdatp-net-workload");
+    let probe_dir = dir.path().join("ia32");
+    let st = Command::new("sh")
+        .arg(repo().join("tests/integration/ia32/build.sh"))
+        .arg(&probe_dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "ia32/build.sh: {st}");
+    let probe = probe_dir.join("probe32");
     // Run by bash, as the guests do (the shell's name is in the events).
     let st = Command::new("bash")
         .arg(repo().join("tests/integration/workload/workload.sh"))
-        .args(["/tmp/mdatp-wl", s(&net)])
+        .args(["/tmp/mdatp-wl", s(&net), s(&probe)])
         .status()
         .unwrap();
     assert!(st.success(), "workload.sh: {st}");

@@ -81,7 +81,8 @@ run_workload() {
     useradd -M -s /usr/sbin/nologin mdatp-wl 2>/dev/null || true
     echo 'mdatp-wl:Wl-passw0rd' | chpasswd
     check "the kernel-matrix workload runs" \
-        bash "$share/workload/workload.sh" /tmp/mdatp-wl "$share/mdatp-net-workload"
+        bash "$share/workload/workload.sh" /tmp/mdatp-wl "$share/mdatp-net-workload" \
+        "$share/probe32"
     # The login is the workload's last step.
     check "the workload's login event is written" wait_for 60 bash -c \
         'grep "\"class_uid\":3002" /var/log/mdatp/events.jsonl | grep -q "\"mdatp-wl\""'

@@ -24,7 +24,7 @@ import json
 import sys
 
 DIR = "/tmp/mdatp-wl"
-FIXED_PORTS = range(47100, 47104)
+FIXED_PORTS = range(47100, 47106)
 
 # The fields compared across kernels (JSON pointers without the leading /).
 FIELDS = [
@@ -34,7 +34,7 @@ FIELDS = [
     "file/path", "file/name", "file/parent_folder", "file_result/path",
     "src_endpoint/ip", "src_endpoint/port", "dst_endpoint/ip", "dst_endpoint/port",
     "connection_info/protocol_name", "connection_info/protocol_ver_id",
-    "connection_info/direction_id", "user/name",
+    "connection_info/direction_id", "user/name", "unmapped/syscall_abi",
 ]
 
 
@@ -100,6 +100,17 @@ EXPECTED = [
     ("tcp v6 accept", "network_accept", net(1, "tcp", 6, 1, "ephemeral", 47101)),
     ("udp v4 send", "network_udp_send", net(1, "udp", 4, 2, 47103, 47102)),
     ("udp v4 receive", "network_udp_recv", net(1, "udp", 4, 1, 47103, 47102)),
+    # The 32-bit probe: the i386 ABI, socketcall included.
+    ("ia32 create", "file_open",
+     {"class_uid": 1001, "activity_id": 1, "file/path": f"{DIR}/ia32-made",
+      "unmapped/syscall_abi": "ia32"}),
+    ("ia32 unlink", "file_delete",
+     {"class_uid": 1001, "activity_id": 4, "file/path": f"{DIR}/ia32-made",
+      "unmapped/syscall_abi": "ia32"}),
+    ("ia32 connect", "network_connect",
+     {"class_uid": 4001, "dst_endpoint/port": 47104, "unmapped/syscall_abi": "ia32"}),
+    ("ia32 socketcall connect", "network_connect",
+     {"class_uid": 4001, "dst_endpoint/port": 47105, "unmapped/syscall_abi": "ia32"}),
     ("PAM login", "login",
      {"class_uid": 3002, "activity_id": 1, "user/name": "mdatp-wl", "status_id": 1}),
 ]
