@@ -52,9 +52,13 @@ int mdatp_exec(struct bpf_raw_tracepoint_args *ctx)
 	if (exe) {
 		struct path p = BPF_CORE_READ(exe, f_path);
 
+		struct inode *inode = BPF_CORE_READ(exe, f_inode);
+
 		r = append_path(ev, pb->path, &p, pos, MDATP_EXEC_EXE_TRUNCATED);
 		len = r.len;
-		mdatp_proc_exec(ev->task.pid, pb, r.start, len);
+		/* A truncated path never matches an exclusion. */
+		mdatp_proc_exec(ev->task.pid, pb, r.start, r.truncated ? 0 : len,
+				BPF_CORE_READ(inode, i_sb, s_dev), BPF_CORE_READ(inode, i_ino));
 	} else {
 		len = 0;
 		ev->flags |= MDATP_EXEC_EXE_MISSING;

@@ -304,11 +304,18 @@ struct mdatp_path_key {
 	char data[MDATP_EXCLUDE_PATH_LEN];
 };
 
-/* Value of the exclusion tries: 0 = prefix match, else the exact length
- * (bytes) a path must have to match. */
+/* Value of the exclusion tries. exact_len: 0 = prefix match, else the
+ * exact length (bytes) a path must have to match. Executables: the
+ * identity the file at that path has (its superblock's s_dev and inode
+ * number, as the daemon last found them): another file at the same path
+ * (a bind mount, another mount namespace, a replaced binary) does not
+ * match; ino 0 (the file was not found) matches nothing. */
 struct mdatp_exclude_value {
 	__u32 exact_len;
+	__u32 dev;
+	__u64 ino;
 };
+_Static_assert(sizeof(struct mdatp_exclude_value) == 16, "exclude value ABI");
 
 /* Key of the LPM trie of excluded networks (IPv4 as ::ffff:a.b.c.d). */
 struct mdatp_net_key {

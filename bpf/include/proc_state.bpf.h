@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Per-process kernel state: the exclusion flag (set at exec from the
- * executable path, inherited on fork) and the fold table of repeated
+ * executable's path and identity, inherited on fork) and the fold table of repeated
  * read-only opens. Shared by the process and file programs.
  */
 #ifndef MDATP_PROC_STATE_BPF_H
@@ -29,11 +29,11 @@ static __always_inline struct mdatp_proc_state *mdatp_proc(__u32 tgid, bool crea
 	return bpf_map_lookup_elem(&procs, &tgid);
 }
 
-/* Whether buf[start, start+len) matches the trie: a prefix entry, or an
- * entry whose exact length equals len. Paths are matched on their first
- * MDATP_EXCLUDE_PATH_LEN bytes. */
-static __always_inline bool mdatp_path_in_trie(void *trie, struct mdatp_pathbuf *pb,
-					       __u32 start, __u32 len)
+/* The entry of the trie buf[start, start+len) matches (a prefix entry, or
+ * an entry whose exact length equals len), or NULL. Paths are matched on
+ * their first MDATP_EXCLUDE_PATH_LEN bytes. */
+static __always_inline struct mdatp_exclude_value *
+mdatp_trie_match(void *trie, struct mdatp_pathbuf *pb, __u32 start, __u32 len)
 {
 	struct mdatp_exclude_value *v;
 	__u32 n = len > MDATP_EXCLUDE_PATH_LEN ? MDATP_EXCLUDE_PATH_LEN : len;
@@ -46,7 +46,13 @@ static __always_inline bool mdatp_path_in_trie(void *trie, struct mdatp_pathbuf 
 	bpf_probe_read_kernel(pb->key.data, n & (2 * MDATP_EXCLUDE_PATH_LEN - 1),
 			      &pb->path[start & MDATP_PATH_MAX]);
 	v = bpf_map_lookup_elem(trie, &pb->key);
-	return v && (v->exact_len == 0 || v->exact_len == len);
+	return v && (v->exact_len == 0 || v->exact_len == len) ? v : NULL;
+}
+
+static __always_inline bool mdatp_path_in_trie(void *trie, struct mdatp_pathbuf *pb,
+					       __u32 start, __u32 len)
+{
+	return mdatp_trie_match(trie, pb, start, len) != NULL;
 }
 
 static __always_inline void mdatp_emit_fold(struct mdatp_fold_slot *slot)
@@ -90,11 +96,14 @@ static __always_inline void mdatp_proc_fork(__u32 parent, __u32 child)
 		cst->flags |= MDATP_PROC_EXCLUDED;
 }
 
-/* After exec: the new image decides whether the process is excluded. */
+/* After exec: the new image decides whether the process is excluded —
+ * by its path and by the identity (dev, ino) of the file behind it. */
 static __always_inline void mdatp_proc_exec(__u32 tgid, struct mdatp_pathbuf *pb,
-					    __u32 start, __u32 len)
+					    __u32 start, __u32 len, __u32 dev, __u64 ino)
 {
-	bool excluded = len && mdatp_path_in_trie(&excluded_exes, pb, start, len);
+	struct mdatp_exclude_value *v =
+		len ? mdatp_trie_match(&excluded_exes, pb, start, len) : NULL;
+	bool excluded = v && v->ino && v->ino == ino && v->dev == dev;
 	struct mdatp_proc_state *st = mdatp_proc(tgid, excluded);
 
 	if (!st)

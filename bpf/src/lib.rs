@@ -177,6 +177,7 @@ pub fn programs() -> impl Iterator<Item = &'static ProgramSpec> {
 unsafe impl aya::Pod for abi::mdatp_counters {}
 unsafe impl aya::Pod for abi::mdatp_settings {}
 unsafe impl aya::Pod for abi::mdatp_proc_state {}
+unsafe impl aya::Pod for abi::mdatp_exclude_value {}
 
 use abi::mdatp_event_type as T;
 

@@ -10,7 +10,9 @@
 //!   makes the object the kernel acted on another one);
 //! * a rename or link is excluded only when both its source and its
 //!   destination are;
-//! * an excluded executable's file and network events are excluded;
+//! * an excluded executable's file and network events are excluded — a
+//!   process whose executable has the path and is the file now at that
+//!   path (device and inode, exe_identity.rs);
 //! * a network event is excluded when its remote address is in an
 //!   excluded network.
 //!
@@ -19,7 +21,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::event::{Event, FileActivity, FileInfo, Provider};
+use crate::event::{Event, FileActivity, FileInfo, ProcessInfo, Provider};
+use crate::exe_identity;
 use crate::filters::KernelFilters;
 use crate::kind::EventKind;
 
@@ -83,8 +86,12 @@ impl Exclusions {
             .is_some_and(|p| self.paths.iter().any(|x| under(p, x)))
     }
 
-    fn exe_excluded(&self, exe: Option<&str>) -> bool {
-        exe.is_some_and(|e| self.processes.iter().any(|x| x == e))
+    /// The process's executable is excluded: its path, and the file it
+    /// runs is the one at that path (exe_identity.rs).
+    fn exe_excluded(&self, p: &ProcessInfo) -> bool {
+        p.exe
+            .as_deref()
+            .is_some_and(|e| self.processes.iter().any(|x| x == e) && exe_identity::runs(p.pid, e))
     }
 
     /// Whether `event` is excluded by the configuration.
@@ -109,7 +116,7 @@ impl Exclusions {
                 {
                     return false;
                 }
-                if self.exe_excluded(f.process.exe.as_deref()) {
+                if self.exe_excluded(&f.process) {
                     return true;
                 }
                 let first = self.path_excluded(&f.file);
@@ -121,7 +128,7 @@ impl Exclusions {
                 }
             }
             Event::Network(n) => {
-                self.exe_excluded(n.process.exe.as_deref())
+                self.exe_excluded(&n.process)
                     || n.remote
                         .is_some_and(|r| self.networks.iter().any(|net| in_network(&r, net)))
             }

@@ -109,6 +109,15 @@ pub struct KernelFilters {
     pub networks: Vec<([u8; 16], u32)>,
 }
 
+impl KernelFilters {
+    /// The excluded executables' paths (validated as UTF-8 text).
+    pub fn process_paths(&self) -> impl Iterator<Item = &str> {
+        self.processes
+            .iter()
+            .map(|e| std::str::from_utf8(&e.prefix).unwrap_or(""))
+    }
+}
+
 impl FilterConfig {
     /// Validates everything and reports every problem at once.
     pub fn compile(&self, file: &str) -> Result<KernelFilters, FilterError> {

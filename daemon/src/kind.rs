@@ -386,7 +386,9 @@ mod tests {
     #[test]
     fn every_program_in_the_object_serves_a_kind_and_every_kind_program_exists() {
         let object: Vec<&str> = mdatp_bpf::programs().map(|p| p.name).collect();
-        for p in &object {
+        // The 32-bit programs add the i386 path to kinds whose 64-bit
+        // programs serve them; alone they serve nothing.
+        for p in object.iter().filter(|p| !p.starts_with("mdatp_ia32")) {
             assert!(
                 EventKind::ALL.iter().any(|k| k.spec().programs.contains(p)),
                 "program {p} serves no kind"

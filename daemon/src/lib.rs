@@ -12,6 +12,7 @@ pub mod enrich;
 pub mod error_text;
 pub mod event;
 pub mod exclusions;
+pub mod exe_identity;
 pub mod filters;
 pub mod hot;
 pub mod json;

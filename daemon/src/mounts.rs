@@ -32,10 +32,28 @@ fn may_hang(fs_type: &str) -> bool {
     ) || fs_type.starts_with("fuse.")
 }
 
+#[derive(Debug, Clone, PartialEq)]
+struct Mount {
+    point: String,
+    may_hang: bool,
+    /// The filesystem's device as the kernel numbers it (its superblock's
+    /// s_dev, which mountinfo shows; on btrfs it is not the st_dev stat
+    /// gives for a subvolume's files).
+    kernel_dev: Option<u32>,
+}
+
+/// "major:minor" → the kernel's internal dev_t (MINORBITS = 20).
+fn kernel_dev(majmin: &str) -> Option<u32> {
+    let (major, minor) = majmin.split_once(':')?;
+    let (major, minor): (u32, u32) = (major.parse().ok()?, minor.parse().ok()?);
+    (major < 1 << 12 && minor < 1 << 20).then_some(major << 20 | minor)
+}
+
 #[derive(Debug, Default)]
 pub struct MountTable {
-    /// (mount point, may hang), longest mount point first.
-    mounts: Vec<(String, bool)>,
+    /// Longest mount point first; of mounts on the same point, the one on
+    /// top (mounted last) first.
+    mounts: Vec<Mount>,
     read_at: Option<Instant>,
 }
 
@@ -53,30 +71,36 @@ impl MountTable {
             Ok(m) => {
                 self.mounts = m
                     .into_iter()
-                    .map(|i| {
-                        (
-                            i.mount_point.to_string_lossy().into_owned(),
-                            may_hang(&i.fs_type),
-                        )
+                    .rev()
+                    .map(|i| Mount {
+                        point: i.mount_point.to_string_lossy().into_owned(),
+                        may_hang: may_hang(&i.fs_type),
+                        kernel_dev: kernel_dev(&i.majmin),
                     })
                     .collect();
-                self.mounts.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+                // Stable: same-point mounts stay top first.
+                self.mounts
+                    .sort_by_key(|m| std::cmp::Reverse(m.point.len()));
             }
             Err(e) => log::warn!("cannot read the mount table: {e}"),
         }
     }
 
+    /// The innermost mount `path` (absolute, without symlinks) is on.
+    fn mount_of(&mut self, path: &str) -> Option<&Mount> {
+        self.refresh(Instant::now());
+        let p = Path::new(path);
+        self.mounts.iter().find(|m| p.starts_with(&m.point))
+    }
+
     /// Whether looking `path` up could hang (or the table is unknown).
     pub fn may_hang(&mut self, path: &str) -> bool {
-        self.refresh(Instant::now());
-        if self.mounts.is_empty() {
-            return true;
-        }
-        let p = Path::new(path);
-        self.mounts
-            .iter()
-            .find(|(m, _)| p.starts_with(m))
-            .is_none_or(|(_, hang)| *hang)
+        self.mount_of(path).is_none_or(|m| m.may_hang)
+    }
+
+    /// The kernel's device number of the filesystem `path` is on.
+    pub fn kernel_dev(&mut self, path: &str) -> Option<u32> {
+        self.mount_of(path).and_then(|m| m.kernel_dev)
     }
 }
 
@@ -86,11 +110,16 @@ mod tests {
 
     #[test]
     fn the_innermost_mount_decides() {
+        let m = |point: &str, may_hang| Mount {
+            point: point.into(),
+            may_hang,
+            kernel_dev: None,
+        };
         let mut t = MountTable {
             mounts: vec![
-                ("/mnt/nfs/local".into(), false),
-                ("/mnt/nfs".into(), true),
-                ("/".into(), false),
+                m("/mnt/nfs/local", false),
+                m("/mnt/nfs", true),
+                m("/", false),
             ],
             read_at: Some(Instant::now()),
         };
@@ -107,5 +136,21 @@ mod tests {
     #[test]
     fn this_hosts_root_is_local() {
         assert!(!MountTable::default().may_hang("/etc"));
+    }
+
+    #[test]
+    fn devices_are_in_the_kernels_numbering() {
+        assert_eq!(kernel_dev("8:1"), Some(8 << 20 | 1));
+        assert_eq!(kernel_dev("0:25"), Some(25));
+        assert_eq!(kernel_dev("x:1"), None);
+        // On ext4/xfs the superblock's device is the one stat gives.
+        use std::os::unix::fs::MetadataExt;
+        let st = std::fs::metadata("/etc/passwd").unwrap();
+        let dev = MountTable::default().kernel_dev("/etc/passwd").unwrap();
+        let (major, minor) = (libc::major(st.dev()), libc::minor(st.dev()));
+        if !matches!(std::fs::read_to_string("/proc/self/mountinfo"), Ok(m) if m.contains(" btrfs "))
+        {
+            assert_eq!(dev, major << 20 | minor);
+        }
     }
 }

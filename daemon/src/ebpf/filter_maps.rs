@@ -10,9 +10,12 @@ use aya::Ebpf;
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, MapData};
 use mdatp_bpf::abi::mdatp_bounds::MDATP_EXCLUDE_PATH_LEN;
-use mdatp_bpf::abi::{mdatp_proc_flags, mdatp_proc_state, mdatp_settings, mdatp_settings_flags};
+use mdatp_bpf::abi::{
+    mdatp_exclude_value, mdatp_proc_flags, mdatp_proc_state, mdatp_settings, mdatp_settings_flags,
+};
 
 use super::loader::EbpfError;
+use crate::exe_identity::{self, KernelFileId};
 use crate::filters::{KernelFilters, TrieEntry};
 use crate::procfs::ProcSnapshot;
 
@@ -25,29 +28,57 @@ fn path_key(e: &TrieEntry) -> Key<[u8; PATH_KEY_LEN]> {
     Key::new((n * 8) as u32, data)
 }
 
-fn path_trie<'a>(
-    bpf: &'a mut Ebpf,
-    name: &'static str,
-) -> Result<LpmTrie<&'a mut MapData, [u8; PATH_KEY_LEN], u32>, EbpfError> {
+type PathTrie<'a> = LpmTrie<&'a mut MapData, [u8; PATH_KEY_LEN], mdatp_exclude_value>;
+
+fn path_trie<'a>(bpf: &'a mut Ebpf, name: &'static str) -> Result<PathTrie<'a>, EbpfError> {
     let map = bpf.map_mut(name).ok_or(EbpfError::MissingMap(name))?;
     LpmTrie::try_from(map).map_err(|source| EbpfError::Map { name, source })
 }
 
-/// Writes `f` into the maps; with `old` (what the maps hold now), removes
-/// what `f` no longer has, after the new entries are in.
+fn value(e: &TrieEntry, id: Option<KernelFileId>) -> mdatp_exclude_value {
+    mdatp_exclude_value {
+        exact_len: e.exact_len,
+        dev: id.map_or(0, |i| i.dev),
+        ino: id.map_or(0, |i| i.ino),
+    }
+}
+
+/// Writes the excluded executables with the identities of their files
+/// (`ids`, one per entry of `f.processes`).
+pub fn write_exe_ids(
+    bpf: &mut Ebpf,
+    f: &KernelFilters,
+    ids: &[Option<KernelFileId>],
+) -> Result<(), EbpfError> {
+    let name = "excluded_exes";
+    let mut trie = path_trie(bpf, name)?;
+    for (e, id) in f.processes.iter().zip(ids) {
+        trie.insert(&path_key(e), value(e, *id), 0)
+            .map_err(|source| EbpfError::Filter { name, source })?;
+    }
+    Ok(())
+}
+
+/// Writes `f` into the maps (`exe_ids`: the identity of each excluded
+/// executable's file); with `old` (what the maps hold now), removes what
+/// `f` no longer has, after the new entries are in.
 pub fn write(
     bpf: &mut Ebpf,
     f: &KernelFilters,
+    exe_ids: &[Option<KernelFileId>],
     old: Option<&KernelFilters>,
 ) -> Result<(), EbpfError> {
+    write_exe_ids(bpf, f, exe_ids)?;
     for (name, entries, before) in [
         ("excluded_paths", &f.paths, old.map(|o| &o.paths)),
         ("excluded_exes", &f.processes, old.map(|o| &o.processes)),
     ] {
         let mut trie = path_trie(bpf, name)?;
-        for e in entries.iter() {
-            trie.insert(&path_key(e), e.exact_len, 0)
-                .map_err(|source| EbpfError::Filter { name, source })?;
+        if name == "excluded_paths" {
+            for e in entries.iter() {
+                trie.insert(&path_key(e), value(e, None), 0)
+                    .map_err(|source| EbpfError::Filter { name, source })?;
+            }
         }
         for e in before.into_iter().flatten() {
             if !entries.iter().any(|n| n.prefix == e.prefix) {
@@ -94,8 +125,9 @@ pub fn write(
         .map_err(|source| EbpfError::Filter { name, source })
 }
 
-/// Marks running processes whose executable is excluded (the exec hook
-/// does it for processes started from now on). `reset`: first clears
+/// Marks running processes whose executable is excluded — by path and by
+/// the file they run (the exec hook does it for processes started from
+/// now on). `reset`: first clears
 /// every mark (a reload that changed the excluded executables; children
 /// that inherited a mark lose it too, and are reported: more, not less).
 pub fn mark_running(
@@ -128,7 +160,10 @@ pub fn mark_running(
     let mut n = 0;
     for p in snapshot {
         let Some(exe) = &p.exe else { continue };
-        if !filters.processes.iter().any(|e| e.prefix == exe.as_bytes()) {
+        // The path, and the file behind it (exe_identity.rs).
+        if !filters.processes.iter().any(|e| e.prefix == exe.as_bytes())
+            || !exe_identity::runs(p.pid, exe)
+        {
             continue;
         }
         // An entry made by the kernel meanwhile keeps its fold state.

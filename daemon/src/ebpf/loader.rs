@@ -5,8 +5,12 @@ use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use mdatp_bpf::{Domain, Hook, SyscallVariant, programs};
 
+use std::time::{Duration, Instant};
+
 use super::BpfCounters;
+use crate::exe_identity::{self, KernelFileId};
 use crate::filters::KernelFilters;
+use crate::mounts::MountTable;
 use crate::procfs::ProcSnapshot;
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +67,16 @@ pub struct HookStatus {
 pub struct EbpfSensor {
     bpf: Ebpf,
     pub hooks: Vec<HookStatus>,
+    /// The excluded executables' files as last found (exe_identity.rs),
+    /// one per entry of the filters' processes, and when.
+    exe_ids: Vec<Option<KernelFileId>>,
+    exe_ids_at: Instant,
+    mounts: MountTable,
 }
+
+/// How often the excluded executables' files are looked up again (an
+/// upgraded package puts a new file at the path).
+const EXE_ID_REFRESH: Duration = Duration::from_secs(30);
 
 impl EbpfSensor {
     pub fn load(opts: &LoadOptions) -> Result<Self, EbpfError> {
@@ -78,7 +91,9 @@ impl EbpfSensor {
             .load(opts.variant.object())
             .map_err(EbpfError::Load)?;
         // Filters first: no event may pass before they are in place.
-        super::filter_maps::write(&mut bpf, &opts.filters, None)?;
+        let mut mounts = MountTable::default();
+        let exe_ids = exe_identity::kernel_ids(opts.filters.process_paths(), &mut mounts);
+        super::filter_maps::write(&mut bpf, &opts.filters, &exe_ids, None)?;
         let mut hooks = Vec::new();
         for spec in programs() {
             let program = spec.name;
@@ -141,7 +156,36 @@ impl EbpfSensor {
                 .join("; ");
             return Err(EbpfError::NothingAttached(why));
         }
-        Ok(Self { bpf, hooks })
+        Ok(Self {
+            bpf,
+            hooks,
+            exe_ids,
+            exe_ids_at: Instant::now(),
+            mounts,
+        })
+    }
+
+    /// Periodic: the excluded executables' files looked up again; a
+    /// changed one (an upgrade) is written into the map.
+    pub fn refresh_exe_ids(&mut self, filters: &KernelFilters) {
+        if filters.processes.is_empty() || self.exe_ids_at.elapsed() < EXE_ID_REFRESH {
+            return;
+        }
+        self.exe_ids_at = Instant::now();
+        let ids = exe_identity::kernel_ids(filters.process_paths(), &mut self.mounts);
+        if ids == self.exe_ids {
+            return;
+        }
+        match super::filter_maps::write_exe_ids(&mut self.bpf, filters, &ids) {
+            Ok(()) => {
+                log::info!("an excluded executable's file changed: exclusion map updated");
+                self.exe_ids = ids;
+            }
+            Err(e) => log::error!(
+                "excluded executables not updated: {}",
+                crate::error_text::chain(&e)
+            ),
+        }
     }
 
     /// Marks running processes whose executable is excluded (the exec
@@ -160,7 +204,10 @@ impl EbpfSensor {
         new: &KernelFilters,
         old: &KernelFilters,
     ) -> Result<(), EbpfError> {
-        super::filter_maps::write(&mut self.bpf, new, Some(old))?;
+        let ids = exe_identity::kernel_ids(new.process_paths(), &mut self.mounts);
+        super::filter_maps::write(&mut self.bpf, new, &ids, Some(old))?;
+        self.exe_ids = ids;
+        self.exe_ids_at = Instant::now();
         if new.processes != old.processes {
             let snapshot = crate::procfs::snapshot(std::path::Path::new("/proc"))
                 .map_err(EbpfError::Register)?;

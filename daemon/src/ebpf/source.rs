@@ -188,8 +188,12 @@ impl EventSource for EbpfSource {
         }
     }
 
-    /// Periodic: drops the kernel counted that no gap has shown yet.
+    /// Periodic: drops the kernel counted that no gap has shown yet; the
+    /// excluded executables' files looked up again.
     fn tick(&mut self, pipeline: &mut Pipeline) {
+        if let Some(a) = &mut self.attached {
+            a.sensor.refresh_exe_ids(&a.filters);
+        }
         if let Some(loss) = self.conv.counted_drops() {
             pipeline.submit(loss);
             pipeline.flush();

@@ -261,3 +261,92 @@ fn a_reload_changes_exclusions_and_folding_live() {
     assert_eq!(count(&after_y), 5, "folding off: every open");
     d.stop();
 }
+
+/// An excluded executable is the file, not the path: another file put at
+/// its path by a bind mount in a private mount namespace is reported (its
+/// events show the excluded path), while the real one stays excluded.
+fn exe_identity(mode: &str) {
+    let t = tree();
+    let sh = fs::canonicalize("/bin/sh").unwrap();
+    let (tool, impostor) = (t.y.join("tool"), t.y.join("impostor"));
+    // Two copies of a shell: the same program, two files (two inodes).
+    fs::copy(&sh, &tool).unwrap();
+    fs::copy(&sh, &impostor).unwrap();
+    let rules = tempfile::tempdir().unwrap();
+    let cfg = rules.path().join("mdatp.yaml");
+    fs::write(
+        &cfg,
+        format!(
+            "ebpf_supplementary_event_provider: {mode}\nfolding: {{enabled: false}}\nexclude: {{processes: [{}]}}\n",
+            s(&tool)
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&["--config", s(&cfg), "--audit-rules-dir", s(rules.path())]);
+    // The shell itself creates the file (a redirection) and lives on a
+    // moment, so user space can still look at it (audit).
+    let (real, fake) = (t.y.join("by-tool"), t.y.join("by-impostor"));
+    let st = Command::new(&tool)
+        .args(["-c", &format!("echo > {}; sleep 1", s(&real))])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = Command::new("unshare")
+        .args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &format!(
+                "mount --bind {} {} && {} -c 'echo > {}; sleep 1'",
+                s(&impostor),
+                s(&tool),
+                s(&tool),
+                s(&fake)
+            ),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success(), "unshare/mount");
+    let v = d
+        .wait_event(WAIT, |v| {
+            is_file_event(v)
+                && at(v, "/activity_name") == "Create"
+                && at(v, "/file/path") == s(&fake)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{mode}: the impostor at the excluded path was taken for it; stderr:\n{}",
+                d.stderr()
+            )
+        });
+    assert_eq!(at(&v, "/actor/process/file/path"), s(&tool), "{mode}: {v}");
+    let marker = t.y.join("last");
+    fs::write(&marker, b"x").unwrap();
+    d.wait_event(WAIT, |v| at(v, "/file/path") == s(&marker))
+        .expect("the marker");
+    assert!(
+        !d.events()
+            .iter()
+            .any(|v| is_file_event(v) && at(v, "/file/path") == s(&real)),
+        "{mode}: the excluded executable's own file was reported"
+    );
+    d.stop();
+}
+
+#[test]
+fn an_excluded_executable_is_its_file_not_its_path_under_ebpf() {
+    skip_unless_root!();
+    let _g = serial();
+    let _audit = AuditState::capture();
+    exe_identity("enabled");
+}
+
+#[test]
+fn an_excluded_executable_is_its_file_not_its_path_under_audit() {
+    skip_unless_root!();
+    let _g = serial();
+    let _audit = AuditState::capture();
+    exe_identity("disabled");
+}
