@@ -98,7 +98,7 @@ fn run() -> Result<(), String> {
         .allowlist_var("MDATP_.*")
         .rustified_enum("mdatp_(event_type|ia32_slot)")
         .constified_enum_module(
-            "mdatp_(bounds|exec_flags|task_flags|access|file_flags|proc_flags|settings_flags)",
+            "mdatp_(bounds|exec_flags|task_flags|access|file_flags|proc_flags|settings_flags|io_uring_flags|io_uring_ops)",
         )
         .derive_default(true)
         .layout_tests(true)

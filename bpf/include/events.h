@@ -42,6 +42,9 @@ enum mdatp_event_type {
 	/* First datagram of a UDP flow (socket, peer address, direction). */
 	MDATP_EV_NET_UDP_SEND = 17,
 	MDATP_EV_NET_UDP_RECV = 18,
+	/* An io_uring set up, or a file or network operation submitted to
+	 * one (no system call of its own: io_uring.bpf.c). */
+	MDATP_EV_IO_URING = 19,
 	/* One past the largest id: size of per-type counter arrays. */
 	MDATP_EV_MAX = 32,
 };
@@ -273,6 +276,49 @@ struct mdatp_net_event {
 	__u8 remote_addr[16];
 };
 _Static_assert(sizeof(struct mdatp_net_event) == 32 + 80 + 56, "net ABI");
+
+/* mdatp_io_uring_event.op: a ring set up (else an IORING_OP_* number). */
+enum mdatp_io_uring_ops {
+	MDATP_IO_URING_SETUP = 0xffff,
+};
+
+/* Flags of mdatp_io_uring_event.flags. */
+enum mdatp_io_uring_flags {
+	MDATP_IO_URING_NAME_TRUNCATED = 1 << 0,
+	MDATP_IO_URING_NAME2_TRUNCATED = 1 << 1,
+	/* family, port and addr hold the address the caller passed. */
+	MDATP_IO_URING_ADDR = 1 << 2,
+	/* The request's fd is a fixed (registered) file's index. */
+	MDATP_IO_URING_FIXED_FILE = 1 << 3,
+	/* data holds the submitter's cwd after the names. */
+	MDATP_IO_URING_CWD = 1 << 4,
+	MDATP_IO_URING_CWD_TRUNCATED = 1 << 5,
+};
+
+/* A ring set up, or an operation submitted to one: reported when it is
+ * submitted (its result is the ring's business), with the names and the
+ * address as the caller passed them. */
+struct mdatp_io_uring_event {
+	struct mdatp_event_header hdr;
+	struct mdatp_task_info task;
+	__u32 op;          /* IORING_OP_*, or MDATP_IO_URING_SETUP */
+	__s32 fd;          /* setup: the ring's fd; else the request's fd
+			    * (the directory fd of the *at operations) */
+	__s32 fd2;         /* rename/link: the destination's directory fd */
+	__u32 flags;       /* enum mdatp_io_uring_flags */
+	__u32 sq_entries;  /* setup */
+	__u32 setup_flags; /* setup: IORING_SETUP_* */
+	__u32 name_len;    /* data[0, name_len): the (first) name */
+	__u32 name2_len;   /* then the second (rename/link destination) */
+	__u16 family;
+	__u16 port;        /* host order */
+	__u32 cwd_len;     /* then the submitter's cwd, when a name is
+			    * relative to it (MDATP_IO_URING_CWD) */
+	__u8 addr[16];
+	char data[3 * (MDATP_PATH_MAX + 1)];
+};
+_Static_assert(__builtin_offsetof(struct mdatp_io_uring_event, data) == 32 + 80 + 56,
+	       "io_uring ABI");
 
 /* Value of the per-CPU `counters` map, one entry per event type. */
 struct mdatp_counters {

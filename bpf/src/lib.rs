@@ -39,6 +39,7 @@ pub enum Domain {
     Process,
     File,
     Network,
+    IoUring,
 }
 
 /// Which build of the syscall exit programs is loaded
@@ -77,6 +78,10 @@ pub struct ProgramSpec {
     pub name: &'static str,
     pub hook: Hook,
     pub domain: Domain,
+    /// A hook only some kernels have: what it is and since when. Where
+    /// the kernel lacks it, the program is not loaded and health lists
+    /// what is not covered (not a failure).
+    pub since: Option<&'static str>,
 }
 
 macro_rules! syscall_exit {
@@ -85,6 +90,7 @@ macro_rules! syscall_exit {
             name: concat!("mdatp_", $sys),
             hook: Hook::Tracepoint("syscalls", concat!("sys_exit_", $sys)),
             domain: Domain::$domain,
+            since: None,
         }),*]
     };
 }
@@ -94,16 +100,19 @@ const PROCESS: [ProgramSpec; 3] = [
         name: "mdatp_exec",
         hook: Hook::RawTracepoint("sched_process_exec"),
         domain: Domain::Process,
+        since: None,
     },
     ProgramSpec {
         name: "mdatp_fork",
         hook: Hook::RawTracepoint("sched_process_fork"),
         domain: Domain::Process,
+        since: None,
     },
     ProgramSpec {
         name: "mdatp_exit",
         hook: Hook::RawTracepoint("sched_process_exit"),
         domain: Domain::Process,
+        since: None,
     },
 ];
 
@@ -124,6 +133,7 @@ macro_rules! ia32_call {
             name: concat!("mdatp_ia32_", $prog),
             hook: Hook::TailCall("ia32_calls", abi::mdatp_ia32_slot::$slot),
             domain: Domain::$domain,
+            since: None,
         }),*]
     };
 }
@@ -155,9 +165,26 @@ const IA32: [ProgramSpec; 9] = {
             name: "mdatp_ia32",
             hook: Hook::RawTracepoint("sys_exit"),
             domain: Domain::File,
+            since: None,
         },
     ]
 };
+
+/// io_uring (`io_uring.bpf.c`): rings set up, operations submitted.
+const IO_URING: [ProgramSpec; 2] = [
+    ProgramSpec {
+        name: "mdatp_io_uring_create",
+        hook: Hook::RawTracepoint("io_uring_create"),
+        domain: Domain::IoUring,
+        since: Some("io_uring's io_uring_create tracepoint (kernel 5.5+)"),
+    },
+    ProgramSpec {
+        name: "mdatp_io_uring_submit",
+        hook: Hook::RawTracepoint("io_uring_submit_req"),
+        domain: Domain::IoUring,
+        since: Some("io_uring's io_uring_submit_req tracepoint (kernel 6.0+)"),
+    },
+];
 
 /// The name of the program that dispatches 32-bit system calls.
 pub const IA32_DISPATCHER: &str = "mdatp_ia32";
@@ -169,6 +196,7 @@ pub fn programs() -> impl Iterator<Item = &'static ProgramSpec> {
         .chain(FILE.iter())
         .chain(NETWORK.iter())
         .chain(IA32.iter())
+        .chain(IO_URING.iter())
 }
 
 // SAFETY: plain integers and byte arrays with no padding (checked by the
@@ -202,6 +230,7 @@ pub const EVENT_TYPES: &[(T, &str)] = &[
     (T::MDATP_EV_NET_BIND, "network_bind"),
     (T::MDATP_EV_NET_UDP_SEND, "network_udp_send"),
     (T::MDATP_EV_NET_UDP_RECV, "network_udp_recv"),
+    (T::MDATP_EV_IO_URING, "io_uring"),
 ];
 
 /// The name of an event type id, or None for an id this build does not know.

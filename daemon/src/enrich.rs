@@ -106,6 +106,7 @@ impl Enricher {
             Event::File(f) => self.complete(&mut f.process, Fill::Image),
             Event::Network(n) => self.complete(&mut n.process, Fill::Image),
             Event::Auth(a) => self.complete(&mut a.process, Fill::ImageAndArgv),
+            Event::IoUring(u) => self.complete(&mut u.process, Fill::Image),
             Event::Loss(_) => {}
         }
     }

@@ -82,6 +82,115 @@ pub enum ProcessActivity {
     },
 }
 
+/// An io_uring set up, or a file or network operation submitted to one
+/// (reported when submitted: the result is the ring's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IoUringEvent {
+    pub time_ns: u64,
+    pub op: IoUringOp,
+    pub process: ProcessInfo,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum IoUringOp {
+    Setup {
+        ring_fd: i32,
+        sq_entries: u32,
+        /// IORING_SETUP_*.
+        flags: u32,
+    },
+    /// `file` (and `to`: a rename's or link's destination) as the caller
+    /// named it: a name relative to the cwd is joined with the cwd and
+    /// marked inferred, one relative to another directory fd is kept as
+    /// given (inferred too).
+    File {
+        opcode: IoUringOpcode,
+        dirfd: i32,
+        file: FileInfo,
+        to: Option<FileInfo>,
+    },
+    Net {
+        opcode: IoUringOpcode,
+        fd: i32,
+        /// The fd is an index into the ring's registered files.
+        fixed_file: bool,
+        /// A connect's address as the caller passed it.
+        remote: Option<std::net::SocketAddr>,
+    },
+    /// An operation the kernel side reports that this build does not
+    /// name (IORING_OP_* number).
+    Other { opcode: u32 },
+}
+
+/// The io_uring operations reported (IORING_OP_*, include/uapi/linux/io_uring.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoUringOpcode {
+    Openat,
+    Openat2,
+    Renameat,
+    Unlinkat,
+    Mkdirat,
+    Symlinkat,
+    Linkat,
+    Connect,
+    Accept,
+    Socket,
+    Bind,
+    Listen,
+}
+
+impl IoUringOpcode {
+    pub fn from_raw(op: u32) -> Option<Self> {
+        Some(match op {
+            18 => Self::Openat,
+            28 => Self::Openat2,
+            35 => Self::Renameat,
+            36 => Self::Unlinkat,
+            37 => Self::Mkdirat,
+            38 => Self::Symlinkat,
+            39 => Self::Linkat,
+            16 => Self::Connect,
+            13 => Self::Accept,
+            45 => Self::Socket,
+            56 => Self::Bind,
+            57 => Self::Listen,
+            _ => return None,
+        })
+    }
+
+    /// The name io_uring's header gives it, without IORING_OP_.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Openat => "OPENAT",
+            Self::Openat2 => "OPENAT2",
+            Self::Renameat => "RENAMEAT",
+            Self::Unlinkat => "UNLINKAT",
+            Self::Mkdirat => "MKDIRAT",
+            Self::Symlinkat => "SYMLINKAT",
+            Self::Linkat => "LINKAT",
+            Self::Connect => "CONNECT",
+            Self::Accept => "ACCEPT",
+            Self::Socket => "SOCKET",
+            Self::Bind => "BIND",
+            Self::Listen => "LISTEN",
+        }
+    }
+
+    pub fn is_file(self) -> bool {
+        matches!(
+            self,
+            Self::Openat
+                | Self::Openat2
+                | Self::Renameat
+                | Self::Unlinkat
+                | Self::Mkdirat
+                | Self::Symlinkat
+                | Self::Linkat
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessEvent {
     pub time_ns: u64,
@@ -99,20 +208,33 @@ pub struct Origin {
     /// so that an event's origin costs no allocation.
     pub source: std::sync::Arc<str>,
     pub sequence: u64,
-    /// The system call's ABI, for events that come from one.
-    pub abi: SyscallAbi,
+    /// How the operation reached the kernel.
+    pub path: CallPath,
 }
 
-/// Which system call ABI an event's call was made through. A 32-bit
-/// (ia32) call on a 64-bit host is worth a look: a 32-bit program, or a
-/// 64-bit one calling through `int 0x80`, the way around sensors that
-/// watch only the 64-bit calls.
+/// How an operation reached the kernel. Both others are worth a look: the
+/// ways around sensors that watch only the 64-bit system calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SyscallAbi {
-    /// The host's own (x86_64), or not a system call's event.
+pub enum CallPath {
+    /// A system call of the host's own ABI (x86_64), or not a call's
+    /// event at all.
     #[default]
     Native,
+    /// A 32-bit (ia32) system call: a 32-bit program, or a 64-bit one
+    /// calling through `int 0x80`.
     Ia32,
+    /// Submitted to an io_uring: no system call of its own.
+    IoUring,
+}
+
+impl CallPath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallPath::Native => "native",
+            CallPath::Ia32 => "ia32",
+            CallPath::IoUring => "io_uring",
+        }
+    }
 }
 
 /// An in-band record that events were lost.
@@ -338,6 +460,7 @@ pub struct AuthEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Auth(Box<AuthEvent>),
+    IoUring(Box<IoUringEvent>),
     Process(Box<ProcessEvent>),
     File(Box<FileEvent>),
     Network(Box<NetEvent>),
@@ -373,6 +496,7 @@ impl Event {
                 NetActivity::UdpFirst { inbound: true } => EventKind::NetworkUdpRecv,
             },
             Event::Auth(_) => EventKind::Login,
+            Event::IoUring(_) => EventKind::IoUring,
             Event::Loss(_) => return None,
         })
     }
@@ -384,6 +508,7 @@ impl Event {
             Event::File(f) => f.origin.provider,
             Event::Network(n) => n.origin.provider,
             Event::Auth(a) => a.origin.provider,
+            Event::IoUring(u) => u.origin.provider,
             Event::Loss(l) => l.provider,
         }
     }

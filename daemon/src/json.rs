@@ -146,6 +146,13 @@ impl Obj<'_> {
         self
     }
 
+    pub fn i64(&mut self, k: &str, v: i64) -> &mut Self {
+        self.key(k);
+        let mut b = itoa::Buffer::new();
+        self.out.extend_from_slice(b.format(v).as_bytes());
+        self
+    }
+
     /// A number or null.
     pub fn opt_u64(&mut self, k: &str, v: Option<u64>) -> &mut Self {
         match v {

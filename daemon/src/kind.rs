@@ -30,6 +30,7 @@ pub enum EventKind {
     NetworkUdpSend,
     NetworkUdpRecv,
     Login,
+    IoUring,
 }
 
 /// Whether a source serves a kind now.
@@ -254,9 +255,21 @@ const LOGIN: KindSpec = spec!(
     []
 );
 
+/// io_uring: a ring set up is written as Process Activity (99 Other); an
+/// operation submitted to one in the class of what it does (File System
+/// Activity, Network Activity), with `unmapped.call_path: io_uring`.
+const IO_URING: KindSpec = spec!(
+    "io_uring",
+    PROCESS_ACTIVITY,
+    &[(99, "Other")],
+    Some(Abi::MDATP_EV_IO_URING),
+    ["mdatp_io_uring_create", "mdatp_io_uring_submit"],
+    []
+);
+
 impl EventKind {
     /// Every kind, in the order output and docs list them.
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 20] = [
         EventKind::ProcessExec,
         EventKind::ProcessFork,
         EventKind::ProcessExit,
@@ -276,6 +289,7 @@ impl EventKind {
         EventKind::NetworkUdpSend,
         EventKind::NetworkUdpRecv,
         EventKind::Login,
+        EventKind::IoUring,
     ];
 
     pub fn spec(self) -> &'static KindSpec {
@@ -299,6 +313,7 @@ impl EventKind {
             EventKind::NetworkUdpSend => &NETWORK_UDP_SEND,
             EventKind::NetworkUdpRecv => &NETWORK_UDP_RECV,
             EventKind::Login => &LOGIN,
+            EventKind::IoUring => &IO_URING,
         }
     }
 

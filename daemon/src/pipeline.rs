@@ -54,7 +54,8 @@ fn dedup_key(event: &Event) -> Option<String> {
             f.file.path
         ),
         Event::Network(n) => format!("n/{}/{:?}/{:?}", n.process.pid, n.activity, n.remote),
-        Event::Auth(_) | Event::Loss(_) => return None,
+        // Only eBPF sees io_uring: never two of them.
+        Event::Auth(_) | Event::IoUring(_) | Event::Loss(_) => return None,
     })
 }
 

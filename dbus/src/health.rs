@@ -44,6 +44,11 @@ health! {
     active_hooks: Vec<String>,
     /// `<hook>: <one-line verdict>` per refused program.
     failed_hooks: Vec<String>,
+    /// Ways around the sensor this host leaves open, each with why: a
+    /// hook the kernel lacks (io_uring's submit tracepoint before 6.0), a
+    /// refused 32-bit or io_uring program, what the audit subsystem
+    /// cannot see. Empty when every path is covered.
+    not_covered: Vec<String>,
     events_delivered: BTreeMap<String, u64>,
     /// Loss per stage (and kind); zero entries left out.
     loss: BTreeMap<String, u64>,

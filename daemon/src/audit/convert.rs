@@ -18,9 +18,8 @@ use super::arch::Arch;
 use super::assemble::AuditEvent;
 use super::netlink::RawAuditRecord;
 use crate::event::{
-    AuthActivity, AuthEvent, Credentials, Device, Event, FileActivity, FileEvent, FileInfo,
-    NetActivity, NetEvent, Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider,
-    SyscallAbi,
+    AuthActivity, AuthEvent, CallPath, Credentials, Device, Event, FileActivity, FileEvent,
+    FileInfo, NetActivity, NetEvent, Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider,
 };
 use crate::kind::{EventKind, class};
 use crate::paths::{has_dotdot, join_lexical};
@@ -251,9 +250,9 @@ fn origin(ev: &AuditEvent, arch: Option<Arch>) -> Origin {
         provider: Provider::Auditd,
         source: "auditd".into(),
         sequence: ev.serial,
-        abi: match arch {
-            Some(Arch::I386) => SyscallAbi::Ia32,
-            _ => SyscallAbi::Native,
+        path: match arch {
+            Some(Arch::I386) => CallPath::Ia32,
+            _ => CallPath::Native,
         },
     }
 }

@@ -222,6 +222,7 @@ fn fill_start_times(event: &mut Event, proc_root: &Path) {
         Event::File(f) => (&mut f.process, None),
         Event::Network(n) => (&mut n.process, None),
         Event::Auth(a) => (&mut a.process, None),
+        Event::IoUring(u) => (&mut u.process, None),
         Event::Loss(_) => return,
     };
     fill_start_time(process, proc_root);

@@ -18,7 +18,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use crate::event::{
-    Credentials, Event, Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider, SyscallAbi,
+    CallPath, Credentials, Event, Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider,
 };
 use crate::kind::{EventKind, Served};
 use crate::pipeline::Pipeline;
@@ -144,7 +144,7 @@ impl ProcConnectorSource {
             provider: Provider::ProcConnector,
             source: Arc::clone(&self.source),
             sequence: self.sequence,
-            abi: SyscallAbi::Native,
+            path: CallPath::Native,
         }
     }
 

@@ -15,8 +15,9 @@ use super::decode::{self, ExecRecord, KernelRecord, comm_matches, comm_str, spli
 use super::records;
 use crate::clock::HostClock;
 use crate::event::{
-    Credentials, Device, Event, FileActivity, FileEvent, FileInfo, LossDetection, LossRecord,
-    NetEvent, Origin, ProcessActivity, ProcessEvent, ProcessInfo, Provider, SharedStr,
+    Credentials, Device, Event, FileActivity, FileEvent, FileInfo, IoUringEvent, IoUringOp,
+    LossDetection, LossRecord, NetEvent, Origin, ProcessActivity, ProcessEvent, ProcessInfo,
+    Provider, SharedStr,
 };
 use crate::kind::EventKind;
 use crate::loss::{CounterError, KernelCount, KernelCounters, SeqOutcome, SeqTracker};
@@ -164,7 +165,7 @@ impl Converter {
             provider: Provider::Ebpf,
             source,
             sequence: hdr.seq,
-            abi: rec.abi(),
+            path: rec.call_path(),
         };
         let time_ns = self.clock.boot_to_unix_ns(hdr.boot_ns);
         out(self.event(rec, time_ns, origin));
@@ -219,6 +220,25 @@ impl Converter {
                 }
                 let process = self.task_process(&r.task);
                 file(activity, info, error, process)
+            }
+            KernelRecord::IoUring(u) => {
+                let process = self.task_process(&u.task);
+                match super::io_uring::op(&u) {
+                    Some(op) => Event::IoUring(Box::new(IoUringEvent {
+                        time_ns,
+                        op,
+                        process,
+                        origin,
+                    })),
+                    // An opcode the kernel side reports and this build
+                    // does not name: kept, as "other".
+                    None => Event::IoUring(Box::new(IoUringEvent {
+                        time_ns,
+                        op: IoUringOp::Other { opcode: u.op },
+                        process,
+                        origin,
+                    })),
+                }
             }
             KernelRecord::Net(n) => {
                 let parts = records::net(&n);

@@ -7,10 +7,11 @@ use mdatp_bpf::abi::{
     mdatp_fork_event, mdatp_net_event, mdatp_task_flags, mdatp_task_info,
 };
 
-use crate::event::SyscallAbi;
+use super::io_uring::IoUringRecord;
+use crate::event::CallPath;
 use std::mem::{offset_of, size_of};
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("record of {len} bytes is shorter than the {need} bytes of a {what}")]
     Short {
@@ -83,6 +84,7 @@ pub enum KernelRecord {
     Fold(mdatp_file_fold_event),
     FileOp(FileOpRecord),
     Net(mdatp_net_event),
+    IoUring(IoUringRecord),
 }
 
 impl KernelRecord {
@@ -95,27 +97,29 @@ impl KernelRecord {
             KernelRecord::Fold(f) => &f.hdr,
             KernelRecord::FileOp(o) => &o.hdr,
             KernelRecord::Net(n) => &n.hdr,
+            KernelRecord::IoUring(u) => &u.hdr,
         }
     }
 
-    /// The ABI of the system call the record comes from.
-    pub fn abi(&self) -> SyscallAbi {
+    /// How the operation the record reports reached the kernel.
+    pub fn call_path(&self) -> CallPath {
         let task = match self {
             KernelRecord::Open(o) => &o.task,
             KernelRecord::FileOp(o) => &o.task,
             KernelRecord::Net(n) => &n.task,
-            _ => return SyscallAbi::Native,
+            KernelRecord::IoUring(_) => return CallPath::IoUring,
+            _ => return CallPath::Native,
         };
         if task.flags & mdatp_task_flags::MDATP_TASK_IA32 != 0 {
-            SyscallAbi::Ia32
+            CallPath::Ia32
         } else {
-            SyscallAbi::Native
+            CallPath::Native
         }
     }
 }
 
 /// Reads a plain-old-data ABI struct from the front of `bytes`.
-fn read_pod<T: Copy>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
+pub(super) fn read_pod<T: Copy>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
     if bytes.len() < size_of::<T>() {
         return Err(DecodeError::Short {
             what,
@@ -158,6 +162,9 @@ pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
             .contains(&t) =>
         {
             read_pod(bytes, "network event").map(KernelRecord::Net)
+        }
+        t if t == mdatp_event_type::MDATP_EV_IO_URING as u32 => {
+            super::io_uring::decode(bytes).map(KernelRecord::IoUring)
         }
         other => Err(DecodeError::UnknownType(other)),
     }

@@ -60,6 +60,32 @@ pub struct HookStatus {
     pub program: &'static str,
     pub hook: String,
     pub error: Option<String>,
+    /// Not loaded: this kernel lacks the hook (`ProgramSpec::since`).
+    pub absent: Option<&'static str>,
+}
+
+impl HookStatus {
+    pub fn attached(&self) -> bool {
+        self.error.is_none() && self.absent.is_none()
+    }
+}
+
+/// Whether the kernel has tracepoint `name` (any category), when tracefs
+/// can tell; None when it cannot (then the attach decides).
+fn tracepoint_exists(name: &str) -> Option<bool> {
+    let root = [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ]
+    .into_iter()
+    .map(std::path::Path::new)
+    .find(|p| p.join("syscalls").exists() || p.join("sched").exists())?;
+    let entries = std::fs::read_dir(root).ok()?;
+    Some(
+        entries
+            .filter_map(Result::ok)
+            .any(|category| category.path().join(name).exists()),
+    )
 }
 
 /// The loaded object. Dropping it detaches and unloads every program
@@ -101,6 +127,18 @@ impl EbpfSensor {
                 .break_programs
                 .iter()
                 .any(|p| p == program || p == "all");
+            if let (Some(why), Hook::RawTracepoint(tp)) = (spec.since, spec.hook)
+                && tracepoint_exists(tp) == Some(false)
+            {
+                log::info!("eBPF program {program} not loaded: this kernel has no {why}");
+                hooks.push(HookStatus {
+                    program,
+                    hook: format!("raw tracepoint {tp}"),
+                    error: None,
+                    absent: Some(why),
+                });
+                continue;
+            }
             let (hook, error) = match spec.hook {
                 Hook::RawTracepoint(tp) => {
                     let target = if broken {
@@ -132,7 +170,7 @@ impl EbpfSensor {
                 }
             };
             let hook = match (opts.variant, spec.domain) {
-                (SyscallVariant::Typed, _) | (_, Domain::Process) => hook,
+                (SyscallVariant::Typed, _) | (_, Domain::Process | Domain::IoUring) => hook,
                 // The compat build says so wherever the hook is shown.
                 (v, _) => format!("{hook} ({} build)", v.name()),
             };
@@ -146,9 +184,13 @@ impl EbpfSensor {
                 program,
                 hook,
                 error: error.map(|e| verifier_verdict(&chain(&e))),
+                absent: None,
             });
         }
-        if hooks.iter().all(|h| h.error.is_some()) {
+        if hooks
+            .iter()
+            .all(|h| h.error.is_some() || h.absent.is_some())
+        {
             let why = hooks
                 .iter()
                 .filter_map(|h| h.error.as_deref())

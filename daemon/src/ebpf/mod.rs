@@ -6,6 +6,7 @@ mod convert;
 mod counters;
 pub mod decode;
 mod filter_maps;
+mod io_uring;
 mod loader;
 pub mod probe;
 pub mod records;

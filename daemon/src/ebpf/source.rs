@@ -120,7 +120,7 @@ impl EbpfSource {
         let Some(a) = self.attached.take() else {
             return 0;
         };
-        let n = a.sensor.hooks.iter().filter(|h| h.error.is_none()).count();
+        let n = a.sensor.hooks.iter().filter(|h| h.attached()).count();
         let mut ring = a.ring;
         drop(a.sensor);
         log::debug!("eBPF programs detached; reading what the ring still holds");
@@ -160,12 +160,17 @@ impl EventSource for EbpfSource {
             .iter()
             .filter(|h| programs.contains(&h.program))
             .collect();
-        if mine.iter().any(|h| h.error.is_none()) {
+        if mine.iter().any(|h| h.attached()) {
             return Served::Yes;
         }
         let why = mine
             .iter()
-            .find_map(|h| h.error.as_ref().map(|e| format!("{}: {e}", h.program)))
+            .find_map(|h| {
+                h.error
+                    .as_ref()
+                    .map(|e| format!("{}: {e}", h.program))
+                    .or_else(|| h.absent.map(|w| format!("this kernel has no {w}")))
+            })
             .unwrap_or_else(|| "its programs are not in the object".into());
         Served::No(why)
     }

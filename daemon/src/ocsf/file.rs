@@ -18,7 +18,7 @@ fn file_type(mode: Option<u32>) -> (u64, &'static str) {
     }
 }
 
-fn file_obj(o: &mut Obj<'_>, f: &FileInfo, type_override: Option<(u64, &'static str)>) {
+pub(super) fn file_obj(o: &mut Obj<'_>, f: &FileInfo, type_override: Option<(u64, &'static str)>) {
     if let Some(path) = &f.path {
         let (parent, name) = match path.rfind('/') {
             Some(0) => ("/", &path[1..]),
@@ -41,7 +41,7 @@ fn file_obj(o: &mut Obj<'_>, f: &FileInfo, type_override: Option<(u64, &'static 
 
 /// File details OCSF's file object lacks: `unmapped.file` and friends.
 /// Unknown values are left out, as is `path_truncated` when false.
-fn file_ext(o: &mut Obj<'_>, f: &FileInfo) {
+pub(super) fn file_ext(o: &mut Obj<'_>, f: &FileInfo) {
     if let Some(i) = f.inode {
         o.u64("inode", i);
     }

@@ -4,8 +4,8 @@
 //! out, or null where docs/EVENTS.md says so.
 
 use crate::event::{
-    AuthActivity, AuthEvent, Event, LossRecord, NetActivity, NetEvent, Origin, ProcessActivity,
-    ProcessEvent, ProcessInfo, SyscallAbi,
+    AuthActivity, AuthEvent, CallPath, Event, LossRecord, NetActivity, NetEvent, Origin,
+    ProcessActivity, ProcessEvent, ProcessInfo,
 };
 use crate::json::{Obj, object};
 use crate::kind::class;
@@ -13,6 +13,8 @@ use crate::kind::class;
 mod file;
 
 use file::file_event;
+
+mod io_uring;
 
 pub const OCSF_VERSION: &str = "1.5.0";
 /// `metadata.product`, the same in every event: written as one constant.
@@ -31,6 +33,7 @@ pub fn write(event: &Event, hostname: &str, out: &mut Vec<u8>) {
         Event::Auth(a) => auth_event(a, hostname, out),
         Event::File(f) => file_event(f, hostname, out),
         Event::Network(n) => net_event(n, hostname, out),
+        Event::IoUring(u) => io_uring::io_uring_event(u, hostname, out),
         Event::Loss(l) => loss_record(l, hostname, out),
     }
 }
@@ -229,11 +232,12 @@ fn net_event(e: &NetEvent, hostname: &str, out: &mut Vec<u8>) {
     });
 }
 
-/// Where the event came from: the provider, and a 32-bit system call.
+/// Where the event came from: the provider, and how the operation
+/// reached the kernel when not by a native system call.
 pub(crate) fn origin_unmapped(u: &mut Obj<'_>, origin: &Origin) {
     u.caption("provider", origin.provider.as_str());
-    if origin.abi == SyscallAbi::Ia32 {
-        u.caption("syscall_abi", "ia32");
+    if origin.path != CallPath::Native {
+        u.caption("call_path", origin.path.as_str());
     }
 }
 

@@ -65,12 +65,49 @@ impl Daemon {
         }
     }
 
+    /// The ways around the sensor left open (health's `not_covered`).
+    fn not_covered(&self) -> Vec<String> {
+        let mut gaps = Vec::new();
+        let hooks = self.ebpf.hooks();
+        let attached = |name: &str| hooks.iter().any(|h| h.program == name && h.attached());
+        for h in hooks {
+            if let Some(why) = h.absent {
+                gaps.push(format!("{}: this kernel has no {why}", h.program));
+            }
+        }
+        if self.ebpf.is_running() {
+            if !attached(mdatp_bpf::IA32_DISPATCHER) {
+                gaps.push(
+                    "32-bit (ia32) system calls: their eBPF program is not attached (see failed_hooks)"
+                        .into(),
+                );
+            }
+            if !attached("mdatp_io_uring_submit")
+                && hooks
+                    .iter()
+                    .all(|h| h.program != "mdatp_io_uring_submit" || h.absent.is_none())
+            {
+                gaps.push(
+                    "operations submitted to io_uring: their eBPF program is not attached (see failed_hooks)"
+                        .into(),
+                );
+            }
+        }
+        if self.audit.rules.is_some() {
+            gaps.push(
+                "under the audit subsystem: operations submitted to io_uring, and 32-bit socketcall(2)"
+                    .into(),
+            );
+        }
+        gaps
+    }
+
     fn health_report(&self) -> Health {
         let mut issues: Vec<String> = self.issue.iter().cloned().collect();
         let hooks = self.ebpf.hooks();
         let active: Vec<String> = hooks
             .iter()
-            .filter(|h| h.error.is_none())
+            .filter(|h| h.attached())
             .map(|h| h.hook.clone())
             .collect();
         let failed: Vec<String> = hooks
@@ -136,6 +173,7 @@ impl Daemon {
             event_sources: self.event_sources(&login_events),
             active_hooks: active,
             failed_hooks: failed,
+            not_covered: self.not_covered(),
             events_delivered: self.pipeline.delivered_map(),
             loss,
             loss_last_minute,

@@ -265,7 +265,7 @@ impl Daemon {
                     .ebpf
                     .hooks()
                     .iter()
-                    .filter(|h| h.error.is_none())
+                    .filter(|h| h.attached())
                     .map(|h| h.hook.as_str())
                     .collect();
                 format!(

@@ -105,7 +105,7 @@ fn assert_probe_seen(
                 )
             });
         assert_eq!(at(&v, "/file/path"), path, "{activity}: {v}");
-        assert_eq!(at(&v, "/unmapped/syscall_abi"), "ia32", "{activity}: {v}");
+        assert_eq!(at(&v, "/unmapped/call_path"), "ia32", "{activity}: {v}");
         assert_eq!(at(&v, "/unmapped/provider"), provider, "{activity}: {v}");
     }
     let outbound =
@@ -135,7 +135,7 @@ fn assert_probe_seen(
     for (c, port) in seen.iter().zip(port..) {
         assert_eq!(at(c, "/dst_endpoint/ip"), "127.0.0.1");
         assert_eq!(at(c, "/dst_endpoint/port"), u64::from(port), "{c}");
-        assert_eq!(at(c, "/unmapped/syscall_abi"), "ia32", "{c}");
+        assert_eq!(at(c, "/unmapped/call_path"), "ia32", "{c}");
         assert_eq!(at(c, "/unmapped/provider"), provider, "{c}");
     }
 }

@@ -34,7 +34,7 @@ FIELDS = [
     "file/path", "file/name", "file/parent_folder", "file_result/path",
     "src_endpoint/ip", "src_endpoint/port", "dst_endpoint/ip", "dst_endpoint/port",
     "connection_info/protocol_name", "connection_info/protocol_ver_id",
-    "connection_info/direction_id", "user/name", "unmapped/syscall_abi",
+    "connection_info/direction_id", "user/name", "unmapped/call_path",
 ]
 
 
@@ -103,14 +103,14 @@ EXPECTED = [
     # The 32-bit probe: the i386 ABI, socketcall included.
     ("ia32 create", "file_open",
      {"class_uid": 1001, "activity_id": 1, "file/path": f"{DIR}/ia32-made",
-      "unmapped/syscall_abi": "ia32"}),
+      "unmapped/call_path": "ia32"}),
     ("ia32 unlink", "file_delete",
      {"class_uid": 1001, "activity_id": 4, "file/path": f"{DIR}/ia32-made",
-      "unmapped/syscall_abi": "ia32"}),
+      "unmapped/call_path": "ia32"}),
     ("ia32 connect", "network_connect",
-     {"class_uid": 4001, "dst_endpoint/port": 47104, "unmapped/syscall_abi": "ia32"}),
+     {"class_uid": 4001, "dst_endpoint/port": 47104, "unmapped/call_path": "ia32"}),
     ("ia32 socketcall connect", "network_connect",
-     {"class_uid": 4001, "dst_endpoint/port": 47105, "unmapped/syscall_abi": "ia32"}),
+     {"class_uid": 4001, "dst_endpoint/port": 47105, "unmapped/call_path": "ia32"}),
     ("PAM login", "login",
      {"class_uid": 3002, "activity_id": 1, "user/name": "mdatp-wl", "status_id": 1}),
 ]

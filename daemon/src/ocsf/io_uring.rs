@@ -1,0 +1,144 @@
+//! io_uring events: a ring set up is Process Activity (99 Other); an
+//! operation submitted to one is written in the class of what it does —
+//! File System Activity or Network Activity — so that rules keyed on
+//! paths and addresses see it too. Reported when submitted: the status is
+//! Unknown (the result is the ring's). `unmapped.io_uring` carries the
+//! operation, and `unmapped.call_path` says `io_uring`.
+
+use super::file::{file_ext, file_obj};
+use super::{
+    FILE_ACTIVITY, NETWORK_ACTIVITY, PROCESS_ACTIVITY, actor, base, endpoint, origin_unmapped,
+    process_obj,
+};
+use crate::event::{IoUringEvent, IoUringOp, IoUringOpcode};
+use crate::json::{Obj, object};
+
+fn unknown_status(o: &mut Obj<'_>) {
+    o.u64("status_id", 0).caption("status", "Unknown").str(
+        "status_detail",
+        "submitted to an io_uring; the result is the ring's",
+    );
+}
+
+pub(super) fn io_uring_event(e: &IoUringEvent, hostname: &str, out: &mut Vec<u8>) {
+    match &e.op {
+        IoUringOp::Other { opcode } => object(out, |o| {
+            base(
+                o,
+                &PROCESS_ACTIVITY,
+                (99, "Other"),
+                e.time_ns,
+                &e.origin,
+                hostname,
+            );
+            unknown_status(o);
+            actor(o, &e.process);
+            o.obj("process", |p| process_obj(p, &e.process, None));
+            o.obj("unmapped", |u| {
+                origin_unmapped(u, &e.origin);
+                u.obj("io_uring", |x| {
+                    x.caption("operation", "OTHER")
+                        .u64("opcode", (*opcode).into());
+                });
+                u.u64("time_ns", e.time_ns);
+            });
+        }),
+        IoUringOp::Setup {
+            ring_fd,
+            sq_entries,
+            flags,
+        } => object(out, |o| {
+            base(
+                o,
+                &PROCESS_ACTIVITY,
+                (99, "Other"),
+                e.time_ns,
+                &e.origin,
+                hostname,
+            );
+            o.u64("status_id", 1).caption("status", "Success");
+            actor(o, &e.process);
+            o.obj("process", |p| process_obj(p, &e.process, None));
+            o.obj("unmapped", |u| {
+                origin_unmapped(u, &e.origin);
+                u.obj("io_uring", |x| {
+                    x.caption("operation", "SETUP")
+                        .i64("ring_fd", (*ring_fd).into())
+                        .u64("sq_entries", (*sq_entries).into())
+                        .u64("setup_flags", (*flags).into());
+                });
+                u.u64("time_ns", e.time_ns);
+            });
+        }),
+        IoUringOp::File {
+            opcode,
+            dirfd,
+            file,
+            to,
+        } => object(out, |o| {
+            let activity = match opcode {
+                IoUringOpcode::Unlinkat => (4, "Delete"),
+                IoUringOpcode::Renameat => (5, "Rename"),
+                IoUringOpcode::Mkdirat | IoUringOpcode::Symlinkat | IoUringOpcode::Linkat => {
+                    (1, "Create")
+                }
+                _ => (14, "Open"),
+            };
+            base(o, &FILE_ACTIVITY, activity, e.time_ns, &e.origin, hostname);
+            unknown_status(o);
+            o.obj("file", |f| file_obj(f, file, None));
+            if let Some(to) = to {
+                o.obj("file_result", |f| file_obj(f, to, None));
+            }
+            actor(o, &e.process);
+            o.obj("unmapped", |u| {
+                origin_unmapped(u, &e.origin);
+                u.obj("io_uring", |x| {
+                    x.caption("operation", opcode.as_str())
+                        .i64("dirfd", (*dirfd).into());
+                });
+                u.obj("file", |f| file_ext(f, file));
+                u.u64("time_ns", e.time_ns);
+            });
+        }),
+        IoUringOp::Net {
+            opcode,
+            fd,
+            fixed_file,
+            remote,
+        } => object(out, |o| {
+            let (activity, direction) = match opcode {
+                IoUringOpcode::Connect => ((1, "Open"), (2, "Outbound")),
+                IoUringOpcode::Accept => ((1, "Open"), (1, "Inbound")),
+                IoUringOpcode::Listen => ((7, "Listen"), (0, "Unknown")),
+                _ => ((99, "Other"), (0, "Unknown")),
+            };
+            base(
+                o,
+                &NETWORK_ACTIVITY,
+                activity,
+                e.time_ns,
+                &e.origin,
+                hostname,
+            );
+            unknown_status(o);
+            if let Some(a) = remote {
+                o.obj("dst_endpoint", |x| endpoint(x, a));
+            }
+            o.obj("connection_info", |c| {
+                c.u64("direction_id", direction.0)
+                    .caption("direction", direction.1);
+            });
+            actor(o, &e.process);
+            o.obj("unmapped", |u| {
+                origin_unmapped(u, &e.origin);
+                u.obj("io_uring", |x| {
+                    x.caption("operation", opcode.as_str())
+                        .i64("fd", (*fd).into())
+                        .bool("fixed_file", *fixed_file);
+                });
+                u.u64("time_ns", e.time_ns);
+            });
+        }),
+    }
+}
