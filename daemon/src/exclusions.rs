@@ -7,7 +7,8 @@
 //! * a path is excluded when it is an excluded prefix or below it, and
 //!   only when the sensor is sure of it: never a truncated path, never a
 //!   path that went through `..` lexically (a symlink before the `..`
-//!   makes the object the kernel acted on another one);
+//!   makes the object the kernel acted on another one), never a path
+//!   with a symlink among its directories (X/link/f, link → /etc);
 //! * a rename or link is excluded only when both its source and its
 //!   destination are;
 //! * an excluded executable's file and network events are excluded — a
@@ -19,12 +20,15 @@
 //! eBPF's opens, network and process events were already filtered in the
 //! kernel by the same rules and are not looked at again.
 
+use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 
 use crate::event::{Event, FileActivity, FileInfo, ProcessInfo, Provider};
 use crate::exe_identity;
 use crate::filters::KernelFilters;
 use crate::kind::EventKind;
+use crate::mounts::MountTable;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Exclusions {
@@ -41,6 +45,29 @@ pub struct Exclusions {
 fn under(path: &str, prefix: &str) -> bool {
     path.strip_prefix(prefix)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Whether every directory above `path` is a real directory now. A path
+/// judged in user space is the name the caller passed (joined with its
+/// directory): a symlink among its directories makes the object the
+/// kernel acted on another one, wherever the name seems to lie. One that
+/// cannot be checked (gone, on a filesystem a lookup could hang on) is not
+/// sure either. The check runs only for a path that would be excluded.
+/// (A link swapped for a real directory between the call and this check
+/// goes unseen: a race the attacker must win within milliseconds.)
+fn no_symlink_above(path: &Path) -> bool {
+    thread_local! {
+        static MOUNTS: RefCell<MountTable> = RefCell::new(MountTable::default());
+    }
+    let Some(parent) = path.parent() else {
+        return true;
+    };
+    if MOUNTS.with(|m| m.borrow_mut().may_hang(&parent.to_string_lossy())) {
+        return false;
+    }
+    parent.ancestors().all(|dir| {
+        std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir())
+    })
 }
 
 fn in_network(addr: &SocketAddr, (net, bits): &([u8; 16], u32)) -> bool {
@@ -81,9 +108,9 @@ impl Exclusions {
         if f.path_truncated || f.path_inferred {
             return false;
         }
-        f.path
-            .as_deref()
-            .is_some_and(|p| self.paths.iter().any(|x| under(p, x)))
+        f.path.as_deref().is_some_and(|p| {
+            self.paths.iter().any(|x| under(p, x)) && no_symlink_above(Path::new(p))
+        })
     }
 
     /// The process's executable is excluded: its path, and the file it
@@ -157,17 +184,32 @@ mod tests {
 
     #[test]
     fn paths_the_sensor_is_not_sure_of_never_match() {
-        let e = excl("exclude: {paths: [/tmp/X/]}");
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let x = root.join("X");
+        std::fs::create_dir_all(x.join("real")).unwrap();
+        std::os::unix::fs::symlink("/etc", x.join("link")).unwrap();
+        let x = x.to_str().unwrap();
+        let e = excl(&format!("exclude: {{paths: [{x}/]}}"));
         let f = |p: &str, truncated: bool, lexical: bool| FileInfo {
             path: Some(p.into()),
             path_truncated: truncated,
             path_inferred: lexical,
             ..Default::default()
         };
-        assert!(e.path_excluded(&f("/tmp/X/a", false, false)));
-        assert!(!e.path_excluded(&f("/tmp/X/a", true, false)), "truncated");
-        assert!(!e.path_excluded(&f("/tmp/X/a", false, true)), "through ..");
+        assert!(e.path_excluded(&f(&format!("{x}/a"), false, false)));
+        assert!(e.path_excluded(&f(&format!("{x}/real/a"), false, false)));
+        assert!(!e.path_excluded(&f(&format!("{x}/a"), true, false)), "truncated");
+        assert!(!e.path_excluded(&f(&format!("{x}/a"), false, true)), "through ..");
         assert!(!e.path_excluded(&f("/etc/passwd", false, false)));
+        assert!(
+            !e.path_excluded(&f(&format!("{x}/link/passwd"), false, false)),
+            "through a symlink: the object is /etc/passwd"
+        );
+        assert!(
+            !e.path_excluded(&f(&format!("{x}/gone/a"), false, false)),
+            "a directory no longer there cannot be checked"
+        );
     }
 
     #[test]

@@ -72,6 +72,9 @@ fn attack(t: &Tree) -> Vec<(&'static str, &'static str, String)> {
     fs::write(x.join("moved-out"), b"x").unwrap();
     fs::create_dir_all(y.join("sub")).unwrap();
     fs::write(y.join("m"), b"x").unwrap();
+    for f in ["n", "o", "p-read"] {
+        fs::write(y.join("sub").join(f), b"x").unwrap();
+    }
     symlink(y.join("sub"), x.join("l")).unwrap();
     let ys = s(y);
     let xs = s(x);
@@ -81,7 +84,7 @@ fn attack(t: &Tree) -> Vec<(&'static str, &'static str, String)> {
             "rm {ys}/a; chmod 4755 {ys}/b; mv {ys}/c {ys}/c2; rm ../Y/d; \
              ln {ys}/e {ys}/e2; ln -s /etc/passwd {ys}/f; mkdir {ys}/g; \
              chown 1:1 {ys}/h; mv {ys}/i-src {xs}/i-dst; mv moved-out {ys}/moved-in; \
-             rm l/../m"
+             rm l/../m; rm {xs}/l/n; chmod 600 {xs}/l/o; cat {xs}/l/p-read"
         ),
     );
     // A name relative to a directory fd of the watched directory.
@@ -117,6 +120,11 @@ fn attack(t: &Tree) -> Vec<(&'static str, &'static str, String)> {
         // The kernel deleted Y/m; the name as passed joins to X/m, which
         // the sensor must not take for excluded.
         ("symlink then `..`", "Delete", "/m".into()),
+        // X/l leads out of the excluded tree: the name as passed reads as
+        // inside it, the kernel acted on Y/sub/*.
+        ("through a symlink in the excluded dir: unlink", "Delete", "/l/n".into()),
+        ("through a symlink in the excluded dir: chmod", "Set Security", "/l/o".into()),
+        ("through a symlink in the excluded dir: open", "Open", "/p-read".into()),
         // Audit names it relative to the cwd (its records carry only the
         // directory's inode): reported, with an inferred path.
         ("directory-fd-relative name", "Delete", "/k".into()),
