@@ -92,6 +92,29 @@ run_workload() {
     uname -r > "$results/workload-kernel"
 }
 
+# The exclusion bypass matrix (tests/integration/workload/bypass.sh)
+# against the installed sensor: exclusions in a drop-in, reloaded live;
+# its events go back to the host, which checks them (bypass.py, run.sh).
+run_bypass() {
+    local d=/tmp/mdatp-bp
+    rm -rf "$d"
+    mkdir -p "$d/X" "$d/Y"
+    cp /bin/sh "$d/Y/tool"
+    cp /bin/sh "$d/Y/impostor"
+    printf 'exclude:\n  paths: [%s/X]\n  processes: [%s/Y/tool]\n' "$d" "$d" \
+        > /etc/mdatp/conf.d/90-vmtest-bypass.yaml
+    check "a reload takes the bypass matrix's exclusions" systemctl reload mdatp
+    sleep 2
+    check "the bypass matrix runs" \
+        bash "$share/workload/bypass.sh" "$d" "$share/mdatp-io-uring-workload"
+    check "the bypass matrix's last event is written" \
+        wait_for 30 grep -q "\"$d/Y/last\"" /var/log/mdatp/events.jsonl
+    cp /var/log/mdatp/events.jsonl "$results/bypass-events.jsonl"
+    echo "$d" > "$results/bypass-dir"
+    rm -f /etc/mdatp/conf.d/90-vmtest-bypass.yaml
+    check "a reload drops them again" systemctl reload mdatp
+}
+
 echo "# phase $phase on $(uname -r)"
 
 case "$phase" in
@@ -106,6 +129,7 @@ main)
     mdatp health | sed 's/^/#   /'
     check "an exec in the guest appears as an eBPF event with its pid and argv" exec_seen ebpf
     run_workload
+    run_bypass
     pid=$(main_pid)
     echo "# AppArmor: enabled=$(cat /sys/module/apparmor/parameters/enabled 2>&1) label=$(cat "/proc/$pid/attr/current" 2>&1)"
     aa-status 2>&1 | grep -i -m3 'mdatp\|profiles are loaded' | sed 's/^/#   /'

@@ -75,6 +75,7 @@ cp -r "$repo/tests/integration/workload" "$work/share/workload"
 net=$repo/target/debug/mdatp-net-workload
 [ -x "$net" ] || die "no $net: run cargo build --workspace first"
 cp "$net" "$work/share/"
+cp "$(dirname "$net")/mdatp-io-uring-workload" "$work/share/"
 "$repo/tests/integration/ia32/build.sh" "$work/share"
 cp --sparse=always "$image/rootfs.img" "$work/disk.img"
 
@@ -114,6 +115,12 @@ if [ -f "$work/share/results/workload-events.jsonl" ]; then
         --events "$work/share/results/workload-events.jsonl" \
         --health "$work/share/results/workload-health.json" \
         --out "$repo/target/kernel-matrix/$kernel.json" || failed+=("workload events")
+fi
+# The exclusion bypass matrix, when the main phase ran it.
+if [ -f "$work/share/results/bypass-events.jsonl" ]; then
+    python3 "$repo/tests/integration/workload/bypass.py" \
+        "$(cat "$work/share/results/bypass-dir")" \
+        "$work/share/results/bypass-events.jsonl" || failed+=("bypass matrix")
 fi
 if [ "${#failed[@]}" -gt 0 ]; then
     die "failed phase(s): ${failed[*]} (consoles: $work/console-*.log)"

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Checks the events of tests/integration/workload/bypass.sh.
+
+  bypass.py DIR EVENTS.jsonl
+
+Every way around the exclusions must be an event; what is really
+excluded must not be. Exits 1 naming each case that fails.
+"""
+
+import json
+import sys
+
+
+def at(event, pointer):
+    v = event
+    for k in pointer.split("/"):
+        if not isinstance(v, dict):
+            return None
+        v = v.get(k)
+    return v
+
+
+def main():
+    d, path = sys.argv[1], sys.argv[2]
+    X, Y = f"{d}/X", f"{d}/Y"
+    events = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                pass
+    files = [e for e in events if e.get("class_uid") == 1001]
+
+    def seen(activity, end, op=None):
+        return any(
+            at(e, "activity_name") == activity
+            and str(at(e, "file/path") or "").endswith(end)
+            and (op is None or at(e, "unmapped/io_uring/operation") == op)
+            for e in files
+        )
+
+    reported = [
+        ("absolute name from an excluded cwd: unlink", "Delete", f"{Y}/a"),
+        ("absolute name: chmod", "Set Security", f"{Y}/b"),
+        ("absolute name: rename", "Rename", f"{Y}/c"),
+        ("`..` escape", "Delete", f"{Y}/d"),
+        ("absolute name: link", "Create", f"{Y}/e2"),
+        ("absolute name: symlink", "Create", f"{Y}/f"),
+        ("absolute name: mkdir", "Create", f"{Y}/g"),
+        ("absolute name: chown", "Set Security", f"{Y}/h"),
+        ("rename out of the watched dir into the excluded one", "Rename", f"{Y}/i-src"),
+        ("rename from the excluded dir into the watched one", "Rename", "X/moved-out"),
+        ("symlink then `..`", "Delete", "/m"),
+        ("through a symlink in the excluded dir: unlink", "Delete", "/l/n"),
+        ("through a symlink in the excluded dir: chmod", "Set Security", "/l/o"),
+        ("through a symlink in the excluded dir: open", "Open", "/p-read"),
+        ("a 68-component path", "Create", "/deepfile"),
+        ("an impostor bind-mounted at the excluded executable's path", "Create",
+         f"{Y}/by-impostor"),
+    ]
+    missing = [name for name, act, end in reported if not seen(act, end)]
+    if not seen("Delete", f"{X}/renamed-by-uring", "UNLINKAT"):
+        missing.append("io_uring unlink in the excluded directory")
+    leaked = [
+        name for name, act, end in [
+            ("the excluded directory's own delete", "Delete", f"{X}/i-dst"),
+            ("the excluded directory's own create", "Create", f"{X}/inside"),
+            ("the excluded executable's own file", "Create", f"{Y}/by-tool"),
+        ] if seen(act, end)
+    ]
+    for m in missing:
+        print(f"bypass: hidden: {m}")
+    for l in leaked:
+        print(f"bypass: reported though excluded: {l}")
+    ok = len(reported) + 1 - len(missing)
+    print(f"bypass: {ok} of {len(reported) + 1} ways around reported, "
+          f"{3 - len(leaked)} of 3 exclusions kept")
+    return 1 if missing or leaked else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
