@@ -57,25 +57,53 @@ impl Arch {
         }
     }
 
+    /// As `to_x86_64`, with socketcall(2) unpacked: its first argument
+    /// `a0` says which socket call it is (its own arguments are in the
+    /// SOCKETCALL record).
+    pub fn call_to_x86_64(self, nr: i64, a0: u64) -> Option<i64> {
+        if self == Arch::I386 && nr == I386_SOCKETCALL {
+            return SOCKETCALLS.iter().find(|(c, _)| *c == a0).map(|(_, x)| *x);
+        }
+        self.to_x86_64(nr)
+    }
+
     /// The names auditctl knows the calls of `x86_64_nr` by in this ABI
     /// (i386 has several for chown, none for accept).
     pub fn names(self, x86_64_nr: i64) -> Vec<&'static str> {
         match self {
             Arch::X86_64 => vec![super::rules::syscall_name(x86_64_nr)],
-            Arch::I386 => I386
-                .iter()
-                .filter(|(_, x, _)| *x == x86_64_nr)
-                .map(|(_, _, name)| *name)
-                .collect(),
+            Arch::I386 => {
+                let mut names: Vec<&str> = I386
+                    .iter()
+                    .filter(|(_, x, _)| *x == x86_64_nr)
+                    .map(|(_, _, name)| *name)
+                    .collect();
+                if SOCKETCALLS.iter().any(|(_, x)| *x == x86_64_nr) {
+                    names.push("socketcall");
+                }
+                names
+            }
         }
     }
 }
 
+/// socketcall(2): old 32-bit programs' one door to the socket calls.
+pub const I386_SOCKETCALL: i64 = 102;
+
+/// socketcall's call numbers (linux/net.h SYS_*) of the calls the sensor
+/// reports, and the x86_64 call each is.
+const SOCKETCALLS: &[(u64, i64)] = &[
+    (2, SYS_bind),
+    (3, SYS_connect),
+    (4, SYS_listen),
+    (5, SYS_accept),
+    (18, SYS_accept4),
+];
+
 /// i386 number, the x86_64 call it is, its name (from the kernel's
 /// arch/x86/entry/syscalls/syscall_32.tbl, as `ausyscall i386 --dump`
 /// prints it). The 16-bit-uid chown family maps onto chown, as does its
-/// 32-bit-uid successor. socketcall (102), through which old programs
-/// reach connect/bind/listen/accept, is not covered (docs/EVENTS.md).
+/// 32-bit-uid successor. socketcall (102) is unpacked by `call_to_x86_64`.
 const I386: &[(i64, i64, &str)] = &[
     (5, SYS_open, "open"),
     (8, SYS_creat, "creat"),
@@ -124,8 +152,12 @@ mod tests {
             assert_eq!(Arch::I386.to_x86_64(*nr), Some(*x));
         }
         assert_eq!(Arch::I386.to_x86_64(102), None, "socketcall");
+        assert_eq!(Arch::I386.call_to_x86_64(102, 3), Some(SYS_connect));
+        assert_eq!(Arch::I386.call_to_x86_64(102, 1), None, "socket()");
+        assert_eq!(Arch::X86_64.call_to_x86_64(102, 3), Some(102), "x86_64 getuid");
         assert_eq!(Arch::I386.names(SYS_chown), ["chown", "chown32"]);
-        assert!(Arch::I386.names(SYS_accept).is_empty());
+        assert_eq!(Arch::I386.names(SYS_accept), ["socketcall"]);
+        assert_eq!(Arch::I386.names(SYS_connect), ["connect", "socketcall"]);
         assert_eq!(Arch::from_record(b"40000003"), Some(Arch::I386));
         assert_eq!(Arch::from_record(b"C000003E"), Some(Arch::X86_64));
         assert_eq!(Arch::from_record(b"c00000b7"), None, "aarch64");

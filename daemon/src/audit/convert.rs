@@ -14,7 +14,7 @@ use libc::{
 };
 use linux_audit_parser::{Body, Key, MessageType, Number, Parser, Value};
 
-use super::arch::Arch;
+use super::arch::{Arch, I386_SOCKETCALL};
 use super::assemble::AuditEvent;
 use super::netlink::RawAuditRecord;
 use crate::event::{
@@ -27,6 +27,7 @@ use crate::paths::{has_dotdot, join_lexical};
 const SYSCALL: u32 = 1300;
 const PATH: u32 = 1302;
 const SOCKADDR: u32 = 1306;
+const SOCKETCALL: u32 = 1304;
 const CWD: u32 = 1307;
 const EXECVE: u32 = 1309;
 const UNSET: i64 = 4294967295;
@@ -157,6 +158,9 @@ fn sockaddr(b: &[u8]) -> Option<SocketAddr> {
 
 struct Ctx<'a> {
     syscall: &'a Body<'static>,
+    /// A 32-bit socketcall's own arguments (its SOCKETCALL record); the
+    /// others' are in the SYSCALL record.
+    socketcall_args: Option<[u64; 6]>,
     records: &'a [Parsed],
     cwd: Option<String>,
     /// A directory fd other than the cwd was passed: audit names relative
@@ -268,7 +272,14 @@ struct Call<'a> {
 impl Call<'_> {
     /// A syscall argument (a0..a3), 0 when absent.
     fn arg(&self, key: &str) -> u64 {
-        arg(self.ctx.syscall, key).unwrap_or(0)
+        match (self.ctx.socketcall_args, key.strip_prefix('a')) {
+            (Some(args), Some(i)) => i
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| args.get(i).copied())
+                .unwrap_or(0),
+            _ => arg(self.ctx.syscall, key).unwrap_or(0),
+        }
     }
 
     fn first_path(&self, nametype: &str) -> Result<FileInfo, Skip> {
@@ -336,13 +347,33 @@ fn convert_event(ev: &AuditEvent, socket_fds: &mut Option<[i32; 2]>) -> Result<E
     let arch = num(&syscall.body, "arch")
         .and_then(Arch::from_number)
         .ok_or(Skip::NotReported)?;
-    let nr = num(&syscall.body, "syscall").ok_or(Skip::Malformed)?;
+    let raw_nr = num(&syscall.body, "syscall").ok_or(Skip::Malformed)?;
     // In x86_64 numbers: a 32-bit program's calls are the same kinds.
-    let nr = arch.to_x86_64(nr).ok_or(Skip::NotReported)?;
+    let nr = arch
+        .call_to_x86_64(raw_nr, arg(&syscall.body, "a0").unwrap_or(u64::MAX))
+        .ok_or(Skip::NotReported)?;
+    // socketcall(2): the call's own arguments are in its SOCKETCALL
+    // record (read from its text: the parser knows a0.. as hex only in
+    // SYSCALL records).
+    let socketcall_args = if arch == Arch::I386 && raw_nr == I386_SOCKETCALL {
+        let rec = ev
+            .records
+            .iter()
+            .find(|r| u32::from(r.ty) == SOCKETCALL)
+            .ok_or(Skip::Incomplete)?;
+        let mut args = [0u64; 6];
+        for (i, a) in args.iter_mut().enumerate() {
+            *a = super::selection::hex_field(&rec.text, format!("a{i}").as_bytes()).unwrap_or(0);
+        }
+        Some(args)
+    } else {
+        None
+    };
     let kind = EventKind::from_audit_syscall(nr).ok_or(Skip::NotReported)?;
     let call = Call {
         ctx: Ctx {
             syscall: &syscall.body,
+            socketcall_args,
             records: &records,
             cwd,
             at_dirfd: uses_dirfd(nr, &syscall.body),

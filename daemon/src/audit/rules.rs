@@ -87,11 +87,17 @@ pub fn rule_args(own_pid: u32, kinds: &[EventKind]) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     for arch in Arch::ALL {
         for (kinds, success_only) in groups(kinds) {
-            let syscalls: Vec<&str> = kinds
+            let mut syscalls: Vec<&str> = Vec::new();
+            // Once each: socketcall stands for several calls.
+            for name in kinds
                 .iter()
                 .flat_map(|k| k.spec().audit_syscalls.iter())
                 .flat_map(|nr| arch.names(*nr))
-                .collect();
+            {
+                if !syscalls.contains(&name) {
+                    syscalls.push(name);
+                }
+            }
             if syscalls.is_empty() {
                 continue;
             }
@@ -277,7 +283,10 @@ mod tests {
             b32.contains("chown,chown32,fchown,fchown32,lchown,lchown32,fchownat,"),
             "{b32}"
         );
-        assert!(b32.contains("-S connect,accept4,listen,bind "), "{b32}");
+        assert!(
+            b32.contains("-S connect,socketcall,accept4,listen,bind "),
+            "socketcall once: {b32}"
+        );
         for r in &rules {
             assert_eq!(r[r.len() - 2..], ["-k".to_string(), "mdatp".to_string()]);
             assert!(r.contains(&"pid!=42".to_string()));

@@ -39,12 +39,18 @@ fn number<T: std::str::FromStr>(text: &[u8], name: &[u8]) -> Option<T> {
     std::str::from_utf8(field(text, name)?).ok()?.parse().ok()
 }
 
+/// A field written in hex without a prefix (a syscall's arguments).
+pub(super) fn hex_field(text: &[u8], name: &[u8]) -> Option<u64> {
+    u64::from_str_radix(std::str::from_utf8(field(text, name)?).ok()?, 16).ok()
+}
+
 /// A SYSCALL record's call in x86_64 numbers (our rules are loaded for
 /// both ABIs; a 32-bit call is read as its x86_64 counterpart). None for
 /// another ABI or a call the sensor does not know there.
 pub(super) fn x86_64_syscall(text: &[u8]) -> Option<i64> {
     let arch = field(text, b"arch").and_then(Arch::from_record)?;
-    number::<i64>(text, b"syscall").and_then(|n| arch.to_x86_64(n))
+    let nr = number::<i64>(text, b"syscall")?;
+    arch.call_to_x86_64(nr, hex_field(text, b"a0").unwrap_or(u64::MAX))
 }
 
 impl Selection {

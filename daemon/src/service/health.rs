@@ -95,7 +95,7 @@ impl Daemon {
         }
         if self.audit.rules.is_some() {
             gaps.push(
-                "under the audit subsystem: operations submitted to io_uring, and 32-bit socketcall(2)"
+                "under the audit subsystem: operations submitted to io_uring"
                     .into(),
             );
         }

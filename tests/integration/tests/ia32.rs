@@ -69,9 +69,8 @@ fn by(pid: u32) -> impl Fn(&Value) -> bool {
     }
 }
 
-/// Every call of the probe is an event with its content. `connects`: how
-/// many of its two connects the provider sees (audit has no rule for
-/// socketcall, which connects to PORT+1).
+/// Every call of the probe is an event with its content, its two connects
+/// (the second through socketcall, to PORT+1) included.
 fn assert_probe_seen(
     d: &Daemon,
     pid: u32,
@@ -150,7 +149,7 @@ fn a_32_bit_program_is_seen_by_the_audit_provider() {
     let rules_dir = dir.path().join("rules.d");
     let d = Daemon::start_on_audit(&rules_dir);
     let (pid, file, port, _l) = run_probe(&bin, dir.path());
-    assert_probe_seen(&d, pid, &file, port, "auditd", 1);
+    assert_probe_seen(&d, pid, &file, port, "auditd", 2);
     d.stop();
 }
 
