@@ -106,7 +106,8 @@ run_bypass() {
     check "a reload takes the bypass matrix's exclusions" systemctl reload mdatp
     sleep 2
     check "the bypass matrix runs" \
-        bash "$share/workload/bypass.sh" "$d" "$share/mdatp-io-uring-workload"
+        bash "$share/workload/bypass.sh" "$d" "$share/mdatp-io-uring-workload" \
+        "$share/mdatp-test-helper"
     check "the bypass matrix's last event is written" \
         wait_for 30 grep -q "\"$d/Y/last\"" /var/log/mdatp/events.jsonl
     cp /var/log/mdatp/events.jsonl "$results/bypass-events.jsonl"

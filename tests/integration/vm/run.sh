@@ -75,7 +75,7 @@ cp -r "$repo/tests/integration/workload" "$work/share/workload"
 net=$repo/target/debug/mdatp-net-workload
 [ -x "$net" ] || die "no $net: run cargo build --workspace first"
 cp "$net" "$work/share/"
-cp "$(dirname "$net")/mdatp-io-uring-workload" "$work/share/"
+cp "$(dirname "$net")/mdatp-io-uring-workload" "$(dirname "$net")/mdatp-test-helper" "$work/share/"
 "$repo/tests/integration/ia32/build.sh" "$work/share"
 cp --sparse=always "$image/rootfs.img" "$work/disk.img"
 

@@ -56,6 +56,7 @@ def main():
         ("through a symlink in the excluded dir: chmod", "Set Security", "/l/o"),
         ("through a symlink in the excluded dir: open", "Open", "/p-read"),
         ("a 68-component path", "Create", "/deepfile"),
+        ("a name relative to a directory fd", "Delete", "/k"),
         ("an impostor bind-mounted at the excluded executable's path", "Create",
          f"{Y}/by-impostor"),
     ]

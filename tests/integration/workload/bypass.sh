@@ -6,13 +6,14 @@
 # DIR/Y/impostor two copies of a shell before reloading the sensor;
 # tests/integration/workload/bypass.py checks the events.
 #
-#   bypass.sh DIR IO_URING_WORKLOAD
+#   bypass.sh DIR IO_URING_WORKLOAD TEST_HELPER
 set -eu
 dir=$1
 uring=$2
+helper=$3
 X=$dir/X
 Y=$dir/Y
-for f in a b c d e h i-src; do echo x > "$Y/$f"; done
+for f in a b c d e h i-src k; do echo x > "$Y/$f"; done
 echo x > "$X/moved-out"
 mkdir -p "$Y/sub"
 echo x > "$Y/m"
@@ -37,6 +38,8 @@ rm l/../m
 rm "$X/l/n"
 chmod 600 "$X/l/o"
 cat "$X/l/p-read" > /dev/null
+# A name relative to a directory fd of the watched directory.
+"$helper" unlinkat "$Y" k
 
 # 68 components whose kept tail reads like the excluded directory.
 deep=$Y/a

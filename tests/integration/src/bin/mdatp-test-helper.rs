@@ -3,6 +3,8 @@
 //!
 //! mdatp-test-helper open-read-close PATH N [FDS]   open, read 1 byte, close, N times
 //! mdatp-test-helper open-storm PATH N [FDS]        open and close N times
+//! mdatp-test-helper unlinkat DIR NAME               unlinkat(open(DIR), NAME): a
+//!                                                   name relative to a directory fd
 //!
 //! FDS sets up the descriptor table the opens happen with, because the
 //! kernel side reads a file differently from the table embedded in
@@ -18,8 +20,27 @@ use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::process::{Command, ExitCode};
 
+/// unlinkat(2) of `name` relative to a descriptor of `dir`.
+fn unlinkat(dir: &str, name: &str) -> ExitCode {
+    let (Ok(d), Ok(n)) = (File::open(dir), std::ffi::CString::new(name)) else {
+        eprintln!("cannot open {dir}");
+        return ExitCode::FAILURE;
+    };
+    // SAFETY: a valid directory descriptor and a NUL-terminated name.
+    if unsafe { libc::unlinkat(d.as_raw_fd(), n.as_ptr(), 0) } != 0 {
+        eprintln!("unlinkat: {}", std::io::Error::last_os_error());
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    if let (Some("unlinkat"), Some(dir), Some(name)) =
+        (args.get(1).map(String::as_str), args.get(2), args.get(3))
+    {
+        return unlinkat(dir, name);
+    }
     let (Some(cmd), Some(path), Some(n)) = (args.get(1), args.get(2), args.get(3)) else {
         eprintln!("usage: mdatp-test-helper open-read-close|open-storm PATH N");
         return ExitCode::from(2);
