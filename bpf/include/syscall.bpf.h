@@ -31,6 +31,13 @@
 #include "path.bpf.h"
 #include "task.bpf.h"
 
+/* An object may define MDATP_FD_UNTYPED to read every fd with the helper:
+ * clang can fold the typed loop below into a variable index when it knows
+ * fd's range (seen in ia32.bpf.c), which verifiers before 6.18 refuse. */
+#ifndef MDATP_FD_UNTYPED
+#define MDATP_FD_UNTYPED 0
+#endif
+
 /* Entries of files_struct.fd_array (NR_OPEN_DEFAULT = BITS_PER_LONG). */
 #define MDATP_FD_EMBEDDED 64
 
@@ -134,8 +141,10 @@ static __always_inline struct file *mdatp_fd_file(long fd, bool *typed)
 	*typed = false;
 	if (!fdt)
 		return NULL;
-	/* Compat: a constant 0, the typed branch is not compiled. */
-	if (MDATP_TASK_TYPED && (unsigned long)fdt->fd == (unsigned long)&files->fd_array[0]) {
+	/* Compat (and MDATP_FD_UNTYPED): a constant 0, the typed branch is
+	 * not compiled. */
+	if (MDATP_TASK_TYPED && !MDATP_FD_UNTYPED &&
+	    (unsigned long)fdt->fd == (unsigned long)&files->fd_array[0]) {
 		/* A constant index per case: the verifier refuses a variable
 		 * offset into a typed object. */
 		for (int i = 0; i < MDATP_FD_EMBEDDED; i++) {

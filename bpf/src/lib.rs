@@ -81,7 +81,20 @@ pub struct ProgramSpec {
     /// A hook only some kernels have: what it is and since when. Where
     /// the kernel lacks it, the program is not loaded and health lists
     /// what is not covered (not a failure).
-    pub since: Option<&'static str>,
+    pub since: Option<&'static Since>,
+}
+
+/// When a hook exists (`ProgramSpec::since`).
+#[derive(Debug)]
+pub struct Since {
+    /// What the kernel must have, for health ("io_uring's ... (6.0+)").
+    pub what: &'static str,
+    /// The oldest kernel (major, minor) whose hook carries what the
+    /// program reads.
+    pub kernel: (u32, u32),
+    /// The tracepoint's name on kernels before a rename, tried when the
+    /// hook's own name is absent.
+    pub older_name: Option<&'static str>,
 }
 
 macro_rules! syscall_exit {
@@ -176,13 +189,23 @@ const IO_URING: [ProgramSpec; 2] = [
         name: "mdatp_io_uring_create",
         hook: Hook::RawTracepoint("io_uring_create"),
         domain: Domain::IoUring,
-        since: Some("io_uring's io_uring_create tracepoint (kernel 5.5+)"),
+        since: Some(&Since {
+            what: "io_uring's io_uring_create tracepoint (kernel 5.5+)",
+            kernel: (5, 5),
+            older_name: None,
+        }),
     },
     ProgramSpec {
         name: "mdatp_io_uring_submit",
         hook: Hook::RawTracepoint("io_uring_submit_req"),
         domain: Domain::IoUring,
-        since: Some("io_uring's io_uring_submit_req tracepoint (kernel 6.0+)"),
+        // Its argument is the prepared request from 6.0 on, named
+        // io_uring_submit_sqe until 6.4.
+        since: Some(&Since {
+            what: "io_uring's submit tracepoint with the prepared request (kernel 6.0+)",
+            kernel: (6, 0),
+            older_name: Some("io_uring_submit_sqe"),
+        }),
     },
 ];
 

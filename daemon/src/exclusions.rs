@@ -65,9 +65,9 @@ fn no_symlink_above(path: &Path) -> bool {
     if MOUNTS.with(|m| m.borrow_mut().may_hang(&parent.to_string_lossy())) {
         return false;
     }
-    parent.ancestors().all(|dir| {
-        std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir())
-    })
+    parent
+        .ancestors()
+        .all(|dir| std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir()))
 }
 
 fn in_network(addr: &SocketAddr, (net, bits): &([u8; 16], u32)) -> bool {
@@ -199,8 +199,14 @@ mod tests {
         };
         assert!(e.path_excluded(&f(&format!("{x}/a"), false, false)));
         assert!(e.path_excluded(&f(&format!("{x}/real/a"), false, false)));
-        assert!(!e.path_excluded(&f(&format!("{x}/a"), true, false)), "truncated");
-        assert!(!e.path_excluded(&f(&format!("{x}/a"), false, true)), "through ..");
+        assert!(
+            !e.path_excluded(&f(&format!("{x}/a"), true, false)),
+            "truncated"
+        );
+        assert!(
+            !e.path_excluded(&f(&format!("{x}/a"), false, true)),
+            "through .."
+        );
         assert!(!e.path_excluded(&f("/etc/passwd", false, false)));
         assert!(
             !e.path_excluded(&f(&format!("{x}/link/passwd"), false, false)),

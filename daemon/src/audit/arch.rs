@@ -154,7 +154,11 @@ mod tests {
         assert_eq!(Arch::I386.to_x86_64(102), None, "socketcall");
         assert_eq!(Arch::I386.call_to_x86_64(102, 3), Some(SYS_connect));
         assert_eq!(Arch::I386.call_to_x86_64(102, 1), None, "socket()");
-        assert_eq!(Arch::X86_64.call_to_x86_64(102, 3), Some(102), "x86_64 getuid");
+        assert_eq!(
+            Arch::X86_64.call_to_x86_64(102, 3),
+            Some(102),
+            "x86_64 getuid"
+        );
         assert_eq!(Arch::I386.names(SYS_chown), ["chown", "chown32"]);
         assert_eq!(Arch::I386.names(SYS_accept), ["socketcall"]);
         assert_eq!(Arch::I386.names(SYS_connect), ["connect", "socketcall"]);

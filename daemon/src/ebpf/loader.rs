@@ -70,6 +70,27 @@ impl HookStatus {
     }
 }
 
+/// The running kernel's (major, minor).
+fn kernel_version() -> Option<(u32, u32)> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let mut parts = release.trim().split(['.', '-']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// The name to attach a `since` hook by, or Err when this kernel lacks it.
+fn available(since: &mdatp_bpf::Since, name: &'static str) -> Result<&'static str, ()> {
+    if kernel_version().is_some_and(|v| v < since.kernel) {
+        return Err(());
+    }
+    match tracepoint_exists(name) {
+        Some(true) | None => Ok(name),
+        Some(false) => match since.older_name {
+            Some(old) if tracepoint_exists(old) == Some(true) => Ok(old),
+            _ => Err(()),
+        },
+    }
+}
+
 /// Whether the kernel has tracepoint `name` (any category), when tracefs
 /// can tell; None when it cannot (then the attach decides).
 fn tracepoint_exists(name: &str) -> Option<bool> {
@@ -127,19 +148,28 @@ impl EbpfSensor {
                 .break_programs
                 .iter()
                 .any(|p| p == program || p == "all");
-            if let (Some(why), Hook::RawTracepoint(tp)) = (spec.since, spec.hook)
-                && tracepoint_exists(tp) == Some(false)
-            {
-                log::info!("eBPF program {program} not loaded: this kernel has no {why}");
-                hooks.push(HookStatus {
-                    program,
-                    hook: format!("raw tracepoint {tp}"),
-                    error: None,
-                    absent: Some(why),
-                });
-                continue;
+            // A hook only some kernels have: attached where it exists (by
+            // its older name too), else listed as not covered.
+            let mut hook_spec = spec.hook;
+            if let (Some(since), Hook::RawTracepoint(tp)) = (spec.since, spec.hook) {
+                match available(since, tp) {
+                    Ok(name) => hook_spec = Hook::RawTracepoint(name),
+                    Err(()) => {
+                        log::info!(
+                            "eBPF program {program} not loaded: this kernel has no {}",
+                            since.what
+                        );
+                        hooks.push(HookStatus {
+                            program,
+                            hook: format!("raw tracepoint {tp}"),
+                            error: None,
+                            absent: Some(since.what),
+                        });
+                        continue;
+                    }
+                }
             }
-            let (hook, error) = match spec.hook {
+            let (hook, error) = match hook_spec {
                 Hook::RawTracepoint(tp) => {
                     let target = if broken {
                         format!("mdatp_nonexistent_{tp}")

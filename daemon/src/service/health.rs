@@ -94,10 +94,7 @@ impl Daemon {
             }
         }
         if self.audit.rules.is_some() {
-            gaps.push(
-                "under the audit subsystem: operations submitted to io_uring"
-                    .into(),
-            );
+            gaps.push("under the audit subsystem: operations submitted to io_uring".into());
         }
         gaps
     }

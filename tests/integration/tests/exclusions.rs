@@ -122,9 +122,21 @@ fn attack(t: &Tree) -> Vec<(&'static str, &'static str, String)> {
         ("symlink then `..`", "Delete", "/m".into()),
         // X/l leads out of the excluded tree: the name as passed reads as
         // inside it, the kernel acted on Y/sub/*.
-        ("through a symlink in the excluded dir: unlink", "Delete", "/l/n".into()),
-        ("through a symlink in the excluded dir: chmod", "Set Security", "/l/o".into()),
-        ("through a symlink in the excluded dir: open", "Open", "/p-read".into()),
+        (
+            "through a symlink in the excluded dir: unlink",
+            "Delete",
+            "/l/n".into(),
+        ),
+        (
+            "through a symlink in the excluded dir: chmod",
+            "Set Security",
+            "/l/o".into(),
+        ),
+        (
+            "through a symlink in the excluded dir: open",
+            "Open",
+            "/p-read".into(),
+        ),
         // Audit names it relative to the cwd (its records carry only the
         // directory's inode): reported, with an inferred path.
         ("directory-fd-relative name", "Delete", "/k".into()),
