@@ -41,13 +41,12 @@ const SECRET_WORDS: &[&str] = &[
 pub fn redact(text: &str) -> String {
     text.lines()
         .map(|l| {
-            let lower = l.to_lowercase();
             let key_end = l.find(['=', ':']).unwrap_or(l.len());
-            if SECRET_WORDS
-                .iter()
-                .any(|w| lower[..key_end.min(lower.len())].contains(w))
-                && key_end < l.len()
-            {
+            // Lower-case the key alone: lower-casing can change a text's
+            // length (the Kelvin sign, 3 bytes, becomes 'k'), so offsets
+            // into the original never index the lowered copy.
+            let key = l[..key_end].to_lowercase();
+            if SECRET_WORDS.iter().any(|w| key.contains(w)) && key_end < l.len() {
                 format!("{} <redacted>", &l[..=key_end])
             } else {
                 l.to_string()
@@ -161,5 +160,16 @@ mod tests {
         let t = redact("folding.window_ms = 5\nupload.api_token = \"abc\"\nPassword: hunter2");
         assert!(t.contains("folding.window_ms = 5"));
         assert!(!t.contains("abc") && !t.contains("hunter2"), "{t}");
+    }
+
+    #[test]
+    fn text_whose_lower_case_changes_length_never_panics() {
+        // Any user can plant such a path in the log (a file name the hot
+        // sources list): the Kelvin sign (3 bytes) lowers to 'k' (1), 'İ'
+        // (2) to "i̇" (3).
+        let planted = "open \u{212a}\u{212a}\u{e9}\u{e9}/x hot 200\n\u{130}\u{130}\u{130}\u{130} token: s3cret\n\u{212a}";
+        let t = redact(planted);
+        assert!(!t.contains("s3cret"), "{t}");
+        assert!(t.contains("\u{212a}\u{212a}"), "{t}");
     }
 }
