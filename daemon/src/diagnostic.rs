@@ -167,7 +167,7 @@ mod tests {
         // Any user can plant such a path in the log (a file name the hot
         // sources list): the Kelvin sign (3 bytes) lowers to 'k' (1), 'İ'
         // (2) to "i̇" (3).
-        let planted = "open \u{212a}\u{212a}\u{e9}\u{e9}/x hot 200\n\u{130}\u{130}\u{130}\u{130} token: s3cret\n\u{212a}";
+        let planted = "open \u{212a}\u{212a}\u{e9}\u{e9}/x hot 200\n\u{130}\u{130}\u{130}\u{130} token: s3cret\n\u{130}\u{e9}: v\n\u{212a}";
         let t = redact(planted);
         assert!(!t.contains("s3cret"), "{t}");
         assert!(t.contains("\u{212a}\u{212a}"), "{t}");
