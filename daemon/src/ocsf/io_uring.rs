@@ -7,75 +7,91 @@
 
 use super::file::{file_ext, file_obj};
 use super::{
-    FILE_ACTIVITY, NETWORK_ACTIVITY, PROCESS_ACTIVITY, actor, base, endpoint, origin_unmapped,
-    process_obj,
+    Class, FILE_ACTIVITY, NETWORK_ACTIVITY, PROCESS_ACTIVITY, actor, base, endpoint,
+    origin_unmapped, process_obj,
 };
 use crate::event::{IoUringEvent, IoUringOp, IoUringOpcode};
 use crate::json::{Obj, object};
 
-fn unknown_status(o: &mut Obj<'_>) {
-    o.u64("status_id", 0).caption("status", "Unknown").str(
-        "status_detail",
-        "submitted to an io_uring; the result is the ring's",
-    );
+/// What every io_uring event shares: the class's base, the status (a
+/// setup succeeded; an operation's result is the ring's), the class's own
+/// fields (`fields`), the actor, and `unmapped` with the `io_uring`
+/// object (`io`) and what else OCSF has no place for (`extra`).
+#[allow(clippy::too_many_arguments)]
+fn frame(
+    out: &mut Vec<u8>,
+    e: &IoUringEvent,
+    hostname: &str,
+    class: &Class,
+    activity: (u64, &'static str),
+    fields: impl FnOnce(&mut Obj<'_>),
+    io: impl FnOnce(&mut Obj<'_>),
+    extra: impl FnOnce(&mut Obj<'_>),
+) {
+    object(out, |o| {
+        base(o, class, activity, e.time_ns, &e.origin, hostname);
+        if matches!(e.op, IoUringOp::Setup { .. }) {
+            o.u64("status_id", 1).caption("status", "Success");
+        } else {
+            o.u64("status_id", 0).caption("status", "Unknown").str(
+                "status_detail",
+                "submitted to an io_uring; the result is the ring's",
+            );
+        }
+        fields(o);
+        actor(o, &e.process);
+        o.obj("unmapped", |u| {
+            origin_unmapped(u, &e.origin);
+            u.obj("io_uring", io);
+            extra(u);
+            u.u64("time_ns", e.time_ns);
+        });
+    });
 }
 
 pub(super) fn io_uring_event(e: &IoUringEvent, hostname: &str, out: &mut Vec<u8>) {
+    let this_process = |o: &mut Obj<'_>| {
+        o.obj("process", |p| process_obj(p, &e.process, None));
+    };
     match &e.op {
-        IoUringOp::Other { opcode } => object(out, |o| {
-            base(
-                o,
-                &PROCESS_ACTIVITY,
-                (99, "Other"),
-                e.time_ns,
-                &e.origin,
-                hostname,
-            );
-            unknown_status(o);
-            actor(o, &e.process);
-            o.obj("process", |p| process_obj(p, &e.process, None));
-            o.obj("unmapped", |u| {
-                origin_unmapped(u, &e.origin);
-                u.obj("io_uring", |x| {
-                    x.caption("operation", "OTHER")
-                        .u64("opcode", (*opcode).into());
-                });
-                u.u64("time_ns", e.time_ns);
-            });
-        }),
+        IoUringOp::Other { opcode } => frame(
+            out,
+            e,
+            hostname,
+            &PROCESS_ACTIVITY,
+            (99, "Other"),
+            this_process,
+            |x| {
+                x.caption("operation", "OTHER")
+                    .u64("opcode", (*opcode).into());
+            },
+            |_| {},
+        ),
         IoUringOp::Setup {
             ring_fd,
             sq_entries,
             flags,
-        } => object(out, |o| {
-            base(
-                o,
-                &PROCESS_ACTIVITY,
-                (99, "Other"),
-                e.time_ns,
-                &e.origin,
-                hostname,
-            );
-            o.u64("status_id", 1).caption("status", "Success");
-            actor(o, &e.process);
-            o.obj("process", |p| process_obj(p, &e.process, None));
-            o.obj("unmapped", |u| {
-                origin_unmapped(u, &e.origin);
-                u.obj("io_uring", |x| {
-                    x.caption("operation", "SETUP")
-                        .i64("ring_fd", (*ring_fd).into())
-                        .u64("sq_entries", (*sq_entries).into())
-                        .u64("setup_flags", (*flags).into());
-                });
-                u.u64("time_ns", e.time_ns);
-            });
-        }),
+        } => frame(
+            out,
+            e,
+            hostname,
+            &PROCESS_ACTIVITY,
+            (99, "Other"),
+            this_process,
+            |x| {
+                x.caption("operation", "SETUP")
+                    .i64("ring_fd", (*ring_fd).into())
+                    .u64("sq_entries", (*sq_entries).into())
+                    .u64("setup_flags", (*flags).into());
+            },
+            |_| {},
+        ),
         IoUringOp::File {
             opcode,
             dirfd,
             file,
             to,
-        } => object(out, |o| {
+        } => {
             let activity = match opcode {
                 IoUringOpcode::Unlinkat => (4, "Delete"),
                 IoUringOpcode::Renameat => (5, "Rename"),
@@ -84,61 +100,61 @@ pub(super) fn io_uring_event(e: &IoUringEvent, hostname: &str, out: &mut Vec<u8>
                 }
                 _ => (14, "Open"),
             };
-            base(o, &FILE_ACTIVITY, activity, e.time_ns, &e.origin, hostname);
-            unknown_status(o);
-            o.obj("file", |f| file_obj(f, file, None));
-            if let Some(to) = to {
-                o.obj("file_result", |f| file_obj(f, to, None));
-            }
-            actor(o, &e.process);
-            o.obj("unmapped", |u| {
-                origin_unmapped(u, &e.origin);
-                u.obj("io_uring", |x| {
+            frame(
+                out,
+                e,
+                hostname,
+                &FILE_ACTIVITY,
+                activity,
+                |o| {
+                    o.obj("file", |f| file_obj(f, file, None));
+                    if let Some(to) = to {
+                        o.obj("file_result", |f| file_obj(f, to, None));
+                    }
+                },
+                |x| {
                     x.caption("operation", opcode.as_str())
                         .i64("dirfd", (*dirfd).into());
-                });
-                u.obj("file", |f| file_ext(f, file));
-                u.u64("time_ns", e.time_ns);
-            });
-        }),
+                },
+                |u| {
+                    u.obj("file", |f| file_ext(f, file));
+                },
+            )
+        }
         IoUringOp::Net {
             opcode,
             fd,
             fixed_file,
             remote,
-        } => object(out, |o| {
+        } => {
             let (activity, direction) = match opcode {
                 IoUringOpcode::Connect => ((1, "Open"), (2, "Outbound")),
                 IoUringOpcode::Accept => ((1, "Open"), (1, "Inbound")),
                 IoUringOpcode::Listen => ((7, "Listen"), (0, "Unknown")),
                 _ => ((99, "Other"), (0, "Unknown")),
             };
-            base(
-                o,
+            frame(
+                out,
+                e,
+                hostname,
                 &NETWORK_ACTIVITY,
                 activity,
-                e.time_ns,
-                &e.origin,
-                hostname,
-            );
-            unknown_status(o);
-            if let Some(a) = remote {
-                o.obj("dst_endpoint", |x| endpoint(x, a));
-            }
-            o.obj("connection_info", |c| {
-                c.u64("direction_id", direction.0)
-                    .caption("direction", direction.1);
-            });
-            actor(o, &e.process);
-            o.obj("unmapped", |u| {
-                origin_unmapped(u, &e.origin);
-                u.obj("io_uring", |x| {
+                |o| {
+                    if let Some(a) = remote {
+                        o.obj("dst_endpoint", |x| endpoint(x, a));
+                    }
+                    o.obj("connection_info", |c| {
+                        c.u64("direction_id", direction.0)
+                            .caption("direction", direction.1);
+                    });
+                },
+                |x| {
                     x.caption("operation", opcode.as_str())
                         .i64("fd", (*fd).into())
                         .bool("fixed_file", *fixed_file);
-                });
-                u.u64("time_ns", e.time_ns);
-            });
-        }),
+                },
+                |_| {},
+            )
+        }
     }
 }
