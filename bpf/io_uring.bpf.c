@@ -27,18 +27,10 @@ struct mdatp_io_uring_scratch_map io_uring_scratch SEC(".maps");
 static __always_inline struct mdatp_io_uring_event *start(void)
 {
 	struct mdatp_io_uring_event *ev;
-	struct mdatp_proc_state *st;
 	__u32 zero = 0;
 
-	if (!mdatp_enabled(MDATP_EV_IO_URING)) {
-		mdatp_count_filtered(MDATP_EV_IO_URING);
+	if (!mdatp_wanted(MDATP_EV_IO_URING))
 		return NULL;
-	}
-	st = mdatp_proc(bpf_get_current_pid_tgid() >> 32, false);
-	if (st && (st->flags & MDATP_PROC_EXCLUDED)) {
-		mdatp_count_filtered(MDATP_EV_IO_URING);
-		return NULL;
-	}
 	ev = bpf_map_lookup_elem(&io_uring_scratch, &zero);
 	if (!ev)
 		return NULL;

@@ -242,18 +242,10 @@ static __always_inline int emit_op(struct op_args *a)
 {
 	struct mdatp_file_op_event *ev;
 	struct mdatp_pathbuf *pb;
-	struct mdatp_proc_state *st;
 	__u32 pos = 0, len;
 
-	if (!mdatp_enabled(a->type)) {
-		mdatp_count_filtered(a->type);
+	if (!mdatp_wanted(a->type))
 		return 0;
-	}
-	st = mdatp_proc(bpf_get_current_pid_tgid() >> 32, false);
-	if (st && (st->flags & MDATP_PROC_EXCLUDED)) {
-		mdatp_count_filtered(a->type);
-		return 0;
-	}
 	ev = mdatp_percpu(&op_scratch);
 	pb = mdatp_percpu(&pathbuf);
 	if (!ev || !pb)

@@ -108,23 +108,6 @@ static __always_inline bool remote_excluded(struct mdatp_net_event *ev)
 	return bpf_map_lookup_elem(&excluded_nets, &key) != NULL;
 }
 
-/* Common start: enabled, process not excluded. */
-static __always_inline bool wanted(__u32 type)
-{
-	struct mdatp_proc_state *st;
-
-	if (!mdatp_enabled(type)) {
-		mdatp_count_filtered(type);
-		return false;
-	}
-	st = mdatp_proc(bpf_get_current_pid_tgid() >> 32, false);
-	if (st && (st->flags & MDATP_PROC_EXCLUDED)) {
-		mdatp_count_filtered(type);
-		return false;
-	}
-	return true;
-}
-
 static __always_inline int finish(struct mdatp_net_event *ev, __u32 type, bool check_remote)
 {
 	if (check_remote && remote_excluded(ev)) {
@@ -144,7 +127,7 @@ static __always_inline int net_connect(long ret, long fd, const void *uaddr)
 	struct mdatp_net_event ev = {};
 	struct sock *sk;
 
-	if (!wanted(MDATP_EV_NET_CONNECT))
+	if (!mdatp_wanted(MDATP_EV_NET_CONNECT))
 		return 0;
 	sk = inet_sock_of(fd);
 	if (!sk)
@@ -162,7 +145,7 @@ static __always_inline int net_accept(long fd)
 	struct mdatp_net_event ev = {};
 	struct sock *sk;
 
-	if (fd < 0 || !wanted(MDATP_EV_NET_ACCEPT))
+	if (fd < 0 || !mdatp_wanted(MDATP_EV_NET_ACCEPT))
 		return 0;
 	sk = inet_sock_of(fd);
 	if (!sk)
@@ -177,7 +160,7 @@ static __always_inline int net_listen(long ret, long fd, long backlog)
 	struct mdatp_net_event ev = {};
 	struct sock *sk;
 
-	if (!wanted(MDATP_EV_NET_LISTEN))
+	if (!mdatp_wanted(MDATP_EV_NET_LISTEN))
 		return 0;
 	sk = inet_sock_of(fd);
 	if (!sk)
@@ -193,7 +176,7 @@ static __always_inline int net_bind(long ret, long fd, const void *uaddr)
 	struct mdatp_net_event ev = {};
 	struct sock *sk;
 
-	if (!wanted(MDATP_EV_NET_BIND))
+	if (!mdatp_wanted(MDATP_EV_NET_BIND))
 		return 0;
 	sk = inet_sock_of(fd);
 	if (!sk)
@@ -237,7 +220,7 @@ static __always_inline int udp_first(long ret, __u32 type, long fd, const void *
 	/* Already reported: the common case, no event. */
 	if (bpf_map_update_elem(&udp_flows, &key, &one, BPF_NOEXIST) != 0)
 		return 0;
-	if (!wanted(type))
+	if (!mdatp_wanted(type))
 		return 0;
 	ev.ret = ret;
 	return finish(&ev, type, true);

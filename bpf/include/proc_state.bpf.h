@@ -55,6 +55,24 @@ static __always_inline bool mdatp_path_in_trie(void *trie, struct mdatp_pathbuf 
 	return mdatp_trie_match(trie, pb, start, len) != NULL;
 }
 
+/* Whether an event of `type` by the current process is wanted: the type
+ * is on and the process not excluded (else counted as filtered). */
+static __always_inline bool mdatp_wanted(__u32 type)
+{
+	struct mdatp_proc_state *st;
+
+	if (!mdatp_enabled(type)) {
+		mdatp_count_filtered(type);
+		return false;
+	}
+	st = mdatp_proc(bpf_get_current_pid_tgid() >> 32, false);
+	if (st && (st->flags & MDATP_PROC_EXCLUDED)) {
+		mdatp_count_filtered(type);
+		return false;
+	}
+	return true;
+}
+
 static __always_inline void mdatp_emit_fold(struct mdatp_fold_slot *slot)
 {
 	struct mdatp_file_fold_event ev = {};
