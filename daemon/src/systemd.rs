@@ -34,6 +34,42 @@ pub fn stopping() {
 }
 
 pub fn watchdog() {
+    watchdog_ping();
+}
+
+/// Runs `work` — a long, bounded piece of work on the event loop's
+/// thread, such as loading the BPF object (the kernel's verifier takes
+/// seconds natively, a minute under emulation) — while a helper thread
+/// tells systemd the service is alive: WATCHDOG pings, and, before READY,
+/// more start-up time (EXTEND_TIMEOUT_USEC). Without it a live switch to
+/// eBPF outlasted WatchdogSec and systemd killed the daemon (seen in the
+/// VM test).
+pub fn keep_alive_during<T>(starting: bool, work: impl FnOnce() -> T) -> T {
+    const EVERY: Duration = Duration::from_secs(5);
+    let watchdog = sd_notify::watchdog_enabled().is_some();
+    if !watchdog && !starting {
+        return work();
+    }
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(EVERY) {
+                if watchdog {
+                    watchdog_ping();
+                }
+                if starting {
+                    // Room for the next interval, and some.
+                    send(&[NotifyState::ExtendTimeoutUsec(3 * EVERY.as_micros() as u32)]);
+                }
+            }
+        });
+        let out = work();
+        drop(done);
+        out
+    })
+}
+
+fn watchdog_ping() {
     send(&[NotifyState::Watchdog]);
 }
 

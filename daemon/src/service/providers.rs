@@ -71,7 +71,9 @@ impl Daemon {
     pub(super) fn select_initial_provider(&mut self) {
         match self.preselect(self.setting) {
             Ok(()) => {
-                let started = self.ebpf.start(&self.load_options());
+                let opts = self.load_options();
+                let started =
+                    crate::systemd::keep_alive_during(true, || self.ebpf.start(&opts));
                 self.ebpf_loaded_before = true;
                 if let Err(e) = started {
                     let e = anyhow::Error::from(e).context("start the eBPF event provider");
@@ -228,7 +230,8 @@ impl Daemon {
             self.reason = Some(r);
             return;
         }
-        match self.ebpf.start(&self.load_options()) {
+        let opts = self.load_options();
+        match crate::systemd::keep_alive_during(false, || self.ebpf.start(&opts)) {
             Ok(()) => {
                 self.pipeline
                     .begin_overlap(Provider::Auditd, SWITCH_OVERLAP);
