@@ -72,8 +72,7 @@ impl Daemon {
         match self.preselect(self.setting) {
             Ok(()) => {
                 let opts = self.load_options();
-                let started =
-                    crate::systemd::keep_alive_during(true, || self.ebpf.start(&opts));
+                let started = crate::systemd::keep_alive_during(true, || self.ebpf.start(&opts));
                 self.ebpf_loaded_before = true;
                 if let Err(e) = started {
                     let e = anyhow::Error::from(e).context("start the eBPF event provider");
