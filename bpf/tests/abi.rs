@@ -186,7 +186,27 @@ fn rust_layout() -> Layout {
         }
     );
     layout!(m, mdatp_path_key { prefixlen, data });
-    layout!(m, mdatp_exclude_value { exact_len });
+    layout!(m, mdatp_exclude_value { exact_len, dev, ino });
+    layout!(
+        m,
+        mdatp_io_uring_event {
+            hdr,
+            task,
+            op,
+            fd,
+            fd2,
+            flags,
+            sq_entries,
+            setup_flags,
+            name_len,
+            name2_len,
+            family,
+            port,
+            cwd_len,
+            addr,
+            data
+        }
+    );
     layout!(m, mdatp_net_key { prefixlen, addr });
     layout!(
         m,
