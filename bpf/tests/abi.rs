@@ -186,7 +186,14 @@ fn rust_layout() -> Layout {
         }
     );
     layout!(m, mdatp_path_key { prefixlen, data });
-    layout!(m, mdatp_exclude_value { exact_len, dev, ino });
+    layout!(
+        m,
+        mdatp_exclude_value {
+            exact_len,
+            dev,
+            ino
+        }
+    );
     layout!(
         m,
         mdatp_io_uring_event {
