@@ -220,15 +220,29 @@ fn cli_and_busctl_read_health_and_switch_providers() {
     assert!(our_audit_rules().is_empty());
 
     // An unprivileged user reads, but may not change: the bus policy says no.
+    // (Healthy again within the minute loss is remembered: loading the
+    // programs holds the loop for seconds, and on a busy host audit
+    // records can be lost meanwhile, counted; see the session notes.)
     let user = TestUser::create("mdatp-dbus-test");
-    let o = user
-        .command(&cli_bin())
-        .args(["health", "--field", "healthy"])
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "true");
+    let healthy = || {
+        let o = user
+            .command(&cli_bin())
+            .args(["health", "--field", "healthy"])
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).trim() == "true"
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(75);
+    while !healthy() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(
+        healthy(),
+        "healthy after the switch back: {}",
+        health_json(bus)["health_issues"]
+    );
     let o = user
         .command(&cli_bin())
         .args([
