@@ -106,7 +106,7 @@ mod tests {
     }
 
     fn value(v: &linux_audit_parser::Value) -> Option<Vec<u8>> {
-        crate::audit::convert::bytes(v)
+        crate::audit::fields::bytes(v)
     }
 
     #[test]

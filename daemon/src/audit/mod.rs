@@ -7,6 +7,7 @@ pub mod assemble;
 pub mod control;
 pub mod convert;
 pub mod execve;
+mod fields;
 pub mod loss;
 pub mod netlink;
 pub mod rules;
