@@ -39,7 +39,22 @@ pub enum Domain {
     Process,
     File,
     Network,
+    /// 32-bit (ia32) system calls of the file and network kinds: a second
+    /// path to kinds the 64-bit programs serve, serving none alone.
+    Ia32,
     IoUring,
+}
+
+impl Domain {
+    /// The way around the other programs this domain's programs close,
+    /// for health when one of them is missing.
+    pub fn closes(self) -> Option<&'static str> {
+        match self {
+            Domain::Ia32 => Some("32-bit (ia32) system calls"),
+            Domain::IoUring => Some("io_uring ring setups and submitted operations"),
+            _ => None,
+        }
+    }
 }
 
 /// Which build of the syscall exit programs is loaded
@@ -141,46 +156,35 @@ const NETWORK: [ProgramSpec; 9] = syscall_exit!(Network:
 );
 
 macro_rules! ia32_call {
-    ($($prog:literal => $slot:ident, $domain:ident);* $(;)?) => {
+    ($($prog:literal => $slot:ident),* $(,)?) => {
         [$(ProgramSpec {
             name: concat!("mdatp_ia32_", $prog),
             hook: Hook::TailCall("ia32_calls", abi::mdatp_ia32_slot::$slot),
-            domain: Domain::$domain,
+            domain: Domain::Ia32,
             since: None,
         }),*]
     };
 }
 
-/// 32-bit (ia32) system calls (`ia32.bpf.c`): the programs of each kind,
-/// then the one on the raw `sys_exit` tracepoint that picks among them
-/// (attached last, once its tail-call targets are in place).
-const IA32: [ProgramSpec; 9] = {
-    let calls = ia32_call!(
-        "open" => MDATP_IA32_OPEN, File;
-        "delete" => MDATP_IA32_DELETE, File;
-        "rename" => MDATP_IA32_RENAME, File;
-        "mkdir" => MDATP_IA32_MKDIR, File;
-        "chmod" => MDATP_IA32_CHMOD, File;
-        "chown" => MDATP_IA32_CHOWN, File;
-        "link" => MDATP_IA32_LINK, File;
-        "net" => MDATP_IA32_NET, Network;
-    );
-    [
-        calls[0],
-        calls[1],
-        calls[2],
-        calls[3],
-        calls[4],
-        calls[5],
-        calls[6],
-        calls[7],
-        ProgramSpec {
-            name: "mdatp_ia32",
-            hook: Hook::RawTracepoint("sys_exit"),
-            domain: Domain::File,
-            since: None,
-        },
-    ]
+/// 32-bit (ia32) system calls (`ia32.bpf.c`): the program of each kind,
+/// entered by tail call from the one on the raw `sys_exit` tracepoint
+/// (`IA32_DISPATCH`, attached after them, once its targets are in place).
+const IA32_CALLS: [ProgramSpec; 8] = ia32_call!(
+    "open" => MDATP_IA32_OPEN,
+    "delete" => MDATP_IA32_DELETE,
+    "rename" => MDATP_IA32_RENAME,
+    "mkdir" => MDATP_IA32_MKDIR,
+    "chmod" => MDATP_IA32_CHMOD,
+    "chown" => MDATP_IA32_CHOWN,
+    "link" => MDATP_IA32_LINK,
+    "net" => MDATP_IA32_NET,
+);
+
+const IA32_DISPATCH: ProgramSpec = ProgramSpec {
+    name: "mdatp_ia32",
+    hook: Hook::RawTracepoint("sys_exit"),
+    domain: Domain::Ia32,
+    since: None,
 };
 
 /// io_uring (`io_uring.bpf.c`): rings set up, operations submitted.
@@ -209,16 +213,14 @@ const IO_URING: [ProgramSpec; 2] = [
     },
 ];
 
-/// The name of the program that dispatches 32-bit system calls.
-pub const IA32_DISPATCHER: &str = "mdatp_ia32";
-
 /// Every program in [`OBJECT`], in attach order.
 pub fn programs() -> impl Iterator<Item = &'static ProgramSpec> {
     PROCESS
         .iter()
         .chain(FILE.iter())
         .chain(NETWORK.iter())
-        .chain(IA32.iter())
+        .chain(IA32_CALLS.iter())
+        .chain(std::iter::once(&IA32_DISPATCH))
         .chain(IO_URING.iter())
 }
 

@@ -43,6 +43,23 @@ fn value(e: &TrieEntry, id: Option<KernelFileId>) -> mdatp_exclude_value {
     }
 }
 
+/// Puts `entries` into trie `name`, each with its file's identity
+/// (`ids[i]`; none for path prefixes).
+fn insert(
+    bpf: &mut Ebpf,
+    name: &'static str,
+    entries: &[TrieEntry],
+    ids: &[Option<KernelFileId>],
+) -> Result<(), EbpfError> {
+    let mut trie = path_trie(bpf, name)?;
+    for (i, e) in entries.iter().enumerate() {
+        let id = ids.get(i).copied().flatten();
+        trie.insert(&path_key(e), value(e, id), 0)
+            .map_err(|source| EbpfError::Filter { name, source })?;
+    }
+    Ok(())
+}
+
 /// Writes the excluded executables with the identities of their files
 /// (`ids`, one per entry of `f.processes`).
 pub fn write_exe_ids(
@@ -50,13 +67,7 @@ pub fn write_exe_ids(
     f: &KernelFilters,
     ids: &[Option<KernelFileId>],
 ) -> Result<(), EbpfError> {
-    let name = "excluded_exes";
-    let mut trie = path_trie(bpf, name)?;
-    for (e, id) in f.processes.iter().zip(ids) {
-        trie.insert(&path_key(e), value(e, *id), 0)
-            .map_err(|source| EbpfError::Filter { name, source })?;
-    }
-    Ok(())
+    insert(bpf, "excluded_exes", &f.processes, ids)
 }
 
 /// Writes `f` into the maps (`exe_ids`: the identity of each excluded
@@ -69,17 +80,12 @@ pub fn write(
     old: Option<&KernelFilters>,
 ) -> Result<(), EbpfError> {
     write_exe_ids(bpf, f, exe_ids)?;
+    insert(bpf, "excluded_paths", &f.paths, &[])?;
     for (name, entries, before) in [
         ("excluded_paths", &f.paths, old.map(|o| &o.paths)),
         ("excluded_exes", &f.processes, old.map(|o| &o.processes)),
     ] {
         let mut trie = path_trie(bpf, name)?;
-        if name == "excluded_paths" {
-            for e in entries.iter() {
-                trie.insert(&path_key(e), value(e, None), 0)
-                    .map_err(|source| EbpfError::Filter { name, source })?;
-            }
-        }
         for e in before.into_iter().flatten() {
             if !entries.iter().any(|n| n.prefix == e.prefix) {
                 trie.remove(&path_key(e))

@@ -58,6 +58,7 @@ pub struct LoadOptions {
 #[derive(Debug, Clone)]
 pub struct HookStatus {
     pub program: &'static str,
+    pub domain: Domain,
     pub hook: String,
     pub error: Option<String>,
     /// Not loaded: this kernel lacks the hook (`ProgramSpec::since`).
@@ -161,6 +162,7 @@ impl EbpfSensor {
                         );
                         hooks.push(HookStatus {
                             program,
+                            domain: spec.domain,
                             hook: format!("raw tracepoint {tp}"),
                             error: None,
                             absent: Some(since.what),
@@ -212,6 +214,7 @@ impl EbpfSensor {
             }
             hooks.push(HookStatus {
                 program,
+                domain: spec.domain,
                 hook,
                 error: error.map(|e| verifier_verdict(&chain(&e))),
                 absent: None,

@@ -65,34 +65,23 @@ impl Daemon {
         }
     }
 
-    /// The ways around the sensor left open (health's `not_covered`).
+    /// The ways around the sensor left open (health's `not_covered`): a
+    /// hook this kernel lacks, a refused program of a domain that closes
+    /// a way around, what the audit subsystem cannot see.
     fn not_covered(&self) -> Vec<String> {
-        let mut gaps = Vec::new();
-        let hooks = self.ebpf.hooks();
-        let attached = |name: &str| hooks.iter().any(|h| h.program == name && h.attached());
-        for h in hooks {
-            if let Some(why) = h.absent {
-                gaps.push(format!("{}: this kernel has no {why}", h.program));
-            }
-        }
-        if self.ebpf.is_running() {
-            if !attached(mdatp_bpf::IA32_DISPATCHER) {
-                gaps.push(
-                    "32-bit (ia32) system calls: their eBPF program is not attached (see failed_hooks)"
-                        .into(),
-                );
-            }
-            if !attached("mdatp_io_uring_submit")
-                && hooks
-                    .iter()
-                    .all(|h| h.program != "mdatp_io_uring_submit" || h.absent.is_none())
-            {
-                gaps.push(
-                    "operations submitted to io_uring: their eBPF program is not attached (see failed_hooks)"
-                        .into(),
-                );
-            }
-        }
+        let mut gaps: Vec<String> = self
+            .ebpf
+            .hooks()
+            .iter()
+            .filter_map(|h| match (h.absent, &h.error, h.domain.closes()) {
+                (Some(why), _, _) => Some(format!("{}: this kernel has no {why}", h.program)),
+                (None, Some(_), Some(what)) => Some(format!(
+                    "{what}: program {} refused (see failed_hooks)",
+                    h.program
+                )),
+                _ => None,
+            })
+            .collect();
         if self.audit.rules.is_some() {
             gaps.push("under the audit subsystem: operations submitted to io_uring".into());
         }

@@ -186,3 +186,27 @@ fn a_32_bit_program_is_seen_by_the_ebpf_provider() {
     assert_eq!(calls, 8, "every 32-bit call program is in place: {hooks:?}");
     d.stop();
 }
+
+/// Without the dispatcher 32-bit calls go unseen by eBPF: health says so
+/// in `not_covered`, naming the refused program.
+#[test]
+fn a_refused_32_bit_program_is_a_way_around_health_names() {
+    skip_unless_root!();
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let bus = PrivateBus::start(BusPolicy::Permissive);
+    let d = start_on_bus(&bus, dir.path(), &["--test-break-program", "mdatp_ia32"]);
+    let health = health_json(&bus);
+    let gaps: Vec<&str> = health["not_covered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        gaps.iter()
+            .any(|g| g.starts_with("32-bit (ia32) system calls: program mdatp_ia32 refused")),
+        "{health}"
+    );
+    d.stop();
+}
