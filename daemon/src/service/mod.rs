@@ -45,6 +45,9 @@ struct StatusReads {
     tx: mpsc::UnboundedSender<Result<AuditStatus, AuditError>>,
     rx: mpsc::UnboundedReceiver<Result<AuditStatus, AuditError>>,
     in_flight: bool,
+    /// Asked again while a read was out: that read may predate the change
+    /// (a reload, `auditctl -e 2`), so one more follows its answer.
+    again: bool,
 }
 
 impl StatusReads {
@@ -54,6 +57,7 @@ impl StatusReads {
             tx,
             rx,
             in_flight: false,
+            again: false,
         }
     }
 }
@@ -222,6 +226,7 @@ impl Daemon {
     fn request_audit_status(&mut self) {
         let r = &mut self.status_reads;
         if r.in_flight {
+            r.again = true;
             return;
         }
         r.in_flight = true;
@@ -310,6 +315,10 @@ impl Daemon {
                 Some(status) = self.status_reads.rx.recv() => {
                     self.status_reads.in_flight = false;
                     self.apply_audit_status(status);
+                    self.update_health();
+                    if std::mem::take(&mut self.status_reads.again) {
+                        self.request_audit_status();
+                    }
                     let total = self.pipeline.delivered_total();
                     let rate = (total - delivered_at_last_status) as f64 / AUDIT_STATUS_INTERVAL.as_secs_f64();
                     delivered_at_last_status = total;

@@ -125,6 +125,12 @@ impl Daemon {
                 Some(rules) => rules.stop(true),
                 None => clear_ours(&self.host.ctl, &self.host.args.audit_rules_dir).map(drop),
             };
+            if matches!(cleared, Err(AuditError::Immutable)) {
+                // Known now: health says so without waiting for a status read.
+                if let Some(s) = self.audit_status.as_mut() {
+                    s.enabled = 2;
+                }
+            }
             self.issue = clearing_issue(cleared);
             return;
         }
