@@ -9,13 +9,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CARGO_DEB_VERSION=3.8.0
-PACKAGING_APT=(rpm lintian selinux-policy-dev checkpolicy semodule-utils setools apparmor)
+PACKAGING_APT=(rpm rpmlint lintian selinux-policy-dev checkpolicy semodule-utils setools apparmor)
 OUT=target/packages
 
 die() { echo "package.sh: $*" >&2; exit 1; }
 
 . scripts/apt.sh
+. scripts/zig.sh
 apt_install "${PACKAGING_APT[@]}"
+zig_setup
 if ! cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
     echo "package.sh: installing cargo-deb $CARGO_DEB_VERSION" >&2
     cargo install --locked --quiet cargo-deb --version "$CARGO_DEB_VERSION"
@@ -25,10 +27,15 @@ version=$(cargo metadata --no-deps --format-version 1 \
     | python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"]=="mdatpd"))')
 
 echo "package.sh: building mdatp $version" >&2
-cargo build --release -p mdatpd -p mdatp -p mdatp-man
-rm -rf target/release/man "$OUT"
-target/release/mdatp-man target/release/man
-gzip -9n target/release/man/*
+# What ships is linked for glibc $GLIBC_FLOOR (RHEL 7) with zig, into
+# target/$SHIP_TRIPLE/release; the man page generator runs here.
+cargo zigbuild --release -p mdatpd -p mdatp --target "$ZIG_TARGET"
+cargo build --release -p mdatp-man
+ship=target/$SHIP_TRIPLE/release
+rm -rf "$ship/man" "$OUT"
+target/release/mdatp-man "$ship/man"
+gzip -9n "$ship"/man/*
+scripts/glibc-check.sh "$GLIBC_FLOOR" "$ship/mdatpd" "$ship/mdatp"
 mkdir -p "$OUT"
 
 echo "package.sh: AppArmor profile" >&2
@@ -43,17 +50,39 @@ make -s -C target/selinux -f /usr/share/selinux/devel/Makefile mdatp.pp >/dev/nu
 scripts/selinux-check.sh
 
 echo "package.sh: Debian package" >&2
-cargo deb -p mdatpd --no-build --strip --no-separate-debug-symbols --output "$OUT/"
+cargo deb -p mdatpd --target "$SHIP_TRIPLE" --no-build --strip --no-separate-debug-symbols --output "$OUT/"
 deb=$(ls "$OUT"/mdatp_*.deb)
+# The libc6 dependency from the binaries' own symbol versions: Debian 12's
+# libc6 symbols file raises sysconf's minimum to 2.34 (for sysconf names
+# these binaries never ask), so dpkg-shlibdeps' answer would make apt
+# refuse the package on every older Debian and Ubuntu.
+libc_min=$(scripts/glibc-check.sh --newest "$ship/mdatpd" "$ship/mdatp")
+rm -rf target/deb-root
+dpkg-deb -R "$deb" target/deb-root
+sed -i -E "s/^(Depends:.*)libc6 \(>= [0-9.]+\)/\1libc6 (>= $libc_min)/" target/deb-root/DEBIAN/control
+grep -q "^Depends:.*libc6 (>= $libc_min)" target/deb-root/DEBIAN/control \
+    || die "no libc6 dependency to set in $(grep ^Depends: target/deb-root/DEBIAN/control)"
+dpkg-deb --root-owner-group -Zxz -b target/deb-root "$deb" >/dev/null
+rm -rf target/deb-root
+echo "package.sh: $(dpkg-deb -f "$deb" Depends | sed 's/^/Depends: /')" >&2
 # Errors fail the build; warnings we accept are overridden with a reason
 # in packaging/deb/lintian-overrides (installed with the package).
 lintian --fail-on error,warning "$deb"
 
 echo "package.sh: RPM packages" >&2
 rpm_args=(--define "_topdir $PWD/target/rpmbuild" --define "srcroot $PWD" --define "pkgversion $version"
+          --define "shipdir $PWD/$ship"
           --define "_rpmdir $PWD/$OUT" --define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm")
 rpmbuild -bb --target x86_64 "${rpm_args[@]}" packaging/rpm/mdatp.spec >target/rpmbuild.log 2>&1 \
     || { tail -30 target/rpmbuild.log >&2; die "rpmbuild failed (log: target/rpmbuild.log)"; }
+
+# rpmlint clean (intended findings are filtered, each with its reason),
+# and every Requires met by what RHEL 8 ships (a recorded list: no RPM
+# distribution boots here).
+rpmlint -r packaging/rpm/mdatp.rpmlintrc "$OUT"/*.rpm >target/rpmlint.log 2>&1 \
+    || { cat target/rpmlint.log >&2; die "rpmlint found problems"; }
+grep -q " 0 errors, 0 warnings" target/rpmlint.log || { cat target/rpmlint.log >&2; die "rpmlint is not clean"; }
+scripts/rpm-deps-check.py packaging/distros/rhel8.txt "$OUT"/*.rpm
 
 # What must ship, in every package that carries it.
 expect_files() { # package-description listing-command...

@@ -170,32 +170,27 @@ pub fn net(r: &mdatp_net_event) -> NetParts {
 /// (inode, "major:minor", mount id, mode) of a path, not following a
 /// final symlink.
 pub fn stat_identity(path: &str) -> Option<(u64, Device, u32, u32)> {
-    let c = std::ffi::CString::new(path).ok()?;
-    // SAFETY: statx is plain data; zeroed is a valid initial value.
-    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: c is a valid C string, stx a valid out-parameter.
-    let rc = unsafe {
-        libc::statx(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            // Never trigger an automount, and take a network filesystem's
-            // cached attributes rather than asking its server.
-            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT | libc::AT_STATX_DONT_SYNC,
-            libc::STATX_INO | libc::STATX_MODE | libc::STATX_MNT_ID,
-            &mut stx,
-        )
-    };
-    (rc == 0).then(|| {
-        (
-            stx.stx_ino,
-            Device {
-                major: stx.stx_dev_major,
-                minor: stx.stx_dev_minor,
-            },
-            stx.stx_mnt_id as u32,
-            u32::from(stx.stx_mode),
-        )
-    })
+    use rustix::fs::{AtFlags, CWD, StatxFlags};
+    // rustix makes the system call itself: glibc's statx wrapper is 2.28+
+    // and the packages must run on 2.17 (a kernel without statx: None).
+    let stx = rustix::fs::statx(
+        CWD,
+        path,
+        // Never trigger an automount, and take a network filesystem's
+        // cached attributes rather than asking its server.
+        AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT | AtFlags::STATX_DONT_SYNC,
+        StatxFlags::INO | StatxFlags::MODE | StatxFlags::MNT_ID,
+    )
+    .ok()?;
+    Some((
+        stx.stx_ino,
+        Device {
+            major: stx.stx_dev_major,
+            minor: stx.stx_dev_minor,
+        },
+        stx.stx_mnt_id as u32,
+        u32::from(stx.stx_mode),
+    ))
 }
 
 /// Completes a path change's identity the kernel side could not give (an
