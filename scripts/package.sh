@@ -38,6 +38,9 @@ gzip -9n "$ship"/man/*
 scripts/glibc-check.sh "$GLIBC_FLOOR" "$ship/mdatpd" "$ship/mdatp"
 mkdir -p "$OUT"
 
+echo "package.sh: the unit on older systemd" >&2
+scripts/unit-compat.py
+
 echo "package.sh: AppArmor profile" >&2
 apparmor_parser --skip-kernel-load --skip-cache apparmor/usr.sbin.mdatpd >/dev/null \
     || die "apparmor/usr.sbin.mdatpd does not parse"
@@ -99,6 +102,8 @@ expect_files() { # package-description listing-command...
         grep -q "^\.\?$f\$" <<<"$listing" || die "$what lacks $f"
     done
     grep -q "systemd/system/mdatp.service\$" <<<"$listing" || die "$what lacks mdatp.service"
+    grep -q "/usr/lib/systemd/system-generators/mdatp-systemd-compat\$" <<<"$listing" \
+        || die "$what lacks the systemd generator"
 }
 expect_files "$deb" bash -c "dpkg-deb -c '$deb' | awk '{print \$6}'"
 rpm_main=$(ls "$OUT"/mdatp-[0-9]*.x86_64.rpm)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# build-image.sh KERNEL_PACKAGE OUTDIR
-# A Debian 12 guest with systemd, dbus, auditd, AppArmor and pamtester
-# (the kernel matrix's login), built from
+# build-image.sh DISTRO KERNEL_PACKAGE OUTDIR
+# A Debian guest (DISTRO debian12: bookworm; debian11: bullseye, with
+# glibc 2.31, systemd 247, auditd 3.0, dbus 1.12 and its own 5.10 kernel)
+# with systemd, dbus, auditd, AppArmor and pamtester (the kernel
+# matrix's login), built from
 # Debian's packages with mmdebstrap (no loop mount: mkfs.ext4 -d fills the
 # image from a directory). OUTDIR gets rootfs.img (raw ext4), vmlinuz and
 # initrd.img for a direct kernel boot. The guest has no network; the
@@ -9,34 +11,46 @@
 # unit mdatp-vmtest.service mounts and runs at boot.
 set -euo pipefail
 
-kernel_pkg=$1
-out=$2
+distro=$1
+kernel_pkg=$2
+out=$3
 here=$(cd "$(dirname "$0")" && pwd)
 mirror=${MDATP_VM_MIRROR:-http://deb.debian.org/debian}
 
 root=$(mktemp -d /var/tmp/mdatp-vm-root.XXXXXX)
 trap 'rm -rf "$root"' EXIT
 
-# The kernel matrix boots other Debian releases' kernels in the same
+security=${MDATP_VM_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+case "$distro" in
+    debian12) suite=bookworm ;;
+    # Debian 11 with its security updates (its kernel is 5.10.0-NN there).
+    debian11) suite=bullseye ;;
+    *) echo "build-image.sh: unknown distro $distro (debian11, debian12)" >&2; exit 2 ;;
+esac
+sources=("deb $mirror $suite main")
+[ "$suite" = bullseye ] && sources+=("deb $security bullseye-security main")
+# The kernel matrix also boots other Debian releases' kernels in the
 # Debian 12 userland: their suite is added, and bookworm stays the default
 # release so only the kernel comes from it.
 # The pin is for the build only: the guest has no package lists, and apt
 # refuses a Default-Release it cannot find (apt-get purge in the test).
-sources=("deb $mirror bookworm main")
-case "$kernel_pkg" in
-    linux-image-5.10.*)
-        sources+=("deb $mirror bullseye main"
-                  "deb ${MDATP_VM_SECURITY_MIRROR:-http://deb.debian.org/debian-security} bullseye-security main") ;;
-    *+deb13-*) sources+=("deb $mirror trixie main") ;;
-esac
+pin=()
+if [ "$suite" = bookworm ]; then
+    pin=(--aptopt='APT::Default-Release "bookworm"')
+    case "$kernel_pkg" in
+        linux-image-5.10.*)
+            sources+=("deb $mirror bullseye main" "deb $security bullseye-security main") ;;
+        *+deb13-*) sources+=("deb $mirror trixie main") ;;
+    esac
+fi
 
 packages=(systemd-sysv dbus auditd apparmor udev kmod procps iproute2 pamtester "$kernel_pkg" initramfs-tools)
 IFS=,
 mmdebstrap --variant=minbase --include="${packages[*]}" \
-    --aptopt='APT::Default-Release "bookworm"' \
+    "${pin[@]}" \
     --customize-hook='echo mdatp-guest > "$1/etc/hostname"' \
     --customize-hook='rm -f "$1/etc/apt/apt.conf.d/99mmdebstrap"' \
-    bookworm "$root" "${sources[@]}" >&2
+    "$suite" "$root" "${sources[@]}" >&2
 unset IFS
 
 cat > "$root/etc/fstab" <<'FSTAB'

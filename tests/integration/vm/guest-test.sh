@@ -49,7 +49,9 @@ set_provider() { # enabled|disabled
         SetConfig sv ebpf_supplementary_event_provider s "$1"
 }
 install_deb() {
-    check "dpkg -i installs the package" dpkg -i "$share/mdatp.deb"
+    # apt, as an admin would: it checks the package's dependencies
+    # (libc6, dbus) against this distribution's.
+    check "apt-get install of the .deb succeeds" apt-get install -y -q "$share/mdatp.deb"
     check "the service becomes active" wait_for 180 active
     check "health reports the eBPF provider" wait_for 30 subsystem_is ebpf
 }
@@ -63,6 +65,26 @@ exec_seen() { # provider
     line=$(grep -- "$marker" /var/log/mdatp/events.jsonl | grep '"class_uid":1007' | grep '"activity_id":1' | head -1)
     echo "# exec event: ${line:0:300}"
     grep -q "\"pid\":$pid[,}]" <<<"$line" && grep -q "\"provider\":\"$1\"" <<<"$line"
+}
+
+# This systemd parsed every line of the unit: no directive it does not
+# know, no value it ignored (docs/PACKAGING.md lists them per version).
+unit_understood() {
+    local warnings
+    warnings=$(journalctl -b -o cat | grep 'mdatp\.service' | grep -iE 'unknown|ignoring|failed to parse|invalid' || true)
+    [ -z "$warnings" ] || { echo "$warnings" | sed 's/^/#   /'; return 1; }
+}
+# The D-Bus policy on this dbus: health for every user, changes for root.
+dbus_policy_holds() {
+    useradd -M -s /usr/sbin/nologin mdatp-dbus 2>/dev/null || true
+    runuser -u mdatp-dbus -- busctl call org.mdatp.Sensor1 /org/mdatp/Sensor1 org.mdatp.Sensor1 Health >/dev/null \
+        || { echo "# an unprivileged user cannot read health"; return 1; }
+    local out
+    out=$(runuser -u mdatp-dbus -- busctl call org.mdatp.Sensor1 /org/mdatp/Sensor1 org.mdatp.Sensor1 \
+        SetConfig sv ebpf_supplementary_event_provider s disabled 2>&1) \
+        && { echo "# an unprivileged user changed the provider"; return 1; }
+    echo "# unprivileged SetConfig: $out"
+    grep -qi 'rejected\|denied\|not allowed' <<<"$out"
 }
 
 # NoNewPrivs set, and the capability bounding set lacks what the unit
@@ -128,6 +150,8 @@ main)
 
     install_deb
     mdatp health | sed 's/^/#   /'
+    check "systemd understood every line of the unit" unit_understood
+    check "the D-Bus policy holds (health open, changes root only)" dbus_policy_holds
     check "an exec in the guest appears as an eBPF event with its pid and argv" exec_seen ebpf
     run_workload
     run_bypass
@@ -219,6 +243,42 @@ main)
     set_provider disabled
     check "auditd provider before purge" wait_for 60 subsystem_is auditd
     check "rules loaded before purge" test "$(our_rules)" -gt 0
+    check "apt-get purge mdatp succeeds" apt-get purge -y -q mdatp
+    check "purge leaves no rule keyed mdatp" test "$(our_rules)" -eq 0
+    check "purge leaves the foreign rules" same_foreign
+    check "purge removes the rules file, state, logs and configuration" \
+        bash -c '! test -e /etc/audit/rules.d/mdatp.rules && ! test -e /var/lib/mdatp && ! test -e /var/log/mdatp && ! test -e /etc/mdatp'
+    check "no mdatpd process is left" bash -c '! pidof mdatpd'
+    ;;
+distro)
+    # Another distribution's userland (Debian 11: glibc 2.31, systemd 247,
+    # dbus 1.12, auditd 3.0) with its own kernel: the package installs
+    # with apt, runs, reports, switches providers and purges cleanly.
+    auditctl -a always,exit -F arch=b64 -S sethostname -F key=vmtest-foreign
+    FOREIGN=$(foreign_rules)
+    echo "# $(. /etc/os-release; echo "$PRETTY_NAME"), $(systemctl --version | head -1), $(ldd --version | head -1), dbus $(dbus-daemon --version | head -1 | awk '{print $NF}')"
+    install_deb
+    mdatp health | sed 's/^/#   /'
+    check "systemd understood every line of the unit" unit_understood
+    check "an exec appears as an event with its pid and argv" exec_seen ebpf
+    check "the D-Bus policy holds on this dbus (health open, changes root only)" dbus_policy_holds
+    check "the unit's hardening is in effect (NoNewPrivs, bounded capabilities)" hardened "$(main_pid)"
+    run_workload
+    # The kernel's own compat build of the syscall programs (5.8-5.14)
+    # against the ways around the exclusions.
+    run_bypass
+    check "busctl SetConfig switches to auditd" set_provider disabled
+    check "health reports auditd" wait_for 60 subsystem_is auditd
+    check "our rules are loaded, keyed mdatp" test "$(our_rules)" -gt 0
+    check "an exec appears as an auditd event with its pid" exec_seen auditd
+    check "busctl SetConfig switches back to ebpf" set_provider enabled
+    check "health reports ebpf again" wait_for 60 subsystem_is ebpf
+    check "switching back clears our rules" test "$(our_rules)" -eq 0
+    check "the foreign rules are untouched" same_foreign
+    check "the sandbox refused the daemon nothing (journal)" \
+        bash -c "! journalctl -u mdatp -b -o cat | grep -qi 'not permitted\|permission denied\|read-only file system'"
+    set_provider disabled
+    check "auditd provider before purge" wait_for 60 subsystem_is auditd
     check "apt-get purge mdatp succeeds" apt-get purge -y -q mdatp
     check "purge leaves no rule keyed mdatp" test "$(our_rules)" -eq 0
     check "purge leaves the foreign rules" same_foreign

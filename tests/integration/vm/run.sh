@@ -14,32 +14,44 @@
 # Results come back over a 9p share; the console of each boot is kept in
 # target/vm/console-<phase>.log.
 #
-#   tests/integration/vm/run.sh [--kernel PACKAGE] [--deb FILE] [--phases "main ..."]
+#   tests/integration/vm/run.sh [--distro debian12|debian11] [--kernel PACKAGE]
+#                               [--deb FILE] [--phases "main ..."]
 #
-# --kernel is a Debian kernel package (default linux-image-amd64, i.e.
-# 6.1 on bookworm), so the same suite can run on several kernels. Guest
+# --distro is the guest's userland: debian12 (bookworm, the default) or
+# debian11 (bullseye: glibc 2.31, systemd 247, dbus 1.12, auditd 3.0).
+# --kernel is a Debian kernel package (default linux-image-amd64: 6.1 on
+# debian12, 5.10 on debian11), so the same suite can run on several
+# kernels. Guest
 # images are cached in $MDATP_VM_CACHE (default /var/cache/mdatp-vm), one
 # per kernel and image recipe; each run boots a fresh sparse copy.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
+distro=debian12
 kernel=linux-image-amd64
 deb=
-phases="main immutable after-immutable"
+phases=
 while [ $# -gt 0 ]; do
     case "$1" in
+        --distro) distro=$2; shift 2 ;;
         --kernel) kernel=$2; shift 2 ;;
         --deb) deb=$2; shift 2 ;;
         --phases) phases=$2; shift 2 ;;
-        *) echo "usage: $0 [--kernel PACKAGE] [--deb FILE] [--phases LIST]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--distro debian12|debian11] [--kernel PACKAGE] [--deb FILE] [--phases LIST]" >&2; exit 2 ;;
     esac
 done
 
 die() { echo "vm-test: $*" >&2; exit 1; }
+case "$distro" in
+    debian12) phases=${phases:-main immutable after-immutable} ;;
+    debian11) phases=${phases:-distro} ;;
+    *) die "unknown --distro $distro (debian12, debian11)" ;;
+esac
 [ "$(id -u)" -eq 0 ] || die "run as root (the guest image is built with mmdebstrap)"
 
 . "$repo/scripts/apt.sh"
+. "$repo/scripts/zig.sh"
 # No qemu-img: this machine kind ships qemu-utils from bookworm-backports,
 # which Breaks bookworm's qemu-system-common, so installing
 # qemu-system-x86 removes it. Each run works on a sparse copy of the
@@ -53,15 +65,15 @@ fi
 
 # The guest image: rebuilt when the recipe or the kernel changes.
 cache=${MDATP_VM_CACHE:-/var/cache/mdatp-vm}
-key=$( (cat "$here/build-image.sh" "$here/mdatp-vmtest.service"; echo "$kernel") | sha256sum | cut -c1-16)
-image=$cache/$kernel-$key
+key=$( (cat "$here/build-image.sh" "$here/mdatp-vmtest.service"; echo "$distro $kernel") | sha256sum | cut -c1-16)
+image=$cache/$distro-$kernel-$key
 mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock 9
 if [ ! -f "$image/rootfs.img" ]; then
-    echo "vm-test: building the guest image for $kernel (about a minute)" >&2
-    rm -rf "$image.tmp" "$cache/$kernel"-*
-    "$here/build-image.sh" "$kernel" "$image.tmp"
+    echo "vm-test: building the $distro guest image for $kernel (a few minutes)" >&2
+    rm -rf "$image.tmp" "$cache/$distro-$kernel"-* "$cache/$kernel"-*
+    "$here/build-image.sh" "$distro" "$kernel" "$image.tmp"
     mv "$image.tmp" "$image"
 fi
 flock -u 9
@@ -72,10 +84,15 @@ mkdir -p "$work/share"
 cp "$deb" "$work/share/mdatp.deb"
 cp "$here/guest-test.sh" "$work/share/guest-test.sh"
 cp -r "$repo/tests/integration/workload" "$work/share/workload"
-net=$repo/target/debug/mdatp-net-workload
-[ -x "$net" ] || die "no $net: run cargo build --workspace first"
-cp "$net" "$work/share/"
-cp "$(dirname "$net")/mdatp-io-uring-workload" "$(dirname "$net")/mdatp-test-helper" "$work/share/"
+# The guest's helper programs are linked for glibc $GLIBC_FLOOR like the
+# package, so they run in every guest userland.
+zig_setup
+cargo zigbuild --quiet -p mdatp-integration-tests --bins --target "$ZIG_TARGET" \
+    --manifest-path "$repo/Cargo.toml"
+helpers=$repo/target/$SHIP_TRIPLE/debug
+for h in mdatp-net-workload mdatp-io-uring-workload mdatp-test-helper; do
+    cp "$helpers/$h" "$work/share/"
+done
 "$repo/tests/integration/ia32/build.sh" "$work/share"
 cp --sparse=always "$image/rootfs.img" "$work/disk.img"
 
@@ -107,14 +124,17 @@ failed=()
 for phase in $phases; do
     boot "$phase" || failed+=("$phase")
 done
-# The kernel matrix's row of this kernel, when a phase ran the workload.
+# The kernel matrix's row of this kernel, when a phase ran the workload
+# (named by the kernel package, prefixed by the distro but for Debian 12).
+row=$kernel
+[ "$distro" = debian12 ] || row=$distro-$kernel
 if [ -f "$work/share/results/workload-events.jsonl" ]; then
     mkdir -p "$repo/target/kernel-matrix"
     python3 "$repo/tests/integration/workload/matrix.py" check \
-        --name "$kernel" --kernel "$(cat "$work/share/results/workload-kernel")" \
+        --name "$row" --kernel "$(cat "$work/share/results/workload-kernel")" \
         --events "$work/share/results/workload-events.jsonl" \
         --health "$work/share/results/workload-health.json" \
-        --out "$repo/target/kernel-matrix/$kernel.json" || failed+=("workload events")
+        --out "$repo/target/kernel-matrix/$row.json" || failed+=("workload events")
 fi
 # The exclusion bypass matrix, when the main phase ran it.
 if [ -f "$work/share/results/bypass-events.jsonl" ]; then
@@ -125,4 +145,4 @@ fi
 if [ "${#failed[@]}" -gt 0 ]; then
     die "failed phase(s): ${failed[*]} (consoles: $work/console-*.log)"
 fi
-echo "vm-test: all phases passed on $kernel" >&2
+echo "vm-test: all phases passed on $distro, $kernel" >&2

@@ -53,8 +53,10 @@ fn main() -> ExitCode {
         "inherit" | "child" => {}
         "embedded" => {
             // SAFETY: close_range only closes descriptors; nothing of
-            // this process refers to the inherited ones above 2.
-            unsafe { libc::close_range(3, u32::MAX, 0) };
+            // this process refers to the inherited ones above 2. The
+            // system call itself: glibc's wrapper is 2.34+, and this
+            // helper runs in guests with older glibc.
+            unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
             return match Command::new(&args[0])
                 .args([cmd, path, &n.to_string(), "child"])
                 .status()

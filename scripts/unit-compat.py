@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""unit-compat.py [--write]
+
+Checks mdatp.service against packaging/systemd/directives.tsv (every
+directive the unit uses has the first systemd version that understands
+it, and what older systemd does with it), runs the generator
+mdatp-systemd-compat as systemd 219, 238, 239 and 252 would (a fake
+`systemctl --version`), and checks (or with --write, rewrites) the
+per-version table in docs/PACKAGING.md.
+"""
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+UNIT = ROOT / "packaging/systemd/mdatp.service"
+TABLE = ROOT / "packaging/systemd/directives.tsv"
+GENERATOR = ROOT / "packaging/systemd/mdatp-systemd-compat"
+DOC = ROOT / "docs/PACKAGING.md"
+BEGIN, END = "<!-- unit-compat:begin -->", "<!-- unit-compat:end -->"
+# RHEL 7, RHEL 8, Debian 11, Debian 12.
+VERSIONS = [(219, "RHEL 7"), (239, "RHEL 8"), (247, "Debian 11"), (252, "Debian 12")]
+
+
+def fail(msg):
+    sys.exit(f"unit-compat: {msg}")
+
+
+def directives():
+    table = {}
+    for line in TABLE.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, since, older = line.split("\t")
+        table[name] = (int(since), older)
+    return table
+
+
+def unit_keys():
+    keys = []
+    for line in UNIT.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")):
+            keys.append(line.split("=", 1)[0].strip())
+    return keys
+
+
+def check_generator():
+    """The drop-in appears exactly below 239, with the deny-list."""
+    for version, expect in [(219, True), (238, True), (239, False), (252, False)]:
+        with tempfile.TemporaryDirectory() as d:
+            fake = pathlib.Path(d, "bin")
+            fake.mkdir()
+            (fake / "systemctl").write_text(f"#!/bin/sh\necho 'systemd {version} (fake)'\n")
+            (fake / "systemctl").chmod(0o755)
+            out = pathlib.Path(d, "out")
+            out.mkdir()
+            env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}")
+            subprocess.run([str(GENERATOR), str(out), str(out), str(out)], env=env, check=True)
+            drop = list(out.glob("mdatp.service.d/*.conf"))
+            if bool(drop) != expect:
+                fail(f"generator as systemd {version}: drop-in {'missing' if expect else 'written'}")
+            if drop:
+                text = drop[0].read_text()
+                if "SystemCallFilter=\n" not in text or "SystemCallFilter=~@" not in text:
+                    fail(f"generator as systemd {version}: no reset and deny-list in {text!r}")
+    print("unit-compat: the generator replaces the syscall allow-list below systemd 239 only")
+
+
+def doc_table(table, keys):
+    lines = ["| systemd | what it does not apply of mdatp.service |", "| --- | --- |"]
+    for version, name in VERSIONS:
+        older = [(k, table[k][1]) for k in dict.fromkeys(keys) if table[k][0] > version]
+        text = "; ".join(f"`{k}=` {why}" for k, why in older) or "everything applies"
+        lines.append(f"| {version} ({name}) | {text} |")
+    return "\n".join(lines)
+
+
+def main():
+    table = directives()
+    keys = unit_keys()
+    unknown = sorted(set(keys) - set(table))
+    if unknown:
+        fail(f"{', '.join(unknown)}: not in {TABLE.name} (add the first systemd version that knows it)")
+    stale = sorted(set(table) - set(keys))
+    if stale:
+        fail(f"{', '.join(stale)}: in {TABLE.name} but not in the unit")
+    for k in keys:
+        since, older = table[k]
+        if since > VERSIONS[0][0] and older == "-":
+            fail(f"{k}: newer than systemd {VERSIONS[0][0]} but no word on what older systemd does")
+    check_generator()
+    block = f"{BEGIN}\n{doc_table(table, keys)}\n{END}"
+    doc = DOC.read_text()
+    m = re.search(re.escape(BEGIN) + ".*?" + re.escape(END), doc, re.S)
+    if not m:
+        fail(f"{DOC.name} has no {BEGIN} ... {END} block")
+    if "--write" in sys.argv[1:]:
+        DOC.write_text(doc[: m.start()] + block + doc[m.end():])
+        print(f"unit-compat: rewrote the table in {DOC.name}")
+    elif m.group(0) != block:
+        fail(f"the table in {DOC.name} is out of date: run scripts/unit-compat.py --write")
+    else:
+        print(f"unit-compat: {len(set(keys))} directives known; {DOC.name}'s table is current")
+
+
+if __name__ == "__main__":
+    main()
