@@ -30,10 +30,11 @@ echo "package.sh: building mdatp $version" >&2
 # What ships is linked for glibc $GLIBC_FLOOR (RHEL 7) with zig, into
 # target/$SHIP_TRIPLE/release; the man page generator runs here.
 cargo zigbuild --release -p mdatpd -p mdatp --target "$ZIG_TARGET"
-cargo build --release -p mdatp-man
+# (a debug build: the test command has built it already)
+cargo build -p mdatp-man
 ship=target/$SHIP_TRIPLE/release
 rm -rf "$ship/man" "$OUT"
-target/release/mdatp-man "$ship/man"
+target/debug/mdatp-man "$ship/man"
 gzip -9n "$ship"/man/*
 scripts/glibc-check.sh "$GLIBC_FLOOR" "$ship/mdatpd" "$ship/mdatp"
 mkdir -p "$OUT"

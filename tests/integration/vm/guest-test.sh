@@ -13,7 +13,12 @@ exec > >(tee "$results/$phase.log") 2>&1
 
 fails=0
 ok() { echo "ok - $*"; }
-not_ok() { echo "not ok - $*"; fails=$((fails + 1)); }
+not_ok() {
+    echo "not ok - $*"
+    fails=$((fails + 1))
+    # What the sensor said just before (the whole journal is in results/).
+    journalctl -u mdatp -b --no-pager -o cat -n 8 2>/dev/null | sed 's/^/#   journal: /'
+}
 check() { # description command...
     local desc=$1
     shift
@@ -29,6 +34,9 @@ wait_for() { # seconds command...
     "$@"
 }
 finish() {
+    # The sensor's journal of this boot goes back with the results: a
+    # failure is diagnosed from what the daemon said, not inferred.
+    journalctl -b -u mdatp --no-pager -o short-monotonic > "$results/$phase-journal.log" 2>&1
     echo "# phase $phase: $fails failure(s)"
     if [ "$fails" -eq 0 ]; then echo PASS; else echo FAIL; fi > "$results/$phase.status"
     sync

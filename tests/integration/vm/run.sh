@@ -140,7 +140,8 @@ fi
 if [ -f "$work/share/results/bypass-events.jsonl" ]; then
     python3 "$repo/tests/integration/workload/bypass.py" \
         "$(cat "$work/share/results/bypass-dir")" \
-        "$work/share/results/bypass-events.jsonl" || failed+=("bypass matrix")
+        "$work/share/results/bypass-events.jsonl" \
+        "$work/share/results/workload-health.json" || failed+=("bypass matrix")
 fi
 if [ "${#failed[@]}" -gt 0 ]; then
     die "failed phase(s): ${failed[*]} (consoles: $work/console-*.log)"
