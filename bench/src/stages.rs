@@ -106,8 +106,9 @@ pub fn run(n: u64) -> Result<()> {
     let mut sink = JsonLines::new(std::io::sink());
     let t = Instant::now();
     for _ in 0..n {
-        let _ = std::hint::black_box(mdatpd::sink::Sink::write(&mut sink, &buf));
+        mdatpd::sink::Sink::push(&mut sink, std::hint::black_box(&buf), None);
     }
+    mdatpd::sink::Sink::flush(&mut sink);
     let write_ns = t.elapsed().as_nanos() as f64 / n as f64;
 
     println!("| stage | ns per open event |\n|---|---|");

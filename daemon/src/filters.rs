@@ -60,6 +60,8 @@ pub struct FilterConfig {
     pub events: BTreeMap<String, bool>,
     pub exclude: Exclusions,
     pub folding: Folding,
+    /// Event file rotation and fsync.
+    pub output: crate::sink::OutputConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

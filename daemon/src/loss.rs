@@ -93,7 +93,9 @@ impl SeqTracker {
 #[derive(Debug, Default)]
 pub struct LossLedger {
     pub delivered: BTreeMap<EventKind, u64>,
-    pub sink_failures: u64,
+    /// Events a failed write lost at the sink, per kind name (or
+    /// `unknown`).
+    pub sink_lost: BTreeMap<String, u64>,
     /// Events of a new provider already reported by the old one during a
     /// switch (not lost: reported once).
     pub overlap_duplicates: u64,
@@ -147,11 +149,11 @@ impl fmt::Display for Summary<'_> {
         }
         write!(
             f,
-            "; sequence gaps={} late={} decode errors={} sink failures={} switch duplicates suppressed={}",
+            "; sequence gaps={} late={} decode errors={} lost at the sink={} switch duplicates suppressed={}",
             self.ebpf.sequence_gaps,
             self.ebpf.late_records,
             self.ebpf.decode_errors,
-            self.ledger.sink_failures,
+            self.ledger.sink_lost.values().sum::<u64>(),
             self.ledger.overlap_duplicates
         )?;
         write!(f, "; user-space filtered:")?;

@@ -24,7 +24,6 @@ pub struct Pipeline {
     /// The configured exclusions, for what the kernel did not filter.
     exclusions: Exclusions,
     sink: Box<dyn Sink + Send>,
-    sink_error_logged: bool,
     overlap: Option<Overlap>,
     hot: HotSources,
     /// The serialized event, reused so the hot path does not allocate.
@@ -71,7 +70,6 @@ impl Pipeline {
             recent: RecentLoss::default(),
             exclusions: Exclusions::default(),
             sink,
-            sink_error_logged: false,
             overlap: None,
             hot: HotSources::default(),
             json: Vec::with_capacity(4096),
@@ -117,21 +115,7 @@ impl Pipeline {
         self.count_hot(&event);
         self.json.clear();
         ocsf::write(&event, &self.hostname, &mut self.json);
-        match self.sink.write(&self.json) {
-            Ok(()) => {
-                if let Some(kind) = event.kind() {
-                    self.ledger.delivered(kind);
-                }
-            }
-            Err(e) => {
-                self.ledger.sink_failures += 1;
-                self.recent.add(Instant::now(), "sink", 1);
-                if !self.sink_error_logged {
-                    log::error!("event output failed (counted as sink loss from now on): {e}");
-                    self.sink_error_logged = true;
-                }
-            }
-        }
+        self.sink.push(&self.json, event.kind());
     }
 
     fn count_hot(&mut self, event: &Event) {
@@ -157,21 +141,51 @@ impl Pipeline {
         }
     }
 
-    /// End of a batch: push buffered output out.
+    /// End of a batch: the sink writes it; an event is delivered when
+    /// written, and every event of a failed write is lost, per kind.
     pub fn flush(&mut self) {
-        if let Err(e) = self.sink.flush() {
-            self.ledger.sink_failures += 1;
-            self.recent.add(Instant::now(), "sink", 1);
-            if !self.sink_error_logged {
-                log::error!("event output flush failed: {e}");
-                self.sink_error_logged = true;
+        let flushed = self.sink.flush();
+        for (kind, n) in flushed.delivered {
+            if let Some(kind) = kind {
+                *self.ledger.delivered.entry(kind).or_default() += n;
             }
+        }
+        let now = Instant::now();
+        for (kind, n) in flushed.lost {
+            let name = kind.map_or("unknown", |k| k.name());
+            *self.ledger.sink_lost.entry(name.to_string()).or_default() += n;
+            self.recent.add(now, "sink", n);
+        }
+    }
+
+    /// The sink's state (health) and its settings (reload, SIGHUP: the
+    /// file is reopened).
+    pub fn sink_status(&self) -> crate::sink::SinkStatus {
+        self.sink.status()
+    }
+
+    pub fn reconfigure_sink(&mut self, config: &crate::sink::OutputConfig) {
+        self.sink.reconfigure(config);
+    }
+
+    /// At stop, after the last flush.
+    pub fn close_sink(&mut self) {
+        self.sink.close();
+    }
+
+    /// Records lost before this run's sink existed (a torn record cut at
+    /// start): counted like any loss at the sink.
+    pub fn count_sink_loss(&mut self, n: u64) {
+        if n > 0 {
+            *self.ledger.sink_lost.entry("unknown".into()).or_default() += n;
+            self.recent.add(Instant::now(), "sink", n);
         }
     }
 
     /// Periodic housekeeping; also called at shutdown.
     pub fn tick(&mut self) {
         self.enricher.tick();
+        self.sink.tick();
     }
 
     /// A source's in-band loss record, into the last minute's loss: per
@@ -202,8 +216,8 @@ impl Pipeline {
 
     /// The pipeline's own loss (for health); zero entries left out.
     pub fn loss_map(&self, m: &mut BTreeMap<String, u64>) {
-        if self.ledger.sink_failures > 0 {
-            m.insert("sink_failures".into(), self.ledger.sink_failures);
+        for (kind, n) in &self.ledger.sink_lost {
+            m.insert(format!("sink_lost.{kind}"), *n);
         }
     }
 

@@ -64,6 +64,13 @@ health! {
     config_errors: Vec<String>,
     /// A file path, or `stdout`.
     event_output: String,
+    /// Why events cannot be written now (a full disk, a removed
+    /// directory); empty while writes succeed. Unhealthy while set.
+    event_output_error: String,
+    /// The event file's counters: bytes_written, rotations, reopened
+    /// (renamed or removed under the sensor, SIGHUP, Reload),
+    /// torn_records_cut (a torn last line cut at start).
+    event_output_counters: BTreeMap<String, u64>,
     version: String,
     kernel: String,
     /// What the kernel offers eBPF, probed at start: capability → `yes`

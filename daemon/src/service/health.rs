@@ -125,6 +125,13 @@ impl Daemon {
         if self.bus.is_none() {
             issues.push("D-Bus API unavailable".into());
         }
+        let sink = self.pipeline.sink_status();
+        if let Some(e) = &sink.error {
+            issues.push(format!(
+                "events cannot be written to {}: {e} (each is counted as lost until writes succeed)",
+                self.event_output()
+            ));
+        }
         let loss_last_minute = self.pipeline.loss_last_minute();
         if !loss_last_minute.is_empty() {
             let what: Vec<String> = loss_last_minute
@@ -169,6 +176,8 @@ impl Daemon {
             login_events,
             config_errors: self.config_errors.iter().map(|p| p.to_string()).collect(),
             event_output: self.event_output(),
+            event_output_error: sink.error.clone().unwrap_or_default(),
+            event_output_counters: sink.counters,
             version: env!("CARGO_PKG_VERSION").into(),
             kernel: self.host.kernel.clone(),
             kernel_capabilities: self.probed.capabilities.clone(),

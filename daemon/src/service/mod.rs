@@ -33,7 +33,7 @@ use crate::process_cache::ProcessCache;
 use crate::procfs;
 use crate::provider::support::OsRelease;
 use crate::provider::{EbpfSetting, FallbackReason};
-use crate::sink::{JsonLines, Sink};
+use crate::sink::{FileSink, JsonLines, Sink};
 use crate::source::EventSource;
 
 /// Tail latency bound for events below the wake-up threshold.
@@ -109,14 +109,17 @@ impl Daemon {
     pub async fn start(args: Args) -> anyhow::Result<(Self, mpsc::UnboundedReceiver<BusCommand>)> {
         raise_memlock_limit();
         let clock = HostClock::from_system().context("read boot id and clocks")?;
+        let config = crate::config::load(&args.config_paths()).map_err(|e| anyhow!("{e}"))?;
+        let mut torn = 0;
         let sink: Box<dyn Sink + Send> = match args.event_output() {
             None => Box::new(JsonLines::stdout()),
-            Some(path) => Box::new(
-                JsonLines::append(&path)
-                    .with_context(|| format!("open event output {}", path.display()))?,
-            ),
+            Some(path) => {
+                let file = FileSink::open(&path, &config.settings.output.file)
+                    .with_context(|| format!("open event output {}", path.display()))?;
+                torn = file.torn_records();
+                Box::new(file)
+            }
         };
-        let config = crate::config::load(&args.config_paths()).map_err(|e| anyhow!("{e}"))?;
         let setting = match args.ebpf_supplementary_event_provider.as_deref() {
             None => config.settings.ebpf_supplementary_event_provider,
             Some("enabled") => EbpfSetting::Enabled,
@@ -164,6 +167,7 @@ impl Daemon {
         daemon
             .pipeline
             .set_exclusions(Exclusions::new(&daemon.config.filters));
+        daemon.pipeline.count_sink_loss(torn);
         // One reader for the daemon's life, open before the provider
         // selection: whether audit serves a kind depends on it (and the
         // process connector on that).
@@ -365,6 +369,7 @@ impl Daemon {
         }
         self.pipeline.tick();
         self.pipeline.flush();
+        self.pipeline.close_sink();
         log::info!("loss totals: {}", self.loss_totals());
         log::info!("{}", self.pipeline.hot_sources());
         log::info!("stopped: {hooks} hooks detached");

@@ -1,0 +1,310 @@
+//! The event file: JSON Lines that shippers tail (Vector, Fluent Bit,
+//! Filebeat, the Splunk forwarder follow a renamed file by inode and pick
+//! up the new one by name).
+//!
+//! - One write(2) of whole lines per batch; a write that fails part way
+//!   (a full disk) is cut back to where the batch began, so no line is
+//!   ever split, and every event of the batch counts as lost.
+//! - Rotation by size: events.jsonl → events.jsonl.1 → … .<keep>.
+//! - Renamed or removed under the sensor (logrotate, an admin): noticed
+//!   before the next write and once a second, and a new file is created.
+//! - A torn last line (power loss during a write) is cut at start.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::{Batch, FileOutput, Flushed, FsyncPolicy, OutputConfig, Sink, SinkStatus, BATCH_LIMIT};
+use crate::kind::EventKind;
+
+pub struct FileSink {
+    path: PathBuf,
+    config: FileOutput,
+    /// None after an open failed (retried at the next write).
+    file: Option<File>,
+    /// (device, inode) of the file open now: another one at the path
+    /// means it was renamed or removed under us.
+    identity: (u64, u64),
+    batch: Batch,
+    early: Flushed,
+    /// Written since the last fsync.
+    dirty: bool,
+    error: Option<String>,
+    bytes: u64,
+    rotations: u64,
+    reopened: u64,
+    torn_repaired: u64,
+}
+
+impl FileSink {
+    /// Opens (creating it, mode 0640, and its directory) `path` for
+    /// appending; a torn last line left by a crash is cut first.
+    pub fn open(path: &Path, config: &FileOutput) -> io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let torn = repair_torn_tail(path)?;
+        if torn > 0 {
+            log::warn!(
+                "{}: cut a torn last record of {torn} bytes (a write interrupted by a crash or power loss; counted as lost)",
+                path.display()
+            );
+        }
+        let mut sink = Self {
+            path: path.to_path_buf(),
+            config: config.clone(),
+            file: None,
+            identity: (0, 0),
+            batch: Batch::default(),
+            early: Flushed::default(),
+            dirty: false,
+            error: None,
+            bytes: 0,
+            rotations: 0,
+            reopened: 0,
+            torn_repaired: u64::from(torn > 0),
+        };
+        sink.open_file()?;
+        Ok(sink)
+    }
+
+    /// Torn records cut at start (lost events of unknown kind).
+    pub fn torn_records(&self) -> u64 {
+        self.torn_repaired
+    }
+
+    fn open_file(&mut self) -> io::Result<()> {
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(&self.path)?;
+        let m = f.metadata()?;
+        self.identity = (m.dev(), m.ino());
+        self.file = Some(f);
+        Ok(())
+    }
+
+    /// The path now names another file, or none.
+    fn moved_away(&self) -> bool {
+        match std::fs::metadata(&self.path) {
+            Ok(m) => (m.dev(), m.ino()) != self.identity,
+            Err(_) => true,
+        }
+    }
+
+    /// Syncs and closes the file open now, and opens the path again.
+    fn reopen(&mut self) -> io::Result<()> {
+        self.sync();
+        self.file = None;
+        self.reopened += 1;
+        self.open_file()
+    }
+
+    fn sync(&mut self) {
+        if let (Some(f), true) = (&self.file, self.dirty) {
+            if self.config.fsync != FsyncPolicy::Never {
+                if let Err(e) = f.sync_data() {
+                    log::warn!("{}: fsync failed: {e}", self.path.display());
+                }
+            }
+        }
+        self.dirty = false;
+    }
+
+    fn numbered(&self, n: u32) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(format!(".{n}"));
+        PathBuf::from(p)
+    }
+
+    /// events.jsonl → .1, .1 → .2, …; the oldest beyond `keep` goes.
+    fn rotate(&mut self) -> io::Result<()> {
+        self.sync();
+        self.file = None;
+        if self.config.keep == 0 {
+            remove_if_present(&self.path)?;
+        } else {
+            remove_if_present(&self.numbered(self.config.keep))?;
+            for n in (1..self.config.keep).rev() {
+                rename_if_present(&self.numbered(n), &self.numbered(n + 1))?;
+            }
+            std::fs::rename(&self.path, self.numbered(1))?;
+        }
+        self.rotations += 1;
+        self.open_file()
+    }
+
+    /// Where the batch goes: the file at the path now, rotated when the
+    /// batch would take it past `max_size`.
+    fn prepare(&mut self) -> io::Result<u64> {
+        if self.file.is_none() || self.moved_away() {
+            self.reopen()?;
+        }
+        let size = self.current().metadata()?.len();
+        let max = self.config.max_size.as_u64();
+        if max > 0 && size > 0 && size + self.batch.bytes.len() as u64 > max {
+            self.rotate()?;
+            return Ok(0);
+        }
+        Ok(size)
+    }
+
+    fn current(&self) -> &File {
+        self.file.as_ref().expect("opened by prepare")
+    }
+
+    fn write_batch(&mut self) -> Flushed {
+        let result = self.prepare().and_then(|size_before| {
+            let mut f = self.current();
+            let written = f.write_all(&self.batch.bytes);
+            if written.is_err() {
+                // Part of the batch may be in the file: cut it back so
+                // that no line is split (the whole batch counts as lost).
+                let _ = f.set_len(size_before);
+            }
+            written
+        });
+        match &result {
+            Ok(()) => {
+                self.bytes += self.batch.bytes.len() as u64;
+                self.dirty = true;
+                if self.error.take().is_some() {
+                    log::info!("{}: events are written again", self.path.display());
+                }
+                if self.config.fsync == FsyncPolicy::Batch {
+                    self.sync();
+                }
+            }
+            Err(e) => {
+                if self.error.is_none() {
+                    log::error!(
+                        "{}: cannot write events ({e}); each event until writes succeed again is counted as lost",
+                        self.path.display()
+                    );
+                }
+                self.error = Some(e.to_string());
+            }
+        }
+        self.batch.settle(result)
+    }
+}
+
+impl Sink for FileSink {
+    fn push(&mut self, record: &[u8], kind: Option<EventKind>) {
+        self.batch.push(record, kind);
+        if self.batch.bytes.len() >= BATCH_LIMIT {
+            let f = self.write_batch();
+            self.early.absorb(f);
+        }
+    }
+
+    fn flush(&mut self) -> Flushed {
+        let mut out = std::mem::take(&mut self.early);
+        if !self.batch.is_empty() {
+            out.absorb(self.write_batch());
+        }
+        out
+    }
+
+    fn tick(&mut self) {
+        if self.config.fsync == FsyncPolicy::Interval {
+            self.sync();
+        }
+        // A rename by logrotate (`create`) or a removal: the next events
+        // go to a file at the path, not into the renamed or unlinked one.
+        if self.file.is_some() && self.moved_away() {
+            log::info!(
+                "{}: renamed or removed under the sensor; writing a new file",
+                self.path.display()
+            );
+            if let Err(e) = self.reopen() {
+                log::warn!("{}: cannot reopen: {e}", self.path.display());
+                self.file = None;
+            }
+        }
+    }
+
+    fn reconfigure(&mut self, config: &OutputConfig) {
+        self.config = config.file.clone();
+        if let Err(e) = self.reopen() {
+            log::warn!("{}: cannot reopen: {e}", self.path.display());
+            self.file = None;
+        }
+    }
+
+    fn status(&self) -> SinkStatus {
+        SinkStatus {
+            counters: [
+                ("bytes_written", self.bytes),
+                ("rotations", self.rotations),
+                ("reopened", self.reopened),
+                ("torn_records_cut", self.torn_repaired),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            error: self.error.clone(),
+        }
+    }
+
+    fn close(&mut self) {
+        if self.config.fsync != FsyncPolicy::Never {
+            self.dirty = true;
+        }
+        self.sync();
+    }
+}
+
+fn remove_if_present(p: &Path) -> io::Result<()> {
+    match std::fs::remove_file(p) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn rename_if_present(from: &Path, to: &Path) -> io::Result<()> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Cuts a last line without its newline (bytes removed; 0 when whole).
+fn repair_torn_tail(path: &Path) -> io::Result<u64> {
+    let mut f = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(0);
+    }
+    // Backwards in chunks to the last newline.
+    const CHUNK: u64 = 64 * 1024;
+    let mut end = len;
+    let mut buf = vec![0u8; CHUNK as usize];
+    loop {
+        let start = end.saturating_sub(CHUNK);
+        let n = (end - start) as usize;
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
+            let keep = start + i as u64 + 1;
+            if keep < len {
+                f.set_len(keep)?;
+            }
+            return Ok(len - keep);
+        }
+        if start == 0 {
+            f.set_len(0)?;
+            return Ok(len);
+        }
+        end = start;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,144 @@
+use super::*;
+
+fn config(max: u64, keep: u32) -> FileOutput {
+    FileOutput {
+        max_size: bytesize::ByteSize::b(max),
+        keep,
+        fsync: FsyncPolicy::Interval,
+    }
+}
+
+fn record(i: usize) -> Vec<u8> {
+    format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(40)).into_bytes()
+}
+
+/// Every line of every file, in write order (oldest rotated file first).
+fn lines(path: &Path, keep: u32) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut files: Vec<PathBuf> = (1..=keep)
+        .rev()
+        .map(|n| PathBuf::from(format!("{}.{n}", path.display())))
+        .collect();
+    files.push(path.to_path_buf());
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        assert!(text.is_empty() || text.ends_with('\n'), "{} ends mid-line", f.display());
+        for l in text.lines() {
+            out.push(serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {l:?}: {e}", f.display())));
+        }
+    }
+    out
+}
+
+fn numbers(v: &[serde_json::Value]) -> Vec<u64> {
+    v.iter().map(|l| l["n"].as_u64().unwrap()).collect()
+}
+
+#[test]
+fn rotates_by_size_keeps_lines_whole_and_loses_nothing_it_keeps() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("events.jsonl");
+    let mut s = FileSink::open(&path, &config(500, 50)).unwrap();
+    let mut delivered = 0;
+    for i in 0..100 {
+        s.push(&record(i), Some(EventKind::FileOpen));
+        if i % 3 == 2 {
+            delivered += s.flush().delivered.values().sum::<u64>();
+        }
+    }
+    delivered += s.flush().delivered.values().sum::<u64>();
+    assert_eq!(delivered, 100);
+    assert_eq!(numbers(&lines(&path, 50)), (0..100).collect::<Vec<_>>());
+    assert!(s.status().counters["rotations"] > 5);
+    for n in 1..=s.status().counters["rotations"] as u32 {
+        let len = std::fs::metadata(format!("{}.{n}", path.display())).unwrap().len();
+        assert!(len <= 500, "rotated file {n} is {len} bytes");
+    }
+}
+
+#[test]
+fn keeps_only_keep_rotated_files() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("events.jsonl");
+    let mut s = FileSink::open(&path, &config(200, 2)).unwrap();
+    for i in 0..40 {
+        s.push(&record(i), None);
+        s.flush();
+    }
+    assert!(path.exists());
+    assert!(d.path().join("events.jsonl.1").exists());
+    assert!(d.path().join("events.jsonl.2").exists());
+    assert!(!d.path().join("events.jsonl.3").exists());
+    // The newest events are the ones kept, in order.
+    let kept = numbers(&lines(&path, 2));
+    assert_eq!(kept.last(), Some(&39));
+    assert!(kept.windows(2).all(|w| w[1] == w[0] + 1), "{kept:?}");
+}
+
+#[test]
+fn a_file_renamed_under_the_sensor_is_followed_by_a_new_one() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("events.jsonl");
+    let mut s = FileSink::open(&path, &config(0, 5)).unwrap();
+    for i in 0..10 {
+        s.push(&record(i), None);
+    }
+    s.flush();
+    // logrotate without copytruncate: rename, then (maybe) create.
+    std::fs::rename(&path, d.path().join("events.jsonl-old")).unwrap();
+    for i in 10..20 {
+        s.push(&record(i), None);
+    }
+    assert_eq!(s.flush().delivered.values().sum::<u64>(), 10);
+    let old = numbers(&lines(&d.path().join("events.jsonl-old"), 0));
+    let new = numbers(&lines(&path, 0));
+    assert_eq!(old, (0..10).collect::<Vec<_>>());
+    assert_eq!(new, (10..20).collect::<Vec<_>>());
+    assert_eq!(s.status().counters["reopened"], 1);
+}
+
+#[test]
+fn a_file_removed_under_the_sensor_is_recreated_at_the_next_tick() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("events.jsonl");
+    let mut s = FileSink::open(&path, &config(0, 5)).unwrap();
+    s.push(&record(0), None);
+    s.flush();
+    std::fs::remove_file(&path).unwrap();
+    s.tick();
+    assert!(path.exists(), "a new file once the old one is gone");
+    s.push(&record(1), None);
+    s.flush();
+    assert_eq!(numbers(&lines(&path, 0)), vec![1]);
+}
+
+#[test]
+fn a_torn_last_line_is_cut_at_start() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("events.jsonl");
+    std::fs::write(&path, b"{\"n\":1}\n{\"n\":2}\n{\"n\":3,\"pa").unwrap();
+    let mut s = FileSink::open(&path, &config(0, 5)).unwrap();
+    assert_eq!(s.torn_records(), 1);
+    s.push(b"{\"n\":4}", None);
+    s.flush();
+    assert_eq!(numbers(&lines(&path, 0)), vec![1, 2, 4]);
+    // A whole file is left alone.
+    drop(s);
+    let s = FileSink::open(&path, &config(0, 5)).unwrap();
+    assert_eq!(s.torn_records(), 0);
+}
+
+#[test]
+fn a_failed_write_counts_every_event_of_the_batch_per_kind() {
+    // /dev/full: every write fails with ENOSPC.
+    let mut s = FileSink::open(Path::new("/dev/full"), &config(0, 5)).unwrap();
+    s.push(b"{}", Some(EventKind::FileOpen));
+    s.push(b"{}", Some(EventKind::FileOpen));
+    s.push(b"{}", Some(EventKind::ProcessExec));
+    let f = s.flush();
+    assert!(f.delivered.is_empty());
+    assert_eq!(f.lost[&Some(EventKind::FileOpen)], 2);
+    assert_eq!(f.lost[&Some(EventKind::ProcessExec)], 1);
+    assert!(f.error.as_deref().unwrap_or("").contains("space"), "{:?}", f.error);
+    assert!(s.status().error.is_some());
+}
