@@ -143,6 +143,9 @@ impl FilterConfig {
                 ));
             }
         }
+        for (key, message) in self.output.problems() {
+            problems.push(problem(key, message));
+        }
         let mut paths = Vec::new();
         for (i, p) in self.exclude.paths.iter().enumerate() {
             match path_entries(p) {

@@ -88,8 +88,7 @@ impl Daemon {
         self.ebpf.apply_filters(&self.config.filters);
         // The event file is reopened (logrotate's rename, SIGHUP) with
         // the new rotation settings.
-        self.pipeline
-            .reconfigure_sink(&self.config.settings.output);
+        self.pipeline.reconfigure_sink(&self.config.settings.output);
         self.apply_provider_setting();
         self.request_audit_status();
         self.announce(before).await;

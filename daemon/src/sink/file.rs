@@ -15,7 +15,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{Batch, FileOutput, Flushed, FsyncPolicy, OutputConfig, Sink, SinkStatus, BATCH_LIMIT};
+use super::{BATCH_LIMIT, Batch, FileOutput, Flushed, FsyncPolicy, OutputConfig, Sink, SinkStatus};
 use crate::kind::EventKind;
 
 pub struct FileSink {
@@ -130,7 +130,8 @@ impl FileSink {
             for n in (1..self.config.keep).rev() {
                 rename_if_present(&self.numbered(n), &self.numbered(n + 1))?;
             }
-            std::fs::rename(&self.path, self.numbered(1))?;
+            // Renamed away by someone else meanwhile: nothing to move.
+            rename_if_present(&self.path, &self.numbered(1))?;
         }
         self.rotations += 1;
         self.open_file()

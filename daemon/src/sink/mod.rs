@@ -121,7 +121,10 @@ impl<W: Write + Send> JsonLines<W> {
     }
 
     fn write_batch(&mut self) -> Flushed {
-        let result = self.out.write_all(&self.batch.bytes).and_then(|()| self.out.flush());
+        let result = self
+            .out
+            .write_all(&self.batch.bytes)
+            .and_then(|()| self.out.flush());
         self.batch.settle(result)
     }
 }

@@ -9,6 +9,32 @@ pub struct OutputConfig {
     pub file: FileOutput,
 }
 
+/// Below this a rotation's own file events (the sensor renames `keep`
+/// files, each an event) could fill the next file and rotate again.
+pub const MIN_ROTATE_SIZE: u64 = 1 << 20;
+pub const MAX_KEEP: u32 = 100;
+
+impl OutputConfig {
+    /// (key, why) for each value out of range.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let size = self.file.max_size.as_u64();
+        if size != 0 && size < MIN_ROTATE_SIZE {
+            out.push((
+                "output.file.max_size".into(),
+                format!("{size} bytes: 0 (never rotate) or at least 1 MiB"),
+            ));
+        }
+        if self.file.keep > MAX_KEEP {
+            out.push((
+                "output.file.keep".into(),
+                format!("{}: at most {MAX_KEEP} rotated files", self.file.keep),
+            ));
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileOutput {

@@ -21,10 +21,18 @@ fn lines(path: &Path, keep: u32) -> Vec<serde_json::Value> {
         .collect();
     files.push(path.to_path_buf());
     for f in files {
-        let Ok(text) = std::fs::read_to_string(&f) else { continue };
-        assert!(text.is_empty() || text.ends_with('\n'), "{} ends mid-line", f.display());
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "{} ends mid-line",
+            f.display()
+        );
         for l in text.lines() {
-            out.push(serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {l:?}: {e}", f.display())));
+            out.push(
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {l:?}: {e}", f.display())),
+            );
         }
     }
     out
@@ -51,7 +59,9 @@ fn rotates_by_size_keeps_lines_whole_and_loses_nothing_it_keeps() {
     assert_eq!(numbers(&lines(&path, 50)), (0..100).collect::<Vec<_>>());
     assert!(s.status().counters["rotations"] > 5);
     for n in 1..=s.status().counters["rotations"] as u32 {
-        let len = std::fs::metadata(format!("{}.{n}", path.display())).unwrap().len();
+        let len = std::fs::metadata(format!("{}.{n}", path.display()))
+            .unwrap()
+            .len();
         assert!(len <= 500, "rotated file {n} is {len} bytes");
     }
 }
@@ -139,6 +149,10 @@ fn a_failed_write_counts_every_event_of_the_batch_per_kind() {
     assert!(f.delivered.is_empty());
     assert_eq!(f.lost[&Some(EventKind::FileOpen)], 2);
     assert_eq!(f.lost[&Some(EventKind::ProcessExec)], 1);
-    assert!(f.error.as_deref().unwrap_or("").contains("space"), "{:?}", f.error);
+    assert!(
+        f.error.as_deref().unwrap_or("").contains("space"),
+        "{:?}",
+        f.error
+    );
     assert!(s.status().error.is_some());
 }

@@ -1,0 +1,298 @@
+//! The event file as shippers see it, with the real daemon: rotation by
+//! size, a rename under the sensor followed by SIGHUP, a full disk and
+//! space returning, a kill -9 in the middle of a burst. Every line of
+//! every file must be whole JSON, and every marked exec must be in the
+//! files exactly once or counted as lost.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mdatp_integration_tests::{
+    BusPolicy, Daemon, PrivateBus, at, health_json, is_exec, say_skipped, serial, start_on_bus,
+};
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+macro_rules! skip_unless_root {
+    () => {
+        if !mdatp_integration_tests::is_root() {
+            say_skipped();
+            return;
+        }
+    };
+}
+
+/// Every line of the event file and its rotated and renamed siblings.
+fn all_lines(dir: &Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("events.jsonl"))
+        })
+        .collect();
+    files.sort();
+    for f in files {
+        // Rotated away between the listing and the read: the next scan
+        // finds it under its new name.
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "{} ends mid-line",
+            f.display()
+        );
+        for l in text.lines() {
+            out.push(serde_json::from_str(l).unwrap_or_else(|e| {
+                panic!("{}: a line that is not JSON ({e}): {l:.200}", f.display())
+            }));
+        }
+    }
+    out
+}
+
+/// How often each marker appears as an exec's argument.
+fn marker_counts(lines: &[Value], prefix: &str) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for v in lines.iter().filter(|v| is_exec(v)) {
+        let cmd = at(v, "/process/cmd_line").as_str().unwrap_or_default();
+        if let Some(w) = cmd.split_whitespace().find(|w| w.starts_with(prefix)) {
+            *m.entry(w.to_string()).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+fn run_markers(prefix: &str, range: std::ops::Range<usize>) {
+    for i in range {
+        let st = Command::new("/bin/true")
+            .arg(format!("{prefix}{i}"))
+            .status()
+            .expect("run /bin/true");
+        assert!(st.success());
+    }
+}
+
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    f()
+}
+
+fn config(dir: &Path, yaml: &str) {
+    std::fs::create_dir_all(dir.join("etc/conf.d")).expect("mkdir");
+    std::fs::write(dir.join("etc/conf.d/10-output.yaml"), yaml).expect("write config");
+}
+
+fn daemon_with_output(dir: &Path, out: &Path) -> Daemon {
+    let s = |p: PathBuf| p.to_string_lossy().into_owned();
+    let (etc, state, out) = (
+        s(dir.join("etc")),
+        s(dir.join("state")),
+        s(out.to_path_buf()),
+    );
+    Daemon::start(&[
+        "--config-dir",
+        &etc,
+        "--state-dir",
+        &state,
+        "--output",
+        &out,
+    ])
+}
+
+#[test]
+fn rotation_and_a_rename_under_the_sensor_lose_and_repeat_nothing() {
+    skip_unless_root!();
+    let _g = serial();
+    let d = tempfile::tempdir().unwrap();
+    let logs = d.path().join("log");
+    config(
+        d.path(),
+        "output:\n  file:\n    max_size: 1MiB\n    keep: 100\n",
+    );
+    let daemon = daemon_with_output(d.path(), &logs.join("events.jsonl"));
+    let prefix = format!("mdatp-rot-{}-", std::process::id());
+    run_markers(&prefix, 0..300);
+    // logrotate without copytruncate: rename, then SIGHUP.
+    std::fs::rename(logs.join("events.jsonl"), logs.join("events.jsonl-renamed")).unwrap();
+    daemon.signal(Signal::SIGHUP);
+    run_markers(&prefix, 300..600);
+    let complete = wait_until(Duration::from_secs(30), || {
+        marker_counts(&all_lines(&logs), &prefix).len() == 600
+    });
+    let stopped = daemon.stop();
+    let counts = marker_counts(&all_lines(&logs), &prefix);
+    assert!(complete, "{} of 600 marked execs written", counts.len());
+    let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(repeated.is_empty(), "written more than once: {repeated:?}");
+    assert!(logs.join("events.jsonl.1").exists(), "no rotation at 1 MiB");
+    assert!(
+        logs.join("events.jsonl").exists(),
+        "no new file after the rename"
+    );
+    // The later markers went to the new files, not into the renamed one.
+    let renamed = std::fs::read_to_string(logs.join("events.jsonl-renamed")).unwrap();
+    assert!(
+        !renamed.contains(&format!("{prefix}599")),
+        "written into the renamed file"
+    );
+    assert!(
+        !stopped.stderr.contains("cannot write"),
+        "{}",
+        stopped.stderr
+    );
+}
+
+/// A tmpfs of `size` mounted at `at` for the test's life.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(at).unwrap();
+        let st = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "mdatp-test",
+                at.to_str().unwrap(),
+            ])
+            .status()
+            .expect("mount");
+        assert!(st.success(), "mount tmpfs");
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn fill(path: &Path) {
+    // Until the filesystem says no more.
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", &format!("of={}", path.display()), "bs=64k"])
+        .output();
+}
+
+#[test]
+fn a_full_disk_counts_every_lost_event_and_writing_resumes_with_space() {
+    skip_unless_root!();
+    let _g = serial();
+    let d = tempfile::tempdir().unwrap();
+    let bus = PrivateBus::start(BusPolicy::Shipped);
+    let logs = d.path().join("log");
+    let _fs = Tmpfs::mount(&logs, "4m");
+    let daemon = start_on_bus(
+        &bus,
+        d.path(),
+        &["--output", logs.join("events.jsonl").to_str().unwrap()],
+    );
+    let prefix = format!("mdatp-full-{}-", std::process::id());
+    run_markers(&prefix, 0..5);
+    assert!(wait_until(Duration::from_secs(15), || marker_counts(
+        &all_lines(&logs),
+        &prefix
+    )
+    .len()
+        == 5));
+
+    fill(&logs.join("filler"));
+    run_markers(&prefix, 5..40);
+    let full = wait_until(Duration::from_secs(20), || {
+        let h = health_json(&bus);
+        !h["event_output_error"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+            && h["healthy"] == false
+    });
+    let h = health_json(&bus);
+    assert!(full, "health while the disk is full: {h:#}");
+    let lost: u64 = h["loss"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("sink_lost."))
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
+    let written = marker_counts(&all_lines(&logs), &prefix);
+    let missing = (5..40)
+        .filter(|i| !written.contains_key(&format!("{prefix}{i}")))
+        .count() as u64;
+    assert!(
+        missing > 0,
+        "the disk was full, yet every marker was written"
+    );
+    assert!(
+        lost >= missing,
+        "{missing} marked execs missing, {lost} counted lost: {h:#}"
+    );
+    assert!(
+        h["loss"].get("sink_lost.process_exec").is_some(),
+        "loss per kind: {h:#}"
+    );
+
+    std::fs::remove_file(logs.join("filler")).unwrap();
+    run_markers(&prefix, 40..45);
+    let resumed = wait_until(Duration::from_secs(20), || {
+        let w = marker_counts(&all_lines(&logs), &prefix);
+        (40..45).all(|i| w.contains_key(&format!("{prefix}{i}")))
+    });
+    assert!(resumed, "writing did not resume once space returned");
+    // Health is refreshed every second.
+    let cleared = wait_until(Duration::from_secs(5), || {
+        health_json(&bus)["event_output_error"] == ""
+    });
+    assert!(cleared, "{:#}", health_json(&bus));
+    drop(daemon);
+}
+
+#[test]
+fn a_kill_in_the_middle_of_a_burst_leaves_only_whole_lines() {
+    skip_unless_root!();
+    let _g = serial();
+    let d = tempfile::tempdir().unwrap();
+    let logs = d.path().join("log");
+    let out = logs.join("events.jsonl");
+    for round in 0..3 {
+        let daemon = daemon_with_output(d.path(), &out);
+        let mut burst = Command::new("sh")
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 3000 ]; do /bin/true x$i; i=$((i+1)); done",
+            ])
+            .spawn()
+            .expect("burst");
+        std::thread::sleep(Duration::from_millis(400 + 300 * round));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(daemon.pid() as i32),
+            Signal::SIGKILL,
+        )
+        .expect("kill -9");
+        let _ = burst.wait();
+        drop(daemon);
+    }
+    // The next start cuts a torn last line, if the kill left one.
+    let daemon = daemon_with_output(d.path(), &out);
+    daemon.stop();
+    let lines = all_lines(&logs);
+    assert!(
+        lines.len() > 100,
+        "only {} lines after three bursts",
+        lines.len()
+    );
+}
