@@ -103,12 +103,11 @@ impl FileSink {
     }
 
     fn sync(&mut self) {
-        if let (Some(f), true) = (&self.file, self.dirty) {
-            if self.config.fsync != FsyncPolicy::Never {
-                if let Err(e) = f.sync_data() {
-                    log::warn!("{}: fsync failed: {e}", self.path.display());
-                }
-            }
+        if let (Some(f), true) = (&self.file, self.dirty)
+            && self.config.fsync != FsyncPolicy::Never
+            && let Err(e) = f.sync_data()
+        {
+            log::warn!("{}: fsync failed: {e}", self.path.display());
         }
         self.dirty = false;
     }
