@@ -142,7 +142,7 @@ impl FileSink {
         if self.file.is_none() || self.moved_away() {
             self.reopen()?;
         }
-        let size = self.current().metadata()?.len();
+        let size = self.current()?.metadata()?.len();
         let max = self.config.max_size.as_u64();
         if max > 0 && size > 0 && size + self.batch.bytes.len() as u64 > max {
             self.rotate()?;
@@ -151,13 +151,15 @@ impl FileSink {
         Ok(size)
     }
 
-    fn current(&self) -> &File {
-        self.file.as_ref().expect("opened by prepare")
+    fn current(&self) -> io::Result<&File> {
+        self.file
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the event file is not open"))
     }
 
     fn write_batch(&mut self) -> Flushed {
         let result = self.prepare().and_then(|size_before| {
-            let mut f = self.current();
+            let mut f = self.current()?;
             let written = f.write_all(&self.batch.bytes);
             if written.is_err() {
                 // Part of the batch may be in the file: cut it back so
