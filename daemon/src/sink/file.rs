@@ -15,7 +15,9 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{BATCH_LIMIT, Batch, FileOutput, Flushed, FsyncPolicy, OutputConfig, Sink, SinkStatus};
+use super::{
+    BatchWriter, FileOutput, Flushed, FsyncPolicy, OutputConfig, Pending, Sink, SinkStatus,
+};
 use crate::kind::EventKind;
 
 pub struct FileSink {
@@ -26,8 +28,7 @@ pub struct FileSink {
     /// (device, inode) of the file open now: another one at the path
     /// means it was renamed or removed under us.
     identity: (u64, u64),
-    batch: Batch,
-    early: Flushed,
+    pending: Pending,
     /// Written since the last fsync.
     dirty: bool,
     error: Option<String>,
@@ -56,8 +57,7 @@ impl FileSink {
             config: config.clone(),
             file: None,
             identity: (0, 0),
-            batch: Batch::default(),
-            early: Flushed::default(),
+            pending: Pending::default(),
             dirty: false,
             error: None,
             bytes: 0,
@@ -144,7 +144,7 @@ impl FileSink {
         }
         let size = self.current()?.metadata()?.len();
         let max = self.config.max_size.as_u64();
-        if max > 0 && size > 0 && size + self.batch.bytes.len() as u64 > max {
+        if max > 0 && size > 0 && size + self.pending.batch.bytes.len() as u64 > max {
             self.rotate()?;
             return Ok(0);
         }
@@ -156,11 +156,17 @@ impl FileSink {
             .as_ref()
             .ok_or_else(|| io::Error::other("the event file is not open"))
     }
+}
+
+impl BatchWriter for FileSink {
+    fn pending(&mut self) -> &mut Pending {
+        &mut self.pending
+    }
 
     fn write_batch(&mut self) -> Flushed {
         let result = self.prepare().and_then(|size_before| {
             let mut f = self.current()?;
-            let written = f.write_all(&self.batch.bytes);
+            let written = f.write_all(&self.pending.batch.bytes);
             if written.is_err() {
                 // Part of the batch may be in the file: cut it back so
                 // that no line is split (the whole batch counts as lost).
@@ -170,7 +176,7 @@ impl FileSink {
         });
         match &result {
             Ok(()) => {
-                self.bytes += self.batch.bytes.len() as u64;
+                self.bytes += self.pending.batch.bytes.len() as u64;
                 self.dirty = true;
                 if self.error.take().is_some() {
                     log::info!("{}: events are written again", self.path.display());
@@ -189,25 +195,17 @@ impl FileSink {
                 self.error = Some(e.to_string());
             }
         }
-        self.batch.settle(result)
+        self.pending.batch.settle(result)
     }
 }
 
 impl Sink for FileSink {
     fn push(&mut self, record: &[u8], kind: Option<EventKind>) {
-        self.batch.push(record, kind);
-        if self.batch.bytes.len() >= BATCH_LIMIT {
-            let f = self.write_batch();
-            self.early.absorb(f);
-        }
+        self.push_record(record, kind);
     }
 
     fn flush(&mut self) -> Flushed {
-        let mut out = std::mem::take(&mut self.early);
-        if !self.batch.is_empty() {
-            out.absorb(self.write_batch());
-        }
-        out
+        self.flush_pending()
     }
 
     fn tick(&mut self) {

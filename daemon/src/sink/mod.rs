@@ -103,29 +103,66 @@ impl Batch {
     }
 }
 
+/// The batch being filled, and the outcome of batches written early
+/// (past `BATCH_LIMIT`) that the next flush reports.
+#[derive(Default)]
+struct Pending {
+    batch: Batch,
+    early: Flushed,
+}
+
+/// A sink that writes whole batches: push and flush are the same for all.
+trait BatchWriter {
+    fn pending(&mut self) -> &mut Pending;
+    /// Writes `pending().batch` and settles it.
+    fn write_batch(&mut self) -> Flushed;
+
+    fn push_record(&mut self, record: &[u8], kind: Option<EventKind>) {
+        let p = self.pending();
+        p.batch.push(record, kind);
+        if p.batch.bytes.len() >= BATCH_LIMIT {
+            let f = self.write_batch();
+            self.pending().early.absorb(f);
+        }
+    }
+
+    fn flush_pending(&mut self) -> Flushed {
+        let mut out = std::mem::take(&mut self.pending().early);
+        if !self.pending().batch.is_empty() {
+            out.absorb(self.write_batch());
+        }
+        out
+    }
+}
+
 /// JSON Lines into any writer (stdout, a test's buffer), one write of
 /// whole lines per batch.
 pub struct JsonLines<W: Write + Send> {
     out: W,
-    batch: Batch,
-    early: Flushed,
+    pending: Pending,
 }
 
 impl<W: Write + Send> JsonLines<W> {
     pub fn new(out: W) -> Self {
         Self {
             out,
-            batch: Batch::default(),
-            early: Flushed::default(),
+            pending: Pending::default(),
         }
+    }
+}
+
+impl<W: Write + Send> BatchWriter for JsonLines<W> {
+    fn pending(&mut self) -> &mut Pending {
+        &mut self.pending
     }
 
     fn write_batch(&mut self) -> Flushed {
+        let batch = &mut self.pending.batch;
         let result = self
             .out
-            .write_all(&self.batch.bytes)
+            .write_all(&batch.bytes)
             .and_then(|()| self.out.flush());
-        self.batch.settle(result)
+        batch.settle(result)
     }
 }
 
@@ -137,19 +174,11 @@ impl JsonLines<Stdout> {
 
 impl<W: Write + Send> Sink for JsonLines<W> {
     fn push(&mut self, record: &[u8], kind: Option<EventKind>) {
-        self.batch.push(record, kind);
-        if self.batch.bytes.len() >= BATCH_LIMIT {
-            let f = self.write_batch();
-            self.early.absorb(f);
-        }
+        self.push_record(record, kind);
     }
 
     fn flush(&mut self) -> Flushed {
-        let mut out = std::mem::take(&mut self.early);
-        if !self.batch.is_empty() {
-            out.absorb(self.write_batch());
-        }
-        out
+        self.flush_pending()
     }
 }
 
