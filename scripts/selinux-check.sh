@@ -43,4 +43,8 @@ expect "auditctl_t is entered from the auditctl executable" \
 expect "the process connector socket (net_admin)" \
     "net_admin" -A -s mdatpd_t -t mdatpd_t -c capability
 expect "BPF programs and maps" "prog_load" -A -s mdatpd_t -t mdatpd_t -c bpf
+# The rules in optional blocks (for older policies) are live on this one.
+expect "CAP_BPF and CAP_PERFMON" "perfmon" -A -s mdatpd_t -t mdatpd_t -c capability2
+expect "tracepoints through perf events" "tracepoint" -A -s mdatpd_t -t mdatpd_t -c perf_event
+expect "tracepoint ids in tracefs" "read" -A -s mdatpd_t -t tracefs_t -c file
 [ "$fail" = 0 ] || die "the module lacks rules the sensor needs (above)"
