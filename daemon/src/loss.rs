@@ -104,8 +104,14 @@ pub struct LossLedger {
 }
 
 impl LossLedger {
-    pub fn delivered(&mut self, kind: EventKind) {
-        *self.delivered.entry(kind).or_default() += 1;
+    pub fn delivered(&mut self, kind: EventKind, n: u64) {
+        *self.delivered.entry(kind).or_default() += n;
+    }
+
+    /// `n` events of `kind` (None: of no known kind) lost at the sink.
+    pub fn sink_lost(&mut self, kind: Option<EventKind>, n: u64) {
+        let name = kind.map_or("unknown", |k| k.name());
+        *self.sink_lost.entry(name.to_string()).or_default() += n;
     }
 }
 

@@ -147,13 +147,12 @@ impl Pipeline {
         let flushed = self.sink.flush();
         for (kind, n) in flushed.delivered {
             if let Some(kind) = kind {
-                *self.ledger.delivered.entry(kind).or_default() += n;
+                self.ledger.delivered(kind, n);
             }
         }
         let now = Instant::now();
         for (kind, n) in flushed.lost {
-            let name = kind.map_or("unknown", |k| k.name());
-            *self.ledger.sink_lost.entry(name.to_string()).or_default() += n;
+            self.ledger.sink_lost(kind, n);
             self.recent.add(now, "sink", n);
         }
     }
@@ -171,15 +170,6 @@ impl Pipeline {
     /// At stop, after the last flush.
     pub fn close_sink(&mut self) {
         self.sink.close();
-    }
-
-    /// Records lost before this run's sink existed (a torn record cut at
-    /// start): counted like any loss at the sink.
-    pub fn count_sink_loss(&mut self, n: u64) {
-        if n > 0 {
-            *self.ledger.sink_lost.entry("unknown".into()).or_default() += n;
-            self.recent.add(Instant::now(), "sink", n);
-        }
     }
 
     /// Periodic housekeeping; also called at shutdown.

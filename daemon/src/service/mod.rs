@@ -110,15 +110,12 @@ impl Daemon {
         raise_memlock_limit();
         let clock = HostClock::from_system().context("read boot id and clocks")?;
         let config = crate::config::load(&args.config_paths()).map_err(|e| anyhow!("{e}"))?;
-        let mut torn = 0;
         let sink: Box<dyn Sink + Send> = match args.event_output() {
             None => Box::new(JsonLines::stdout()),
-            Some(path) => {
-                let file = FileSink::open(&path, &config.settings.output.file)
-                    .with_context(|| format!("open event output {}", path.display()))?;
-                torn = file.torn_records();
-                Box::new(file)
-            }
+            Some(path) => Box::new(
+                FileSink::open(&path, &config.settings.output.file)
+                    .with_context(|| format!("open event output {}", path.display()))?,
+            ),
         };
         let setting = match args.ebpf_supplementary_event_provider.as_deref() {
             None => config.settings.ebpf_supplementary_event_provider,
@@ -167,7 +164,6 @@ impl Daemon {
         daemon
             .pipeline
             .set_exclusions(Exclusions::new(&daemon.config.filters));
-        daemon.pipeline.count_sink_loss(torn);
         // One reader for the daemon's life, open before the provider
         // selection: whether audit serves a kind depends on it (and the
         // process connector on that).

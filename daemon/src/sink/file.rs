@@ -52,12 +52,17 @@ impl FileSink {
                 path.display()
             );
         }
+        let mut pending = Pending::default();
+        if torn > 0 {
+            // Reported with the first flush, like any loss at the sink.
+            pending.early.lost.insert(None, 1);
+        }
         let mut sink = Self {
             path: path.to_path_buf(),
             config: config.clone(),
             file: None,
             identity: (0, 0),
-            pending: Pending::default(),
+            pending,
             dirty: false,
             error: None,
             bytes: 0,
@@ -67,11 +72,6 @@ impl FileSink {
         };
         sink.open_file()?;
         Ok(sink)
-    }
-
-    /// Torn records cut at start (lost events of unknown kind).
-    pub fn torn_records(&self) -> u64 {
-        self.torn_repaired
     }
 
     fn open_file(&mut self) -> io::Result<()> {
@@ -146,7 +146,9 @@ impl FileSink {
         let max = self.config.max_size.as_u64();
         if max > 0 && size > 0 && size + self.pending.batch.bytes.len() as u64 > max {
             self.rotate()?;
-            return Ok(0);
+            // Whatever is at the path now (another writer may have
+            // created it): the cut-back offset must be its real size.
+            return Ok(self.current()?.metadata()?.len());
         }
         Ok(size)
     }
@@ -250,9 +252,7 @@ impl Sink for FileSink {
     }
 
     fn close(&mut self) {
-        if self.config.fsync != FsyncPolicy::Never {
-            self.dirty = true;
-        }
+        self.dirty = true;
         self.sync();
     }
 }

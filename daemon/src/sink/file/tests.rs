@@ -128,14 +128,16 @@ fn a_torn_last_line_is_cut_at_start() {
     let path = d.path().join("events.jsonl");
     std::fs::write(&path, b"{\"n\":1}\n{\"n\":2}\n{\"n\":3,\"pa").unwrap();
     let mut s = FileSink::open(&path, &config(0, 5)).unwrap();
-    assert_eq!(s.torn_records(), 1);
+    assert_eq!(s.status().counters["torn_records_cut"], 1);
     s.push(b"{\"n\":4}", None);
-    s.flush();
+    let f = s.flush();
+    assert_eq!(f.lost[&None], 1, "the torn record counts as lost");
     assert_eq!(numbers(&lines(&path, 0)), vec![1, 2, 4]);
     // A whole file is left alone.
     drop(s);
-    let s = FileSink::open(&path, &config(0, 5)).unwrap();
-    assert_eq!(s.torn_records(), 0);
+    let mut s = FileSink::open(&path, &config(0, 5)).unwrap();
+    assert_eq!(s.status().counters["torn_records_cut"], 0);
+    assert!(s.flush().lost.is_empty());
 }
 
 #[test]
