@@ -183,7 +183,7 @@ mod tests {
             health_issues: vec!["x".into()],
             supplementary_events_subsystem: "ebpf".into(),
             event_sources: [("file_open".to_string(), "ebpf".to_string())].into(),
-            loss: [("sink_failures".to_string(), 3)].into(),
+            loss: [("sink_lost.file_open".to_string(), 3)].into(),
             audit_enabled: Some(1),
             version: "0.1.0".into(),
             ..Default::default()
