@@ -11,3 +11,14 @@ apt_install() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
 }
+
+# apt_install_quiet PACKAGE...: the same, without starting the services
+# the packages ship (rsyslog, nats-server: the tests run their own
+# instances and the host's logging must not change under them).
+apt_install_quiet() {
+    local policy=/usr/sbin/policy-rc.d had=0
+    [ -e "$policy" ] && had=1
+    [ "$had" = 1 ] || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod 755 "$policy"; }
+    apt_install "$@" || { [ "$had" = 1 ] || rm -f "$policy"; return 1; }
+    [ "$had" = 1 ] || rm -f "$policy"
+}

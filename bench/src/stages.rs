@@ -152,7 +152,7 @@ fn file_sink(event: &[u8], n: u64) -> anyhow::Result<FileStage> {
         keep: 2,
         ..FileOutput::default()
     };
-    let mut sink = FileSink::open(&dir.path().join("events.jsonl"), &config)?;
+    let mut sink = FileSink::open(&dir.path().join("events.jsonl"), &config, "bench")?;
     let me = std::process::id();
     let cpu0 = crate::proc::cpu_seconds(me).unwrap_or(0.0);
     let t = Instant::now();

@@ -13,7 +13,7 @@ use crate::exclusions::Exclusions;
 use crate::hot::HotSources;
 use crate::loss::{LossLedger, RecentLoss};
 use crate::ocsf;
-use crate::sink::Sink;
+use crate::sink::{Flushed, OutputReport, Outputs, Sink};
 
 pub struct Pipeline {
     hostname: String,
@@ -23,7 +23,7 @@ pub struct Pipeline {
     recent: RecentLoss,
     /// The configured exclusions, for what the kernel did not filter.
     exclusions: Exclusions,
-    sink: Box<dyn Sink + Send>,
+    sink: Outputs,
     overlap: Option<Overlap>,
     hot: HotSources,
     /// The serialized event, reused so the hot path does not allocate.
@@ -59,7 +59,12 @@ fn dedup_key(event: &Event) -> Option<String> {
 }
 
 impl Pipeline {
+    /// One sink as the only output (tests, benchmarks).
     pub fn new(enricher: Enricher, sink: Box<dyn Sink + Send>) -> Self {
+        Self::with_outputs(enricher, Outputs::single(sink))
+    }
+
+    pub fn with_outputs(enricher: Enricher, sink: Outputs) -> Self {
         let hostname = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default();
@@ -145,6 +150,10 @@ impl Pipeline {
     /// written, and every event of a failed write is lost, per kind.
     pub fn flush(&mut self) {
         let flushed = self.sink.flush();
+        self.account(flushed);
+    }
+
+    fn account(&mut self, flushed: Flushed) {
         for (kind, n) in flushed.delivered {
             if let Some(kind) = kind {
                 self.ledger.delivered(kind, n);
@@ -160,7 +169,12 @@ impl Pipeline {
     /// The sink's state (health) and its settings (reload, SIGHUP: the
     /// file is reopened).
     pub fn sink_status(&self) -> crate::sink::SinkStatus {
-        self.sink.status()
+        self.sink.file_status()
+    }
+
+    /// Every output's state (health `outputs`, `output_counters`).
+    pub fn output_reports(&self) -> Vec<OutputReport> {
+        self.sink.reports()
     }
 
     pub fn reconfigure_sink(&mut self, config: &crate::sink::OutputConfig) {
@@ -169,7 +183,8 @@ impl Pipeline {
 
     /// At stop, after the last flush.
     pub fn close_sink(&mut self) {
-        self.sink.close();
+        let flushed = self.sink.close();
+        self.account(flushed);
     }
 
     /// Periodic housekeeping; also called at shutdown.

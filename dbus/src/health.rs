@@ -71,6 +71,14 @@ health! {
     /// (renamed or removed under the sensor, SIGHUP, Reload),
     /// torn_records_cut (a torn last line cut at start).
     event_output_counters: BTreeMap<String, u64>,
+    /// Each output (`file`, `syslog`, `nats`) that is enabled: `ok:
+    /// <target>` or `failing: <target>: <why>` (unhealthy).
+    outputs: BTreeMap<String, String>,
+    /// `<output>.<counter>`: delivered, lost, connected (1 or 0),
+    /// backlog_events and backlog_bytes (held in memory), spooled_bytes
+    /// (NATS, on disk), and each output's own (bytes_written, rotations,
+    /// connects, write_errors, acknowledged, ...).
+    output_counters: BTreeMap<String, u64>,
     version: String,
     kernel: String,
     /// What the kernel offers eBPF, probed at start: capability → `yes`

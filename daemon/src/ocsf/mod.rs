@@ -467,3 +467,40 @@ fn loss_record(l: &LossRecord, hostname: &str, out: &mut Vec<u8>) {
             });
     });
 }
+
+/// An output's own loss, written into that output when it accepts events
+/// again: how many events of each kind it could not deliver, and why.
+pub fn output_loss_record(
+    output: &str,
+    lost: &std::collections::BTreeMap<String, u64>,
+    why: &str,
+    time_ns: u64,
+    hostname: &str,
+    out: &mut Vec<u8>,
+) {
+    let missing: u64 = lost.values().sum();
+    let source = format!("output:{output}");
+    object(out, |o| {
+        o.u64("class_uid", 0)
+            .caption("class_name", "Base Event")
+            .u64("category_uid", 0)
+            .u64("activity_id", 99)
+            .caption("activity_name", "Loss")
+            .u64("type_uid", 99)
+            .u64("severity_id", 3)
+            .u64("time", ms(time_ns))
+            .str(
+                "message",
+                &format!("{missing} event(s) could not be delivered to the {output} output: {why}"),
+            )
+            .obj("metadata", |m| metadata(m, &source, None))
+            .obj("device", |d| device(d, hostname))
+            .obj("unmapped", |u| {
+                u.caption("record", "loss")
+                    .caption("detected_by", "output_failed")
+                    .str("source", &source)
+                    .u64("missing", missing)
+                    .counts("lost_by_type", lost);
+            });
+    });
+}

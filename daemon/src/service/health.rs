@@ -126,12 +126,7 @@ impl Daemon {
             issues.push("D-Bus API unavailable".into());
         }
         let sink = self.pipeline.sink_status();
-        if let Some(e) = &sink.error {
-            issues.push(format!(
-                "events cannot be written to {}: {e} (each is counted as lost until writes succeed)",
-                self.event_output()
-            ));
-        }
+        let (outputs, output_counters) = self.outputs_health(&mut issues);
         let loss_last_minute = self.pipeline.loss_last_minute();
         if !loss_last_minute.is_empty() {
             let what: Vec<String> = loss_last_minute
@@ -178,6 +173,8 @@ impl Daemon {
             event_output: self.event_output(),
             event_output_error: sink.error.clone().unwrap_or_default(),
             event_output_counters: sink.counters,
+            outputs,
+            output_counters,
             version: env!("CARGO_PKG_VERSION").into(),
             kernel: self.host.kernel.clone(),
             kernel_capabilities: self.probed.capabilities.clone(),
@@ -187,5 +184,38 @@ impl Daemon {
                 self.probed.variant.1
             ),
         }
+    }
+
+    /// Each output's line and counters; an output that fails is an issue.
+    fn outputs_health(
+        &self,
+        issues: &mut Vec<String>,
+    ) -> (BTreeMap<String, String>, BTreeMap<String, u64>) {
+        let mut lines = BTreeMap::new();
+        let mut counters = BTreeMap::new();
+        for r in self.pipeline.output_reports() {
+            let name = r.kind.as_str();
+            let target = if r.kind == crate::sink::OutputKind::File {
+                self.event_output()
+            } else {
+                r.target.clone()
+            };
+            let line = match &r.status.error {
+                None => format!("ok: {target}"),
+                Some(e) => {
+                    issues.push(format!(
+                        "events cannot be delivered to the {name} output ({target}): {e} (each is counted as lost unless it waits in the output's backlog or spool)"
+                    ));
+                    format!("failing: {target}: {e}")
+                }
+            };
+            lines.insert(name.to_string(), line);
+            counters.insert(format!("{name}.delivered"), r.delivered);
+            counters.insert(format!("{name}.lost"), r.lost);
+            for (k, v) in r.status.counters {
+                counters.insert(format!("{name}.{k}"), v);
+            }
+        }
+        (lines, counters)
     }
 }

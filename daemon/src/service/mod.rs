@@ -33,7 +33,7 @@ use crate::process_cache::ProcessCache;
 use crate::procfs;
 use crate::provider::support::OsRelease;
 use crate::provider::{EbpfSetting, FallbackReason};
-use crate::sink::{FileSink, JsonLines, Sink};
+use crate::sink::{OutputContext, Outputs};
 use crate::source::EventSource;
 
 /// Tail latency bound for events below the wake-up threshold.
@@ -110,13 +110,17 @@ impl Daemon {
         raise_memlock_limit();
         let clock = HostClock::from_system().context("read boot id and clocks")?;
         let config = crate::config::load(&args.config_paths()).map_err(|e| anyhow!("{e}"))?;
-        let sink: Box<dyn Sink + Send> = match args.event_output() {
-            None => Box::new(JsonLines::stdout()),
-            Some(path) => Box::new(
-                FileSink::open(&path, &config.settings.output.file)
-                    .with_context(|| format!("open event output {}", path.display()))?,
-            ),
-        };
+        let outputs = Outputs::open(
+            OutputContext {
+                hostname: nix::unistd::gethostname()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                event_path: args.event_output(),
+                state_dir: args.state_dir.clone(),
+            },
+            &config.settings.output,
+        )
+        .context("start the event outputs")?;
         let setting = match args.ebpf_supplementary_event_provider.as_deref() {
             None => config.settings.ebpf_supplementary_event_provider,
             Some("enabled") => EbpfSetting::Enabled,
@@ -148,7 +152,7 @@ impl Daemon {
             procs: ProcConnectorSource::default(),
             ebpf_loaded_before: false,
             probed,
-            pipeline: Pipeline::new(Enricher::new(clock, ProcessCache::new()), sink),
+            pipeline: Pipeline::with_outputs(Enricher::new(clock, ProcessCache::new()), outputs),
             host,
             config,
             setting,

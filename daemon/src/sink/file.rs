@@ -15,6 +15,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use super::loss_note::LossNote;
 use super::{
     BatchWriter, FileOutput, Flushed, FsyncPolicy, OutputConfig, Pending, Sink, SinkStatus,
 };
@@ -29,6 +30,8 @@ pub struct FileSink {
     /// means it was renamed or removed under us.
     identity: (u64, u64),
     pending: Pending,
+    /// Events lost here, reported by a record ahead of the next write.
+    note: LossNote,
     /// Written since the last fsync.
     dirty: bool,
     error: Option<String>,
@@ -41,7 +44,7 @@ pub struct FileSink {
 impl FileSink {
     /// Opens (creating it, mode 0640, and its directory) `path` for
     /// appending; a torn last line left by a crash is cut first.
-    pub fn open(path: &Path, config: &FileOutput) -> io::Result<Self> {
+    pub fn open(path: &Path, config: &FileOutput, hostname: &str) -> io::Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -53,9 +56,11 @@ impl FileSink {
             );
         }
         let mut pending = Pending::default();
+        let mut note = LossNote::new("file", hostname);
         if torn > 0 {
             // Reported with the first flush, like any loss at the sink.
             pending.early.lost.insert(None, 1);
+            note.add(&pending.early.lost, "a torn last record cut at start");
         }
         let mut sink = Self {
             path: path.to_path_buf(),
@@ -63,6 +68,7 @@ impl FileSink {
             file: None,
             identity: (0, 0),
             pending,
+            note,
             dirty: false,
             error: None,
             bytes: 0,
@@ -166,9 +172,15 @@ impl BatchWriter for FileSink {
     }
 
     fn write_batch(&mut self) -> Flushed {
+        // What an earlier failed write lost goes first, in the same write.
+        let note = self.note.record().map(|mut r| {
+            r.push(b'\n');
+            r.extend_from_slice(&self.pending.batch.bytes);
+            r
+        });
         let result = self.prepare().and_then(|size_before| {
             let mut f = self.current()?;
-            let written = f.write_all(&self.pending.batch.bytes);
+            let written = f.write_all(note.as_deref().unwrap_or(&self.pending.batch.bytes));
             if written.is_err() {
                 // Part of the batch may be in the file: cut it back so
                 // that no line is split (the whole batch counts as lost).
@@ -178,7 +190,11 @@ impl BatchWriter for FileSink {
         });
         match &result {
             Ok(()) => {
-                self.bytes += self.pending.batch.bytes.len() as u64;
+                self.note.delivered();
+                self.bytes += note
+                    .as_ref()
+                    .map_or(self.pending.batch.bytes.len(), Vec::len)
+                    as u64;
                 self.dirty = true;
                 if self.error.take().is_some() {
                     log::info!("{}: events are written again", self.path.display());
@@ -195,6 +211,7 @@ impl BatchWriter for FileSink {
                     );
                 }
                 self.error = Some(e.to_string());
+                self.note.add(&self.pending.batch.kinds, &e.to_string());
             }
         }
         self.pending.batch.settle(result)
@@ -251,9 +268,11 @@ impl Sink for FileSink {
         }
     }
 
-    fn close(&mut self) {
+    fn close(&mut self) -> Flushed {
+        let out = self.flush_pending();
         self.dirty = true;
         self.sync();
+        out
     }
 }
 
@@ -272,7 +291,7 @@ fn rename_if_present(from: &Path, to: &Path) -> io::Result<()> {
 }
 
 /// Cuts a last line without its newline (bytes removed; 0 when whole).
-fn repair_torn_tail(path: &Path) -> io::Result<u64> {
+pub(super) fn repair_torn_tail(path: &Path) -> io::Result<u64> {
     let mut f = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),

@@ -1,12 +1,26 @@
 //! Where serialized events go: JSON Lines on stdout or in a rotating
-//! file. An event counts as delivered only once its sink has written it;
-//! a failed write counts every event it carried as lost, per kind.
+//! file, RFC 5424 syslog, NATS JetStream — several at once (`Outputs`).
+//! An event counts as delivered only once its output has accepted it
+//! (written, sent, acknowledged); every event an output could not
+//! deliver is lost, per kind, and reported in band by that output.
 
 mod file;
+mod loss_note;
+mod nats;
+mod outputs;
+mod queue;
 mod settings;
+mod syslog;
+mod threaded;
+mod tls;
 
 pub use file::FileSink;
-pub use settings::{FileOutput, FsyncPolicy, OutputConfig};
+pub use outputs::{OpenError, OutputContext, OutputKind, OutputReport, Outputs};
+pub use settings::{
+    FileOutput, FsyncPolicy, NatsOutput, OutputConfig, SyslogFacility, SyslogOutput,
+    SyslogTransport, TlsSettings,
+};
+pub use syslog::class_name;
 
 use std::collections::BTreeMap;
 use std::io::{self, Stdout, Write};
@@ -63,8 +77,11 @@ pub trait Sink: Send {
     fn status(&self) -> SinkStatus {
         SinkStatus::default()
     }
-    /// At stop: everything written forced to the disk.
-    fn close(&mut self) {}
+    /// At stop: what is buffered delivered (or counted lost), and
+    /// everything written forced to the disk.
+    fn close(&mut self) -> Flushed {
+        self.flush()
+    }
 }
 
 /// Whole records waiting for the next write, with their kinds.
@@ -198,7 +215,7 @@ impl Sink for Box<dyn Sink + Send> {
     fn status(&self) -> SinkStatus {
         (**self).status()
     }
-    fn close(&mut self) {
+    fn close(&mut self) -> Flushed {
         (**self).close()
     }
 }

@@ -2,6 +2,7 @@ use super::*;
 
 fn config(max: u64, keep: u32) -> FileOutput {
     FileOutput {
+        enabled: true,
         max_size: bytesize::ByteSize::b(max),
         keep,
         fsync: FsyncPolicy::Interval,
@@ -46,7 +47,7 @@ fn numbers(v: &[serde_json::Value]) -> Vec<u64> {
 fn rotates_by_size_keeps_lines_whole_and_loses_nothing_it_keeps() {
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("events.jsonl");
-    let mut s = FileSink::open(&path, &config(500, 50)).unwrap();
+    let mut s = FileSink::open(&path, &config(500, 50), "h").unwrap();
     let mut delivered = 0;
     for i in 0..100 {
         s.push(&record(i), Some(EventKind::FileOpen));
@@ -70,7 +71,7 @@ fn rotates_by_size_keeps_lines_whole_and_loses_nothing_it_keeps() {
 fn keeps_only_keep_rotated_files() {
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("events.jsonl");
-    let mut s = FileSink::open(&path, &config(200, 2)).unwrap();
+    let mut s = FileSink::open(&path, &config(200, 2), "h").unwrap();
     for i in 0..40 {
         s.push(&record(i), None);
         s.flush();
@@ -89,7 +90,7 @@ fn keeps_only_keep_rotated_files() {
 fn a_file_renamed_under_the_sensor_is_followed_by_a_new_one() {
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("events.jsonl");
-    let mut s = FileSink::open(&path, &config(0, 5)).unwrap();
+    let mut s = FileSink::open(&path, &config(0, 5), "h").unwrap();
     for i in 0..10 {
         s.push(&record(i), None);
     }
@@ -111,7 +112,7 @@ fn a_file_renamed_under_the_sensor_is_followed_by_a_new_one() {
 fn a_file_removed_under_the_sensor_is_recreated_at_the_next_tick() {
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("events.jsonl");
-    let mut s = FileSink::open(&path, &config(0, 5)).unwrap();
+    let mut s = FileSink::open(&path, &config(0, 5), "h").unwrap();
     s.push(&record(0), None);
     s.flush();
     std::fs::remove_file(&path).unwrap();
@@ -127,15 +128,20 @@ fn a_torn_last_line_is_cut_at_start() {
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("events.jsonl");
     std::fs::write(&path, b"{\"n\":1}\n{\"n\":2}\n{\"n\":3,\"pa").unwrap();
-    let mut s = FileSink::open(&path, &config(0, 5)).unwrap();
+    let mut s = FileSink::open(&path, &config(0, 5), "h").unwrap();
     assert_eq!(s.status().counters["torn_records_cut"], 1);
     s.push(b"{\"n\":4}", None);
     let f = s.flush();
     assert_eq!(f.lost[&None], 1, "the torn record counts as lost");
-    assert_eq!(numbers(&lines(&path, 0)), vec![1, 2, 4]);
+    let all = lines(&path, 0);
+    // ...and is reported in band, ahead of the next events.
+    assert_eq!(all[2]["unmapped"]["detected_by"], "output_failed");
+    assert_eq!(all[2]["unmapped"]["lost_by_type"]["other"], 1);
+    let rest: Vec<_> = all.into_iter().filter(|l| l.get("n").is_some()).collect();
+    assert_eq!(numbers(&rest), vec![1, 2, 4]);
     // A whole file is left alone.
     drop(s);
-    let mut s = FileSink::open(&path, &config(0, 5)).unwrap();
+    let mut s = FileSink::open(&path, &config(0, 5), "h").unwrap();
     assert_eq!(s.status().counters["torn_records_cut"], 0);
     assert!(s.flush().lost.is_empty());
 }
@@ -143,7 +149,7 @@ fn a_torn_last_line_is_cut_at_start() {
 #[test]
 fn a_failed_write_counts_every_event_of_the_batch_per_kind() {
     // /dev/full: every write fails with ENOSPC.
-    let mut s = FileSink::open(Path::new("/dev/full"), &config(0, 5)).unwrap();
+    let mut s = FileSink::open(Path::new("/dev/full"), &config(0, 5), "h").unwrap();
     s.push(b"{}", Some(EventKind::FileOpen));
     s.push(b"{}", Some(EventKind::FileOpen));
     s.push(b"{}", Some(EventKind::ProcessExec));

@@ -1,5 +1,11 @@
-//! The `output:` section of the configuration: how the event file is
-//! rotated and synced. Changeable live (reload).
+//! The `output:` section of the configuration: which outputs receive the
+//! events (several at once) and how each delivers. Changeable live
+//! (reload): an output whose settings changed is restarted, the others
+//! keep running.
+
+mod network;
+
+pub use network::{NatsOutput, SyslogFacility, SyslogOutput, SyslogTransport, TlsSettings};
 
 use serde::{Deserialize, Serialize};
 
@@ -7,6 +13,8 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct OutputConfig {
     pub file: FileOutput,
+    pub syslog: SyslogOutput,
+    pub nats: NatsOutput,
 }
 
 /// Below this a rotation's own file events (the sensor renames `keep`
@@ -31,6 +39,28 @@ impl OutputConfig {
                 format!("{}: at most {MAX_KEEP} rotated files", self.file.keep),
             ));
         }
+        if !self.file.enabled && !self.syslog.enabled && !self.nats.enabled {
+            out.push((
+                "output".into(),
+                "every output is disabled: events would go nowhere (enable file, syslog or nats)"
+                    .into(),
+            ));
+        }
+        self.syslog.problems(&mut out);
+        self.nats.problems(&mut out);
+        out
+    }
+
+    /// Whether an enabled output sends over IP (the unit's sandbox must
+    /// let it: `mdatpd unit-dropin`).
+    pub fn network_targets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.syslog.enabled && self.syslog.transport != SyslogTransport::Unix {
+            out.push(self.syslog.address.clone());
+        }
+        if self.nats.enabled {
+            out.extend(self.nats.servers.iter().cloned());
+        }
         out
     }
 }
@@ -38,6 +68,8 @@ impl OutputConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileOutput {
+    /// Events into the event file (or stdout in the foreground).
+    pub enabled: bool,
     /// Rotate when the file would grow past this ("100MiB", "512KiB", or
     /// bytes). 0: never rotate.
     pub max_size: bytesize::ByteSize,
@@ -50,6 +82,7 @@ pub struct FileOutput {
 impl Default for FileOutput {
     fn default() -> Self {
         Self {
+            enabled: true,
             max_size: bytesize::ByteSize::mib(100),
             keep: 5,
             fsync: FsyncPolicy::Interval,

@@ -1,0 +1,418 @@
+//! The NATS JetStream output, on its own thread with its own tokio
+//! runtime (the event loop never waits on the server). Each event is
+//! published to `<subject_prefix>.<OCSF class>` with a message id
+//! (`<host>.<run>.<sequence>`, kept with the event in the spool) and
+//! counts as delivered when the stream acknowledged it. While the server
+//! is unreachable or refuses, events go to the spool and are published
+//! from it, in order, when it is back; beyond the spool they are lost,
+//! counted, and reported by a loss record in the stream.
+
+mod spool;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::Publish};
+use spool::Spool;
+
+use super::loss_note::LossNote;
+use super::queue::{Queue, Record};
+use super::syslog::class_name;
+use super::threaded::ThreadedSink;
+use super::{KindCounts, NatsOutput};
+use crate::kind::EventKind;
+
+/// Events in memory between the loop and this thread (beyond: the
+/// spool takes them; beyond the spool: lost).
+const QUEUE_BYTES: usize = 32 << 20;
+/// Publishes in flight before their acknowledgements are awaited.
+const WINDOW: usize = 1024;
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A stream the sensor creates drops a replayed message id this long
+/// after the first (the longest outage a replay is de-duplicated over).
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
+
+pub fn target(cfg: &NatsOutput) -> String {
+    cfg.servers.join(",")
+}
+
+pub fn spawn(cfg: &NatsOutput, hostname: &str, state_dir: &Path) -> std::io::Result<ThreadedSink> {
+    let spool_dir = state_dir.join(&cfg.spool_dir);
+    let (spool, torn) = Spool::open(&spool_dir, cfg.spool_max_bytes.as_u64())
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", spool_dir.display())))?;
+    let mut note = LossNote::new("nats", hostname);
+    if torn > 0 {
+        log::warn!(
+            "{}: cut {torn} torn record(s) a crash left in the NATS spool (counted lost)",
+            spool_dir.display()
+        );
+        note.add(
+            &[(None, torn)].into_iter().collect(),
+            "torn in the spool by a crash",
+        );
+    }
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let id_prefix = format!("{}.{run_id}", hostname.replace(['.', ' '], "_"));
+    let cfg = cfg.clone();
+    ThreadedSink::spawn("nats", hostname, QUEUE_BYTES, move |q| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        let worker = Worker {
+            q: Arc::clone(&q),
+            target: target(&cfg),
+            cfg,
+            spool,
+            spool_dir,
+            note,
+            id_prefix,
+            seq: 0,
+            js: None,
+            torn,
+        };
+        match rt {
+            Ok(rt) => rt.block_on(worker.run()),
+            Err(e) => q.state(|s| s.error = Some(format!("cannot start the NATS runtime: {e}"))),
+        }
+    })
+}
+
+struct Worker {
+    q: Arc<Queue>,
+    cfg: NatsOutput,
+    target: String,
+    spool: Spool,
+    spool_dir: PathBuf,
+    note: LossNote,
+    id_prefix: String,
+    seq: u64,
+    js: Option<(async_nats::Client, jetstream::Context)>,
+    torn: u64,
+}
+
+/// One event on its way: id, kind, JSON.
+struct Outgoing {
+    id: String,
+    kind: Option<EventKind>,
+    bytes: Vec<u8>,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        if self.torn > 0 {
+            self.q.lost(
+                &[(None, self.torn)].into_iter().collect(),
+                "torn in the spool by a crash",
+            );
+        }
+        let mut backoff = Duration::from_millis(100);
+        let mut last_error = String::new();
+        loop {
+            let (stopping, expired) = self.q.stopping();
+            self.publish_state();
+            if expired
+                || (stopping
+                    && self.q.snapshot().backlog_events == 0
+                    && (self.js.is_none() || self.spool.is_empty()))
+            {
+                // What is left waits in the spool for the next start.
+                let rest = self.q.drain();
+                self.spool_records(rest);
+                return;
+            }
+            if self.js.is_none() {
+                match self.connect().await {
+                    Ok(c) => {
+                        log::info!("nats output: connected to {}", self.target);
+                        self.js = Some(c);
+                        last_error.clear();
+                        backoff = Duration::from_millis(100);
+                    }
+                    Err(why) => {
+                        self.failing(&mut last_error, why);
+                        let rest = self.q.take(usize::MAX, Duration::ZERO);
+                        self.spool_records(rest);
+                        self.sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
+                }
+            }
+            let result = if self.spool.is_empty() && self.note.is_empty() {
+                self.publish_queued().await
+            } else {
+                // Order: while anything is spooled, new events queue
+                // behind it.
+                let rest = self.q.take(usize::MAX, Duration::ZERO);
+                self.spool_records(rest);
+                self.publish_spooled().await
+            };
+            match result {
+                Ok(()) => {
+                    if !last_error.is_empty() {
+                        log::info!("nats output: {} acknowledges again", self.target);
+                        last_error.clear();
+                        self.q.state(|s| s.error = None);
+                    }
+                    backoff = Duration::from_millis(100);
+                }
+                Err(why) => {
+                    self.failing(&mut last_error, why);
+                    self.sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    fn failing(&self, last_error: &mut String, why: String) {
+        if why != *last_error {
+            log::warn!("nats output: {why} (events wait in the spool)");
+            *last_error = why.clone();
+        }
+        self.q.state(|s| s.error = Some(why));
+    }
+
+    fn publish_state(&self) {
+        let connected = self
+            .js
+            .as_ref()
+            .is_some_and(|(c, _)| c.connection_state() == async_nats::connection::State::Connected);
+        let spooled = self.spool.pending_bytes();
+        self.q.state(|s| {
+            s.connected = connected;
+            s.counters.insert("spooled_bytes", spooled);
+        });
+    }
+
+    /// Sleeps in short steps, so that a stop is seen soon.
+    async fn sleep(&self, d: Duration) {
+        let until = tokio::time::Instant::now() + d;
+        while tokio::time::Instant::now() < until && !self.q.stopping().0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn connect(&self) -> Result<(async_nats::Client, jetstream::Context), String> {
+        let what = |e: &dyn std::fmt::Display| format!("cannot connect to {}: {e}", self.target);
+        let mut opts = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(5))
+            .max_reconnects(None)
+            .name("mdatpd");
+        if let Some(c) = &self.cfg.credentials_file {
+            opts = opts
+                .credentials_file(c)
+                .await
+                .map_err(|e| format!("{}: {e}", c.display()))?;
+        }
+        if let Some(ca) = &self.cfg.tls.ca_file {
+            opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+            if let (Some(c), Some(k)) = (&self.cfg.tls.cert_file, &self.cfg.tls.key_file) {
+                opts = opts.add_client_certificate(c.clone(), k.clone());
+            }
+        }
+        let addrs: Vec<async_nats::ServerAddr> = self
+            .cfg
+            .servers
+            .iter()
+            .map(|s| s.parse().map_err(|e| format!("{s}: {e}")))
+            .collect::<Result<_, _>>()?;
+        let client = opts.connect(addrs).await.map_err(|e| what(&e))?;
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(Duration::from_millis(self.cfg.ack_timeout_ms));
+        if !self.cfg.stream.is_empty() {
+            let config = jetstream::stream::Config {
+                name: self.cfg.stream.clone(),
+                subjects: vec![format!("{}.>", self.cfg.subject_prefix)],
+                storage: jetstream::stream::StorageType::File,
+                duplicate_window: DUPLICATE_WINDOW,
+                ..Default::default()
+            };
+            js.get_or_create_stream(config)
+                .await
+                .map_err(|e| format!("stream {}: {e}", self.cfg.stream))?;
+        }
+        Ok((client, js))
+    }
+
+    fn next_id(&mut self) -> String {
+        self.seq += 1;
+        format!("{}.{}", self.id_prefix, self.seq)
+    }
+
+    /// Events into the spool, in order: an owed loss record first; what
+    /// does not fit is lost and owed.
+    fn spool_records(&mut self, records: Vec<Record>) {
+        if records.is_empty() && self.note.is_empty() {
+            return;
+        }
+        let mut out: Vec<Outgoing> = Vec::with_capacity(records.len() + 1);
+        let noted = self.note.record().map(|bytes| {
+            let id = self.next_id();
+            out.push(Outgoing {
+                id,
+                kind: None,
+                bytes,
+            });
+        });
+        for r in records {
+            let id = self.next_id();
+            out.push(Outgoing {
+                id,
+                kind: r.kind,
+                bytes: r.bytes,
+            });
+        }
+        let written = match self.spool.append(
+            out.iter()
+                .map(|o| (o.id.as_str(), o.kind, o.bytes.as_slice())),
+        ) {
+            Ok(n) => n,
+            Err(e) => {
+                log::warn!(
+                    "nats output: {}: cannot write the spool: {e}",
+                    self.spool_dir.display()
+                );
+                0
+            }
+        };
+        let skip_note = usize::from(noted.is_some());
+        if noted.is_some() && written > 0 {
+            self.note.delivered();
+        }
+        let lost: Vec<&Outgoing> = out.iter().skip(written.max(skip_note)).collect();
+        if !lost.is_empty() {
+            let mut kinds = KindCounts::new();
+            for o in &lost {
+                *kinds.entry(o.kind).or_default() += 1;
+            }
+            let why = format!(
+                "the NATS spool is full ({} at {})",
+                self.cfg.spool_max_bytes,
+                self.spool_dir.display()
+            );
+            self.note.add(&kinds, &why);
+            self.q.lost(&kinds, &why);
+        }
+    }
+
+    /// Publishes a window of events and awaits their acknowledgements;
+    /// the number acknowledged in order (the rest must be sent again).
+    async fn publish(&self, batch: &[Outgoing]) -> (usize, Option<String>) {
+        let Some((_, js)) = &self.js else {
+            return (0, Some("not connected".into()));
+        };
+        let mut acks = Vec::with_capacity(batch.len());
+        for o in batch {
+            let subject = format!("{}.{}", self.cfg.subject_prefix, class_name(&o.bytes));
+            let msg = Publish::build()
+                .payload(bytes::Bytes::copy_from_slice(&o.bytes))
+                .message_id(&o.id);
+            match js.send_publish(subject, msg).await {
+                Ok(ack) => acks.push(ack),
+                Err(e) => {
+                    acks.clear();
+                    return (0, Some(format!("publish to {}: {e}", self.target)));
+                }
+            }
+        }
+        for (i, ack) in acks.into_iter().enumerate() {
+            if let Err(e) = ack.await {
+                return (
+                    i,
+                    Some(format!("no acknowledgement from {}: {e}", self.target)),
+                );
+            }
+        }
+        (batch.len(), None)
+    }
+
+    async fn publish_queued(&mut self) -> Result<(), String> {
+        let records = self.q.take(4 << 20, Duration::ZERO);
+        if records.is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            return Ok(());
+        }
+        let mut out = Vec::with_capacity(records.len());
+        for r in records {
+            let id = self.next_id();
+            out.push(Outgoing {
+                id,
+                kind: r.kind,
+                bytes: r.bytes,
+            });
+        }
+        let mut done = 0;
+        for chunk in out.chunks(WINDOW) {
+            let (acked, err) = self.publish(chunk).await;
+            self.delivered(&chunk[..acked]);
+            done += acked;
+            if let Some(e) = err {
+                // The rest keeps its ids: a copy the server did store is
+                // dropped by the stream's de-duplication.
+                let rest = &out[done..];
+                let written = self
+                    .spool
+                    .append(
+                        rest.iter()
+                            .map(|o| (o.id.as_str(), o.kind, o.bytes.as_slice())),
+                    )
+                    .unwrap_or(0);
+                if written < rest.len() {
+                    let mut kinds = KindCounts::new();
+                    for o in &rest[written..] {
+                        *kinds.entry(o.kind).or_default() += 1;
+                    }
+                    let why = "the NATS spool is full".to_string();
+                    self.note.add(&kinds, &why);
+                    self.q.lost(&kinds, &why);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish_spooled(&mut self) -> Result<(), String> {
+        let recs = self
+            .spool
+            .read(WINDOW)
+            .map_err(|e| format!("{}: cannot read the spool: {e}", self.spool_dir.display()))?;
+        if recs.is_empty() {
+            return Ok(());
+        }
+        let out: Vec<Outgoing> = recs
+            .iter()
+            .map(|r| Outgoing {
+                id: r.id.clone(),
+                kind: r.kind,
+                bytes: r.bytes.clone(),
+            })
+            .collect();
+        let (acked, err) = self.publish(&out).await;
+        if acked > 0 {
+            self.delivered(&out[..acked]);
+            self.spool.commit(recs[acked - 1].end).map_err(|e| {
+                format!("{}: cannot record progress: {e}", self.spool_dir.display())
+            })?;
+        }
+        err.map_or(Ok(()), Err)
+    }
+
+    fn delivered(&self, done: &[Outgoing]) {
+        if done.is_empty() {
+            return;
+        }
+        let mut kinds = KindCounts::new();
+        for o in done {
+            *kinds.entry(o.kind).or_default() += 1;
+        }
+        self.q.delivered(&kinds);
+        self.q.state(|s| {
+            *s.counters.entry("acknowledged").or_default() += done.len() as u64;
+        });
+    }
+}
