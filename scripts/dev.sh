@@ -31,7 +31,10 @@ need_root() {
 }
 
 . scripts/apt.sh
-install_packages() { apt_install "${APT_PACKAGES[@]}"; }
+# The delivery tests' receivers: installed without starting their
+# services (the tests run private instances).
+QUIET_PACKAGES=(rsyslog rsyslog-gnutls nats-server openssl)
+install_packages() { apt_install "${APT_PACKAGES[@]}"; apt_install_quiet "${QUIET_PACKAGES[@]}"; }
 
 check_rust() {
     command -v cargo >/dev/null || die "cargo not found: install Rust >= $MIN_RUST with rustup (Debian 12's rustc is too old)"

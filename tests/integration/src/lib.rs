@@ -537,3 +537,38 @@ pub fn health_json(bus: &PrivateBus) -> Value {
     );
     serde_json::from_slice(&out.stdout).expect("health JSON")
 }
+
+/// How often each marker appears as an exec's argument.
+pub fn marker_counts(lines: &[Value], prefix: &str) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for v in lines.iter().filter(|v| is_exec(v)) {
+        let cmd = at(v, "/process/cmd_line").as_str().unwrap_or_default();
+        if let Some(w) = cmd.split_whitespace().find(|w| w.starts_with(prefix)) {
+            *m.entry(w.to_string()).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+/// Runs `/bin/true <prefix><i>` for each i: marked execs.
+pub fn run_markers(prefix: &str, range: std::ops::Range<usize>) {
+    for i in range {
+        let st = std::process::Command::new("/bin/true")
+            .arg(format!("{prefix}{i}"))
+            .status()
+            .expect("run /bin/true");
+        assert!(st.success());
+    }
+}
+
+/// Polls `f` every 200 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    f()
+}

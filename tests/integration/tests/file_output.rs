@@ -6,10 +6,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mdatp_integration_tests::{
-    BusPolicy, Daemon, PrivateBus, at, health_json, is_exec, say_skipped, serial, start_on_bus,
+    BusPolicy, Daemon, PrivateBus, health_json, marker_counts, run_markers, say_skipped, serial,
+    start_on_bus, wait_until,
 };
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -53,39 +54,6 @@ fn all_lines(dir: &Path) -> Vec<Value> {
         }
     }
     out
-}
-
-/// How often each marker appears as an exec's argument.
-fn marker_counts(lines: &[Value], prefix: &str) -> std::collections::BTreeMap<String, usize> {
-    let mut m = std::collections::BTreeMap::new();
-    for v in lines.iter().filter(|v| is_exec(v)) {
-        let cmd = at(v, "/process/cmd_line").as_str().unwrap_or_default();
-        if let Some(w) = cmd.split_whitespace().find(|w| w.starts_with(prefix)) {
-            *m.entry(w.to_string()).or_insert(0) += 1;
-        }
-    }
-    m
-}
-
-fn run_markers(prefix: &str, range: std::ops::Range<usize>) {
-    for i in range {
-        let st = Command::new("/bin/true")
-            .arg(format!("{prefix}{i}"))
-            .status()
-            .expect("run /bin/true");
-        assert!(st.success());
-    }
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    f()
 }
 
 fn config(dir: &Path, yaml: &str) {
@@ -253,6 +221,21 @@ fn a_full_disk_counts_every_lost_event_and_writing_resumes_with_space() {
         (40..45).all(|i| w.contains_key(&format!("{prefix}{i}")))
     });
     assert!(resumed, "writing did not resume once space returned");
+    // The loss is in band: a record ahead of the resumed events says
+    // how many events of each kind the file could not take.
+    let noted: u64 = all_lines(&logs)
+        .iter()
+        .filter(|l| l["unmapped"]["detected_by"] == "output_failed")
+        .map(|l| {
+            l["unmapped"]["lost_by_type"]["process_exec"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .sum();
+    assert!(
+        noted >= missing,
+        "{missing} marked execs missing, the file's loss records say {noted}"
+    );
     // Health is refreshed every second.
     let cleared = wait_until(Duration::from_secs(5), || {
         health_json(&bus)["event_output_error"] == ""

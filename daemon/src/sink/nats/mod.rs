@@ -116,7 +116,7 @@ impl Worker {
             if expired
                 || (stopping
                     && self.q.snapshot().backlog_events == 0
-                    && (self.js.is_none() || self.spool.is_empty()))
+                    && (!self.connected() || self.spool.is_empty()))
             {
                 // What is left waits in the spool for the next start.
                 let rest = self.q.drain();
@@ -140,6 +140,21 @@ impl Worker {
                         continue;
                     }
                 }
+            }
+            if !self.connected() {
+                // The client reconnects by itself; meanwhile events wait
+                // on disk rather than in its buffer, and nothing waits
+                // for acknowledgements that cannot come.
+                let rest = self.q.take(usize::MAX, Duration::ZERO);
+                self.spool_records(rest);
+                if last_error.is_empty() {
+                    self.failing(
+                        &mut last_error,
+                        format!("disconnected from {}", self.target),
+                    );
+                }
+                self.sleep(Duration::from_millis(100)).await;
+                continue;
             }
             let result = if self.spool.is_empty() && self.note.is_empty() {
                 self.publish_queued().await
@@ -176,11 +191,14 @@ impl Worker {
         self.q.state(|s| s.error = Some(why));
     }
 
-    fn publish_state(&self) {
-        let connected = self
-            .js
+    fn connected(&self) -> bool {
+        self.js
             .as_ref()
-            .is_some_and(|(c, _)| c.connection_state() == async_nats::connection::State::Connected);
+            .is_some_and(|(c, _)| c.connection_state() == async_nats::connection::State::Connected)
+    }
+
+    fn publish_state(&self) {
+        let connected = self.connected();
         let spooled = self.spool.pending_bytes();
         self.q.state(|s| {
             s.connected = connected;
