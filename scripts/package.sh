@@ -40,7 +40,7 @@ scripts/glibc-check.sh "$GLIBC_FLOOR" "$ship/mdatpd" "$ship/mdatp"
 mkdir -p "$OUT"
 
 echo "package.sh: the unit on older systemd" >&2
-scripts/unit-compat.py
+scripts/unit-compat.py --mdatpd "$ship/mdatpd"
 
 echo "package.sh: AppArmor profile" >&2
 apparmor_parser --skip-kernel-load --skip-cache apparmor/usr.sbin.mdatpd >/dev/null \

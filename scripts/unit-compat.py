@@ -58,7 +58,10 @@ def check_generator():
             (fake / "systemctl").chmod(0o755)
             out = pathlib.Path(d, "out")
             out.mkdir()
-            env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}")
+            # No network output: the second drop-in stays unwritten.
+            (fake / "mdatpd").write_text("#!/bin/sh\nexit 0\n")
+            (fake / "mdatpd").chmod(0o755)
+            env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", MDATPD=str(fake / "mdatpd"))
             subprocess.run([str(GENERATOR), str(out), str(out), str(out)], env=env, check=True)
             drop = list(out.glob("mdatp.service.d/*.conf"))
             if bool(drop) != expect:
@@ -68,6 +71,27 @@ def check_generator():
                 if "SystemCallFilter=\n" not in text or "SystemCallFilter=~@" not in text:
                     fail(f"generator as systemd {version}: no reset and deny-list in {text!r}")
     print("unit-compat: the generator replaces the syscall allow-list below systemd 239 only")
+
+
+def check_network_dropin(mdatpd):
+    """With a TCP syslog output configured, the generator opens the unit
+    to that address only (the real mdatpd reads a private config dir)."""
+    with tempfile.TemporaryDirectory() as d:
+        conf = pathlib.Path(d, "etc/conf.d")
+        conf.mkdir(parents=True)
+        (conf / "10.yaml").write_text(
+            "output:\n  syslog:\n    enabled: true\n    transport: tcp\n    address: 192.0.2.9:6514\n")
+        wrapper = pathlib.Path(d, "mdatpd")
+        wrapper.write_text(f"#!/bin/sh\nexec {mdatpd} --config-dir {d}/etc --state-dir {d}/state \"$@\"\n")
+        wrapper.chmod(0o755)
+        out = pathlib.Path(d, "out")
+        out.mkdir()
+        env = dict(os.environ, MDATPD=str(wrapper))
+        subprocess.run([str(GENERATOR), str(out), str(out), str(out)], env=env, check=True)
+        drop = out / "mdatp.service.d/60-network-outputs.conf"
+        if not drop.exists() or "IPAddressAllow=192.0.2.9\n" not in drop.read_text():
+            fail(f"generator with a TCP syslog output: no IPAddressAllow=192.0.2.9 drop-in ({drop})")
+    print("unit-compat: the generator opens the unit's IP sandbox to a configured collector only")
 
 
 def doc_table(table, keys):
@@ -98,6 +122,8 @@ def main():
     m = re.search(re.escape(BEGIN) + ".*?" + re.escape(END), doc, re.S)
     if not m:
         fail(f"{DOC.name} has no {BEGIN} ... {END} block")
+    if "--mdatpd" in sys.argv[1:]:
+        check_network_dropin(sys.argv[sys.argv.index("--mdatpd") + 1])
     if "--write" in sys.argv[1:]:
         DOC.write_text(doc[: m.start()] + block + doc[m.end():])
         print(f"unit-compat: rewrote the table in {DOC.name}")

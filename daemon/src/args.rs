@@ -13,6 +13,9 @@ pub enum Command {
     /// Print every effective setting, the file that set it, and the keys
     /// a managed profile locks.
     Explain,
+    /// Print the systemd drop-in that lets the unit reach the network
+    /// outputs the configuration enables (nothing when there is none).
+    UnitNetwork,
 }
 
 #[derive(Debug, Parser)]

@@ -30,4 +30,5 @@ pub mod service;
 pub mod sink;
 pub mod source;
 pub mod systemd;
+pub mod unit_network;
 pub mod users;

@@ -29,6 +29,20 @@ fn main() -> std::process::ExitCode {
                 }
             };
         }
+        Some(Command::UnitNetwork) => {
+            return match mdatpd::config::load(&args.config_paths()) {
+                Ok(c) => {
+                    if let Some(text) = mdatpd::unit_network::dropin(&c.settings.output) {
+                        print!("{text}");
+                    }
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprint!("{e}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
         None => {}
     }
     mdatpd::systemd::init_logging(&args.log_level);

@@ -146,6 +146,40 @@ run_bypass() {
     check "a reload drops them again" systemctl reload mdatp
 }
 
+# The unit's IP sandbox with a network output (docs/OUTPUTS.md): closed
+# until the configuration names a collector; `daemon-reload` runs the
+# package's generator, which opens it to that address only.
+run_network_output() {
+    local port=16514 recv=/tmp/mdatp-syslog-recv rpid
+    rm -f "$recv"
+    python3 "$share/workload/syslog-receiver.py" "$port" "$recv" &
+    rpid=$!
+    check "the unit allows no IP address by default" \
+        bash -c '[ -z "$(systemctl show -p IPAddressAllow --value mdatp)" ]'
+    printf 'output:\n  syslog:\n    enabled: true\n    transport: tcp\n    address: 127.0.0.1:%s\n' "$port" \
+        > /etc/mdatp/conf.d/90-vmtest-syslog.yaml
+    check "a reload takes the syslog output" systemctl reload mdatp
+    check "before daemon-reload the sandbox refuses the collector, and health says how to open it" \
+        wait_for 30 bash -c 'mdatp health --field outputs | grep -q "IP sandbox"'
+    systemctl daemon-reload
+    check "daemon-reload writes the drop-in for that address only" \
+        grep -qx 'IPAddressAllow=127.0.0.1' /run/systemd/generator/mdatp.service.d/60-network-outputs.conf
+    systemctl restart mdatp
+    wait_for 60 subsystem_is ebpf
+    /bin/true mdatp-vm-syslog-marker
+    check "an exec reaches the collector on the guest's loopback over TCP" \
+        wait_for 30 grep -q mdatp-vm-syslog-marker "$recv"
+    check "health: the syslog output is ok" \
+        wait_for 20 bash -c 'mdatp health --field outputs | grep -q "ok: tcp:127.0.0.1"'
+    rm -f /etc/mdatp/conf.d/90-vmtest-syslog.yaml
+    systemctl daemon-reload
+    check "without a network output the drop-in is gone" \
+        test ! -e /run/systemd/generator/mdatp.service.d/60-network-outputs.conf
+    systemctl restart mdatp
+    wait_for 60 subsystem_is ebpf
+    kill "$rpid"
+}
+
 echo "# phase $phase on $(uname -r)"
 
 case "$phase" in
@@ -246,6 +280,8 @@ main)
     journalctl -u mdatp -b -o cat | grep -i 'not permitted\|permission denied\|read-only file system' | head -5 | sed 's/^/#   /'
     check "the sandbox refused the daemon nothing (journal)" \
         bash -c "! journalctl -u mdatp -b -o cat | grep -qi 'not permitted\|permission denied\|read-only file system'"
+    # After that check: the sandbox's refusal of the collector is logged.
+    run_network_output
 
     # Purge while the audit provider has rules loaded.
     set_provider disabled

@@ -215,7 +215,14 @@ impl Worker {
     }
 
     async fn connect(&self) -> Result<(async_nats::Client, jetstream::Context), String> {
-        let what = |e: &dyn std::fmt::Display| format!("cannot connect to {}: {e}", self.target);
+        let what = |e: &dyn std::fmt::Display| {
+            let e = e.to_string();
+            format!(
+                "cannot connect to {}: {e}{}",
+                self.target,
+                crate::unit_network::hint(&e)
+            )
+        };
         let mut opts = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_secs(5))
             .max_reconnects(None)

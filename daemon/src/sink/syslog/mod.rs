@@ -94,7 +94,11 @@ impl Worker {
                         });
                     }
                     Err(e) => {
-                        let why = format!("cannot connect to {}: {e}", self.target);
+                        let why = format!(
+                            "cannot connect to {}: {e}{}",
+                            self.target,
+                            crate::unit_network::hint(&e.to_string())
+                        );
                         if why != last_error {
                             log::warn!("syslog output: {why} (events wait in the backlog)");
                             last_error = why.clone();
