@@ -7,6 +7,7 @@
 //!   mdatp-bench workload NAME N        (used by `run`; times one workload)
 
 mod ceiling;
+mod delivery;
 mod monitors;
 mod proc;
 mod report;

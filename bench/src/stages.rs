@@ -112,6 +112,9 @@ pub fn run(n: u64) -> Result<()> {
     let write_ns = t.elapsed().as_nanos() as f64 / n as f64;
 
     let file = file_sink(&buf, n)?;
+    let nats_n = n.min(500_000);
+    let nats = crate::delivery::nats(&buf, nats_n, 64)?;
+    let nats_single = crate::delivery::nats(&buf, nats_n / 5, 1)?;
 
     println!("| stage | ns per open event |\n|---|---|");
     println!("| decode (ring bytes → typed record) | {decode_ns:.0} |");
@@ -127,6 +130,17 @@ pub fn run(n: u64) -> Result<()> {
          batches of {FILE_BATCH}; a temporary directory under {}): {:.0} events/s, \
          {:.0} ns and {:.0} ns of CPU per event, {} bytes per event, {} rotations",
         file.dir, file.per_sec, file.wall_ns, file.cpu_ns, file.bytes_per_event, file.rotations
+    );
+    println!(
+        "\nThe NATS JetStream output (a private nats-server, file-backed stream, \
+         every message acknowledged; the server's own CPU not counted):\n\
+         - batch_events 64 (the default), {nats_n} events: {:.0} events/s, {:.0} ns of the sensor's CPU per event\n\
+         - batch_events 1 (one event per message), {} events: {:.0} events/s, {:.0} ns of the sensor's CPU per event",
+        nats.per_sec,
+        nats.cpu_ns,
+        nats_n / 5,
+        nats_single.per_sec,
+        nats_single.cpu_ns
     );
     Ok(())
 }

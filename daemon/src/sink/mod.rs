@@ -15,6 +15,7 @@ mod threaded;
 mod tls;
 
 pub use file::FileSink;
+pub use nats::spawn as spawn_nats;
 pub use outputs::{OpenError, OutputContext, OutputKind, OutputReport, Outputs};
 pub use settings::{
     FileOutput, FsyncPolicy, NatsOutput, OutputConfig, SyslogFacility, SyslogOutput,

@@ -7,27 +7,25 @@
 //! from it, in order, when it is back; beyond the spool they are lost,
 //! counted, and reported by a loss record in the stream.
 
+mod batch;
+mod publish;
 mod spool;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, context::Publish};
+use async_nats::jetstream;
 use spool::Spool;
 
+use super::NatsOutput;
 use super::loss_note::LossNote;
-use super::queue::{Queue, Record};
-use super::syslog::class_name;
+use super::queue::Queue;
 use super::threaded::ThreadedSink;
-use super::{KindCounts, NatsOutput};
-use crate::kind::EventKind;
 
 /// Events in memory between the loop and this thread (beyond: the
 /// spool takes them; beyond the spool: lost).
 const QUEUE_BYTES: usize = 32 << 20;
-/// Publishes in flight before their acknowledgements are awaited.
-const WINDOW: usize = 1024;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// A stream the sensor creates drops a replayed message id this long
 /// after the first (the longest outage a replay is de-duplicated over).
@@ -91,13 +89,6 @@ struct Worker {
     seq: u64,
     js: Option<(async_nats::Client, jetstream::Context)>,
     torn: u64,
-}
-
-/// One event on its way: id, kind, JSON.
-struct Outgoing {
-    id: String,
-    kind: Option<EventKind>,
-    bytes: Vec<u8>,
 }
 
 impl Worker {
@@ -261,183 +252,5 @@ impl Worker {
                 .map_err(|e| format!("stream {}: {e}", self.cfg.stream))?;
         }
         Ok((client, js))
-    }
-
-    fn next_id(&mut self) -> String {
-        self.seq += 1;
-        format!("{}.{}", self.id_prefix, self.seq)
-    }
-
-    /// Events into the spool, in order: an owed loss record first; what
-    /// does not fit is lost and owed.
-    fn spool_records(&mut self, records: Vec<Record>) {
-        if records.is_empty() && self.note.is_empty() {
-            return;
-        }
-        let mut out: Vec<Outgoing> = Vec::with_capacity(records.len() + 1);
-        let noted = self.note.record().map(|bytes| {
-            let id = self.next_id();
-            out.push(Outgoing {
-                id,
-                kind: None,
-                bytes,
-            });
-        });
-        for r in records {
-            let id = self.next_id();
-            out.push(Outgoing {
-                id,
-                kind: r.kind,
-                bytes: r.bytes,
-            });
-        }
-        let written = match self.spool.append(
-            out.iter()
-                .map(|o| (o.id.as_str(), o.kind, o.bytes.as_slice())),
-        ) {
-            Ok(n) => n,
-            Err(e) => {
-                log::warn!(
-                    "nats output: {}: cannot write the spool: {e}",
-                    self.spool_dir.display()
-                );
-                0
-            }
-        };
-        let skip_note = usize::from(noted.is_some());
-        if noted.is_some() && written > 0 {
-            self.note.delivered();
-        }
-        let lost: Vec<&Outgoing> = out.iter().skip(written.max(skip_note)).collect();
-        if !lost.is_empty() {
-            let mut kinds = KindCounts::new();
-            for o in &lost {
-                *kinds.entry(o.kind).or_default() += 1;
-            }
-            let why = format!(
-                "the NATS spool is full ({} at {})",
-                self.cfg.spool_max_bytes,
-                self.spool_dir.display()
-            );
-            self.note.add(&kinds, &why);
-            self.q.lost(&kinds, &why);
-        }
-    }
-
-    /// Publishes a window of events and awaits their acknowledgements;
-    /// the number acknowledged in order (the rest must be sent again).
-    async fn publish(&self, batch: &[Outgoing]) -> (usize, Option<String>) {
-        let Some((_, js)) = &self.js else {
-            return (0, Some("not connected".into()));
-        };
-        let mut acks = Vec::with_capacity(batch.len());
-        for o in batch {
-            let subject = format!("{}.{}", self.cfg.subject_prefix, class_name(&o.bytes));
-            let msg = Publish::build()
-                .payload(bytes::Bytes::copy_from_slice(&o.bytes))
-                .message_id(&o.id);
-            match js.send_publish(subject, msg).await {
-                Ok(ack) => acks.push(ack),
-                Err(e) => {
-                    acks.clear();
-                    return (0, Some(format!("publish to {}: {e}", self.target)));
-                }
-            }
-        }
-        for (i, ack) in acks.into_iter().enumerate() {
-            if let Err(e) = ack.await {
-                return (
-                    i,
-                    Some(format!("no acknowledgement from {}: {e}", self.target)),
-                );
-            }
-        }
-        (batch.len(), None)
-    }
-
-    async fn publish_queued(&mut self) -> Result<(), String> {
-        let records = self.q.take(4 << 20, Duration::ZERO);
-        if records.is_empty() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            return Ok(());
-        }
-        let mut out = Vec::with_capacity(records.len());
-        for r in records {
-            let id = self.next_id();
-            out.push(Outgoing {
-                id,
-                kind: r.kind,
-                bytes: r.bytes,
-            });
-        }
-        let mut done = 0;
-        for chunk in out.chunks(WINDOW) {
-            let (acked, err) = self.publish(chunk).await;
-            self.delivered(&chunk[..acked]);
-            done += acked;
-            if let Some(e) = err {
-                // The rest keeps its ids: a copy the server did store is
-                // dropped by the stream's de-duplication.
-                let rest = &out[done..];
-                let written = self
-                    .spool
-                    .append(
-                        rest.iter()
-                            .map(|o| (o.id.as_str(), o.kind, o.bytes.as_slice())),
-                    )
-                    .unwrap_or(0);
-                if written < rest.len() {
-                    let mut kinds = KindCounts::new();
-                    for o in &rest[written..] {
-                        *kinds.entry(o.kind).or_default() += 1;
-                    }
-                    let why = "the NATS spool is full".to_string();
-                    self.note.add(&kinds, &why);
-                    self.q.lost(&kinds, &why);
-                }
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
-
-    async fn publish_spooled(&mut self) -> Result<(), String> {
-        let recs = self
-            .spool
-            .read(WINDOW)
-            .map_err(|e| format!("{}: cannot read the spool: {e}", self.spool_dir.display()))?;
-        if recs.is_empty() {
-            return Ok(());
-        }
-        let out: Vec<Outgoing> = recs
-            .iter()
-            .map(|r| Outgoing {
-                id: r.id.clone(),
-                kind: r.kind,
-                bytes: r.bytes.clone(),
-            })
-            .collect();
-        let (acked, err) = self.publish(&out).await;
-        if acked > 0 {
-            self.delivered(&out[..acked]);
-            self.spool.commit(recs[acked - 1].end).map_err(|e| {
-                format!("{}: cannot record progress: {e}", self.spool_dir.display())
-            })?;
-        }
-        err.map_or(Ok(()), Err)
-    }
-
-    fn delivered(&self, done: &[Outgoing]) {
-        if done.is_empty() {
-            return;
-        }
-        let mut kinds = KindCounts::new();
-        for o in done {
-            *kinds.entry(o.kind).or_default() += 1;
-        }
-        self.q.delivered(&kinds);
-        self.q.state(|s| {
-            *s.counters.entry("acknowledged").or_default() += done.len() as u64;
-        });
     }
 }

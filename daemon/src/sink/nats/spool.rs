@@ -1,7 +1,8 @@
-//! The NATS output's on-disk spool: where events wait, in order, while
-//! the server is unreachable or slow, bounded by `spool_max_bytes`. Lines
-//! `<message id>\t<kind>\t<event JSON>\n` in segment files
-//! `seg-<n>.spool`; `cursor` records how far the server acknowledged.
+//! The NATS output's on-disk spool: where messages wait, in order, while
+//! the server is unreachable or slow, bounded by `spool_max_bytes`. One
+//! line per event, `<message id>\t<kind>\t<event JSON>\n`, consecutive
+//! lines of one id forming one message, in segment files `seg-<n>.spool`;
+//! `cursor` records how far the server acknowledged.
 //! A record is never lost between a crash and the next start: a record
 //! whose acknowledgement was not recorded is sent again with its message
 //! id, and the stream's de-duplication drops the copy.
@@ -12,20 +13,17 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use super::batch::Message;
 use crate::kind::EventKind;
+use crate::sink::class_name;
+use crate::sink::queue::Record;
 
 /// A segment is closed past this size (consumed segments are deleted).
 const SEGMENT_BYTES: u64 = 4 << 20;
 
-/// A record read back from the spool.
-#[derive(Debug, Clone)]
-pub struct Spooled {
-    pub id: String,
-    pub kind: Option<EventKind>,
-    pub bytes: Vec<u8>,
-    /// Where the record ends: commit this once it is acknowledged.
-    pub end: (u64, u64),
-}
+/// A message read back from the spool, and where it ends: commit this
+/// once it is acknowledged.
+pub type Spooled = (Message, (u64, u64));
 
 pub struct Spool {
     dir: PathBuf,
@@ -99,26 +97,29 @@ impl Spool {
         self.segments.iter().map(|s| s.1).sum()
     }
 
-    /// Appends records in order until one would pass `max_bytes`; returns
-    /// how many were written. One write and one fsync per call.
-    pub fn append<'a>(
-        &mut self,
-        records: impl IntoIterator<Item = (&'a str, Option<EventKind>, &'a [u8])>,
-    ) -> io::Result<usize> {
+    /// Appends whole messages in order until one would pass `max_bytes`;
+    /// returns how many were written. One write and one fsync per call.
+    pub fn append(&mut self, messages: &[Message]) -> io::Result<usize> {
         let mut buf = Vec::new();
         let mut n = 0;
         let room = self.max_bytes.saturating_sub(self.disk_bytes());
-        for (id, kind, bytes) in records {
-            let line = id.len() + 1 + kind.map_or(1, |k| k.name().len()) + 1 + bytes.len() + 1;
-            if (buf.len() + line) as u64 > room {
+        for m in messages {
+            let len: usize = m
+                .events
+                .iter()
+                .map(|e| m.id.len() + e.kind.map_or(1, |k| k.name().len()) + e.bytes.len() + 3)
+                .sum();
+            if (buf.len() + len) as u64 > room {
                 break;
             }
-            buf.extend_from_slice(id.as_bytes());
-            buf.push(b'\t');
-            buf.extend_from_slice(kind.map_or("-", |k| k.name()).as_bytes());
-            buf.push(b'\t');
-            buf.extend_from_slice(bytes);
-            buf.push(b'\n');
+            for e in &m.events {
+                buf.extend_from_slice(m.id.as_bytes());
+                buf.push(b'\t');
+                buf.extend_from_slice(e.kind.map_or("-", |k| k.name()).as_bytes());
+                buf.push(b'\t');
+                buf.extend_from_slice(&e.bytes);
+                buf.push(b'\n');
+            }
             n += 1;
         }
         if n == 0 {
@@ -159,9 +160,10 @@ impl Spool {
         }
     }
 
-    /// Up to `max` records from the cursor, in order.
+    /// Up to `max` messages from the cursor, in order. A message never
+    /// spans segments (it is appended in one write).
     pub fn read(&self, max: usize) -> io::Result<Vec<Spooled>> {
-        let mut out = Vec::new();
+        let mut out: Vec<Spooled> = Vec::new();
         for &(n, size) in &self.segments {
             if n < self.cursor.0 {
                 continue;
@@ -175,18 +177,34 @@ impl Spool {
             let mut r = BufReader::new(f.take(size - start));
             let mut off = start;
             let mut line = Vec::new();
-            while out.len() < max {
+            loop {
                 line.clear();
                 let got = r.read_until(b'\n', &mut line)?;
                 if got == 0 || line.last() != Some(&b'\n') {
                     break;
                 }
-                off += got as u64;
                 line.pop();
-                out.push(parse_line(&line, (n, off))?);
-            }
-            if out.len() >= max {
-                break;
+                let (id, kind, bytes) = parse_line(&line)?;
+                let same = out.last().is_some_and(|(m, end)| m.id == id && end.0 == n);
+                if !same && out.len() >= max {
+                    return Ok(out);
+                }
+                off += got as u64;
+                let event = Record { bytes, kind };
+                match out.last_mut() {
+                    Some((m, end)) if same => {
+                        m.events.push(event);
+                        *end = (n, off);
+                    }
+                    _ => out.push((
+                        Message {
+                            id,
+                            class: class_name(&event.bytes),
+                            events: vec![event],
+                        },
+                        (n, off),
+                    )),
+                }
             }
         }
         Ok(out)
@@ -231,18 +249,13 @@ impl Spool {
     }
 }
 
-fn parse_line(line: &[u8], end: (u64, u64)) -> io::Result<Spooled> {
+fn parse_line(line: &[u8]) -> io::Result<(String, Option<EventKind>, Vec<u8>)> {
     let bad = || io::Error::new(io::ErrorKind::InvalidData, "a malformed spool record");
     let mut parts = line.splitn(3, |&b| b == b'\t');
     let id = std::str::from_utf8(parts.next().ok_or_else(bad)?).map_err(|_| bad())?;
     let kind = std::str::from_utf8(parts.next().ok_or_else(bad)?).map_err(|_| bad())?;
     let bytes = parts.next().ok_or_else(bad)?;
-    Ok(Spooled {
-        id: id.to_string(),
-        kind: EventKind::from_name(kind),
-        bytes: bytes.to_vec(),
-        end,
-    })
+    Ok((id.to_string(), EventKind::from_name(kind), bytes.to_vec()))
 }
 
 fn segment_path(dir: &Path, n: u64) -> PathBuf {

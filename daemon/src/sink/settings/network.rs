@@ -163,6 +163,9 @@ pub struct NatsOutput {
     pub spool_max_bytes: bytesize::ByteSize,
     /// How long a publish waits for its acknowledgement.
     pub ack_timeout_ms: u64,
+    /// Events of one OCSF class per message (JSON Lines when more than
+    /// one, header `Mdatp-Events: <n>`); 1: each event its own message.
+    pub batch_events: u32,
     pub tls: TlsSettings,
 }
 
@@ -177,6 +180,7 @@ impl Default for NatsOutput {
             spool_dir: PathBuf::from("nats-spool"),
             spool_max_bytes: bytesize::ByteSize::mib(256),
             ack_timeout_ms: 5_000,
+            batch_events: 64,
             tls: TlsSettings::default(),
         }
     }
@@ -228,6 +232,12 @@ impl NatsOutput {
             out.push((
                 "output.nats.spool_max_bytes".into(),
                 "at least 1 MiB".into(),
+            ));
+        }
+        if !(1..=1000).contains(&self.batch_events) {
+            out.push((
+                "output.nats.batch_events".into(),
+                format!("{}: 1 to 1000", self.batch_events),
             ));
         }
         if self.ack_timeout_ms == 0 {

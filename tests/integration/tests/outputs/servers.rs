@@ -134,7 +134,7 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// Every message of `stream` on `subject`, in stream order.
+    /// Every event of `stream` on `subject`, in stream order.
     pub fn messages(&self, stream: &str, subject: &str) -> Vec<serde_json::Value> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -167,7 +167,10 @@ impl NatsServer {
                 let mut got = 0;
                 while let Some(m) = batch.next().await {
                     let m = m.expect("message");
-                    out.push(serde_json::from_slice(&m.payload).expect("JSON payload"));
+                    // One event, or several as JSON Lines.
+                    for line in m.payload.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                        out.push(serde_json::from_slice(line).expect("JSON payload"));
+                    }
                     got += 1;
                 }
                 if got == 0 {
