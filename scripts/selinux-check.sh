@@ -47,4 +47,8 @@ expect "BPF programs and maps" "prog_load" -A -s mdatpd_t -t mdatpd_t -c bpf
 expect "CAP_BPF and CAP_PERFMON" "perfmon" -A -s mdatpd_t -t mdatpd_t -c capability2
 expect "tracepoints through perf events" "tracepoint" -A -s mdatpd_t -t mdatpd_t -c perf_event
 expect "tracepoint ids in tracefs" "read" -A -s mdatpd_t -t tracefs_t -c file
+# Network outputs: connecting to collectors only under the boolean.
+expect "TCP connects to collectors behind mdatpd_network_outputs" \
+    "allow mdatpd_t port_type:tcp_socket name_connect; [ mdatpd_network_outputs ]:True" \
+    -A -s mdatpd_t -c tcp_socket -p name_connect
 [ "$fail" = 0 ] || die "the module lacks rules the sensor needs (above)"

@@ -29,16 +29,31 @@ pub enum Cmd {
         #[arg(long, value_enum, default_value = "table")]
         output: Output,
     },
-    /// Change a setting and apply it at once.
+    /// Change a setting and apply it at once, check a change, or read one.
     ///
-    /// For example `mdatp config ebpf-supplementary-event-provider --value disabled`.
+    /// For example `mdatp config ebpf-supplementary-event-provider --value disabled`,
+    /// `mdatp config folding.enabled --value false --check`,
+    /// `mdatp config get folding.window-ms`.
     /// Dashes stand for underscores; nested keys use dots (folding.window-ms).
+    /// Exit status: 0 changed (with --check: would change), 3 unchanged
+    /// (nothing written, nothing reloaded), 1 refused (locked, unknown,
+    /// invalid) or failed.
+    #[command(args_conflicts_with_subcommands = true)]
     Config {
+        #[command(subcommand)]
+        action: Option<ConfigCmd>,
         /// The setting's name.
-        setting: String,
+        setting: Option<String>,
         /// The new value (YAML: a word, a number, or a [list]).
         #[arg(long)]
-        value: String,
+        value: Option<String>,
+        /// Only say whether the change would be made (changed, unchanged,
+        /// locked, invalid); nothing is written or applied.
+        #[arg(long)]
+        check: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
     },
     /// Live events, for a person at a terminal.
     Events {
@@ -49,6 +64,19 @@ pub enum Cmd {
     Diagnostic {
         #[command(subcommand)]
         action: DiagnosticCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Print a setting's effective value, the file that set it (or
+    /// `default`) and the managed profile that locks it, if any.
+    Get {
+        /// The setting's name.
+        setting: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
     },
 }
 

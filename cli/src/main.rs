@@ -1,16 +1,17 @@
 //! `mdatp`: the sensor's command line. It talks to mdatpd only through
-//! D-Bus (system bus, or DBUS_SYSTEM_BUS_ADDRESS). Exit codes: 0 ok,
-//! 1 the operation failed (stderr says why and what to do), 2 usage.
+//! D-Bus (system bus, or DBUS_SYSTEM_BUS_ADDRESS). Exit codes: 0 ok
+//! (for `config`: changed), 1 the operation failed or was refused (stderr
+//! says why and what to do), 2 usage, 3 `config`: unchanged.
 
+mod config;
 mod show;
 mod tail;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use mdatp_cli::args::{Cli, Cmd, DiagnosticCmd, EventsCmd, Output};
+use mdatp_cli::args::{Cli, Cmd, ConfigCmd, DiagnosticCmd, EventsCmd, Output};
 use mdatp_dbus::Sensor1Proxy;
-use zbus::zvariant::Value;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -25,13 +26,17 @@ fn main() -> ExitCode {
         }
     };
     match rt.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(config::Outcome::Done) => ExitCode::SUCCESS,
+        Ok(config::Outcome::Unchanged) => ExitCode::from(UNCHANGED),
         Err(msg) => {
             eprintln!("mdatp: {msg}");
             ExitCode::FAILURE
         }
     }
 }
+
+/// `mdatp config`'s exit status when the value was already the one asked.
+const UNCHANGED: u8 = 3;
 
 /// A zbus error as a sentence a person can act on.
 fn explain(e: zbus::Error) -> String {
@@ -45,7 +50,7 @@ fn explain(e: zbus::Error) -> String {
                 "mdatpd did not answer (it may have stopped); check: systemctl status mdatp".into()
             }
             "org.freedesktop.DBus.Error.AccessDenied" => {
-                format!("access denied: changing the sensor needs root ({detail})")
+                format!("access denied: changing the sensor or reading its configuration needs root ({detail})")
             }
             _ => format!("{detail} [{name}]"),
         };
@@ -59,7 +64,7 @@ async fn health(proxy: &Sensor1Proxy<'_>) -> Result<mdatp_dbus::Health, String> 
         .map_err(|e| format!("mdatpd answered Health() with an unexpected shape: {e}"))
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: Cli) -> Result<config::Outcome, String> {
     let conn = zbus::Connection::system()
         .await
         .map_err(|e| format!("cannot reach the system D-Bus ({e}); is dbus running?"))?;
@@ -84,13 +89,21 @@ async fn run(cli: Cli) -> Result<(), String> {
                 (None, Output::Table) => print!("{}", show::table(&json)),
             }
         }
-        Cmd::Config { setting, value } => {
-            let key = setting.replace('-', "_");
-            proxy
-                .set_config(&key, &Value::from(value.as_str()))
-                .await
-                .map_err(explain)?;
-            println!("{key} = {value}");
+        Cmd::Config {
+            action: Some(ConfigCmd::Get { setting, output }),
+            ..
+        } => return config::get(&proxy, &setting, output).await,
+        Cmd::Config {
+            action: None,
+            setting: Some(setting),
+            value: Some(value),
+            check,
+            output,
+        } => return config::set(&proxy, &setting, &value, check, output).await,
+        Cmd::Config { .. } => {
+            return Err(
+                "usage: mdatp config SETTING --value V [--check] | mdatp config get SETTING".into(),
+            );
         }
         Cmd::Events {
             action: EventsCmd::Tail { count, output },
@@ -118,5 +131,5 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{written}");
         }
     }
-    Ok(())
+    Ok(config::Outcome::Done)
 }

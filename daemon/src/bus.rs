@@ -3,7 +3,7 @@
 //! to the daemon as commands, which owns the running configuration. Changing state is root only: the bus policy
 //! says so, and the caller's uid is checked here again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use mdatp_dbus::{BUS_NAME, Health, OBJECT_PATH};
@@ -24,6 +24,18 @@ pub enum BusCommand {
     GetConfig {
         key: String,
         reply: oneshot::Sender<Result<String, ConfigReply>>,
+    },
+    /// A key's value, the file that set it and the profile locking it.
+    DescribeConfig {
+        key: String,
+        reply: oneshot::Sender<Result<BTreeMap<String, String>, ConfigReply>>,
+    },
+    /// What SetConfig would do: the current and proposed values and
+    /// whether it changes anything; nothing is written or applied.
+    CheckConfig {
+        key: String,
+        value: String,
+        reply: oneshot::Sender<Result<BTreeMap<String, String>, ConfigReply>>,
     },
     /// Set a key in local.yaml (value as YAML text), validate, apply.
     SetConfig {
@@ -180,6 +192,38 @@ impl SensorObject {
             .ask(|reply| BusCommand::GetConfig { key, reply })
             .await??;
         owned(Value::from(value)).ok_or_else(|| fdo::Error::Failed("value".into()).into())
+    }
+
+    /// `value` (JSON text), `source` (file or `default`), `locked_by`.
+    async fn describe_config(
+        &self,
+        key: String,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<HashMap<String, String>, SensorError> {
+        require_root(conn, &hdr, RootOnly::ReadConfig).await?;
+        let d = self
+            .ask(|reply| BusCommand::DescribeConfig { key, reply })
+            .await??;
+        Ok(d.into_iter().collect())
+    }
+
+    /// A dry run of SetConfig: `current`, `proposed`, `changed`
+    /// (`true`/`false`), `source`; refused (locked, unknown, invalid)
+    /// with the same errors. Nothing is written or applied.
+    async fn check_config(
+        &self,
+        key: String,
+        value: OwnedValue,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<HashMap<String, String>, SensorError> {
+        require_root(conn, &hdr, RootOnly::ReadConfig).await?;
+        let value = yaml_text(&value)?;
+        let d = self
+            .ask(|reply| BusCommand::CheckConfig { key, value, reply })
+            .await??;
+        Ok(d.into_iter().collect())
     }
 
     async fn set_config(

@@ -24,6 +24,11 @@ pub trait Sensor1 {
     fn health(&self) -> zbus::Result<HashMap<String, OwnedValue>>;
     fn get_config(&self, key: &str) -> zbus::Result<OwnedValue>;
     fn set_config(&self, key: &str, value: &Value<'_>) -> zbus::Result<()>;
+    /// Root only: `value`, `source`, `locked_by` of one key.
+    fn describe_config(&self, key: &str) -> zbus::Result<HashMap<String, String>>;
+    /// Root only: a dry run of SetConfig (`current`, `proposed`,
+    /// `changed`, `source`); nothing is changed.
+    fn check_config(&self, key: &str, value: &Value<'_>) -> zbus::Result<HashMap<String, String>>;
     fn reload(&self) -> zbus::Result<()>;
     /// Root only. Empty `directory`: /var/log/mdatp/diag.
     fn create_diagnostic(&self, directory: &str) -> zbus::Result<String>;

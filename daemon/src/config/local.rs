@@ -38,6 +38,68 @@ pub fn set(
     key: &str,
     value: &str,
 ) -> Result<LoadedConfig, SetError> {
+    let path = paths.local();
+    let old = std::fs::read_to_string(&path).ok();
+    let text = with_value(running, old.as_deref(), key, value)?;
+    write_atomic(&path, &text)?;
+    // The tree as it is now: a managed profile added since the last
+    // reload locks its keys too.
+    let loaded = load(paths)
+        .map_err(SetError::Invalid)
+        .and_then(|l| locked(&l, key).map(|()| l));
+    if loaded.is_err() {
+        // Put the old file back: a refused change changes nothing.
+        let _ = match &old {
+            Some(t) => write_atomic(&path, t),
+            None => std::fs::remove_file(&path).map_err(|source| SetError::Io {
+                path: path.clone(),
+                source,
+            }),
+        };
+    }
+    loaded
+}
+
+/// What `set` would do, without doing it: the whole tree with the change,
+/// validated (the same errors as `set`), from a private copy of
+/// local.yaml; nothing of the running sensor or its files changes.
+pub fn check(
+    paths: &ConfigPaths,
+    running: &LoadedConfig,
+    key: &str,
+    value: &str,
+) -> Result<LoadedConfig, SetError> {
+    let old = std::fs::read_to_string(paths.local()).ok();
+    let text = with_value(running, old.as_deref(), key, value)?;
+    let scratch = tempfile::tempdir().map_err(|source| SetError::Io {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let trial = ConfigPaths {
+        state_dir: scratch.path().to_path_buf(),
+        ..paths.clone()
+    };
+    write_atomic(&trial.local(), &text)?;
+    let mut loaded = load(&trial)
+        .map_err(SetError::Invalid)
+        .and_then(|l| locked(&l, key).map(|()| l))?;
+    // Name the real file, not the scratch copy, as the source.
+    for src in loaded.sources.values_mut() {
+        if *src == trial.local() {
+            *src = paths.local();
+        }
+    }
+    Ok(loaded)
+}
+
+/// local.yaml's text (`old`, or an empty document) with `key` set to
+/// `value`; refused when locked, unknown or not YAML.
+fn with_value(
+    running: &LoadedConfig,
+    old: Option<&str>,
+    key: &str,
+    value: &str,
+) -> Result<String, SetError> {
     locked(running, key)?;
     if !known(key) {
         return Err(SetError::UnknownKey {
@@ -50,10 +112,7 @@ pub fn set(
             value: value.to_string(),
             reason: e.to_string(),
         })?;
-    let path = paths.local();
-    let old = std::fs::read_to_string(&path).ok();
     let mut doc: serde_yaml::Value = old
-        .as_deref()
         .and_then(|t| serde_yaml::from_str(t).ok())
         .filter(|v: &serde_yaml::Value| v.is_mapping())
         .unwrap_or_else(|| serde_yaml::Value::Mapping(Default::default()));
@@ -74,30 +133,17 @@ pub fn set(
             .entry(k)
             .or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
     }
-    let text = serde_yaml::to_string(&doc).unwrap_or_default();
-    write_atomic(&path, &text)?;
-    // The tree as it is now: a managed profile added since the last
-    // reload locks its keys too.
-    let loaded = load(paths)
-        .map_err(SetError::Invalid)
-        .and_then(|l| locked(&l, key).map(|()| l));
-    if loaded.is_err() {
-        // Put the old file back: a refused change changes nothing.
-        let _ = match &old {
-            Some(t) => write_atomic(&path, t),
-            None => std::fs::remove_file(&path).map_err(|source| SetError::Io {
-                path: path.clone(),
-                source,
-            }),
-        };
-    }
-    loaded
+    Ok(serde_yaml::to_string(&doc).unwrap_or_default())
 }
 
 /// Whether `key` is a setting of the schema, walking the defaults: a
 /// field at every level, or an entry of a map-typed setting
 /// (`events.file_open`: maps are empty by default; the value check then
 /// says whether the entry is valid).
+pub fn is_key(key: &str) -> bool {
+    known(key)
+}
+
 fn known(key: &str) -> bool {
     let Ok(mut node) = serde_yaml::to_value(crate::filters::FilterConfig::default()) else {
         return false;

@@ -262,6 +262,29 @@ impl LoadedConfig {
         effective
     }
 
+    /// One key: `value` (JSON text; absent when the key has no value of
+    /// its own, such as an unset entry of a map), `source` (the file that
+    /// set it, or `default`), `locked_by` (the managed profile, or empty).
+    pub fn describe(&self, key: &str) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        if let Some(v) = self.effective().remove(key) {
+            out.insert("value".into(), v);
+        }
+        let src = self
+            .sources
+            .get(key)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "default".into());
+        out.insert("source".into(), src);
+        let lock = self
+            .locked
+            .get(key)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        out.insert("locked_by".into(), lock);
+        out
+    }
+
     /// Every effective value with its source and lock, one per line.
     pub fn explain(&self) -> String {
         let mut out = String::new();

@@ -437,34 +437,42 @@ fn process_ext(x: &mut Obj<'_>, p: &ProcessInfo) {
     }
 }
 
+/// What every loss record starts with: OCSF Base Event, activity Loss.
+fn loss_header<'o, 'a>(
+    o: &'o mut Obj<'a>,
+    time_ns: u64,
+    message: &str,
+    source: &str,
+    hostname: &str,
+) -> &'o mut Obj<'a> {
+    o.u64("class_uid", 0)
+        .caption("class_name", "Base Event")
+        .u64("category_uid", 0)
+        .u64("activity_id", 99)
+        .caption("activity_name", "Loss")
+        .u64("type_uid", 99)
+        .u64("severity_id", 3)
+        .u64("time", ms(time_ns))
+        .str("message", message)
+        .obj("metadata", |m| metadata(m, source, None))
+        .obj("device", |d| device(d, hostname))
+}
+
 fn loss_record(l: &LossRecord, hostname: &str, out: &mut Vec<u8>) {
+    let message = format!(
+        "{} record(s) from {} were lost before delivery",
+        l.missing, l.source
+    );
     object(out, |o| {
-        o.u64("class_uid", 0)
-            .caption("class_name", "Base Event")
-            .u64("category_uid", 0)
-            .u64("activity_id", 99)
-            .caption("activity_name", "Loss")
-            .u64("type_uid", 99)
-            .u64("severity_id", 3)
-            .u64("time", ms(l.time_ns))
-            .str(
-                "message",
-                &format!(
-                    "{} record(s) from {} were lost before delivery",
-                    l.missing, l.source
-                ),
-            )
-            .obj("metadata", |m| metadata(m, &l.source, None))
-            .obj("device", |d| device(d, hostname))
-            .obj("unmapped", |u| {
-                u.caption("provider", l.provider.as_str())
-                    .caption("record", "loss")
-                    .caption("detected_by", l.detected_by.as_str())
-                    .str("source", &l.source)
-                    .opt_u64("first_missing_sequence", l.first_missing)
-                    .u64("missing", l.missing)
-                    .counts("kernel_drops_by_type", &l.dropped_by_type);
-            });
+        loss_header(o, l.time_ns, &message, &l.source, hostname).obj("unmapped", |u| {
+            u.caption("provider", l.provider.as_str())
+                .caption("record", "loss")
+                .caption("detected_by", l.detected_by.as_str())
+                .str("source", &l.source)
+                .opt_u64("first_missing_sequence", l.first_missing)
+                .u64("missing", l.missing)
+                .counts("kernel_drops_by_type", &l.dropped_by_type);
+        });
     });
 }
 
@@ -480,27 +488,15 @@ pub fn output_loss_record(
 ) {
     let missing: u64 = lost.values().sum();
     let source = format!("output:{output}");
+    let message =
+        format!("{missing} event(s) could not be delivered to the {output} output: {why}");
     object(out, |o| {
-        o.u64("class_uid", 0)
-            .caption("class_name", "Base Event")
-            .u64("category_uid", 0)
-            .u64("activity_id", 99)
-            .caption("activity_name", "Loss")
-            .u64("type_uid", 99)
-            .u64("severity_id", 3)
-            .u64("time", ms(time_ns))
-            .str(
-                "message",
-                &format!("{missing} event(s) could not be delivered to the {output} output: {why}"),
-            )
-            .obj("metadata", |m| metadata(m, &source, None))
-            .obj("device", |d| device(d, hostname))
-            .obj("unmapped", |u| {
-                u.caption("record", "loss")
-                    .caption("detected_by", "output_failed")
-                    .str("source", &source)
-                    .u64("missing", missing)
-                    .counts("lost_by_type", lost);
-            });
+        loss_header(o, time_ns, &message, &source, hostname).obj("unmapped", |u| {
+            u.caption("record", "loss")
+                .caption("detected_by", "output_failed")
+                .str("source", &source)
+                .u64("missing", missing)
+                .counts("lost_by_type", lost);
+        });
     });
 }

@@ -21,6 +21,40 @@ impl Daemon {
                 let value = self.config.effective().remove(&key);
                 let _ = reply.send(value.ok_or(ConfigReply::UnknownKey(key)));
             }
+            BusCommand::DescribeConfig { key, reply } => {
+                let _ = reply.send(if local::is_key(&key) {
+                    Ok(self.config.describe(&key))
+                } else {
+                    Err(ConfigReply::UnknownKey(key))
+                });
+            }
+            BusCommand::CheckConfig { key, value, reply } => {
+                let paths = self.host.args.config_paths();
+                let _ = reply.send(
+                    local::check(&paths, &self.config, &key, &value)
+                        .map(|proposed| {
+                            let before = self.config.describe(&key);
+                            let after = proposed.describe(&key);
+                            let mut out = std::collections::BTreeMap::new();
+                            let changed = before.get("value") != after.get("value");
+                            out.insert(
+                                "current".into(),
+                                before.get("value").cloned().unwrap_or_default(),
+                            );
+                            out.insert(
+                                "proposed".into(),
+                                after.get("value").cloned().unwrap_or_default(),
+                            );
+                            out.insert("changed".into(), changed.to_string());
+                            out.insert(
+                                "source".into(),
+                                before.get("source").cloned().unwrap_or_default(),
+                            );
+                            out
+                        })
+                        .map_err(set_error_reply),
+                );
+            }
             BusCommand::SetConfig { key, value, reply } => {
                 let paths = self.host.args.config_paths();
                 match local::set(&paths, &self.config, &key, &value) {
@@ -34,14 +68,7 @@ impl Daemon {
                         self.apply(config).await;
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(match e {
-                            SetError::Locked { key, file } => ConfigReply::Locked(format!(
-                                "{key} is managed by {}: change it there",
-                                file.display()
-                            )),
-                            SetError::UnknownKey { key } => ConfigReply::UnknownKey(key),
-                            other => ConfigReply::Invalid(other.to_string()),
-                        }));
+                        let _ = reply.send(Err(set_error_reply(e)));
                     }
                 }
             }
@@ -108,5 +135,16 @@ impl Daemon {
             bus.provider_changed(&before.to_string(), &now.to_string(), &reason)
                 .await;
         }
+    }
+}
+
+fn set_error_reply(e: SetError) -> ConfigReply {
+    match e {
+        SetError::Locked { key, file } => ConfigReply::Locked(format!(
+            "{key} is managed by {}: change it there",
+            file.display()
+        )),
+        SetError::UnknownKey { key } => ConfigReply::UnknownKey(key),
+        other => ConfigReply::Invalid(other.to_string()),
     }
 }

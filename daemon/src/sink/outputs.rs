@@ -155,6 +155,27 @@ impl Outputs {
         out
     }
 
+    /// Each output's outcome (flush or close) into its own counts; the
+    /// first output's deliveries and every output's losses for the ledger.
+    fn gather(&mut self, mut each: impl FnMut(&mut Box<dyn Sink + Send>) -> Flushed) -> Flushed {
+        let mut out = std::mem::take(&mut self.carried);
+        for (i, r) in self.running.iter_mut().enumerate() {
+            let f = each(&mut r.sink);
+            r.delivered += f.delivered.values().sum::<u64>();
+            r.lost += f.lost.values().sum::<u64>();
+            out.absorb(Flushed {
+                delivered: if i == 0 {
+                    f.delivered
+                } else {
+                    Default::default()
+                },
+                lost: f.lost,
+                error: f.error,
+            });
+        }
+        out
+    }
+
     /// The file output's state (health's `event_output_*`).
     pub fn file_status(&self) -> SinkStatus {
         self.running
@@ -208,22 +229,7 @@ impl Sink for Outputs {
 
     /// The first output's deliveries, every output's losses.
     fn flush(&mut self) -> Flushed {
-        let mut out = std::mem::take(&mut self.carried);
-        for (i, r) in self.running.iter_mut().enumerate() {
-            let f = r.sink.flush();
-            r.delivered += f.delivered.values().sum::<u64>();
-            r.lost += f.lost.values().sum::<u64>();
-            out.absorb(Flushed {
-                delivered: if i == 0 {
-                    f.delivered
-                } else {
-                    Default::default()
-                },
-                lost: f.lost,
-                error: f.error,
-            });
-        }
-        out
+        self.gather(|s| s.flush())
     }
 
     fn tick(&mut self) {
@@ -294,19 +300,6 @@ impl Sink for Outputs {
     }
 
     fn close(&mut self) -> Flushed {
-        let mut out = std::mem::take(&mut self.carried);
-        for (i, r) in self.running.iter_mut().enumerate() {
-            let f = r.sink.close();
-            out.absorb(Flushed {
-                delivered: if i == 0 {
-                    f.delivered
-                } else {
-                    Default::default()
-                },
-                lost: f.lost,
-                error: f.error,
-            });
-        }
-        out
+        self.gather(|s| s.close())
     }
 }

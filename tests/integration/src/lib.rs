@@ -572,3 +572,21 @@ pub fn wait_until(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> 
     }
     f()
 }
+
+/// `mdatp ARGS` over the private bus.
+pub fn cli_on(bus: &PrivateBus, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(cli_bin())
+        .args(args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .output()
+        .expect("run mdatp")
+}
+
+/// A command's stdout and stderr, for assertions and messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
