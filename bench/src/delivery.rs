@@ -1,10 +1,11 @@
-//! The NATS output's throughput: the real output (its thread, JetStream
-//! publishes with message ids, acknowledgements awaited) against a private
-//! Debian nats-server with a file-backed stream on this machine. The
-//! producer waits while the output's memory backlog is over 8 MiB, as a
-//! sensor whose output keeps up would never fill it; every event must be
-//! acknowledged, none lost. CPU is this process's (the sensor's side),
-//! not the server's.
+//! The network outputs' throughput: the real outputs (their threads;
+//! NATS JetStream publishes with message ids and every acknowledgement
+//! awaited; syslog octet-counted over TCP) against private Debian
+//! receivers on this machine (nats-server with a file-backed stream,
+//! rsyslogd writing a file). The producer waits while the output's memory
+//! backlog is over 8 MiB, as a sensor whose output keeps up would never
+//! fill it; every event must be delivered, none lost. CPU is this
+//! process's (the sensor's side), not the receiver's.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,7 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use mdatpd::sink::{NatsOutput, Sink};
 
-pub struct NatsStage {
+/// A delivery stage's result.
+pub struct Stage {
     pub per_sec: f64,
     pub cpu_ns: f64,
 }
@@ -32,41 +34,21 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-pub fn nats(event: &[u8], n: u64, batch_events: u32) -> Result<NatsStage> {
-    let dir = tempfile::tempdir()?;
-    let port = free_port()?;
-    let server = Server(
-        Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir.path().join("js"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("start nats-server (apt install nats-server)")?,
-    );
+fn wait_port(port: u16) -> Result<()> {
     let t = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if t.elapsed() > Duration::from_secs(10) {
-            bail!("nats-server did not listen on {port}");
+            bail!("nothing listens on 127.0.0.1:{port}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let cfg = NatsOutput {
-        enabled: true,
-        servers: vec![format!("nats://127.0.0.1:{port}")],
-        stream: "MDATP_BENCH".into(),
-        batch_events,
-        ..NatsOutput::default()
-    };
-    let mut sink = mdatpd::sink::spawn_nats(&cfg, "bench", dir.path())?;
-    // Connected and the stream made before the clock starts.
-    let t = Instant::now();
-    while sink.status().counters.get("connected") != Some(&1) {
-        if t.elapsed() > Duration::from_secs(20) {
-            bail!("the NATS output did not connect: {:?}", sink.status().error);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    Ok(())
+}
+
+/// Pushes `n` copies of `event` in batches of 256, holding back while
+/// the output's memory backlog is over 8 MiB, until every event is
+/// delivered or lost; (events/s, ns of this process's CPU per event).
+fn drive(sink: &mut impl Sink, event: &[u8], n: u64) -> Result<Stage> {
     let me = std::process::id();
     let cpu0 = crate::proc::cpu_seconds(me).unwrap_or(0.0);
     let t = Instant::now();
@@ -94,7 +76,7 @@ pub fn nats(event: &[u8], n: u64, batch_events: u32) -> Result<NatsStage> {
     account(&mut tally, sink.flush());
     while tally.0 + tally.1 < n {
         if t.elapsed() > Duration::from_secs(300) {
-            bail!("{} of {n} acknowledged after 300 s", tally.0);
+            bail!("{} of {n} delivered after 300 s", tally.0);
         }
         std::thread::sleep(Duration::from_millis(5));
         account(&mut tally, sink.flush());
@@ -102,12 +84,83 @@ pub fn nats(event: &[u8], n: u64, batch_events: u32) -> Result<NatsStage> {
     let wall = t.elapsed().as_secs_f64();
     let cpu = crate::proc::cpu_seconds(me).unwrap_or(0.0) - cpu0;
     account(&mut tally, sink.close());
-    drop(server);
     if tally.1 > 0 {
-        bail!("the NATS output lost {} of {n} events", tally.1);
+        bail!("the output lost {} of {n} events", tally.1);
     }
-    Ok(NatsStage {
+    Ok(Stage {
         per_sec: n as f64 / wall,
         cpu_ns: cpu * 1e9 / n as f64,
     })
+}
+
+/// The syslog output over TCP (octet counting) into a private Debian
+/// rsyslogd writing every record to a file.
+pub fn syslog(event: &[u8], n: u64) -> Result<Stage> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let conf = dir.path().join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "global(workDirectory=\"{d}\" maxMessageSize=\"64k\")\n\
+             module(load=\"imtcp\")\n\
+             input(type=\"imtcp\" port=\"{port}\" address=\"127.0.0.1\")\n\
+             *.* action(type=\"omfile\" file=\"{d}/out.log\")\n",
+            d = dir.path().display()
+        ),
+    )?;
+    let _server = Server(
+        Command::new("rsyslogd")
+            .args(["-n", "-f"])
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.path().join("pid"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start rsyslogd (apt install rsyslog)")?,
+    );
+    wait_port(port)?;
+    let cfg = mdatpd::sink::SyslogOutput {
+        enabled: true,
+        transport: mdatpd::sink::SyslogTransport::Tcp,
+        address: format!("127.0.0.1:{port}"),
+        ..Default::default()
+    };
+    let mut sink = mdatpd::sink::spawn_syslog(&cfg, "bench")?;
+    drive(&mut sink, event, n)
+}
+
+pub fn nats(event: &[u8], n: u64, batch_events: u32) -> Result<Stage> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let server = Server(
+        Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.path().join("js"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start nats-server (apt install nats-server)")?,
+    );
+    wait_port(port)?;
+    let cfg = NatsOutput {
+        enabled: true,
+        servers: vec![format!("nats://127.0.0.1:{port}")],
+        stream: "MDATP_BENCH".into(),
+        batch_events,
+        ..NatsOutput::default()
+    };
+    let mut sink = mdatpd::sink::spawn_nats(&cfg, "bench", dir.path())?;
+    // Connected and the stream made before the clock starts.
+    let t = Instant::now();
+    while sink.status().counters.get("connected") != Some(&1) {
+        if t.elapsed() > Duration::from_secs(20) {
+            bail!("the NATS output did not connect: {:?}", sink.status().error);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stage = drive(&mut sink, event, n);
+    drop(server);
+    stage
 }

@@ -21,7 +21,7 @@ pub use settings::{
     FileOutput, FsyncPolicy, NatsOutput, OutputConfig, SyslogFacility, SyslogOutput,
     SyslogTransport, TlsSettings,
 };
-pub use syslog::class_name;
+pub use syslog::{class_name, spawn as spawn_syslog};
 
 use std::collections::BTreeMap;
 use std::io::{self, Stdout, Write};
