@@ -132,3 +132,71 @@ impl Drop for ThreadedSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A worker that takes nothing until `open`, then records what it
+    /// receives and delivers it.
+    fn gated() -> (ThreadedSink, Arc<Mutex<bool>>, Arc<Mutex<Vec<Record>>>) {
+        let open = Arc::new(Mutex::new(false));
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let (o, g) = (Arc::clone(&open), Arc::clone(&got));
+        let sink = ThreadedSink::spawn("test", "h", 1000, move |q| {
+            loop {
+                let (stopping, _) = q.stopping();
+                if *o.lock().unwrap() {
+                    let recs = q.take(usize::MAX, Duration::from_millis(10));
+                    q.delivered(&Record::count(&recs));
+                    g.lock().unwrap().extend(recs);
+                } else {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                if stopping && q.snapshot().backlog_events == 0 {
+                    return;
+                }
+            }
+        })
+        .unwrap();
+        (sink, open, got)
+    }
+
+    #[test]
+    fn a_full_backlog_loses_per_kind_and_the_next_accepted_batch_reports_it_first() {
+        let (mut sink, open, got) = gated();
+        let ev = format!("{{\"class_uid\":1007,\"pad\":\"{}\"}}", "x".repeat(80));
+        for _ in 0..20 {
+            sink.push(ev.as_bytes(), Some(EventKind::ProcessExec));
+        }
+        let f = sink.flush();
+        let lost = f.lost[&Some(EventKind::ProcessExec)];
+        assert!(
+            (10..20).contains(&lost),
+            "{lost} of 20 refused by a 1000-byte queue"
+        );
+        assert!(sink.status().error.is_some(), "failing while refusing");
+        *open.lock().unwrap() = true;
+        std::thread::sleep(Duration::from_millis(100));
+        sink.push(ev.as_bytes(), Some(EventKind::ProcessExec));
+        sink.flush();
+        std::thread::sleep(Duration::from_millis(100));
+        let out = sink.close();
+        let got = got.lock().unwrap();
+        let note_at = got
+            .iter()
+            .position(|r| r.kind.is_none())
+            .expect("a loss record");
+        assert_eq!(
+            note_at,
+            20 - lost as usize,
+            "the note comes before the next events"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&got[note_at].bytes).unwrap();
+        assert_eq!(v["unmapped"]["lost_by_type"]["process_exec"], lost);
+        assert_eq!(got.len() as u64, 20 - lost + 2);
+        assert!(out.lost.is_empty());
+    }
+}

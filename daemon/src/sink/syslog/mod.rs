@@ -105,8 +105,16 @@ impl Worker {
                         }
                         self.q.state(|s| {
                             s.connected = false;
-                            s.error = Some(why);
+                            s.error = Some(why.clone());
                         });
+                        if stopping {
+                            // No collector to wait for at stop.
+                            let rest = self.q.drain();
+                            if !rest.is_empty() {
+                                self.q.lost(&Record::count(&rest), &why);
+                            }
+                            return;
+                        }
                         self.q.pause(backoff);
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                         continue;
