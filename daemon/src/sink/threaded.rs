@@ -141,7 +141,9 @@ mod tests {
 
     /// A worker that takes nothing until `open`, then records what it
     /// receives and delivers it.
-    fn gated() -> (ThreadedSink, Arc<Mutex<bool>>, Arc<Mutex<Vec<Record>>>) {
+    type Shared<T> = Arc<Mutex<T>>;
+
+    fn gated() -> (ThreadedSink, Shared<bool>, Shared<Vec<Record>>) {
         let open = Arc::new(Mutex::new(false));
         let got = Arc::new(Mutex::new(Vec::new()));
         let (o, g) = (Arc::clone(&open), Arc::clone(&got));
