@@ -14,18 +14,7 @@ use crate::sink::OutputConfig;
 pub fn allow_entries(config: &OutputConfig) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for target in config.network_targets() {
-        let hostport = target.split_once("://").map_or(target.as_str(), |(_, r)| r);
-        let host = hostport
-            .rsplit_once(':')
-            .map_or(hostport, |(h, _)| h)
-            .trim_matches(|c| c == '[' || c == ']');
-        let entry = match host.parse::<IpAddr>() {
-            Ok(ip) => ip.to_string(),
-            Err(_) if host == "localhost" => "localhost".into(),
-            // A name is resolved at connect time, to addresses the unit
-            // cannot know now, through a resolver it must reach too.
-            Err(_) => "any".into(),
-        };
+        let entry = entry_for(&target);
         if !out.contains(&entry) {
             out.push(entry);
         }
@@ -52,13 +41,45 @@ pub fn dropin(config: &OutputConfig) -> Option<String> {
     ))
 }
 
-/// A connect refused by the unit's sandbox (IPAddressDeny answers EPERM)
-/// says how to open it.
-pub fn hint(error: &str) -> &'static str {
-    if error.contains("Operation not permitted") {
-        " (the unit's IP sandbox refused it: after enabling a network output run `systemctl daemon-reload && systemctl restart mdatp`, see mdatp.yaml(5) OUTPUTS)"
+/// Where the package's generator writes the drop-in.
+pub const DROPIN: &str = "/run/systemd/generator/mdatp.service.d/60-network-outputs.conf";
+
+/// The `IPAddressAllow=` entry a target (`host:port` or a URL) needs.
+fn entry_for(target: &str) -> String {
+    let hostport = target.split_once("://").map_or(target, |(_, r)| r);
+    let host = hostport
+        .rsplit_once(':')
+        .map_or(hostport, |(h, _)| h)
+        .trim_matches(|c| c == '[' || c == ']');
+    match host.parse::<IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) if host == "localhost" => "localhost".into(),
+        Err(_) => "any".into(),
+    }
+}
+
+/// For a failed connect to `target` by the service: when the unit's IP
+/// sandbox does not allow that address yet (the generator's drop-in is
+/// missing or names others), how to open it. The sandbox drops packets,
+/// so the failure itself only says "timed out" or "not permitted".
+pub fn hint(target: &str) -> String {
+    // INVOCATION_ID: started by systemd, under the shipped unit's sandbox.
+    if std::env::var_os("INVOCATION_ID").is_none() {
+        return String::new();
+    }
+    let text = std::fs::read_to_string(DROPIN).unwrap_or_default();
+    let entry = entry_for(target);
+    let allowed = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("IPAddressAllow="))
+        .flat_map(|l| l.split_whitespace())
+        .any(|a| a == entry || a == "any");
+    if allowed {
+        String::new()
     } else {
-        ""
+        format!(
+            " (the unit's IP sandbox does not allow {entry} yet: run `systemctl daemon-reload && systemctl restart mdatp`; see mdatp.yaml(5), OUTPUTS)"
+        )
     }
 }
 

@@ -152,7 +152,7 @@ run_bypass() {
 run_network_output() {
     local port=16514 recv=/tmp/mdatp-syslog-recv rpid
     rm -f "$recv"
-    python3 "$share/workload/syslog-receiver.py" "$port" "$recv" &
+    perl "$share/workload/syslog-receiver.pl" "$port" "$recv" &
     rpid=$!
     check "the unit allows no IP address by default" \
         bash -c '[ -z "$(systemctl show -p IPAddressAllow --value mdatp)" ]'

@@ -207,12 +207,14 @@ impl Worker {
 
     async fn connect(&self) -> Result<(async_nats::Client, jetstream::Context), String> {
         let what = |e: &dyn std::fmt::Display| {
-            let e = e.to_string();
-            format!(
-                "cannot connect to {}: {e}{}",
-                self.target,
-                crate::unit_network::hint(&e)
-            )
+            let hint = self
+                .cfg
+                .servers
+                .iter()
+                .map(|s| crate::unit_network::hint(s))
+                .find(|h| !h.is_empty())
+                .unwrap_or_default();
+            format!("cannot connect to {}: {e}{hint}", self.target)
         };
         let mut opts = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_secs(5))

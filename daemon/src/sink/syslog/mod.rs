@@ -97,7 +97,7 @@ impl Worker {
                         let why = format!(
                             "cannot connect to {}: {e}{}",
                             self.target,
-                            crate::unit_network::hint(&e.to_string())
+                            crate::unit_network::hint(&self.cfg.address)
                         );
                         if why != last_error {
                             log::warn!("syslog output: {why} (events wait in the backlog)");
