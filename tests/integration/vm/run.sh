@@ -99,7 +99,7 @@ cp --sparse=always "$image/rootfs.img" "$work/disk.img"
 boot() { # phase
     local phase=$1 start=$SECONDS
     echo "vm-test: boot '$phase' ($kernel)" >&2
-    timeout 900 qemu-system-x86_64 \
+    timeout 1200 qemu-system-x86_64 \
         -accel tcg,thread=multi -cpu max -smp 2 -m 2048 \
         -display none -monitor none -no-reboot \
         -serial "file:$work/console-$phase.log" \
