@@ -381,6 +381,8 @@ fn a_managed_profile_locks_its_keys_until_it_is_removed() {
         ],
     );
     assert!(o.status.success());
+    // Without the profile the default (enabled) is back in force: the
+    // same value again is unchanged (exit 3) and nothing is rewritten.
     let o = cli(
         &t.bus,
         &[
@@ -390,7 +392,7 @@ fn a_managed_profile_locks_its_keys_until_it_is_removed() {
             "enabled",
         ],
     );
-    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     wait_subsystem(&t.bus, "ebpf");
 
     // A daemon that is not running: one line saying so.
