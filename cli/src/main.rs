@@ -15,6 +15,24 @@ use mdatp_dbus::Sensor1Proxy;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `config` takes a subcommand (get) or SETTING --value V: clap cannot
+    // say "one of the two", so the usage error (exit 2) is raised here.
+    if let Cmd::Config {
+        action: None,
+        setting,
+        value,
+        ..
+    } = &cli.command
+        && (setting.is_none() || value.is_none())
+    {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "mdatp config SETTING --value V [--check] | mdatp config get SETTING",
+            )
+            .exit();
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
