@@ -17,8 +17,8 @@ const WINDOW: usize = 256;
 fn kinds_of<'a>(messages: impl IntoIterator<Item = &'a Message>) -> KindCounts {
     let mut k = KindCounts::new();
     for m in messages {
-        for e in &m.events {
-            *k.entry(e.kind).or_default() += 1;
+        for (kind, n) in Record::count(&m.events) {
+            *k.entry(kind).or_default() += n;
         }
     }
     k
