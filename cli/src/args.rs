@@ -78,6 +78,17 @@ pub enum ConfigCmd {
         #[arg(long, value_enum, default_value = "table")]
         output: Output,
     },
+    /// Whether every setting of a configuration file (a managed profile,
+    /// a conf.d drop-in) is in force in the running sensor: exit 0 yes,
+    /// 1 no, naming each setting still different, its value in force and
+    /// the file it comes from. After a reload, automation waits for 0.
+    InForce {
+        /// The configuration file (absolute path).
+        file: std::path::PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]

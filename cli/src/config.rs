@@ -16,6 +16,8 @@ pub enum Outcome {
     Done,
     /// The value is already what was asked: nothing written or reloaded.
     Unchanged,
+    /// `in-force`: some setting of the file is not (yet) in force.
+    NotInForce,
 }
 
 fn key_of(setting: &str) -> String {
@@ -103,5 +105,44 @@ pub async fn set(
         Outcome::Done
     } else {
         Outcome::Unchanged
+    })
+}
+
+/// `in-force FILE`: whether every setting of FILE is in force in the
+/// running sensor; what is not is listed with the value in force and the
+/// file it comes from (a reload not applied yet, or a later layer).
+pub async fn in_force(
+    proxy: &Sensor1Proxy<'_>,
+    file: &std::path::Path,
+    output: Output,
+) -> Result<Outcome, String> {
+    // The daemon compares layer paths as absolute paths.
+    let file = std::path::absolute(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let pending = proxy
+        .not_in_force(&file.display().to_string())
+        .await
+        .map_err(explain)?;
+    let pending: std::collections::BTreeMap<_, _> = pending.into_iter().collect();
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({
+                "file": file.display().to_string(),
+                "in_force": pending.is_empty(),
+                "not_in_force": pending,
+            })
+        ),
+        Output::Table if pending.is_empty() => println!("{}: in force", file.display()),
+        Output::Table => {
+            println!("{}: not in force:", file.display());
+            for (k, why) in &pending {
+                println!("  {k} = {why}");
+            }
+        }
+    }
+    Ok(if pending.is_empty() {
+        Outcome::Done
+    } else {
+        Outcome::NotInForce
     })
 }

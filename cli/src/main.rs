@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         Cli::command()
             .error(
                 clap::error::ErrorKind::MissingRequiredArgument,
-                "mdatp config SETTING --value V [--check] | mdatp config get SETTING",
+                "mdatp config SETTING --value V [--check] | mdatp config get SETTING | mdatp config in-force FILE",
             )
             .exit();
     }
@@ -46,6 +46,7 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(config::Outcome::Done) => ExitCode::SUCCESS,
         Ok(config::Outcome::Unchanged) => ExitCode::from(UNCHANGED),
+        Ok(config::Outcome::NotInForce) => ExitCode::FAILURE,
         Err(msg) => {
             eprintln!("mdatp: {msg}");
             ExitCode::FAILURE
@@ -112,6 +113,10 @@ async fn run(cli: Cli) -> Result<config::Outcome, String> {
             ..
         } => return config::get(&proxy, &setting, output).await,
         Cmd::Config {
+            action: Some(ConfigCmd::InForce { file, output }),
+            ..
+        } => return config::in_force(&proxy, &file, output).await,
+        Cmd::Config {
             action: None,
             setting: Some(setting),
             value: Some(value),
@@ -120,7 +125,7 @@ async fn run(cli: Cli) -> Result<config::Outcome, String> {
         } => return config::set(&proxy, &setting, &value, check, output).await,
         Cmd::Config { .. } => {
             return Err(
-                "usage: mdatp config SETTING --value V [--check] | mdatp config get SETTING".into(),
+                "usage: mdatp config SETTING --value V [--check] | mdatp config get SETTING | mdatp config in-force FILE".into(),
             );
         }
         Cmd::Events {

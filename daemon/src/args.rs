@@ -9,7 +9,18 @@ use crate::config::ConfigPaths;
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the configuration (every layer) and exit: 0 valid, 1 not.
-    Validate,
+    /// With --as LAYER_FILE FILE: check the tree as it will be once FILE
+    /// is installed as LAYER_FILE (e.g. a rendered managed profile,
+    /// before it replaces the one in force).
+    Validate {
+        /// The layer file (mdatp.yaml, conf.d/*.yaml, local.yaml,
+        /// managed/*.yaml) that FILE is checked as; it need not exist.
+        #[arg(long = "as", value_name = "LAYER_FILE", requires = "candidate")]
+        stands_for: Option<PathBuf>,
+        /// The file to check in its place.
+        #[arg(value_name = "FILE", requires = "stands_for")]
+        candidate: Option<PathBuf>,
+    },
     /// Print every effective setting, the file that set it, and the keys
     /// a managed profile locks.
     Explain,
@@ -131,10 +142,31 @@ impl From<VariantArg> for mdatp_bpf::SyscallVariant {
 
 impl Args {
     pub fn config_paths(&self) -> ConfigPaths {
-        ConfigPaths {
+        let paths = ConfigPaths {
             config_dir: self.config_dir.clone(),
             state_dir: self.state_dir.clone(),
             base_override: self.config.clone(),
+            candidate: None,
+        };
+        match &self.command {
+            Some(Command::Validate {
+                stands_for: Some(stands_for),
+                candidate: Some(read_from),
+            }) => {
+                // The stand-in's place is compared with the layers' as
+                // absolute paths (`--as ./managed/x.yaml` from /etc/mdatp).
+                let abs = |p: &PathBuf| std::path::absolute(p).unwrap_or(p.clone());
+                ConfigPaths {
+                    config_dir: abs(&paths.config_dir),
+                    state_dir: abs(&paths.state_dir),
+                    base_override: paths.base_override.as_ref().map(abs),
+                    candidate: Some(crate::config::Candidate {
+                        stands_for: abs(stands_for),
+                        read_from: read_from.clone(),
+                    }),
+                }
+            }
+            _ => paths,
         }
     }
 

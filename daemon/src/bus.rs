@@ -30,6 +30,11 @@ pub enum BusCommand {
         key: String,
         reply: oneshot::Sender<Result<BTreeMap<String, String>, ConfigReply>>,
     },
+    /// The keys a layer file sets that are not in force (empty: all).
+    NotInForce {
+        file: String,
+        reply: oneshot::Sender<Result<BTreeMap<String, String>, ConfigReply>>,
+    },
     /// What SetConfig would do: the current and proposed values and
     /// whether it changes anything; nothing is written or applied.
     CheckConfig {
@@ -204,6 +209,22 @@ impl SensorObject {
         require_root(conn, &hdr, RootOnly::ReadConfig).await?;
         let d = self
             .ask(|reply| BusCommand::DescribeConfig { key, reply })
+            .await??;
+        Ok(d.into_iter().collect())
+    }
+
+    /// The keys the layer file `file` sets whose value in force is not the
+    /// file's: key → the value in force and its source. Empty when the
+    /// whole file is in force (automation waits for that after a reload).
+    async fn not_in_force(
+        &self,
+        file: String,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<HashMap<String, String>, SensorError> {
+        require_root(conn, &hdr, RootOnly::ReadConfig).await?;
+        let d = self
+            .ask(|reply| BusCommand::NotInForce { file, reply })
             .await??;
         Ok(d.into_iter().collect())
     }

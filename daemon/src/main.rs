@@ -5,10 +5,18 @@ use mdatpd::args::{Args, Command};
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     match args.command {
-        Some(Command::Validate) => {
-            return match mdatpd::config::load(&args.config_paths()) {
+        Some(Command::Validate { .. }) => {
+            let paths = args.config_paths();
+            return match mdatpd::config::load(&paths) {
                 Ok(_) => {
-                    println!("configuration is valid");
+                    match &paths.candidate {
+                        Some(c) => println!(
+                            "configuration is valid with {} as {}",
+                            c.read_from.display(),
+                            c.stands_for.display()
+                        ),
+                        None => println!("configuration is valid"),
+                    }
                     std::process::ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -29,6 +29,9 @@ pub trait Sensor1 {
     /// Root only: a dry run of SetConfig (`current`, `proposed`,
     /// `changed`, `source`); nothing is changed.
     fn check_config(&self, key: &str, value: &Value<'_>) -> zbus::Result<HashMap<String, String>>;
+    /// Root only: the keys a layer file sets that are not in force, with
+    /// the value in force and its source; empty when all of it is.
+    fn not_in_force(&self, file: &str) -> zbus::Result<HashMap<String, String>>;
     fn reload(&self) -> zbus::Result<()>;
     /// Root only. Empty `directory`: /var/log/mdatp/diag.
     fn create_diagnostic(&self, directory: &str) -> zbus::Result<String>;

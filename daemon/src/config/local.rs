@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{ConfigErrors, ConfigPaths, LoadedConfig, load};
+use super::{Candidate, ConfigErrors, ConfigPaths, LoadedConfig, load};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetError {
@@ -76,20 +76,16 @@ pub fn check(
         source,
     })?;
     let trial = ConfigPaths {
-        state_dir: scratch.path().to_path_buf(),
+        candidate: Some(Candidate {
+            stands_for: paths.local(),
+            read_from: scratch.path().join("local.yaml"),
+        }),
         ..paths.clone()
     };
-    write_atomic(&trial.local(), &text)?;
-    let mut loaded = load(&trial)
+    write_atomic(&scratch.path().join("local.yaml"), &text)?;
+    load(&trial)
         .map_err(SetError::Invalid)
-        .and_then(|l| locked(&l, key).map(|()| l))?;
-    // Name the real file, not the scratch copy, as the source.
-    for src in loaded.sources.values_mut() {
-        if *src == trial.local() {
-            *src = paths.local();
-        }
-    }
-    Ok(loaded)
+        .and_then(|l| locked(&l, key).map(|()| l))
 }
 
 /// local.yaml's text (`old`, or an empty document) with `key` set to

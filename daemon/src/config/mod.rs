@@ -24,7 +24,28 @@ pub struct ConfigPaths {
     pub state_dir: PathBuf,
     /// Replaces `<config_dir>/mdatp.yaml` as the base file.
     pub base_override: Option<PathBuf>,
+    /// A file read in place of one layer file (which need not exist yet).
+    pub candidate: Option<Candidate>,
 }
+
+/// A file standing in for a layer file: the tree is checked as it will be
+/// once the file is installed (`mdatpd validate --as`, which Ansible's
+/// and Puppet's `validate` run on the rendered profile before it replaces
+/// the real one), and the `--check` dry run of a local.yaml change.
+/// Problems and sources name the layer file, not the stand-in.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub stands_for: PathBuf,
+    pub read_from: PathBuf,
+}
+
+/// The stand-in is not at a place the daemon reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "not a configuration layer: it must be {base}, {dir}/conf.d/*.yaml, {local} or {dir}/managed/*.yaml",
+    base = .1.display(), dir = .2.display(), local = .3.display()
+)]
+pub struct NotALayer(pub String, pub PathBuf, pub PathBuf, pub PathBuf);
 
 impl ConfigPaths {
     pub fn base(&self) -> PathBuf {
@@ -37,28 +58,81 @@ impl ConfigPaths {
         self.state_dir.join("local.yaml")
     }
 
-    /// Every layer file that exists, lowest first, with its kind.
-    pub fn layers(&self) -> Vec<(Layer, PathBuf)> {
+    /// Every layer file that exists (or that the candidate stands for),
+    /// lowest first, with its kind.
+    pub fn layers(&self) -> Result<Vec<(Layer, PathBuf)>, NotALayer> {
+        let stands_for = self.candidate.as_ref().map(|c| c.stands_for.clone());
+        let wanted = |p: &Path| p.exists() || stands_for.as_deref() == Some(p);
+        let dir_files = |dir: PathBuf| {
+            let mut files = yaml_files(&dir);
+            if let Some(s) = &stands_for
+                && s.parent() == Some(dir.as_path())
+                && s.extension().is_some_and(|e| e == "yaml")
+                && !files.contains(s)
+            {
+                files.push(s.clone());
+                files.sort();
+            }
+            files
+        };
+        if let Some(s) = &stands_for {
+            self.layer_of(s).ok_or_else(|| {
+                NotALayer(
+                    s.display().to_string(),
+                    self.base(),
+                    self.config_dir.clone(),
+                    self.local(),
+                )
+            })?;
+        }
         let mut out = Vec::new();
         let base = self.base();
-        if base.exists() {
+        if wanted(&base) {
             out.push((Layer::Base, base));
         }
         out.extend(
-            yaml_files(&self.config_dir.join("conf.d"))
+            dir_files(self.config_dir.join("conf.d"))
                 .into_iter()
                 .map(|p| (Layer::DropIn, p)),
         );
         let local = self.local();
-        if local.exists() {
+        if wanted(&local) {
             out.push((Layer::Local, local));
         }
         out.extend(
-            yaml_files(&self.config_dir.join("managed"))
+            dir_files(self.config_dir.join("managed"))
                 .into_iter()
                 .map(|p| (Layer::Managed, p)),
         );
-        out
+        Ok(out)
+    }
+
+    /// Which layer a file would be, if any.
+    pub fn layer_of(&self, path: &Path) -> Option<Layer> {
+        let in_dir = |d: &str| {
+            path.parent() == Some(self.config_dir.join(d).as_path())
+                && path.extension().is_some_and(|e| e == "yaml")
+        };
+        if path == self.base() {
+            Some(Layer::Base)
+        } else if path == self.local() {
+            Some(Layer::Local)
+        } else if in_dir("conf.d") {
+            Some(Layer::DropIn)
+        } else if in_dir("managed") {
+            Some(Layer::Managed)
+        } else {
+            None
+        }
+    }
+
+    /// The file to read for a layer: the candidate's stand-in for the
+    /// file it stands for.
+    fn read_path<'a>(&'a self, layer_file: &'a Path) -> &'a Path {
+        match &self.candidate {
+            Some(c) if c.stands_for == layer_file => &c.read_from,
+            _ => layer_file,
+        }
     }
 }
 
@@ -153,10 +227,15 @@ pub fn keys_of(v: &serde_yaml::Value) -> Vec<String> {
     out
 }
 
-/// Checks one layer file on its own; returns its YAML text and keys.
-fn check_file(path: &Path, problems: &mut Vec<ConfigProblem>) -> Option<(String, Vec<String>)> {
+/// Checks one layer file on its own (read from `read`, named `path`);
+/// returns its YAML text and keys.
+fn check_file(
+    path: &Path,
+    read: &Path,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<(String, Vec<String>)> {
     let file = path.display().to_string();
-    let text = match std::fs::read_to_string(path) {
+    let text = match std::fs::read_to_string(read) {
         Ok(t) => t,
         Err(e) => {
             problems.push(ConfigProblem {
@@ -210,8 +289,15 @@ pub fn load(paths: &ConfigPaths) -> Result<LoadedConfig, ConfigErrors> {
     let mut builder = config::Config::builder();
     let mut sources = BTreeMap::new();
     let mut locked = BTreeMap::new();
-    for (layer, path) in paths.layers() {
-        let Some((text, keys)) = check_file(&path, &mut problems) else {
+    let layers = paths.layers().map_err(|e| {
+        ConfigErrors(vec![ConfigProblem {
+            file: e.0.clone(),
+            key: None,
+            message: e.to_string(),
+        }])
+    })?;
+    for (layer, path) in layers {
+        let Some((text, keys)) = check_file(&path, paths.read_path(&path), &mut problems) else {
             continue;
         };
         if text.is_empty() {
@@ -253,13 +339,71 @@ pub fn load(paths: &ConfigPaths) -> Result<LoadedConfig, ConfigErrors> {
     })
 }
 
+/// Every value of `settings` (dotted key → JSON text).
+fn flat(settings: &FilterConfig) -> BTreeMap<String, String> {
+    let value = serde_yaml::to_value(settings).unwrap_or(serde_yaml::Value::Null);
+    let mut out = BTreeMap::new();
+    flatten_values("", &value, &mut out);
+    out
+}
+
 impl LoadedConfig {
     /// Every effective value (dotted key → JSON text).
     pub fn effective(&self) -> BTreeMap<String, String> {
-        let value = serde_yaml::to_value(&self.settings).unwrap_or(serde_yaml::Value::Null);
-        let mut effective = BTreeMap::new();
-        flatten_values("", &value, &mut effective);
-        effective
+        flat(&self.settings)
+    }
+
+    /// The keys the layer file `file` sets whose value in force here is
+    /// not the file's, each with the value in force and the file it comes
+    /// from; empty when all of the file is in force. Automation asks the
+    /// running daemon this after a reload (`mdatp config in-force`): it
+    /// tells "not applied yet" and "overridden by a later layer" apart
+    /// from done.
+    pub fn not_in_force(
+        &self,
+        paths: &ConfigPaths,
+        file: &Path,
+    ) -> Result<BTreeMap<String, String>, ConfigErrors> {
+        let one = |message: String| {
+            ConfigErrors(vec![ConfigProblem {
+                file: file.display().to_string(),
+                key: None,
+                message,
+            }])
+        };
+        if paths.layer_of(file).is_none() {
+            return Err(one(
+                "not a configuration layer of this sensor (mdatpd explain lists them)".into(),
+            ));
+        }
+        let mut problems = Vec::new();
+        let Some((text, keys)) = check_file(file, file, &mut problems) else {
+            return Err(ConfigErrors(problems));
+        };
+        let alone: FilterConfig = if text.is_empty() {
+            FilterConfig::default()
+        } else {
+            serde_yaml::from_str(&text).map_err(|e| one(e.to_string()))?
+        };
+        let wanted = flat(&alone);
+        let running = self.effective();
+        let mut out = BTreeMap::new();
+        for k in keys {
+            let in_force = running.get(&k);
+            if in_force != wanted.get(&k) {
+                let source = self
+                    .sources
+                    .get(&k)
+                    .map_or_else(|| "default".to_string(), |p| p.display().to_string());
+                let why = format!(
+                    "{} (from {source}) instead of {}",
+                    in_force.map_or("(not set)", String::as_str),
+                    wanted.get(&k).map_or("(not set)", String::as_str)
+                );
+                out.insert(k, why);
+            }
+        }
+        Ok(out)
     }
 
     /// One key: `value` (JSON text; absent when the key has no value of

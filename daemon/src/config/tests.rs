@@ -10,6 +10,7 @@ fn tree() -> (tempfile::TempDir, ConfigPaths) {
         config_dir: t.path().join("etc"),
         state_dir: t.path().join("state"),
         base_override: None,
+        candidate: None,
     };
     fs::create_dir_all(paths.config_dir.join("conf.d")).expect("mkdir");
     fs::create_dir_all(paths.config_dir.join("managed")).expect("mkdir");
@@ -205,4 +206,94 @@ fn keys_are_known_from_the_schema_not_from_error_text() {
         "[\"5.10.0-46-amd64\"]",
     )
     .expect("a list");
+}
+
+#[test]
+fn a_candidate_stands_for_its_layer_file_whether_or_not_it_exists() {
+    let (t, p) = tree();
+    write(
+        &p.config_dir.join("managed/50-a.yaml"),
+        "folding: {window_ms: 5}\n",
+    );
+    let cand = t.path().join("rendered.yaml");
+    write(&cand, "folding: {window_ms: 7}\n");
+    for name in [
+        "managed/50-a.yaml",
+        "managed/40-new.yaml",
+        "conf.d/10-x.yaml",
+    ] {
+        let target = p.config_dir.join(name);
+        let with = ConfigPaths {
+            candidate: Some(Candidate {
+                stands_for: target.clone(),
+                read_from: cand.clone(),
+            }),
+            ..p.clone()
+        };
+        let c = load(&with).expect("valid");
+        // Named as the layer file, never as the stand-in.
+        assert!(c.sources.values().all(|s| *s != cand), "{name}");
+        let (window, from) = if name == "managed/50-a.yaml" {
+            (7, target.clone())
+        } else {
+            // 50-a.yaml is managed and later (or higher): it still wins.
+            (5, p.config_dir.join("managed/50-a.yaml"))
+        };
+        assert_eq!(c.settings.folding.window_ms, window, "{name}");
+        assert_eq!(c.sources["folding.window_ms"], from, "{name}");
+    }
+    write(&cand, "folding: {window_ms: soon}\n");
+    let bad = ConfigPaths {
+        candidate: Some(Candidate {
+            stands_for: p.config_dir.join("managed/40-new.yaml"),
+            read_from: cand.clone(),
+        }),
+        ..p.clone()
+    };
+    let e = load(&bad).expect_err("invalid");
+    assert_eq!(
+        e.0[0].file,
+        p.config_dir
+            .join("managed/40-new.yaml")
+            .display()
+            .to_string()
+    );
+    let nowhere = ConfigPaths {
+        candidate: Some(Candidate {
+            stands_for: t.path().join("other.yaml"),
+            read_from: cand,
+        }),
+        ..p
+    };
+    let e = load(&nowhere).expect_err("not a layer");
+    assert!(e.0[0].message.contains("not a configuration layer"), "{e}");
+}
+
+#[test]
+fn not_in_force_names_each_key_the_running_configuration_differs_on() {
+    let (_t, p) = tree();
+    let profile = p.config_dir.join("managed/50-a.yaml");
+    write(
+        &profile,
+        "folding: {window_ms: 5}\nexclude: {paths: [/srv]}\n",
+    );
+    let running = load(&p).expect("valid");
+    assert!(
+        running
+            .not_in_force(&p, &profile)
+            .expect("layer")
+            .is_empty()
+    );
+    write(
+        &profile,
+        "folding: {window_ms: 9}\nexclude: {paths: [/srv]}\n",
+    );
+    let pending = running.not_in_force(&p, &profile).expect("layer");
+    assert_eq!(
+        pending.keys().collect::<Vec<_>>(),
+        ["folding.window_ms"],
+        "{pending:?}"
+    );
+    assert!(pending["folding.window_ms"].starts_with("5 (from "));
+    assert!(running.not_in_force(&p, Path::new("/etc/passwd")).is_err());
 }

@@ -28,6 +28,14 @@ impl Daemon {
                     Err(ConfigReply::UnknownKey(key))
                 });
             }
+            BusCommand::NotInForce { file, reply } => {
+                let paths = self.host.args.config_paths();
+                let _ = reply.send(
+                    self.config
+                        .not_in_force(&paths, std::path::Path::new(&file))
+                        .map_err(|e| ConfigReply::Invalid(e.to_string())),
+                );
+            }
             BusCommand::CheckConfig { key, value, reply } => {
                 let paths = self.host.args.config_paths();
                 let _ = reply.send(

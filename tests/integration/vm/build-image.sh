@@ -3,7 +3,8 @@
 # A Debian guest (DISTRO debian12: bookworm; debian11: bullseye, with
 # glibc 2.31, systemd 247, auditd 3.0, dbus 1.12 and its own 5.10 kernel)
 # with systemd, dbus, auditd, AppArmor and pamtester (the kernel
-# matrix's login), built from
+# matrix's login) — and Debian's ansible and puppet in the Debian 12 image
+# of its own kernel — built from
 # Debian's packages with mmdebstrap (no loop mount: mkfs.ext4 -d fills the
 # image from a directory). OUTDIR gets rootfs.img (raw ext4), vmlinuz and
 # initrd.img for a direct kernel boot. The guest has no network; the
@@ -45,6 +46,12 @@ if [ "$suite" = bookworm ]; then
 fi
 
 packages=(systemd-sysv dbus auditd apparmor udev kmod procps iproute2 pamtester "$kernel_pkg" initramfs-tools)
+# The automation phase (the Ansible role and the Puppet module, as a fleet
+# runs them) boots the Debian 12 image with its own kernel only: the other
+# kernels' images stay small.
+if [ "$distro" = debian12 ] && [ "$kernel_pkg" = linux-image-amd64 ]; then
+    packages+=(ansible puppet)
+fi
 IFS=,
 mmdebstrap --variant=minbase --include="${packages[*]}" \
     "${pin[@]}" \
