@@ -73,6 +73,10 @@ mdatp config ebpf\-supplementary\-event\-provider \-\-value enabled
 .fi
 "#;
 
+/// Ansible, Puppet and busctl: the VM test runs these examples as the
+/// installed page shows them (tests/integration/vm/guest-test.sh).
+const AUTOMATION: &str = include_str!("automation.roff");
+
 const DIAG_EXTRA: &str = r#".SH FILES
 .TP
 .I /var/log/mdatp/diag/mdatp\-diag\-<UTC time>.tar.gz
@@ -102,6 +106,13 @@ rules of other tools are never touched.
 Check the configuration (every layer) and exit: 0 valid, 1 not, with every
 problem named by file and key. Used by the unit's ExecStartPre= and
 ExecReload=.
+.TP
+.B validate \-\-as \fILAYER\-FILE\fR \fIFILE\fR
+Check the tree as it will be once \fIFILE\fR is installed as
+\fILAYER\-FILE\fR (a managed profile, a conf.d drop\-in, which need not exist
+yet); problems are named as \fILAYER\-FILE\fR. Ansible's and Puppet's
+\fBvalidate\fR run it on a rendered profile before it replaces the one in
+force (see \fBmdatp\-config\fR(8), AUTOMATION).
 .TP
 .B explain
 Print every effective setting, the file that set it, and the keys a managed
@@ -215,7 +226,7 @@ fn main() -> Result<()> {
             "config",
             "mdatp-config",
             Some(CONFIG_DESCRIPTION),
-            &[CONFIG_EXAMPLES],
+            &[CONFIG_EXAMPLES, AUTOMATION],
         ),
         ("diagnostic", "mdatp-diagnostic", None, &[DIAG_EXTRA]),
         ("events", "mdatp-events", None, &[]),

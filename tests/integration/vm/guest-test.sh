@@ -180,6 +180,9 @@ run_network_output() {
     kill "$rpid"
 }
 
+# shellcheck source=automation.sh
+. "$share/automation.sh"
+
 echo "# phase $phase on $(uname -r)"
 
 case "$phase" in
@@ -373,6 +376,14 @@ after-immutable)
     check "the sensor is back on eBPF" wait_for 180 bash -c 'systemctl is-active --quiet mdatp && [ "$(mdatp health --field supplementary_events_subsystem)" = ebpf ]'
     check "an exec appears after the reboot" exec_seen ebpf
     check "apt-get purge mdatp succeeds" apt-get purge -y -q mdatp
+    ;;
+automation)
+    run_automation
+    check "apt-get purge mdatp after the automation" apt-get purge -y -q mdatp
+    # The profile is the configuration tool's file, not the package's.
+    check "purge removes state and logs and leaves the fleet tool's profile" \
+        bash -c '! test -e /var/lib/mdatp && ! test -e /var/log/mdatp && test -f /etc/mdatp/managed/50-puppet.yaml'
+    check "no mdatpd process is left" bash -c '! pidof mdatpd'
     ;;
 *)
     not_ok "unknown phase '$phase'"

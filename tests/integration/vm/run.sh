@@ -7,6 +7,8 @@
 #                    rules, broken reload, watchdog, diagnostics, purge
 #   immutable        auditctl -e 2 with our rules loaded: health and remedy
 #   after-immutable  the reboot cleared our rules; purge
+#   automation       the Ansible role and the Puppet module applied to the
+#                    guest by Debian's ansible and puppet (automation.sh)
 #   workload         install, the kernel matrix's workload only (main
 #                    runs it too); its events are checked on the host by
 #                    tests/integration/workload/matrix.py into
@@ -44,7 +46,7 @@ done
 
 die() { echo "vm-test: $*" >&2; exit 1; }
 case "$distro" in
-    debian12) phases=${phases:-main immutable after-immutable} ;;
+    debian12) phases=${phases:-main immutable after-immutable automation} ;;
     debian11) phases=${phases:-distro} ;;
     *) die "unknown --distro $distro (debian12, debian11)" ;;
 esac
@@ -82,7 +84,8 @@ work=$repo/target/vm
 rm -rf "$work"
 mkdir -p "$work/share"
 cp "$deb" "$work/share/mdatp.deb"
-cp "$here/guest-test.sh" "$work/share/guest-test.sh"
+cp "$here/guest-test.sh" "$here/automation.sh" "$work/share/"
+cp -r "$repo/contrib" "$work/share/contrib"
 cp -r "$repo/tests/integration/workload" "$work/share/workload"
 # The guest's helper programs are linked for glibc $GLIBC_FLOOR like the
 # package, so they run in every guest userland.
