@@ -7,10 +7,11 @@
 # keeps its settings, a managed key refuses `mdatp config`. The page's
 # busctl examples run as printed.
 
-# The example block NAME of the installed mdatp-config(8), as a reader
-# sees it (roff escapes undone).
+# The example block NAME of mdatp-config(8) as the package installs it
+# (read from the package: the role is what installs it), as a reader sees
+# it (roff escapes undone).
 man_example() { # name
-    zcat /usr/share/man/man8/mdatp-config.8.gz |
+    dpkg-deb --fsys-tarfile /var/tmp/mdatp.deb | tar -xO ./usr/share/man/man8/mdatp-config.8.gz | zcat |
         awk -v n="$1" '$0 == ".\\\" example " n {f=1; next} $0 == ".\\\" end example" {f=0} f && $0 != ".nf" && $0 != ".fi"' |
         sed -e 's/\\-/-/g' -e "s/\\\\(aq/'/g" -e 's/\\e/\\/g'
 }
@@ -32,7 +33,9 @@ run_ansible() { # log extra-args...
         ansible-playbook -i localhost, -c local -e ansible_become_method=su \
         /tmp/site.yml "$@" >"$log" 2>&1
     local rc=$?
-    tail -3 "$log" | sed 's/^/#   ansible: /'
+    # What failed, then the recap (the whole log is in results/).
+    grep -E -m3 '^(fatal|ERROR)' "$log" | cut -c1-600 | sed 's/^/#   ansible: /'
+    grep -A1 'PLAY RECAP' "$log" | tail -1 | sed 's/^/#   ansible: /'
     return $rc
 }
 
@@ -42,7 +45,8 @@ run_puppet() { # log manifest extra-args...
     puppet apply --detailed-exitcodes --color=false --modulepath="$share/contrib/puppet" \
         "$@" "$manifest" >"$log" 2>&1
     local rc=$?
-    grep -v '^Info' "$log" | tail -4 | sed 's/^/#   puppet: /'
+    grep -E -m3 '^Error' "$log" | cut -c1-600 | sed 's/^/#   puppet: /'
+    grep -E 'Applied catalog' "$log" | sed 's/^/#   puppet: /'
     return $rc
 }
 
@@ -54,35 +58,35 @@ run_automation() {
     # --- Ansible: the playbook of the man page, as printed.
     man_example ansible > /tmp/site.yml
     check "the man page has the Ansible example" grep -q 'role: mdatp' /tmp/site.yml
-    check "ansible-playbook installs the sensor and applies the profile" run_ansible /tmp/ansible-1.log
-    check "the play reported changes" test "$(recap_changed /tmp/ansible-1.log)" -gt 0
+    check "ansible-playbook installs the sensor and applies the profile" run_ansible "$results"/ansible-1.log
+    check "the play reported changes" test "$(recap_changed "$results/ansible-1.log")" -gt 0
     check "the service is active on eBPF" wait_for 60 subsystem_is ebpf
     check "the settings are in force, locked by the role's profile" setting_is folding.window_ms 2000 "$profile"
     check "mdatp config in-force: the whole profile" mdatp config in-force "$profile"
     check "the profile is root's only" test "$(stat -c %a "$profile")" = 600
     check "the sensor is healthy" test "$(field healthy)" = true
     pid=$(main_pid) before=$(reloads) sum=$(sha256sum "$profile")
-    check "the same play again succeeds" run_ansible /tmp/ansible-2.log
-    check "the second run reports no change" test "$(recap_changed /tmp/ansible-2.log)" = 0
+    check "the same play again succeeds" run_ansible "$results"/ansible-2.log
+    check "the second run reports no change" test "$(recap_changed "$results/ansible-2.log")" = 0
     check "the second run did not reload the service" test "$(reloads)" = "$before"
 
     # Check mode with a changed variable: reported, nothing changed.
     check "check mode with another window succeeds" \
-        run_ansible /tmp/ansible-3.log --check --diff -e '{"mdatp_folding": {"window_ms": 3000}}'
+        run_ansible "$results"/ansible-3.log --check --diff -e '{"mdatp_folding": {"window_ms": 3000}}'
     check "check mode reports the profile would change" \
-        bash -c 'grep -q "changed: \[localhost\]" /tmp/ansible-3.log && grep -q "+  window_ms: 3000" /tmp/ansible-3.log'
+        bash -c "grep -q 'changed: \[localhost\]' $results/ansible-3.log && grep -q '+  window_ms: 3000' $results/ansible-3.log"
     check "check mode changed nothing (file, setting, no reload)" \
         bash -c "[ \"\$(sha256sum $profile)\" = \"$sum\" ] && [ \"\$(journalctl -u mdatp -b -o cat | grep -c '^Reloaded')\" = $before ]"
     check "the window in force is still 2000" setting_is folding.window_ms 2000 "$profile"
 
     # A bad value: the play fails naming the key; the sensor keeps running
     # with its settings.
-    run_ansible /tmp/ansible-4.log -e '{"mdatp_folding": {"window_ms": "later"}}'
+    run_ansible "$results"/ansible-4.log -e '{"mdatp_folding": {"window_ms": "later"}}'
     rc=$?
-    grep -m2 'configuration problem\|window_ms' /tmp/ansible-4.log | cut -c1-300 | sed 's/^/#   /'
+    grep -m2 'configuration problem\|window_ms' $results/ansible-4.log | cut -c1-300 | sed 's/^/#   /'
     check "a bad value fails the play" test "$rc" -ne 0
     check "the failure names the file and key (the validator's message)" \
-        grep -q "$profile: folding.window_ms" /tmp/ansible-4.log
+        grep -q "$profile: folding.window_ms" $results/ansible-4.log
     check "the profile on disk is unchanged" bash -c "[ \"\$(sha256sum $profile)\" = \"$sum\" ]"
     check "the sensor runs on, same process, same settings" \
         bash -c "systemctl is-active --quiet mdatp && [ \"\$(systemctl show -p MainPID --value mdatp)\" = $pid ]"
@@ -96,7 +100,7 @@ run_automation() {
 
     # The role with no settings removes its profile (and reloads).
     check "the role without settings removes its profile" \
-        run_ansible /tmp/ansible-5.log -e '{"mdatp_folding": {}, "mdatp_exclude": {}, "mdatp_ebpf_supplementary_event_provider": ""}'
+        run_ansible "$results"/ansible-5.log -e '{"mdatp_folding": {}, "mdatp_exclude": {}, "mdatp_ebpf_supplementary_event_provider": ""}'
     check "the profile is gone and the window is back to its default" \
         bash -c "! test -e $profile && mdatp config get folding.window_ms | grep -q '(default)'"
 
@@ -104,32 +108,32 @@ run_automation() {
     profile=/etc/mdatp/managed/50-puppet.yaml
     man_example puppet > /tmp/site.pp
     check "the man page has the Puppet example" grep -q "class { 'mdatp'" /tmp/site.pp
-    run_puppet /tmp/puppet-1.log /tmp/site.pp
+    run_puppet $results/puppet-1.log /tmp/site.pp
     rc=$?
     check "puppet apply applies the profile (exit 2: changes)" test "$rc" = 2
     check "the settings are in force, locked by the module's profile" setting_is folding.window_ms 2500 "$profile"
     check "the exclusion is in force" bash -c "mdatp config get exclude.paths | grep -q /var/cache/backup"
     check "the sensor is healthy after puppet" test "$(field healthy)" = true
     pid=$(main_pid) before=$(reloads) sum=$(sha256sum "$profile")
-    run_puppet /tmp/puppet-2.log /tmp/site.pp
+    run_puppet $results/puppet-2.log /tmp/site.pp
     rc=$?
     check "the same manifest again: no change (exit 0)" test "$rc" = 0
     check "the second apply did not reload the service" test "$(reloads)" = "$before"
 
     sed 's/2500/3500/' /tmp/site.pp > /tmp/site-3500.pp
-    run_puppet /tmp/puppet-3.log /tmp/site-3500.pp --noop
+    run_puppet $results/puppet-3.log /tmp/site-3500.pp --noop
     rc=$?
     check "noop with another window: reported, not failed" \
-        bash -c "[ $rc = 0 ] || [ $rc = 2 ]; grep -q '50-puppet.yaml.*(noop)' /tmp/puppet-3.log"
+        bash -c "[ $rc = 0 ] || [ $rc = 2 ]; grep -q '50-puppet.yaml.*(noop)' $results/puppet-3.log"
     check "noop changed nothing (file, setting, no reload)" \
         bash -c "[ \"\$(sha256sum $profile)\" = \"$sum\" ] && [ \"\$(journalctl -u mdatp -b -o cat | grep -c '^Reloaded')\" = $before ]"
 
     sed "s/'window_ms' => 2500/'window_ms' => 'later'/" /tmp/site.pp > /tmp/site-bad.pp
-    run_puppet /tmp/puppet-4.log /tmp/site-bad.pp
+    run_puppet $results/puppet-4.log /tmp/site-bad.pp
     rc=$?
-    grep -m2 'window_ms' /tmp/puppet-4.log | cut -c1-300 | sed 's/^/#   /'
+    grep -m2 'window_ms' $results/puppet-4.log | cut -c1-300 | sed 's/^/#   /'
     check "a bad value fails the apply (exit 4 or 6)" bash -c "[ $rc = 4 ] || [ $rc = 6 ]"
-    check "the failure names the file and key" grep -q "$profile: folding.window_ms" /tmp/puppet-4.log
+    check "the failure names the file and key" grep -q "$profile: folding.window_ms" $results/puppet-4.log
     check "the puppet profile on disk is unchanged" bash -c "[ \"\$(sha256sum $profile)\" = \"$sum\" ]"
     check "the sensor runs on with its settings" \
         bash -c "systemctl is-active --quiet mdatp && [ \"\$(systemctl show -p MainPID --value mdatp)\" = $pid ]"

@@ -48,9 +48,10 @@ fi
 packages=(systemd-sysv dbus auditd apparmor udev kmod procps iproute2 pamtester "$kernel_pkg" initramfs-tools)
 # The automation phase (the Ansible role and the Puppet module, as a fleet
 # runs them) boots the Debian 12 image with its own kernel only: the other
-# kernels' images stay small.
+# kernels' images stay small. python3-apt: Ansible's apt module needs it
+# and installs it itself on a host with a network, which the guest has not.
 if [ "$distro" = debian12 ] && [ "$kernel_pkg" = linux-image-amd64 ]; then
-    packages+=(ansible puppet)
+    packages+=(ansible puppet python3-apt)
 fi
 IFS=,
 mmdebstrap --variant=minbase --include="${packages[*]}" \
