@@ -11,6 +11,8 @@
 #   scripts/dev.sh kernels-doc   rewrite docs/KERNELS.md from the last test
 #                        run's kernel matrix (target/kernel-matrix)
 #   scripts/dev.sh bench [mdatp-bench run flags]   the benchmark (not run by CI)
+#   scripts/dev.sh fuzz [RUNS]   every fuzz target (fuzz/), RUNS inputs each
+#                        (default 1,000,000), with the counts (not run by CI)
 # Set-up installs missing Debian packages and mounts bpffs/tracefs where
 # they are not mounted yet (as systemd does at boot).
 set -euo pipefail
@@ -132,7 +134,12 @@ bench)
     target/release/mdatp-bench run "$@"
     target/release/mdatp-bench ceiling
     ;;
+fuzz)
+    shift
+    setup
+    scripts/fuzz.sh "${1:-1000000}"
+    ;;
 *)
-    die "usage: scripts/dev.sh run [mdatpd flags] | test | package | vm-test [--distro D] [--kernel PKG] | compat-test | kernels-doc | bench [flags]"
+    die "usage: scripts/dev.sh run [mdatpd flags] | test | package | vm-test [--distro D] [--kernel PKG] | compat-test | kernels-doc | bench [flags] | fuzz [RUNS]"
     ;;
 esac

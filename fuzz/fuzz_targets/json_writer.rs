@@ -17,6 +17,9 @@ enum Field {
     Bool(bool),
     Strs(Vec<String>),
     Nested(Vec<(u8, String)>),
+    Octal(u64, bool),
+    U64Str(u64),
+    Joined(u64, u64),
 }
 
 fuzz_target!(|fields: Vec<Field>| {
@@ -31,6 +34,9 @@ fuzz_target!(|fields: Vec<Field>| {
                 Field::I64(n) => o.i64(k, *n),
                 Field::Bool(b) => o.bool(k, *b),
                 Field::Strs(v) => o.strs(k, v.iter().map(String::as_str)),
+                Field::Octal(n, p) => o.octal(k, *n, *p),
+                Field::U64Str(n) => o.u64_str(k, *n),
+                Field::Joined(a, b) => o.joined_u64s(k, *a, b':', *b),
                 Field::Nested(v) => o.obj(k, |inner| {
                     for (i, (_, s)) in v.iter().enumerate() {
                         inner.str(&format!("n{i}"), s);
@@ -43,7 +49,11 @@ fuzz_target!(|fields: Vec<Field>| {
     for (k, f) in keys.iter().zip(&fields) {
         let v = match f {
             Field::Str(s) => serde_json::json!(s),
-            Field::OptStr(None) => continue,
+            Field::OptStr(None) => serde_json::Value::Null,
+            Field::Octal(n, true) => serde_json::json!(format!("{n:#o}")),
+            Field::Octal(n, false) => serde_json::json!(format!("{n:o}")),
+            Field::U64Str(n) => serde_json::json!(n.to_string()),
+            Field::Joined(a, b) => serde_json::json!(format!("{a}:{b}")),
             Field::OptStr(Some(s)) => serde_json::json!(s),
             Field::U64(n) => serde_json::json!(n),
             Field::I64(n) => serde_json::json!(n),

@@ -19,7 +19,7 @@ pub enum SetError {
     },
     #[error("the change was refused:\n{0}")]
     Invalid(ConfigErrors),
-    #[error("write {path}")]
+    #[error("write {path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
@@ -71,10 +71,18 @@ pub fn check(
 ) -> Result<LoadedConfig, SetError> {
     let old = std::fs::read_to_string(paths.local()).ok();
     let text = with_value(running, old.as_deref(), key, value)?;
-    let scratch = tempfile::tempdir().map_err(|source| SetError::Io {
-        path: std::env::temp_dir(),
+    // In the state directory: the unit's sandbox (ProtectSystem=strict)
+    // leaves /tmp read-only to the daemon — the VM test's busctl
+    // CheckConfig failed there with a scratch copy in /tmp.
+    let io = |source| SetError::Io {
+        path: paths.state_dir.clone(),
         source,
-    })?;
+    };
+    std::fs::create_dir_all(&paths.state_dir).map_err(io)?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".check-")
+        .tempdir_in(&paths.state_dir)
+        .map_err(io)?;
     let trial = ConfigPaths {
         candidate: Some(Candidate {
             stands_for: paths.local(),
