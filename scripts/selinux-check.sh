@@ -27,7 +27,12 @@ semodule_expand "$work/linked.lnk" "$work/policy.bin" \
 fail=0
 expect() { # description, expected line, sesearch args...
     local what=$1 want=$2; shift 2
-    if sesearch "$@" "$work/policy.bin" | grep -qF "$want"; then
+    local found
+    # Read whole before matching: `sesearch | grep -q` under pipefail
+    # fails when grep exits at the match while sesearch still writes
+    # (SIGPIPE) — the check once failed on a rule that was there.
+    found=$(sesearch "$@" "$work/policy.bin")
+    if grep -qF "$want" <<<"$found"; then
         echo "selinux-check.sh: ok: $what" >&2
     else
         echo "selinux-check.sh: MISSING: $what: $want" >&2

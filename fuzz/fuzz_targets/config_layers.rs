@@ -16,12 +16,7 @@ fn tree() -> &'static (tempfile::TempDir, ConfigPaths) {
     static T: OnceLock<(tempfile::TempDir, ConfigPaths)> = OnceLock::new();
     T.get_or_init(|| {
         let t = tempfile::tempdir().expect("tempdir");
-        let paths = ConfigPaths {
-            config_dir: t.path().join("etc"),
-            state_dir: t.path().join("state"),
-            base_override: None,
-            candidate: None,
-        };
+        let paths = ConfigPaths::under(t.path());
         for d in ["etc/conf.d", "etc/managed", "state"] {
             std::fs::create_dir_all(t.path().join(d)).expect("mkdir");
         }

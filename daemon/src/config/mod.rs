@@ -48,6 +48,17 @@ pub struct Candidate {
 pub struct NotALayer(pub String, pub PathBuf, pub PathBuf, pub PathBuf);
 
 impl ConfigPaths {
+    /// A whole tree under one directory: `<root>/etc` and `<root>/state`
+    /// (tests, the fuzz target).
+    pub fn under(root: &Path) -> Self {
+        Self {
+            config_dir: root.join("etc"),
+            state_dir: root.join("state"),
+            base_override: None,
+            candidate: None,
+        }
+    }
+
     pub fn base(&self) -> PathBuf {
         self.base_override
             .clone()

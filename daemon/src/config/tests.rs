@@ -6,12 +6,7 @@ use crate::provider::EbpfSetting;
 
 fn tree() -> (tempfile::TempDir, ConfigPaths) {
     let t = tempfile::tempdir().expect("tempdir");
-    let paths = ConfigPaths {
-        config_dir: t.path().join("etc"),
-        state_dir: t.path().join("state"),
-        base_override: None,
-        candidate: None,
-    };
+    let paths = ConfigPaths::under(t.path());
     fs::create_dir_all(paths.config_dir.join("conf.d")).expect("mkdir");
     fs::create_dir_all(paths.config_dir.join("managed")).expect("mkdir");
     (t, paths)

@@ -23,6 +23,22 @@ setting_is() { # key value locked-by
     echo "# $j"
     grep -q "\"value\":$2[,}]" <<<"$j" && grep -q "\"locked_by\":\"$3\"" <<<"$j"
 }
+# After a run with a bad value failed (checked by the caller): it named
+# the file and key, the profile on disk and the sensor (process, window)
+# are as they were, and the managed key still refuses `mdatp config`.
+bad_value_kept() { # log profile sha256-before pid window
+    local log=$1 profile=$2 sum=$3 pid=$4 window=$5 rc
+    check "the failure names the file and key (the validator's message)" \
+        grep -q "$profile: folding.window_ms" "$log"
+    check "the profile on disk is unchanged" bash -c "[ \"\$(sha256sum $profile)\" = \"$sum\" ]"
+    check "the sensor runs on, same process" \
+        bash -c "systemctl is-active --quiet mdatp && [ \"\$(systemctl show -p MainPID --value mdatp)\" = $pid ]"
+    check "... and the window in force is still $window" setting_is folding.window_ms "$window" "$profile"
+    mdatp config folding.window-ms --value 100 >/tmp/locked.log 2>&1
+    rc=$?
+    check "mdatp config refuses the managed key (exit 1, Locked, naming the profile)" \
+        bash -c "[ $rc = 1 ] && grep -q 'managed by $profile' /tmp/locked.log"
+}
 recap_changed() { grep -o 'changed=[0-9]*' "$1" | tail -1 | cut -d= -f2; }
 
 run_ansible() { # log extra-args...
@@ -90,18 +106,7 @@ run_automation() {
     rc=$?
     grep -m2 'configuration problem\|window_ms' $results/ansible-4.log | cut -c1-300 | sed 's/^/#   /'
     check "a bad value fails the play" test "$rc" -ne 0
-    check "the failure names the file and key (the validator's message)" \
-        grep -q "$profile: folding.window_ms" $results/ansible-4.log
-    check "the profile on disk is unchanged" bash -c "[ \"\$(sha256sum $profile)\" = \"$sum\" ]"
-    check "the sensor runs on, same process, same settings" \
-        bash -c "systemctl is-active --quiet mdatp && [ \"\$(systemctl show -p MainPID --value mdatp)\" = $pid ]"
-    check "... and the window in force is still 2000" setting_is folding.window_ms 2000 "$profile"
-
-    # A key the role manages refuses mdatp config, naming the profile.
-    mdatp config folding.window-ms --value 100 >/tmp/locked.log 2>&1
-    rc=$?
-    check "mdatp config refuses a key the role manages (exit 1, Locked, the file)" \
-        bash -c "[ $rc = 1 ] && grep -q 'managed by $profile' /tmp/locked.log"
+    bad_value_kept "$results/ansible-4.log" "$profile" "$sum" "$pid" 2000
 
     # The next tool starts from a tree without this profile. (A run of the
     # role with no settings removes it the same way: not run here, each
@@ -129,7 +134,7 @@ run_automation() {
     run_puppet $results/puppet-3.log /tmp/site-3500.pp --noop
     rc=$?
     check "noop with another window: reported, not failed" \
-        bash -c "[ $rc = 0 ] || [ $rc = 2 ]; grep -q '50-puppet.yaml.*(noop)' $results/puppet-3.log"
+        bash -c "{ [ $rc = 0 ] || [ $rc = 2 ]; } && grep -q '50-puppet.yaml.*(noop)' $results/puppet-3.log"
     check "noop changed nothing (file, setting, no reload)" \
         bash -c "[ \"\$(sha256sum $profile)\" = \"$sum\" ] && [ \"\$(journalctl -u mdatp -b -o cat | grep -c '^Reloaded')\" = $before ]"
 
@@ -138,15 +143,7 @@ run_automation() {
     rc=$?
     grep -m2 'window_ms' $results/puppet-4.log | cut -c1-300 | sed 's/^/#   /'
     check "a bad value fails the apply (exit 4 or 6)" bash -c "[ $rc = 4 ] || [ $rc = 6 ]"
-    check "the failure names the file and key" grep -q "$profile: folding.window_ms" $results/puppet-4.log
-    check "the puppet profile on disk is unchanged" bash -c "[ \"\$(sha256sum $profile)\" = \"$sum\" ]"
-    check "the sensor runs on with its settings" \
-        bash -c "systemctl is-active --quiet mdatp && [ \"\$(systemctl show -p MainPID --value mdatp)\" = $pid ]"
-    check "... window still 2500" setting_is folding.window_ms 2500 "$profile"
-    mdatp config folding.window-ms --value 100 >/tmp/locked.log 2>&1
-    rc=$?
-    check "mdatp config refuses a key the module manages" \
-        bash -c "[ $rc = 1 ] && grep -q 'managed by $profile' /tmp/locked.log"
+    bad_value_kept "$results/puppet-4.log" "$profile" "$sum" "$pid" 2500
 
     # --- busctl: the page's examples, each as printed.
     local n=0 line
