@@ -80,7 +80,10 @@ if [ ! -f "$image/rootfs.img" ]; then
 fi
 flock -u 9
 
-work=$repo/target/vm
+# MDATP_VM_WORK: a run of its own beside another (CI runs the automation
+# phase beside the Debian 11 guest and the kernel matrix).
+work=${MDATP_VM_WORK:-$repo/target/vm}
+case "$work" in /*) ;; *) work=$repo/$work ;; esac
 rm -rf "$work"
 mkdir -p "$work/share"
 cp "$deb" "$work/share/mdatp.deb"
