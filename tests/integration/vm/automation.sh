@@ -82,6 +82,8 @@ run_automation() {
     check "ansible-playbook installs the sensor and applies the profile" run_ansible "$results"/ansible-1.log
     check "the play reported changes" test "$(recap_changed "$results/ansible-1.log")" -gt 0
     check "the service is active on eBPF" wait_for 60 subsystem_is ebpf
+    check "health shows the provider setting of the profile" \
+        test "$(field ebpf_supplementary_event_provider)" = enabled
     check "the settings are in force, locked by the role's profile" setting_is folding.window_ms 2000 "$profile"
     check "mdatp config in-force: the whole profile" mdatp config in-force "$profile"
     check "the profile is root's only" test "$(stat -c %a "$profile")" = 600
