@@ -72,49 +72,45 @@ impl ConfigPaths {
     /// Every layer file that exists (or that the candidate stands for),
     /// lowest first, with its kind.
     pub fn layers(&self) -> Result<Vec<(Layer, PathBuf)>, NotALayer> {
-        let stands_for = self.candidate.as_ref().map(|c| c.stands_for.clone());
-        let wanted = |p: &Path| p.exists() || stands_for.as_deref() == Some(p);
-        let dir_files = |dir: PathBuf| {
+        // Where the candidate goes: checked once here, then added to its
+        // layer's list (a directory layer's file need not exist yet).
+        let stands_for = match &self.candidate {
+            None => None,
+            Some(c) => {
+                let layer = self.layer_of(&c.stands_for).ok_or_else(|| {
+                    NotALayer(
+                        c.stands_for.display().to_string(),
+                        self.base(),
+                        self.config_dir.clone(),
+                        self.local(),
+                    )
+                })?;
+                Some((layer, c.stands_for.as_path()))
+            }
+        };
+        let wanted = |p: &Path| p.exists() || stands_for.is_some_and(|(_, s)| s == p);
+        let dir_files = |layer: Layer, dir: PathBuf| {
             let mut files = yaml_files(&dir);
-            if let Some(s) = &stands_for
-                && s.parent() == Some(dir.as_path())
-                && s.extension().is_some_and(|e| e == "yaml")
-                && !files.contains(s)
+            if let Some((l, s)) = stands_for
+                && l == layer
+                && !files.iter().any(|f| f == s)
             {
-                files.push(s.clone());
+                files.push(s.to_path_buf());
                 files.sort();
             }
-            files
+            files.into_iter().map(move |p| (layer, p))
         };
-        if let Some(s) = &stands_for {
-            self.layer_of(s).ok_or_else(|| {
-                NotALayer(
-                    s.display().to_string(),
-                    self.base(),
-                    self.config_dir.clone(),
-                    self.local(),
-                )
-            })?;
-        }
         let mut out = Vec::new();
         let base = self.base();
         if wanted(&base) {
             out.push((Layer::Base, base));
         }
-        out.extend(
-            dir_files(self.config_dir.join("conf.d"))
-                .into_iter()
-                .map(|p| (Layer::DropIn, p)),
-        );
+        out.extend(dir_files(Layer::DropIn, self.config_dir.join("conf.d")));
         let local = self.local();
         if wanted(&local) {
             out.push((Layer::Local, local));
         }
-        out.extend(
-            dir_files(self.config_dir.join("managed"))
-                .into_iter()
-                .map(|p| (Layer::Managed, p)),
-        );
+        out.extend(dir_files(Layer::Managed, self.config_dir.join("managed")));
         Ok(out)
     }
 
