@@ -113,4 +113,26 @@ pub enum DiagnosticCmd {
         #[arg(long, value_name = "DIR")]
         path: Option<String>,
     },
+    /// The paths and executables with the most events since the sensor
+    /// started, with events per second: what to exclude or fold first.
+    HotEventSources {
+        /// How many of each (paths, executables).
+        #[arg(long, default_value_t = 20)]
+        top: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// The sensor's BPF programs and maps: each program's runs and
+    /// average time per run over a short window (the kernel's run-time
+    /// statistics are enabled for that window only), each object's
+    /// kernel memory.
+    EbpfStatistics {
+        /// The window, 1 to 20 seconds.
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
+    },
 }

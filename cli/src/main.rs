@@ -4,6 +4,7 @@
 //! says why and what to do), 2 usage, 3 `config`: unchanged.
 
 mod config;
+mod diagnostic;
 mod show;
 mod tail;
 
@@ -153,6 +154,12 @@ async fn run(cli: Cli) -> Result<config::Outcome, String> {
             let written = proxy.create_diagnostic(&dir).await.map_err(explain)?;
             println!("{written}");
         }
+        Cmd::Diagnostic {
+            action: DiagnosticCmd::HotEventSources { top, output },
+        } => diagnostic::hot_event_sources(&proxy, top, output).await?,
+        Cmd::Diagnostic {
+            action: DiagnosticCmd::EbpfStatistics { seconds, output },
+        } => diagnostic::ebpf_statistics(&proxy, seconds, output).await?,
     }
     Ok(config::Outcome::Done)
 }

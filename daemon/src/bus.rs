@@ -51,7 +51,23 @@ pub enum BusCommand {
     Diagnostic {
         reply: oneshot::Sender<crate::diagnostic::Parts>,
     },
+    /// The top paths and executables by events, and the seconds counted.
+    HotSources {
+        top: u32,
+        reply: oneshot::Sender<HotTop>,
+    },
 }
+
+/// Seconds counted, and (`path`|`executable`, name, events).
+pub type HotTop = (f64, Vec<(&'static str, String, u64)>);
+
+/// One BPF object of `EbpfStatistics`: kind (`map`, `program`), name,
+/// id, kernel memory, runs and run time in the window, detail.
+pub type BpfStatRow = (String, String, u32, u64, u64, u64, String);
+
+/// The longest window `EbpfStatistics` enables run-time statistics for
+/// (D-Bus callers time out after 25 s by default).
+const MAX_STATS_SECONDS: u32 = 20;
 
 /// Why a configuration read or change was refused.
 #[derive(Debug)]
@@ -124,6 +140,8 @@ enum RootOnly {
     /// Reading its configuration: the exclusions and filters are the
     /// list of what the sensor does not watch, an attacker's map.
     ReadConfig,
+    /// Reading what other users did (the hot paths and executables).
+    ReadActivity,
 }
 
 /// Root only, checked with the bus's own record of the caller.
@@ -145,6 +163,9 @@ async fn require_root(
             RootOnly::Change => format!("uid {uid} may read the sensor's health but not change it"),
             RootOnly::ReadConfig => format!(
                 "uid {uid} may read the sensor's health but not its configuration (root only: it lists what the sensor does not watch)"
+            ),
+            RootOnly::ReadActivity => format!(
+                "uid {uid} may read the sensor's health but not the hot event sources (root only: they name other users' files and programs)"
             ),
         };
         return Err(fdo::Error::AccessDenied(msg).into());
@@ -291,6 +312,64 @@ impl SensorObject {
             .map_err(|e| fdo::Error::Failed(e.to_string()))?
             .map_err(|e| fdo::Error::Failed(format!("{e}: {}", e.source)))?;
         Ok(path.display().to_string())
+    }
+
+    /// The `top` paths and executables by events since the sensor
+    /// started: the seconds counted, and (`path`|`executable`, name,
+    /// events) highest first.
+    async fn hot_event_sources(
+        &self,
+        top: u32,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<(f64, Vec<(String, String, u64)>), SensorError> {
+        require_root(conn, &hdr, RootOnly::ReadActivity).await?;
+        let (secs, rows) = self
+            .ask(|reply| BusCommand::HotSources { top, reply })
+            .await?;
+        Ok((
+            secs,
+            rows.into_iter()
+                .map(|(t, k, n)| (t.to_string(), k, n))
+                .collect(),
+        ))
+    }
+
+    /// The sensor's BPF maps and programs with their kernel memory, and
+    /// each program's runs and run time over `seconds` (1–20) with the
+    /// kernel's run-time statistics enabled for that window only. The
+    /// string is empty, or says why run counts are unavailable.
+    async fn ebpf_statistics(
+        &self,
+        seconds: u32,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<(String, Vec<BpfStatRow>), SensorError> {
+        require_root(conn, &hdr, RootOnly::Change).await?;
+        if !(1..=MAX_STATS_SECONDS).contains(&seconds) {
+            return Err(fdo::Error::InvalidArgs(format!(
+                "seconds {seconds}: expected 1 to {MAX_STATS_SECONDS}"
+            ))
+            .into());
+        }
+        // Reads /proc/self only: the event loop is not involved.
+        let (objects, note) =
+            crate::own_usage::sample_bpf(std::time::Duration::from_secs(seconds.into())).await;
+        let rows = objects
+            .into_iter()
+            .map(|o| {
+                (
+                    o.kind.as_str().to_string(),
+                    o.name,
+                    o.id,
+                    o.memlock,
+                    o.run_cnt,
+                    o.run_time_ns,
+                    o.detail,
+                )
+            })
+            .collect();
+        Ok((note.unwrap_or_default(), rows))
     }
 
     #[zbus(property)]

@@ -16,8 +16,20 @@ use flate2::write::GzEncoder;
 /// The most recent log lines, kept for the diagnostics archive.
 pub static RECENT_LOG: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
 const RECENT_LOG_LINES: usize = 2000;
+/// Bound of one kept line: log lines quote event data (paths, argv), and
+/// 2,000 lines of 4 KiB paths would be 8 MiB; longer lines are cut.
+pub const RECENT_LOG_LINE_BYTES: usize = 1024;
 
-pub fn remember_log_line(line: String) {
+pub fn remember_log_line(mut line: String) {
+    if line.len() > RECENT_LOG_LINE_BYTES {
+        let mut cut = RECENT_LOG_LINE_BYTES;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let more = line.len() - cut;
+        line.truncate(cut);
+        line.push_str(&format!(" [{more} more bytes cut]"));
+    }
     if let Ok(mut q) = RECENT_LOG.lock() {
         if q.len() >= RECENT_LOG_LINES {
             q.pop_front();
@@ -73,6 +85,8 @@ fn run(cmd: &str, args: &[&str]) -> String {
 pub struct Parts {
     pub health_json: String,
     pub config_explain: String,
+    /// The hot paths and executables (as SIGUSR2 logs them).
+    pub hot_sources: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +95,26 @@ pub struct DiagError {
     pub path: String,
     #[source]
     pub source: std::io::Error,
+}
+
+/// The daemon's own BPF maps and programs with their kernel memory and
+/// cumulative run counts (counted only while kernel.bpf_stats_enabled
+/// was on; `mdatp diagnostic ebpf-statistics` samples a window).
+fn bpf_objects_text() -> String {
+    let mut out = String::from("kind\tid\tname\tmemlock_bytes\trun_cnt\trun_time_ns\tdetail\n");
+    for o in crate::own_usage::bpf_objects(Path::new("/proc/self")) {
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            o.kind.as_str(),
+            o.id,
+            o.name,
+            o.memlock,
+            o.run_cnt,
+            o.run_time_ns,
+            o.detail
+        ));
+    }
+    out
 }
 
 /// Writes `mdatp-diag-<UTC time>.tar.gz` into `dir`; returns its path.
@@ -128,6 +162,8 @@ pub fn create(dir: &Path, parts: Parts) -> Result<PathBuf, DiagError> {
             format!("{}\n{audit_rules}", run("auditctl", &["-s"])),
         ),
         ("bpf.txt", bpf),
+        ("bpf-objects.txt", bpf_objects_text()),
+        ("hot-sources.txt", parts.hot_sources),
         ("daemon.log", redact(&log)),
     ];
     let f = std::fs::File::create(&path).map_err(err)?;
@@ -160,6 +196,16 @@ mod tests {
         let t = redact("folding.window_ms = 5\nupload.api_token = \"abc\"\nPassword: hunter2");
         assert!(t.contains("folding.window_ms = 5"));
         assert!(!t.contains("abc") && !t.contains("hunter2"), "{t}");
+    }
+
+    #[test]
+    fn a_long_line_is_cut_on_a_character_boundary() {
+        let long = format!("x{}", "\u{212a}".repeat(2000));
+        remember_log_line(long);
+        let q = RECENT_LOG.lock().unwrap();
+        let kept = q.back().unwrap();
+        assert!(kept.len() < RECENT_LOG_LINE_BYTES + 40, "{}", kept.len());
+        assert!(kept.ends_with("more bytes cut]"), "{kept}");
     }
 
     #[test]

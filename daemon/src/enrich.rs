@@ -150,6 +150,12 @@ impl Enricher {
         id
     }
 
+    /// The process cache's and the user-name cache's use.
+    pub fn table_use(&self, out: &mut Vec<crate::bounds::TableUse>) {
+        out.push(self.cache.table_use());
+        out.push(self.users.table_use());
+    }
+
     /// Periodic housekeeping: mark processes that are gone (a bounded
     /// slice of the cache per call), forget those that exited a while ago.
     pub fn tick(&mut self) {

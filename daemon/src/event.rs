@@ -46,7 +46,7 @@ pub struct ProcessInfo {
     pub name: Option<SharedStr>,
     pub exe: Option<SharedStr>,
     pub exe_truncated: bool,
-    pub argv: Option<Arc<[String]>>,
+    pub argv: Option<crate::argv::Argv>,
     pub argv_truncated: bool,
     pub argc: Option<u32>,
     pub cwd: Option<String>,

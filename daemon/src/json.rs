@@ -194,10 +194,10 @@ impl Obj<'_> {
     }
 
     /// Strings joined by one space, as one JSON string.
-    pub fn joined(&mut self, k: &str, items: &[String]) -> &mut Self {
+    pub fn joined<'s>(&mut self, k: &str, items: impl IntoIterator<Item = &'s str>) -> &mut Self {
         self.key(k);
         self.out.push(b'"');
-        for (i, s) in items.iter().enumerate() {
+        for (i, s) in items.into_iter().enumerate() {
             if i > 0 {
                 self.out.push(b' ');
             }
@@ -352,7 +352,7 @@ mod tests {
                 .octal("g4", 0, false)
                 .raw("g5", r#"{"x":[1]}"#)
                 .strs("h", ["a", "b\""])
-                .joined("i", &["ls".into(), "-l".into(), "a b".into()])
+                .joined("i", ["ls", "-l", "a b"])
                 .counts("j", &counts)
                 .obj("k", |o| {
                     o.obj("empty", |_| {});

@@ -1,7 +1,9 @@
 //! mdatpd: the sensor daemon as a library; `main.rs` only wires it up.
 
 pub mod args;
+pub mod argv;
 pub mod audit;
+pub mod bounds;
 pub mod bus;
 pub mod clock;
 pub mod cnproc;
@@ -20,6 +22,7 @@ pub mod kind;
 pub mod loss;
 pub mod mounts;
 pub mod ocsf;
+pub mod own_usage;
 pub mod paths;
 pub mod pipeline;
 pub mod process_cache;
@@ -29,6 +32,7 @@ pub mod run;
 pub mod service;
 pub mod sink;
 pub mod source;
+pub mod switch_overlap;
 pub mod systemd;
 pub mod unit_network;
 pub mod users;

@@ -4,7 +4,7 @@
 //! Sources (`ebpf/`, `audit/`) hand in normalized events; nothing here
 //! knows BPF records or audit records.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::enrich::Enricher;
@@ -14,6 +14,7 @@ use crate::hot::HotSources;
 use crate::loss::{LossLedger, RecentLoss};
 use crate::ocsf;
 use crate::sink::{Flushed, OutputReport, Outputs, Sink};
+use crate::switch_overlap::SwitchOverlap;
 
 pub struct Pipeline {
     hostname: String,
@@ -24,38 +25,12 @@ pub struct Pipeline {
     /// The configured exclusions, for what the kernel did not filter.
     exclusions: Exclusions,
     sink: Outputs,
-    overlap: Option<Overlap>,
+    overlap: Option<SwitchOverlap>,
     hot: HotSources,
+    /// Old-provider events ended switches did not remember (set full).
+    overlap_dropped: u64,
     /// The serialized event, reused so the hot path does not allocate.
     json: Vec<u8>,
-}
-
-/// A provider switch in progress (make-before-break).
-struct Overlap {
-    old: Provider,
-    until: Instant,
-    seen: HashSet<String>,
-}
-
-/// What identifies the same activity seen by both providers.
-fn dedup_key(event: &Event) -> Option<String> {
-    Some(match event {
-        Event::Process(p) => format!(
-            "p/{}/{:?}/{:?}",
-            p.process.pid,
-            std::mem::discriminant(&p.activity),
-            p.process.exe
-        ),
-        Event::File(f) => format!(
-            "f/{}/{:?}/{:?}",
-            f.process.pid,
-            std::mem::discriminant(&f.activity),
-            f.file.path
-        ),
-        Event::Network(n) => format!("n/{}/{:?}/{:?}", n.process.pid, n.activity, n.remote),
-        // Only eBPF sees io_uring: never two of them.
-        Event::Auth(_) | Event::IoUring(_) | Event::Loss(_) => return None,
-    })
 }
 
 impl Pipeline {
@@ -77,6 +52,7 @@ impl Pipeline {
             sink,
             overlap: None,
             hot: HotSources::default(),
+            overlap_dropped: 0,
             json: Vec::with_capacity(4096),
         }
     }
@@ -220,6 +196,18 @@ impl Pipeline {
     }
 
     /// The pipeline's own loss (for health); zero entries left out.
+    /// The enrichment caches', hot sources' and switch set's use.
+    pub fn table_use(&self, out: &mut Vec<crate::bounds::TableUse>) {
+        self.enricher.table_use(out);
+        self.hot.table_use(out);
+        out.push(crate::bounds::TableUse {
+            name: "switch_duplicates",
+            entries: self.overlap.as_ref().map_or(0, SwitchOverlap::len),
+            cap: crate::switch_overlap::MAX_KEYS,
+            dropped: self.overlap_dropped + self.overlap.as_ref().map_or(0, SwitchOverlap::dropped),
+        });
+    }
+
     pub fn loss_map(&self, m: &mut BTreeMap<String, u64>) {
         for (kind, n) in &self.ledger.sink_lost {
             m.insert(format!("sink_lost.{kind}"), *n);
@@ -231,19 +219,19 @@ impl Pipeline {
         self.ledger.delivered.values().sum()
     }
 
-    /// The hot-sources table (SIGUSR2, shutdown).
+    /// The hot-sources table (SIGUSR2, shutdown, diagnostics archive).
     pub fn hot_sources(&self) -> String {
         self.hot.table(20)
     }
 
+    /// Seconds counted, and the top `n` of each hot-sources table.
+    pub fn hot_top(&self, n: usize) -> crate::bus::HotTop {
+        (self.hot.seconds(), self.hot.top(n))
+    }
     /// A provider switch starts: for `window`, events of the new provider
     /// that the old one already reported are dropped as duplicates.
     pub fn begin_overlap(&mut self, old: Provider, window: Duration) {
-        self.overlap = Some(Overlap {
-            old,
-            until: Instant::now() + window,
-            seen: HashSet::new(),
-        });
+        self.overlap = Some(SwitchOverlap::new(old, Instant::now() + window));
     }
 
     /// Whether `event` duplicates one the old provider reported during a
@@ -252,18 +240,11 @@ impl Pipeline {
         let Some(o) = &mut self.overlap else {
             return false;
         };
-        if Instant::now() > o.until {
+        if Instant::now() > o.until() {
+            self.overlap_dropped += o.dropped();
             self.overlap = None;
             return false;
         }
-        let Some(key) = dedup_key(event) else {
-            return false;
-        };
-        if event.provider() == o.old {
-            o.seen.insert(key);
-            false
-        } else {
-            o.seen.contains(&key)
-        }
+        o.is_duplicate(event)
     }
 }

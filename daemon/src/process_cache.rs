@@ -2,11 +2,11 @@
 //! their parent's executable and command line. Seeded from /proc at start,
 //! then kept current by exec/fork/exit events.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use foldhash::HashMap;
 
+use crate::argv::Argv;
 use crate::clock::{same_start, ticks_to_boot_ns};
 use crate::event::SharedStr;
 use crate::procfs::ProcSnapshot;
@@ -22,13 +22,16 @@ pub struct CachedProcess {
     pub start_boottime_ns: u64,
     pub name: Option<SharedStr>,
     pub exe: Option<SharedStr>,
-    pub argv: Option<Arc<[String]>>,
+    pub argv: Option<Argv>,
     exited_at: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
 pub struct ProcessCache {
     by_pid: HashMap<u32, CachedProcess>,
+    /// Entries evicted before their grace ended, or not kept, because
+    /// the cache was full.
+    dropped: u64,
     /// Pids still to check in the current sweep pass.
     sweep_queue: Vec<u32>,
     /// When the current (or last) sweep pass began.
@@ -37,6 +40,16 @@ pub struct ProcessCache {
 
 /// A sweep pass begins at most this often (each entry costs a stat read).
 const SWEEP_PERIOD: Duration = Duration::from_secs(60);
+
+/// Bound of the cache. An entry is a few hundred bytes plus its argv
+/// (at most 4 KiB of text from eBPF, `Argv` keeps it in one block), so
+/// the worst case is about 300 MiB — 65,536 live processes each with a
+/// 4 KiB command line, which cost their owner far more kernel memory.
+/// When full, exited processes go first (their children's events lose
+/// the parent's name after that, not the process's own); a new process
+/// that still finds no room is not kept, and its events are enriched
+/// from what the record carries. Both are counted (`dropped`).
+pub const MAX_PROCESSES: usize = 65_536;
 
 impl ProcessCache {
     pub fn new() -> Self {
@@ -51,17 +64,45 @@ impl ProcessCache {
         self.by_pid.is_empty()
     }
 
+    pub fn table_use(&self) -> crate::bounds::TableUse {
+        crate::bounds::TableUse {
+            name: "process_cache",
+            entries: self.by_pid.len(),
+            cap: MAX_PROCESSES,
+            dropped: self.dropped,
+        }
+    }
+
+    /// Whether `pid` may be (re)inserted: the cache has room, or makes
+    /// it by evicting every exited process.
+    fn room_for(&mut self, pid: u32) -> bool {
+        if self.by_pid.len() < MAX_PROCESSES || self.by_pid.contains_key(&pid) {
+            return true;
+        }
+        let before = self.by_pid.len();
+        self.by_pid.retain(|_, p| p.exited_at.is_none());
+        self.dropped += (before - self.by_pid.len()) as u64;
+        if self.by_pid.len() < MAX_PROCESSES {
+            return true;
+        }
+        self.dropped += 1;
+        false
+    }
+
     /// Adds what /proc showed; an entry already learned from an event is
     /// newer and is kept.
     pub fn seed(&mut self, snapshot: Vec<ProcSnapshot>) {
         for p in snapshot {
+            if !self.room_for(p.pid) {
+                continue;
+            }
             self.by_pid.entry(p.pid).or_insert(CachedProcess {
                 pid: p.pid,
                 ppid: p.ppid,
                 start_boottime_ns: ticks_to_boot_ns(p.start_ticks),
                 name: Some(p.comm.into()),
                 exe: p.exe.map(Into::into),
-                argv: (!p.argv.is_empty()).then(|| p.argv.into()),
+                argv: (!p.argv.is_empty()).then_some(p.argv),
                 exited_at: None,
             });
         }
@@ -82,8 +123,11 @@ impl ProcessCache {
         start_boottime_ns: u64,
         name: SharedStr,
         exe: Option<SharedStr>,
-        argv: Option<Arc<[String]>>,
+        argv: Option<Argv>,
     ) {
+        if !self.room_for(pid) {
+            return;
+        }
         self.by_pid.insert(
             pid,
             CachedProcess {
@@ -100,6 +144,9 @@ impl ProcessCache {
 
     /// A forked child runs its parent's image until it execs.
     pub fn on_fork(&mut self, parent: u32, parent_start: u64, child: u32, child_start: u64) {
+        if !self.room_for(child) {
+            return;
+        }
         let inherited = self.get(parent, parent_start).cloned();
         self.by_pid.insert(
             child,
@@ -208,8 +255,42 @@ mod tests {
             start_ticks: ticks,
             comm: "c".into(),
             exe: Some(exe.into()),
-            argv: vec![exe.into()],
+            argv: [exe].into_iter().collect(),
         }
+    }
+
+    #[test]
+    fn a_flood_of_processes_stays_within_the_cap_exited_ones_going_first() {
+        let mut c = ProcessCache::new();
+        let t0 = Instant::now();
+        let big: Argv = Argv::from_nul_separated(&b"x\0".repeat(2048));
+        // Live processes fill the cache; each exits except pid 1.
+        for pid in 1..=MAX_PROCESSES as u32 {
+            c.on_exec(pid, 1, u64::from(pid), "p".into(), None, Some(big.clone()));
+            if pid > 1 {
+                c.on_exit(pid, u64::from(pid), t0);
+            }
+        }
+        assert_eq!(c.len(), MAX_PROCESSES);
+        // The next new process makes room by evicting the exited ones.
+        let next = MAX_PROCESSES as u32 + 1;
+        c.on_fork(1, 1, next, 7);
+        assert_eq!(c.len(), 2, "pid 1 and the new one");
+        assert_eq!(c.table_use().dropped, MAX_PROCESSES as u64 - 1);
+        assert!(c.get(1, 1).is_some() && c.get(next, 7).is_some());
+        // Full of live processes: a new one is refused and counted.
+        for pid in 100_000..100_000 + MAX_PROCESSES as u32 - 2 {
+            c.on_exec(pid, 1, 1, "p".into(), None, None);
+        }
+        assert_eq!(c.len(), MAX_PROCESSES);
+        let dropped = c.table_use().dropped;
+        c.on_exec(999_999, 1, 1, "late".into(), None, None);
+        assert_eq!(c.len(), MAX_PROCESSES);
+        assert!(c.get(999_999, 1).is_none());
+        assert_eq!(c.table_use().dropped, dropped + 1);
+        // A known pid is updated in place even when full.
+        c.on_exec(1, 0, 2, "again".into(), None, None);
+        assert_eq!(c.get(1, 2).and_then(|p| p.name.as_deref()), Some("again"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub struct ProcSnapshot {
     pub start_ticks: u64,
     pub comm: String,
     pub exe: Option<String>,
-    pub argv: Vec<String>,
+    pub argv: crate::argv::Argv,
 }
 
 /// Every process (thread group) under `proc_root`. Processes that vanish
@@ -43,7 +43,7 @@ pub fn read_process(dir: &Path, pid: u32) -> Option<ProcSnapshot> {
         .ok()
         .map(|p| p.to_string_lossy().into_owned());
     let argv = fs::read(dir.join("cmdline"))
-        .map(|raw| crate::ebpf::decode::split_argv(&raw))
+        .map(|raw| crate::argv::Argv::from_nul_separated(&raw))
         .unwrap_or_default();
     Some(ProcSnapshot {
         pid,

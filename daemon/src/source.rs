@@ -27,4 +27,7 @@ pub trait EventSource {
 
     /// What it lost, per stage (and kind), for health; zero entries left out.
     fn loss_map(&self, m: &mut BTreeMap<String, u64>);
+
+    /// Its tables keyed by event data, for health's `state_tables`.
+    fn table_use(&self, _out: &mut Vec<crate::bounds::TableUse>) {}
 }

@@ -17,8 +17,13 @@ use crate::event::SharedStr;
 
 /// How long the loop waits for a lookup.
 const WAIT: Duration = Duration::from_millis(20);
-/// Bound of the cache (uids are event data): it starts over when full.
+/// Bound of the cache (uids are event data): it starts over when full
+/// (an entry is a uid and a short name: about 6 MiB at the cap).
 const CAPACITY: usize = 65_536;
+/// Bound of the lookups asked and not answered: while a directory is
+/// slow, a flood of new uids would otherwise queue one lookup each.
+/// Past it, a new uid's events go without the name (counted).
+const MAX_PENDING: usize = 1024;
 
 type Lookup = fn(u32) -> Option<String>;
 
@@ -35,6 +40,9 @@ pub struct UserNames {
     pending: HashSet<u32>,
     ask: Sender<u32>,
     answers: Receiver<(u32, Option<String>)>,
+    /// Names forgotten when the cache started over, and lookups not
+    /// asked because too many were out.
+    dropped: u64,
 }
 
 impl Default for UserNames {
@@ -69,12 +77,23 @@ impl UserNames {
             pending: HashSet::new(),
             ask,
             answers,
+            dropped: 0,
+        }
+    }
+
+    pub fn table_use(&self) -> crate::bounds::TableUse {
+        crate::bounds::TableUse {
+            name: "user_names",
+            entries: self.cache.len() + self.pending.len(),
+            cap: CAPACITY + MAX_PENDING,
+            dropped: self.dropped,
         }
     }
 
     fn keep(&mut self, uid: u32, name: Option<String>) {
         self.pending.remove(&uid);
         if self.cache.len() >= CAPACITY {
+            self.dropped += self.cache.len() as u64;
             self.cache.clear();
         }
         self.cache.insert(uid, name.map(Into::into));
@@ -94,6 +113,10 @@ impl UserNames {
             return n.clone();
         }
         let busy = !self.pending.is_empty();
+        if self.pending.len() >= MAX_PENDING && !self.pending.contains(&uid) {
+            self.dropped += 1;
+            return None;
+        }
         if self.pending.insert(uid) && self.ask.send(uid).is_err() {
             return None;
         }
@@ -148,6 +171,17 @@ mod tests {
             Some("user1000"),
             "later events get it"
         );
+    }
+
+    #[test]
+    fn a_flood_of_new_uids_while_the_directory_is_slow_queues_a_bounded_number() {
+        let mut u = UserNames::with_lookup(slow);
+        for uid in 1000..1000 + 10 * MAX_PENDING as u32 {
+            assert_eq!(u.name(uid), None);
+        }
+        let t = u.table_use();
+        assert!(t.entries <= MAX_PENDING, "{t:?}");
+        assert_eq!(t.dropped, 9 * MAX_PENDING as u64, "{t:?}");
     }
 
     #[test]

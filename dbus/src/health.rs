@@ -79,6 +79,16 @@ health! {
     /// (NATS, on disk), and each output's own (bytes_written, rotations,
     /// connects, write_errors, acknowledged, ...).
     output_counters: BTreeMap<String, u64>,
+    /// What the sensor itself uses, sampled every 5 s: rss_bytes,
+    /// rss_peak_bytes, cpu_ms_total, cpu_permille_last_minute (1,000 = one
+    /// core busy), threads, open_fds, bpf_maps and bpf_map_bytes (kernel
+    /// memory of its maps, the ring included), bpf_programs and
+    /// bpf_program_bytes.
+    resources: BTreeMap<String, u64>,
+    /// `<table>.entries`, `<table>.cap`, `<table>.dropped` for every
+    /// user-space table keyed by event data (process cache, user names,
+    /// opened paths, hot sources, audit assembly, switch duplicates).
+    state_tables: BTreeMap<String, u64>,
     version: String,
     kernel: String,
     /// What the kernel offers eBPF, probed at start: capability → `yes`

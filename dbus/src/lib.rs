@@ -35,6 +35,15 @@ pub trait Sensor1 {
     fn reload(&self) -> zbus::Result<()>;
     /// Root only. Empty `directory`: /var/log/mdatp/diag.
     fn create_diagnostic(&self, directory: &str) -> zbus::Result<String>;
+    /// Seconds counted and (`path`|`executable`, name, events).
+    fn hot_event_sources(&self, top: u32) -> zbus::Result<(f64, Vec<(String, String, u64)>)>;
+    /// Why run counts are unavailable (or empty) and, per BPF object:
+    /// kind, name, id, memlock bytes, runs, run ns, detail.
+    #[allow(clippy::type_complexity)]
+    fn ebpf_statistics(
+        &self,
+        seconds: u32,
+    ) -> zbus::Result<(String, Vec<(String, String, u32, u64, u64, u64, String)>)>;
     #[zbus(property)]
     fn supplementary_events_subsystem(&self) -> zbus::Result<String>;
     #[zbus(property)]

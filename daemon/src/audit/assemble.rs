@@ -8,8 +8,19 @@ use std::time::{Duration, Instant};
 use super::netlink::RawAuditRecord;
 
 const EOE: u16 = 1320;
+const EXECVE: u16 = 1309;
 /// Records of an event whose EOE never came are flushed after this.
 const INCOMPLETE_AFTER: Duration = Duration::from_secs(2);
+/// Bound of the events being assembled. Serials are the kernel's, but a
+/// burst without EOEs (or a forged stream on a hostile socket) must not
+/// grow the table for two seconds: past the cap, the oldest pending
+/// event is emitted as incomplete — reported, not dropped.
+pub const MAX_PENDING: usize = 4096;
+/// Bound of the records one event keeps. Only EXECVE repeats without a
+/// limit (a huge argc is split over many records, and the argv kept is
+/// 4 KiB anyway): past the cap further EXECVE records are dropped and
+/// counted; other records (CWD, PATH, PROCTITLE) are kept up to twice it.
+pub const MAX_RECORDS: usize = 256;
 
 /// An assembled event: all records of one serial, in arrival order.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +59,9 @@ pub struct Assembler {
     pending: BTreeMap<u64, Pending>,
     /// Records without a parsable audit(...) header.
     pub malformed: u64,
+    /// Records dropped past `MAX_RECORDS`, and events emitted early as
+    /// incomplete because `MAX_PENDING` were pending.
+    pub dropped: u64,
 }
 
 impl Assembler {
@@ -75,7 +89,18 @@ impl Assembler {
                 .map(|p| vec![p.event])
                 .unwrap_or_default();
         }
-        self.pending
+        let mut out = Vec::new();
+        if self.pending.len() >= MAX_PENDING
+            && !self.pending.contains_key(&serial)
+            && let Some(oldest) = self.oldest()
+            && let Some(mut p) = self.pending.remove(&oldest)
+        {
+            self.dropped += 1;
+            p.event.incomplete = true;
+            out.push(p.event);
+        }
+        let records = &mut self
+            .pending
             .entry(serial)
             .or_insert_with(|| Pending {
                 first_seen: now,
@@ -87,9 +112,33 @@ impl Assembler {
                 },
             })
             .event
-            .records
-            .push(rec);
-        Vec::new()
+            .records;
+        let cap = if rec.ty == EXECVE {
+            MAX_RECORDS
+        } else {
+            2 * MAX_RECORDS
+        };
+        if records.len() < cap {
+            records.push(rec);
+        } else {
+            self.dropped += 1;
+        }
+        out
+    }
+
+    /// The lowest pending serial: the kernel numbers events in order, so
+    /// it is the oldest (a lookup, not a scan, at every record of a flood).
+    fn oldest(&self) -> Option<u64> {
+        self.pending.keys().next().copied()
+    }
+
+    pub fn table_use(&self) -> crate::bounds::TableUse {
+        crate::bounds::TableUse {
+            name: "audit_pending_events",
+            entries: self.pending.len(),
+            cap: MAX_PENDING,
+            dropped: self.dropped,
+        }
     }
 
     /// Events whose EOE did not come in time, marked incomplete.
@@ -172,5 +221,36 @@ mod tests {
         let ev = a.expire(now + INCOMPLETE_AFTER);
         assert_eq!(ev.len(), 1);
         assert!(ev[0].incomplete);
+    }
+
+    #[test]
+    fn a_flood_without_eoe_and_a_huge_argc_stay_within_the_caps() {
+        let mut a = Assembler::default();
+        let now = Instant::now();
+        let mut early = Vec::new();
+        for serial in 0..3 * MAX_PENDING as u64 {
+            let t = format!("audit(1.0:{serial}): syscall=59");
+            early.extend(a.push(rec(1300, &t), now));
+        }
+        assert_eq!(a.table_use().entries, MAX_PENDING);
+        assert_eq!(early.len(), 2 * MAX_PENDING, "emitted, not lost");
+        assert!(early.iter().all(|e| e.incomplete));
+        assert_eq!(early[0].serial, 0, "oldest first");
+        // One event with thousands of EXECVE records, then its CWD.
+        let mut b = Assembler::default();
+        b.push(rec(1300, "audit(1.0:9): syscall=59"), now);
+        for i in 0..5_000 {
+            b.push(rec(1309, &format!("audit(1.0:9): a{i}=\"x\"")), now);
+        }
+        b.push(rec(1307, "audit(1.0:9): cwd=\"/tmp\""), now);
+        let ev = b.push(rec(1320, "audit(1.0:9): "), now);
+        assert_eq!(ev.len(), 1);
+        let recs = &ev[0].records;
+        assert_eq!(
+            recs.iter().filter(|r| r.ty == 1309).count(),
+            MAX_RECORDS - 1
+        );
+        assert!(recs.iter().any(|r| r.ty == 1307), "CWD kept");
+        assert!(b.dropped >= 4_000);
     }
 }

@@ -448,6 +448,12 @@ impl EventSource for AuditSource {
         }
     }
 
+    fn table_use(&self, out: &mut Vec<crate::bounds::TableUse>) {
+        if let Some(a) = &self.reader {
+            out.push(a.assembler.table_use());
+        }
+    }
+
     fn loss_map(&self, m: &mut BTreeMap<String, u64>) {
         let Some(a) = &self.reader else { return };
         for (k, v) in [

@@ -234,7 +234,7 @@ fn read_exec(proc_root: &Path, pid: u32) -> (ProcessInfo, Option<u32>) {
     // An unreadable cmdline reads as empty: unknown, not an empty argv.
     if !snap.argv.is_empty() {
         p.argc = Some(snap.argv.len() as u32);
-        p.argv = Some(snap.argv.into());
+        p.argv = Some(snap.argv);
     }
     p.cwd = std::fs::read_link(dir.join("cwd"))
         .ok()

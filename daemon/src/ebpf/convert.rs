@@ -11,7 +11,7 @@ use mdatp_bpf::abi::{
     mdatp_exec_flags as xf, mdatp_exit_event, mdatp_fork_event, mdatp_task_flags, mdatp_task_info,
 };
 
-use super::decode::{self, ExecRecord, KernelRecord, comm_matches, comm_str, split_argv};
+use super::decode::{self, ExecRecord, KernelRecord, comm_matches, comm_str};
 use super::records;
 use crate::clock::HostClock;
 use crate::event::{
@@ -24,6 +24,11 @@ use crate::loss::{CounterError, KernelCount, KernelCounters, SeqOutcome, SeqTrac
 
 const UNSET_ID: u32 = u32::MAX;
 const MAX_OPENED_PROCESSES: usize = 65_536;
+/// Bound of the path text the opened-file memory holds (paths are up to
+/// 4 KiB each and any user can open long ones): past it, the memory
+/// starts over and fold records of the files it forgot carry the device
+/// and inode without the path until the file is reported again.
+const MAX_OPENED_BYTES: usize = 16 << 20;
 const OPENED_PER_PROCESS: usize = 2 * mdatp_bpf::abi::mdatp_bounds::MDATP_FOLD_SLOTS as usize;
 /// Highest CPU number a record may name before its source name is made
 /// per record instead of kept (a corrupt record cannot grow the table).
@@ -71,6 +76,12 @@ pub struct Converter {
     /// pid → (dev, ino, path) of recent reported opens, so that a fold
     /// record (device and inode only) can name its file.
     opened: HashMap<u32, Vec<(u32, u64, SharedStr)>>,
+    /// Bytes of path text in `opened`.
+    opened_bytes: usize,
+    /// Paths forgotten because `opened` was full.
+    opened_dropped: u64,
+    /// Comms forgotten because `comms` was full.
+    comms_dropped: u64,
     /// pid → the last comm seen, shared while the kernel's still matches.
     comms: HashMap<u32, SharedStr>,
     /// Which paths a lookup may not touch (network, FUSE, automount).
@@ -87,6 +98,9 @@ impl Converter {
             loss: EbpfLoss::default(),
             cpu_sources: Vec::new(),
             opened: HashMap::new(),
+            opened_bytes: 0,
+            opened_dropped: 0,
+            comms_dropped: 0,
             comms: HashMap::new(),
             mounts: Default::default(),
         }
@@ -276,7 +290,7 @@ impl Converter {
     }
 
     fn exit(&mut self, x: &mdatp_exit_event, time_ns: u64, origin: Origin) -> ProcessEvent {
-        self.opened.remove(&x.task.pid);
+        self.forget_opened(x.task.pid);
         let process = self.task_process(&x.task);
         self.comms.remove(&x.task.pid);
         ProcessEvent {
@@ -298,7 +312,8 @@ impl Converter {
         process.exe =
             (!r.has(xf::MDATP_EXEC_EXE_MISSING)).then(|| String::from_utf8_lossy(&r.exe).into());
         process.exe_truncated = r.has(xf::MDATP_EXEC_EXE_TRUNCATED);
-        process.argv = (!r.has(xf::MDATP_EXEC_ARGV_MISSING)).then(|| split_argv(&r.argv).into());
+        process.argv = (!r.has(xf::MDATP_EXEC_ARGV_MISSING))
+            .then(|| crate::argv::Argv::from_nul_separated(&r.argv));
         process.argv_truncated = r.has(xf::MDATP_EXEC_ARGV_TRUNCATED);
         process.argc = Some(r.argc);
         process.cwd = Some(String::from_utf8_lossy(&r.cwd).into_owned());
@@ -334,6 +349,7 @@ impl Converter {
             return c.clone();
         }
         if self.comms.len() >= MAX_COMMS {
+            self.comms_dropped += self.comms.len() as u64;
             self.comms.clear();
         }
         let name: SharedStr = comm_str(&t.comm).into();
@@ -342,15 +358,50 @@ impl Converter {
     }
 
     fn remember_open(&mut self, pid: u32, dev: u32, ino: u64, path: SharedStr) {
-        if self.opened.len() >= MAX_OPENED_PROCESSES && !self.opened.contains_key(&pid) {
+        if (self.opened.len() >= MAX_OPENED_PROCESSES && !self.opened.contains_key(&pid))
+            || self.opened_bytes + path.len() > MAX_OPENED_BYTES
+        {
+            self.opened_dropped += self.opened.values().map(|l| l.len() as u64).sum::<u64>();
             self.opened.clear();
+            self.opened_bytes = 0;
         }
         let list = self.opened.entry(pid).or_default();
-        list.retain(|(d, i, _)| !(*d == dev && *i == ino));
+        let mut freed = 0;
+        list.retain(|(d, i, p)| {
+            let same = *d == dev && *i == ino;
+            if same {
+                freed += p.len();
+            }
+            !same
+        });
         if list.len() >= OPENED_PER_PROCESS {
-            list.remove(0);
+            freed += list.remove(0).2.len();
         }
+        self.opened_bytes = self.opened_bytes + path.len() - freed;
         list.push((dev, ino, path));
+    }
+
+    /// A process exited: its opened files go, their bytes with them.
+    fn forget_opened(&mut self, pid: u32) {
+        if let Some(gone) = self.opened.remove(&pid) {
+            self.opened_bytes -= gone.iter().map(|(_, _, p)| p.len()).sum::<usize>();
+        }
+    }
+
+    /// The opened-file memory's and the comm table's use.
+    pub fn table_use(&self, out: &mut Vec<crate::bounds::TableUse>) {
+        out.push(crate::bounds::TableUse {
+            name: "ebpf_opened_path_bytes",
+            entries: self.opened_bytes,
+            cap: MAX_OPENED_BYTES,
+            dropped: self.opened_dropped,
+        });
+        out.push(crate::bounds::TableUse {
+            name: "ebpf_comms",
+            entries: self.comms.len(),
+            cap: MAX_COMMS,
+            dropped: self.comms_dropped,
+        });
     }
 
     fn opened_path(&self, pid: u32, dev: u32, ino: u64) -> Option<SharedStr> {
@@ -429,5 +480,37 @@ mod tests {
         assert!(l.unreported_drops(&k).is_empty());
         k.insert(EventKind::ProcessExec, count(4));
         assert_eq!(l.unreported_drops(&k).get("process_exec"), Some(&1));
+    }
+
+    #[test]
+    fn long_paths_opened_by_many_processes_stay_within_the_byte_cap() {
+        let mut c = Converter::new(HostClock::from_system().unwrap());
+        let long: SharedStr = "/".repeat(4095).into();
+        for pid in 0..20_000u32 {
+            for ino in 0..4u64 {
+                c.remember_open(pid, 1, ino, long.clone());
+            }
+            assert!(c.opened_bytes <= MAX_OPENED_BYTES);
+        }
+        let mut t = Vec::new();
+        c.table_use(&mut t);
+        assert!(
+            t[0].entries <= MAX_OPENED_BYTES && t[0].dropped > 0,
+            "{t:?}"
+        );
+        // What is held is what the count says.
+        let held: usize = c.opened.values().flatten().map(|(_, _, p)| p.len()).sum();
+        assert_eq!(held, c.opened_bytes);
+        // A process that exits gives its bytes back.
+        let pid = *c.opened.keys().next().unwrap();
+        let before = c.opened_bytes;
+        c.forget_opened(pid);
+        assert!(c.opened_bytes < before);
+        // The same file opened again replaces its entry.
+        c.remember_open(7_777_777, 1, 1, "/a".into());
+        c.remember_open(7_777_777, 1, 1, "/b".into());
+        assert_eq!(c.opened_path(7_777_777, 1, 1).as_deref(), Some("/b"));
+        let held: usize = c.opened.values().flatten().map(|(_, _, p)| p.len()).sum();
+        assert_eq!(held, c.opened_bytes);
     }
 }

@@ -293,19 +293,6 @@ fn decode_exec(bytes: &[u8]) -> Result<ExecRecord, DecodeError> {
     })
 }
 
-/// Splits the kernel's NUL-separated argument area into arguments. The
-/// area ends with a NUL unless it was cut at the bound, in which case the
-/// last argument is kept as far as it was read.
-pub fn split_argv(raw: &[u8]) -> Vec<String> {
-    let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
-    if raw.is_empty() {
-        return Vec::new();
-    }
-    raw.split(|b| *b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect()
-}
-
 /// A NUL-padded kernel comm as a string.
 /// Whether the kernel's comm (NUL-padded) reads as `name`.
 pub fn comm_matches(comm: &[std::os::raw::c_char], name: &str) -> bool {
@@ -327,17 +314,6 @@ pub fn comm_str(comm: &[std::os::raw::c_char]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn argv_splits_on_nul_and_keeps_a_cut_tail() {
-        assert_eq!(
-            split_argv(b"/bin/echo\0hello\0world\0"),
-            ["/bin/echo", "hello", "world"]
-        );
-        assert_eq!(split_argv(b"a\0bc"), ["a", "bc"]);
-        assert_eq!(split_argv(b"a\0\0b\0"), ["a", "", "b"]);
-        assert!(split_argv(b"").is_empty());
-    }
 
     #[test]
     fn comm_matches_only_the_whole_name() {

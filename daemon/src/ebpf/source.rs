@@ -207,6 +207,10 @@ impl EventSource for EbpfSource {
 
     /// Loss per stage for health: kernel ring drops per kind, sequence
     /// gaps, undecodable records (zero entries left out).
+    fn table_use(&self, out: &mut Vec<crate::bounds::TableUse>) {
+        self.conv.table_use(out);
+    }
+
     fn loss_map(&self, m: &mut BTreeMap<String, u64>) {
         if let Ok(k) = self.conv.read_counters() {
             for (kind, c) in k {

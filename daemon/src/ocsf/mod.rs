@@ -389,7 +389,7 @@ fn process_obj(o: &mut Obj<'_>, p: &ProcessInfo, parent: Option<&ProcessInfo>) {
         o.obj("file", |f| exe_file(f, exe));
     }
     if let Some(argv) = &p.argv {
-        o.joined("cmd_line", argv);
+        o.joined("cmd_line", argv.iter());
     }
     if let Some(c) = &p.creds {
         o.obj("user", |u| {
@@ -417,7 +417,7 @@ fn process_ext(x: &mut Obj<'_>, p: &ProcessInfo) {
         x.bool("exe_truncated", true);
     }
     if let Some(argv) = &p.argv {
-        x.strs("argv", argv.iter().map(String::as_str))
+        x.strs("argv", argv.iter())
             .bool("argv_truncated", p.argv_truncated);
     }
     if let Some(argc) = p.argc {

@@ -86,7 +86,11 @@ impl Daemon {
                     health_json: serde_json::to_string_pretty(&health.to_json())
                         .unwrap_or_default(),
                     config_explain: self.config.explain(),
+                    hot_sources: self.pipeline.hot_sources(),
                 });
+            }
+            BusCommand::HotSources { top, reply } => {
+                let _ = reply.send(self.pipeline.hot_top(top as usize));
             }
         }
     }

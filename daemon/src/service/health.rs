@@ -144,6 +144,19 @@ impl Daemon {
         self.pipeline.loss_map(&mut loss);
         self.audit.loss_map(&mut loss);
         self.procs.loss_map(&mut loss);
+        let mut tables = Vec::new();
+        self.pipeline.table_use(&mut tables);
+        self.ebpf.table_use(&mut tables);
+        self.audit.table_use(&mut tables);
+        let mut state_tables = BTreeMap::new();
+        for t in &tables {
+            t.put(&mut state_tables);
+        }
+        let resources = self
+            .usage
+            .lock()
+            .map(|mut u| u.resources(std::time::Instant::now()))
+            .unwrap_or_default();
         Health {
             healthy: issues.is_empty(),
             health_issues: issues,
@@ -175,6 +188,8 @@ impl Daemon {
             event_output_counters: sink.counters,
             outputs,
             output_counters,
+            resources,
+            state_tables,
             version: env!("CARGO_PKG_VERSION").into(),
             kernel: self.host.kernel.clone(),
             kernel_capabilities: self.probed.capabilities.clone(),

@@ -101,6 +101,8 @@ pub struct Daemon {
     status_reads: StatusReads,
     health: Arc<Mutex<Health>>,
     bus: Option<Bus>,
+    /// The sensor's own CPU, memory and BPF memory (health `resources`).
+    usage: Mutex<crate::own_usage::OwnUsage>,
 }
 
 impl Daemon {
@@ -163,6 +165,7 @@ impl Daemon {
             audit_lost_base: None,
             status_reads: StatusReads::new(),
             health: Arc::new(Mutex::new(Health::default())),
+            usage: Mutex::default(),
             bus: None,
         };
         daemon

@@ -38,8 +38,11 @@ fn exec_has_argv_exe_and_cwd() {
     };
     assert_eq!(p.activity, ProcessActivity::Exec);
     assert_eq!(
-        p.process.argv.as_deref(),
-        Some(&["/bin/echo".to_string(), "hello".into(), "world".into()][..])
+        p.process
+            .argv
+            .as_ref()
+            .map(|a| a.iter().collect::<Vec<_>>()),
+        Some(vec!["/bin/echo", "hello", "world"])
     );
     assert_eq!(p.process.exe.as_deref(), Some("/usr/bin/echo"));
     assert_eq!(p.process.cwd.as_deref(), Some("/tmp/capdir"));
