@@ -19,7 +19,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(clang-19 llvm-19 libclang-19-dev libbpf-dev bpftool build-essential pkg-config auditd pamtester dbus-daemon systemd util-linux)
+APT_PACKAGES=(clang-19 llvm-19 libclang-19-dev libbpf-dev bpftool build-essential pkg-config auditd pamtester dbus-daemon systemd util-linux python3-fusepy)
 MIN_RUST=1.95
 # The kernel matrix's other kernels: Debian 13's, booted in the Debian 12
 # guest; Debian 12's own (6.1) runs the whole VM test, and Debian 11's

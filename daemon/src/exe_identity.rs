@@ -37,10 +37,25 @@ pub struct StatId {
     ino: u64,
 }
 
+/// The identity of the file at `path`, from the attributes the kernel
+/// holds: `AT_STATX_DONT_SYNC` keeps a FUSE or network filesystem from
+/// being asked (a hung FUSE daemon or a dead NFS server would hang the
+/// loop: /proc/PID/exe of a process that runs a file from one leads
+/// there whatever path it was started by), `AT_NO_AUTOMOUNT` keeps an
+/// automount from being triggered. Device and inode do not change, so
+/// the cached attributes are the true ones.
 fn stat_id(path: &Path) -> Option<StatId> {
-    std::fs::metadata(path).ok().map(|m| StatId {
-        dev: m.dev(),
-        ino: m.ino(),
+    use rustix::fs::{AtFlags, CWD, StatxFlags};
+    let stx = rustix::fs::statx(
+        CWD,
+        path,
+        AtFlags::NO_AUTOMOUNT | AtFlags::STATX_DONT_SYNC,
+        StatxFlags::INO,
+    )
+    .ok()?;
+    Some(StatId {
+        dev: libc::makedev(stx.stx_dev_major, stx.stx_dev_minor),
+        ino: stx.stx_ino,
     })
 }
 

@@ -7,8 +7,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// How old the table may get: mounts come and go.
-const MAX_AGE: Duration = Duration::from_secs(10);
+/// How old the table may get without a change being seen: the kernel
+/// signals every change of the mount table (below), so this is only a
+/// fallback for a kernel that would not.
+const MAX_AGE: Duration = Duration::from_secs(60);
 
 /// Filesystem types a lookup could hang on (network, userspace, automount).
 fn may_hang(fs_type: &str) -> bool {
@@ -55,13 +57,46 @@ pub struct MountTable {
     /// top (mounted last) first.
     mounts: Vec<Mount>,
     read_at: Option<Instant>,
+    /// /proc/self/mountinfo kept open: poll(2) on it reports POLLPRI once
+    /// after each change of this namespace's mounts. Without it a FUSE
+    /// filesystem mounted a moment ago (fusermount3 lets any user mount
+    /// one on a directory they own) would pass for the local filesystem
+    /// below it until the next periodic read, and a lookup there could
+    /// hang the loop.
+    changes: Option<std::fs::File>,
 }
 
 impl MountTable {
+    /// Whether the mount table changed since the last call (or cannot be
+    /// watched: then every call says so and the table is read each time).
+    fn changed(&mut self) -> bool {
+        use std::os::fd::AsFd;
+        if self.changes.is_none() {
+            self.changes = std::fs::File::open("/proc/self/mountinfo").ok();
+        }
+        let Some(f) = &self.changes else {
+            return true;
+        };
+        let fd = f.as_fd();
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::PRI,
+        )];
+        match rustix::event::poll(&mut fds, Some(&rustix::event::Timespec::default())) {
+            Ok(0) => false,
+            Ok(_) => !fds[0].revents().is_empty(),
+            Err(_) => true,
+        }
+    }
+
     fn refresh(&mut self, now: Instant) {
-        if self
-            .read_at
-            .is_some_and(|t| now.duration_since(t) < MAX_AGE)
+        // Polled every time, so that a change is reported once and not
+        // carried into a later call.
+        let changed = self.changed();
+        if !changed
+            && self
+                .read_at
+                .is_some_and(|t| now.duration_since(t) < MAX_AGE)
         {
             return;
         }
@@ -122,7 +157,11 @@ mod tests {
                 m("/", false),
             ],
             read_at: Some(Instant::now()),
+            changes: None,
         };
+        // A table given by hand: no re-read (it would replace it).
+        t.changes = std::fs::File::open("/proc/self/mountinfo").ok();
+        let _ = t.changed();
         assert!(!t.may_hang("/etc/passwd"));
         assert!(t.may_hang("/mnt/nfs/x"));
         assert!(!t.may_hang("/mnt/nfs/local/y"));

@@ -118,7 +118,21 @@ impl Daemon {
     /// and state directories are private temporary ones unless `extra`
     /// names them, so no test reads or writes /etc/mdatp.
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let mut cmd = Command::new(mdatpd_bin());
+        Self::start_wrapped(&[], extra, env)
+    }
+
+    /// As `start_with_env`, the daemon run by `wrapper` (a program and
+    /// its arguments that end by exec'ing the daemon's command line, which
+    /// follows them), e.g. to give it a private mount namespace.
+    pub fn start_wrapped(wrapper: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(mdatpd_bin());
+                c
+            }
+            None => Command::new(mdatpd_bin()),
+        };
         cmd.arg("--foreground").args(extra);
         // The suite can run against the compat build of the syscall exit
         // programs (the one 5.8-5.14 kernels load): scripts/dev.sh does.

@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use mdatp_integration_tests::{
-    BusPolicy, Daemon, PrivateBus, health_json, marker_counts, run_markers, say_skipped, serial,
-    start_on_bus, wait_until,
+    AuditState, BusPolicy, Daemon, PrivateBus, health_json, loaded_bpf_program_names,
+    marker_counts, our_audit_rules, run_markers, say_skipped, serial, start_on_bus, wait_until,
 };
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -61,21 +61,23 @@ fn config(dir: &Path, yaml: &str) {
     std::fs::write(dir.join("etc/conf.d/10-output.yaml"), yaml).expect("write config");
 }
 
-fn daemon_with_output(dir: &Path, out: &Path) -> Daemon {
+fn daemon_with_output(dir: &Path, out: &Path, extra: &[&str]) -> Daemon {
     let s = |p: PathBuf| p.to_string_lossy().into_owned();
     let (etc, state, out) = (
         s(dir.join("etc")),
         s(dir.join("state")),
         s(out.to_path_buf()),
     );
-    Daemon::start(&[
+    let mut args = vec![
         "--config-dir",
         &etc,
         "--state-dir",
         &state,
         "--output",
         &out,
-    ])
+    ];
+    args.extend_from_slice(extra);
+    Daemon::start(&args)
 }
 
 #[test]
@@ -88,7 +90,7 @@ fn rotation_and_a_rename_under_the_sensor_lose_and_repeat_nothing() {
         d.path(),
         "output:\n  file:\n    max_size: 1MiB\n    keep: 100\n",
     );
-    let daemon = daemon_with_output(d.path(), &logs.join("events.jsonl"));
+    let daemon = daemon_with_output(d.path(), &logs.join("events.jsonl"), &[]);
     let prefix = format!("mdatp-rot-{}-", std::process::id());
     run_markers(&prefix, 0..300);
     // logrotate without copytruncate: rename, then SIGHUP.
@@ -244,15 +246,44 @@ fn a_full_disk_counts_every_lost_event_and_writing_resumes_with_space() {
     drop(daemon);
 }
 
+/// Rounds alternate the provider: a kill -9 on the audit subsystem leaves
+/// its rules in the kernel (nothing runs at a SIGKILL), and the next start
+/// must find and replace them; BPF programs go with the killed process.
 #[test]
-fn a_kill_in_the_middle_of_a_burst_leaves_only_whole_lines() {
+fn a_kill_in_the_middle_of_a_burst_leaves_only_whole_lines_and_nothing_behind() {
     skip_unless_root!();
     let _g = serial();
+    let _audit = AuditState::capture();
+    let ours = |names: Vec<String>| -> Vec<String> {
+        names
+            .into_iter()
+            .filter(|n| n.starts_with("mdatp_"))
+            .collect()
+    };
+    assert!(
+        ours(loaded_bpf_program_names()).is_empty(),
+        "a program of ours before the test"
+    );
     let d = tempfile::tempdir().unwrap();
     let logs = d.path().join("log");
     let out = logs.join("events.jsonl");
-    for round in 0..3 {
-        let daemon = daemon_with_output(d.path(), &out);
+    let rules = d.path().join("rules.d");
+    for round in 0..4u64 {
+        let provider = if round % 2 == 0 {
+            "enabled"
+        } else {
+            "disabled"
+        };
+        let daemon = daemon_with_output(
+            d.path(),
+            &out,
+            &[
+                "--ebpf-supplementary-event-provider",
+                provider,
+                "--audit-rules-dir",
+                rules.to_str().unwrap(),
+            ],
+        );
         let mut burst = Command::new("sh")
             .args([
                 "-c",
@@ -268,14 +299,42 @@ fn a_kill_in_the_middle_of_a_burst_leaves_only_whole_lines() {
         .expect("kill -9");
         let _ = burst.wait();
         drop(daemon);
+        if provider == "disabled" {
+            assert!(
+                !our_audit_rules().is_empty(),
+                "round {round}: the kill left no rule to clean up (the test would prove nothing)"
+            );
+        }
     }
-    // The next start cuts a torn last line, if the kill left one.
-    let daemon = daemon_with_output(d.path(), &out);
-    daemon.stop();
+    // The next start cuts a torn last line, if the kill left one, and
+    // replaces the rules the killed audit round left.
+    let daemon = daemon_with_output(
+        d.path(),
+        &out,
+        &["--audit-rules-dir", rules.to_str().unwrap()],
+    );
+    run_markers("after-the-kills-", 0..5);
+    let stopped = daemon.stop();
+    assert!(stopped.status.success(), "{}", stopped.stderr);
     let lines = all_lines(&logs);
     assert!(
         lines.len() > 100,
-        "only {} lines after three bursts",
+        "only {} lines after four bursts",
         lines.len()
+    );
+    assert_eq!(
+        marker_counts(&lines, "after-the-kills-").len(),
+        5,
+        "events after the restarts"
+    );
+    assert!(
+        our_audit_rules().is_empty(),
+        "rules left: {:?}",
+        our_audit_rules()
+    );
+    assert!(
+        ours(loaded_bpf_program_names()).is_empty(),
+        "programs left: {:?}",
+        ours(loaded_bpf_program_names())
     );
 }
