@@ -14,7 +14,7 @@ rustup toolchain list | grep -q '^nightly' ||
     { echo "fuzz.sh: the nightly toolchain is needed: rustup toolchain install nightly" >&2; exit 1; }
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 cd fuzz
-cargo +nightly fuzz build -O
+cargo +nightly fuzz build -O --debug-assertions
 report=()
 for t in $(cargo +nightly fuzz list); do
     corpus=../target/fuzz-corpus/$t
@@ -23,7 +23,7 @@ for t in $(cargo +nightly fuzz list); do
     [ -d "seeds/$t" ] && cp -n "seeds/$t"/* "$corpus"/
     log=../target/fuzz-corpus/$t.log
     start=$SECONDS
-    cargo +nightly fuzz run -O "$t" "$corpus" -- \
+    cargo +nightly fuzz run -O --debug-assertions "$t" "$corpus" -- \
         -runs="$runs" -max_len=8192 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
         >"$log" 2>&1 || { tail -40 "$log"; echo "fuzz.sh: $t crashed (input under fuzz/artifacts/$t)" >&2; exit 1; }
     done_line=$(grep -m1 '^Done ' "$log" || echo "Done ? runs")

@@ -1,42 +1,8 @@
-//! The audit provider's chain on any datagrams: netlink split, record
-//! header, assembly by serial (interleaved, out of order, missing EOE,
-//! timed out), conversion to events (hex values, huge argc, cut records),
-//! and the OCSF writer. Nothing may panic; every written event is valid
-//! JSON.
+//! libFuzzer target `audit_chain`; what it checks and its body are in
+//! `targets/audit_chain.rs` (shared with the stable replay test).
 #![no_main]
 
-use std::time::{Duration, Instant};
+#[path = "../targets/audit_chain.rs"]
+mod target;
 
-use libfuzzer_sys::fuzz_target;
-use mdatpd::audit::assemble::Assembler;
-use mdatpd::audit::convert::convert;
-use mdatpd::audit::netlink::parse_datagram;
-
-fuzz_target!(|data: &[u8]| {
-    let start = Instant::now();
-    let mut assembler = Assembler::default();
-    let mut records = Vec::new();
-    let mut events = Vec::new();
-    // 0xFF separates datagrams; every third one lets the clock run past
-    // the incomplete-event timeout.
-    for (i, datagram) in data.split(|b| *b == 0xFF).take(64).enumerate() {
-        records.clear();
-        parse_datagram(datagram, &mut records);
-        let now = start + Duration::from_secs(i as u64 / 3 * 3);
-        for rec in records.drain(..) {
-            events.extend(assembler.push(rec, now));
-        }
-        events.extend(assembler.expire(now));
-    }
-    events.extend(assembler.expire(start + Duration::from_secs(3600)));
-    let mut out = Vec::new();
-    for ev in &events {
-        if let Ok(c) = convert(ev) {
-            out.clear();
-            mdatpd::ocsf::write(&c.event, "fuzz", &mut out);
-            if let Err(e) = serde_json::from_slice::<serde_json::Value>(&out) {
-                panic!("invalid JSON ({e}): {}", String::from_utf8_lossy(&out));
-            }
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| target::run(data));

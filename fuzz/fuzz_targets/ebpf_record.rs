@@ -1,62 +1,8 @@
-//! A ring-buffer record as the kernel could hand it over, any bytes:
-//! decoded, converted, enriched, filtered and written as OCSF by the
-//! daemon's own pipeline. Nothing may panic, and every event written is
-//! one line of valid JSON.
+//! libFuzzer target `ebpf_record`; what it checks and its body are in
+//! `targets/ebpf_record.rs` (shared with the stable replay test).
 #![no_main]
 
-use std::sync::{Mutex, OnceLock};
+#[path = "../targets/ebpf_record.rs"]
+mod target;
 
-use libfuzzer_sys::fuzz_target;
-use mdatpd::clock::HostClock;
-use mdatpd::ebpf::EbpfSource;
-use mdatpd::enrich::Enricher;
-use mdatpd::pipeline::Pipeline;
-use mdatpd::process_cache::ProcessCache;
-use mdatpd::sink::{Flushed, Sink};
-use mdatpd::kind::EventKind;
-
-/// Checks each record as the file output would receive it.
-struct Checked;
-
-impl Sink for Checked {
-    fn push(&mut self, record: &[u8], _kind: Option<EventKind>) {
-        assert!(!record.contains(&b'\n'), "a record spans lines");
-        if let Err(e) = serde_json::from_slice::<serde_json::Value>(record) {
-            panic!("invalid JSON ({e}): {}", String::from_utf8_lossy(record));
-        }
-    }
-    fn flush(&mut self) -> Flushed {
-        Flushed::default()
-    }
-}
-
-struct State {
-    source: EbpfSource,
-    pipeline: Pipeline,
-}
-
-fn state() -> &'static Mutex<State> {
-    static S: OnceLock<Mutex<State>> = OnceLock::new();
-    S.get_or_init(|| {
-        let clock = HostClock::from_system().expect("clock");
-        Mutex::new(State {
-            source: EbpfSource::new(clock.clone()),
-            pipeline: Pipeline::new(
-                Enricher::new(clock, ProcessCache::new()),
-                Box::new(Checked),
-            )
-            .with_hostname("fuzz"),
-        })
-    })
-}
-
-fuzz_target!(|data: &[u8]| {
-    let mut s = state().lock().unwrap_or_else(|p| p.into_inner());
-    let State { source, pipeline } = &mut *s;
-    // Several records per input: state carried between them (process
-    // cache, folding reports, sequence numbers) is part of what is tested.
-    for record in data.split(|b| *b == 0xA5).take(8) {
-        source.converter().record(record, &mut |ev| pipeline.submit(ev));
-    }
-    pipeline.flush();
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| target::run(data));

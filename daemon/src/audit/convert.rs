@@ -46,7 +46,18 @@ struct Parsed {
     body: Body<'static>,
 }
 
+/// Seconds in a header beyond any a kernel writes (year 33658).
+const MAX_HEADER_SECONDS: u64 = 1_000_000_000_000;
+
 fn parse(rec: &RawAuditRecord) -> Option<Parsed> {
+    // linux-audit-parser computes the header's time as 1000 × seconds +
+    // milliseconds unchecked (0.2.8: a panic with overflow checks, a
+    // wrapped time without; found by the fuzz replay): a header no kernel
+    // writes is malformed here, before the parser sees it.
+    let (sec, ms, _) = super::assemble::event_id(&rec.text)?;
+    if sec >= MAX_HEADER_SECONDS || ms >= 1000 {
+        return None;
+    }
     // The parser takes auditd log lines, which end in a newline.
     let line = format!(
         "type={} msg={}\n",
@@ -235,7 +246,8 @@ fn convert_event(ev: &AuditEvent, socket_fds: &mut Option<[i32; 2]>) -> Result<E
         .map(parse)
         .collect::<Option<_>>()
         .ok_or(Skip::Malformed)?;
-    let time_ns = ev.time_ms * 1_000_000;
+    // Saturating: the header's time is text any record can carry.
+    let time_ns = ev.time_ms.saturating_mul(1_000_000);
     let first = records.first().ok_or(Skip::Incomplete)?;
     if (1100..1200).contains(&first.ty) {
         return login(first, time_ns, origin(ev, None));

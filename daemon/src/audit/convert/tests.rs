@@ -180,3 +180,33 @@ fn field_lookup_agrees_with_the_parser() {
     }
     assert!(checked > 200, "{checked}");
 }
+
+#[test]
+fn an_event_at_the_end_of_time_converts_without_overflow() {
+    // Found by the fuzz replay: a header whose seconds saturate the
+    // milliseconds overflowed again in ms → ns.
+    let mut ev = load("exec-echo").remove(0);
+    ev.time_ms = u64::MAX;
+    assert!(convert(&ev).is_ok());
+}
+
+#[test]
+fn a_header_time_no_kernel_writes_is_malformed_not_a_panic() {
+    // Found by the fuzz replay in linux-audit-parser (1000 × seconds
+    // unchecked).
+    for header in [
+        "audit(99999999999999999.1:7)",
+        "audit(1.18446744073709551615:7)",
+    ] {
+        let ev = AuditEvent {
+            serial: 7,
+            time_ms: 0,
+            records: vec![RawAuditRecord {
+                ty: 1300,
+                text: format!("{header}: arch=c000003e syscall=59 success=yes exit=0").into_bytes(),
+            }],
+            incomplete: false,
+        };
+        assert_eq!(convert(&ev).err(), Some(Skip::Malformed), "{header}");
+    }
+}
