@@ -11,6 +11,7 @@ mod delivery;
 mod monitors;
 mod proc;
 mod report;
+mod soak;
 mod stages;
 mod workloads;
 
@@ -58,6 +59,29 @@ enum Cmd {
         name: String,
         n: u64,
     },
+    /// The load tests (docs/RELIABILITY.md): fork storm, 10,000 live
+    /// processes with 4 KiB argv, pid churn, a D-Bus flood from an
+    /// unprivileged user, an install storm on busy cores.
+    Soak {
+        /// Length of the fork storm.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only these loads (fork-storm, argv, pid-churn, dbus-flood,
+        /// install-storm).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        #[arg(long)]
+        mdatpd: Option<PathBuf>,
+    },
+    /// The D-Bus flood's client (run by `soak` as an unprivileged user).
+    DbusClient {
+        #[arg(long)]
+        address: String,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 16)]
+        tasks: usize,
+    },
     /// User-space cost per event, by pipeline stage.
     Stages {
         #[arg(long, default_value_t = 200_000)]
@@ -92,6 +116,22 @@ fn main() -> Result<()> {
     }
     match cli.cmd {
         Cmd::Stages { n } => stages::run(n),
+        Cmd::Soak {
+            seconds,
+            only,
+            mdatpd,
+        } => soak::run(
+            &monitors::Paths {
+                mdatpd: mdatpd.unwrap_or_else(default_mdatpd),
+            },
+            seconds,
+            &only,
+        ),
+        Cmd::DbusClient {
+            address,
+            seconds,
+            tasks,
+        } => soak::dbus_client(&address, seconds, tasks),
         Cmd::Workload { name, n } => {
             let scratch = tempfile::tempdir()?;
             workloads::run(&name, n, scratch.path())

@@ -204,7 +204,12 @@ impl Monitor {
                     } else {
                         &[]
                     })
-                    .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
+                    // No bus unless a load test gives one (soak's D-Bus flood).
+                    .env(
+                        "DBUS_SYSTEM_BUS_ADDRESS",
+                        std::env::var("MDATP_BENCH_BUS")
+                            .unwrap_or_else(|_| "unix:path=/nonexistent".into()),
+                    )
                     .stdout(Stdio::null())
                     .stderr(std::fs::File::create(&stderr_path)?)
                     .spawn()

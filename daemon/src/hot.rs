@@ -29,13 +29,14 @@ struct Counts {
 impl Counts {
     fn bump(&mut self, key: &SharedStr, n: u64) {
         if let Some(c) = self.by_key.get_mut(key) {
-            *c += n;
+            *c = c.saturating_add(n);
         } else if self.by_key.len() < MAX_KEYS && self.key_bytes + key.len() <= MAX_KEY_BYTES {
             self.key_bytes += key.len();
             self.by_key.insert(key.clone(), n);
         } else {
             self.dropped += 1;
-            *self.by_key.entry(OTHER.into()).or_default() += n;
+            let c = self.by_key.entry(OTHER.into()).or_default();
+            *c = c.saturating_add(n);
         }
     }
 }

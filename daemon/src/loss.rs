@@ -73,15 +73,17 @@ pub struct SeqTracker {
 impl SeqTracker {
     pub fn observe(&mut self, source: &Arc<str>, seq: u64) -> SeqOutcome {
         let next = self.next.entry(Arc::clone(source)).or_insert(1);
+        // Saturating: a corrupt record can carry any number (found by the
+        // fuzzer with overflow checks: u64::MAX wrapped `next` to 0).
         if seq == *next {
-            *next += 1;
+            *next = next.saturating_add(1);
             SeqOutcome::InOrder
         } else if seq > *next {
             let gap = SeqOutcome::Gap {
                 first_missing: *next,
                 missing: seq - *next,
             };
-            *next = seq + 1;
+            *next = seq.saturating_add(1);
             gap
         } else {
             SeqOutcome::Late
@@ -105,13 +107,15 @@ pub struct LossLedger {
 
 impl LossLedger {
     pub fn delivered(&mut self, kind: EventKind, n: u64) {
-        *self.delivered.entry(kind).or_default() += n;
+        let c = self.delivered.entry(kind).or_default();
+        *c = c.saturating_add(n);
     }
 
     /// `n` events of `kind` (None: of no known kind) lost at the sink.
     pub fn sink_lost(&mut self, kind: Option<EventKind>, n: u64) {
         let name = kind.map_or("unknown", |k| k.name());
-        *self.sink_lost.entry(name.to_string()).or_default() += n;
+        let c = self.sink_lost.entry(name.to_string()).or_default();
+        *c = c.saturating_add(n);
     }
 }
 
@@ -175,6 +179,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_largest_sequence_number_does_not_wrap() {
+        // Found by the fuzzer (ebpf_record with overflow checks).
+        let mut t = SeqTracker::default();
+        let a = Arc::from("a");
+        assert!(matches!(t.observe(&a, u64::MAX), SeqOutcome::Gap { .. }));
+        assert_eq!(t.observe(&a, u64::MAX), SeqOutcome::InOrder);
+        assert_eq!(t.observe(&a, 1), SeqOutcome::Late, "not a new gap from 0");
+    }
+
+    #[test]
     fn gaps_and_late_records_are_seen_per_source() {
         let mut t = SeqTracker::default();
         assert_eq!(t.observe(&Arc::from("a"), 1), SeqOutcome::InOrder);
@@ -221,7 +235,10 @@ impl RecentLoss {
             self.buckets.push_back((now, BTreeMap::new()));
         }
         if let Some((_, m)) = self.buckets.back_mut() {
-            *m.entry(what.to_string()).or_default() += n;
+            // Saturating, as every count here: the numbers come from
+            // records (a sequence gap is the record's number minus ours).
+            let c = m.entry(what.to_string()).or_default();
+            *c = c.saturating_add(n);
         }
     }
 
@@ -237,14 +254,15 @@ impl RecentLoss {
 
     /// The loss of the last minute, summed.
     pub fn last_minute(&self, now: std::time::Instant) -> BTreeMap<String, u64> {
-        let mut out = BTreeMap::new();
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
         let recent = self
             .buckets
             .iter()
             .filter(|(t, _)| now.duration_since(*t) < Self::WINDOW);
         for (_, m) in recent {
             for (k, v) in m {
-                *out.entry(k.clone()).or_default() += v;
+                let c = out.entry(k.clone()).or_default();
+                *c = c.saturating_add(*v);
             }
         }
         out

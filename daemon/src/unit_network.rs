@@ -36,6 +36,7 @@ pub fn dropin(config: &OutputConfig) -> Option<String> {
         "# Written by `mdatpd unit-network` for the network outputs configured\n\
          # ({targets}); run `systemctl daemon-reload` after changing them.\n\
          [Service]\n\
+         RestrictAddressFamilies=AF_INET AF_INET6\n\
          IPAddressAllow={}\n",
         entries.join(" ")
     ))

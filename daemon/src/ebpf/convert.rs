@@ -156,7 +156,8 @@ impl Converter {
                 first_missing,
                 missing,
             } => {
-                self.loss.sequence_gaps += missing;
+                // Saturating: the numbers are the record's (fuzzed: any).
+                self.loss.sequence_gaps = self.loss.sequence_gaps.saturating_add(missing);
                 let dropped_by_type = match self.read_counters() {
                     Ok(k) => self.loss.unreported_drops(&k),
                     Err(e) => {

@@ -1,4 +1,6 @@
-//! The fuzz targets' bodies on every committed input and a budget of
+//! The fuzz targets' bodies on every committed input (fuzz/seeds: the
+//! real-shaped seeds, the minimized corpora of the million-input runs and
+//! every input that once failed) and a budget of
 //! generated ones (`MDATP_FUZZ_REPLAY_INPUTS` per target, default 10,000;
 //! half random bytes, half mutations of committed inputs; the generator's
 //! seed is `MDATP_FUZZ_SEED`, default fixed, so a run repeats). An input
@@ -44,7 +46,7 @@ impl Rng {
 
 fn committed(target: &str) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    for dir in ["fuzz/seeds", "fuzz/corpus"] {
+    for dir in ["fuzz/seeds"] {
         let Ok(entries) = std::fs::read_dir(repo().join(dir).join(target)) else {
             continue;
         };
