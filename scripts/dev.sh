@@ -12,7 +12,11 @@
 #                        run's kernel matrix (target/kernel-matrix)
 #   scripts/dev.sh bench [mdatp-bench run flags]   the benchmark (not run by CI)
 #   scripts/dev.sh fuzz [RUNS]   every fuzz target (fuzz/), RUNS inputs each
-#                        (default 1,000,000), with the counts (not run by CI)
+#                        (default 1,000,000), with the counts (not run by CI;
+#                        CI replays the targets' committed inputs and 10,000
+#                        generated ones each: tests/fuzz-replay)
+#   scripts/dev.sh soak [mdatp-bench soak flags]   the load tests, numbers
+#                        printed (docs/RELIABILITY.md; not run by CI)
 # Set-up installs missing Debian packages and mounts bpffs/tracefs where
 # they are not mounted yet (as systemd does at boot).
 set -euo pipefail
@@ -141,7 +145,13 @@ fuzz)
     setup
     scripts/fuzz.sh "${1:-1000000}"
     ;;
+soak)
+    shift
+    setup
+    cargo build --release -p mdatpd -p mdatp-bench
+    target/release/mdatp-bench soak "$@"
+    ;;
 *)
-    die "usage: scripts/dev.sh run [mdatpd flags] | test | package | vm-test [--distro D] [--kernel PKG] | compat-test | kernels-doc | bench [flags] | fuzz [RUNS]"
+    die "usage: scripts/dev.sh run [mdatpd flags] | test | package | vm-test [--distro D] [--kernel PKG] | compat-test | kernels-doc | bench [flags] | fuzz [RUNS] | soak [flags]"
     ;;
 esac

@@ -48,29 +48,47 @@ def unit_keys():
     return keys
 
 
+def run_generator(version, last_cap):
+    """The drop-ins the generator writes as systemd `version` on a kernel
+    whose highest capability is `last_cap`: file name -> text."""
+    with tempfile.TemporaryDirectory() as d:
+        fake = pathlib.Path(d, "bin")
+        fake.mkdir()
+        (fake / "systemctl").write_text(f"#!/bin/sh\necho 'systemd {version} (fake)'\n")
+        (fake / "systemctl").chmod(0o755)
+        out = pathlib.Path(d, "out")
+        out.mkdir()
+        # No network output: that drop-in stays unwritten.
+        (fake / "mdatpd").write_text("#!/bin/sh\nexit 0\n")
+        (fake / "mdatpd").chmod(0o755)
+        cap = pathlib.Path(d, "cap_last_cap")
+        cap.write_text(f"{last_cap}\n")
+        env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", MDATPD=str(fake / "mdatpd"),
+                   CAP_LAST_CAP_FILE=str(cap))
+        subprocess.run([str(GENERATOR), str(out), str(out), str(out)], env=env, check=True)
+        return {p.name: p.read_text() for p in out.glob("mdatp.service.d/*.conf")}
+
+
 def check_generator():
-    """The drop-in appears exactly below 239, with the deny-list."""
-    for version, expect in [(219, True), (238, True), (239, False), (252, False)]:
-        with tempfile.TemporaryDirectory() as d:
-            fake = pathlib.Path(d, "bin")
-            fake.mkdir()
-            (fake / "systemctl").write_text(f"#!/bin/sh\necho 'systemd {version} (fake)'\n")
-            (fake / "systemctl").chmod(0o755)
-            out = pathlib.Path(d, "out")
-            out.mkdir()
-            # No network output: the second drop-in stays unwritten.
-            (fake / "mdatpd").write_text("#!/bin/sh\nexit 0\n")
-            (fake / "mdatpd").chmod(0o755)
-            env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", MDATPD=str(fake / "mdatpd"))
-            subprocess.run([str(GENERATOR), str(out), str(out), str(out)], env=env, check=True)
-            drop = list(out.glob("mdatp.service.d/*.conf"))
-            if bool(drop) != expect:
-                fail(f"generator as systemd {version}: drop-in {'missing' if expect else 'written'}")
-            if drop:
-                text = drop[0].read_text()
-                if "SystemCallFilter=\n" not in text or "SystemCallFilter=~@" not in text:
-                    fail(f"generator as systemd {version}: no reset and deny-list in {text!r}")
-    print("unit-compat: the generator replaces the syscall allow-list below systemd 239 only")
+    """The syscall deny-list exactly below systemd 239; CAP_SYS_ADMIN back
+    exactly where CAP_BPF is unknown (systemd < 246, kernel < 5.8)."""
+    for version, last_cap in [(219, 40), (238, 40), (239, 40), (245, 40), (246, 40), (252, 40),
+                              (252, 37)]:
+        drops = run_generator(version, last_cap)
+        syscalls = drops.get("50-systemd-before-239.conf")
+        if (syscalls is not None) != (version < 239):
+            fail(f"generator as systemd {version}: syscall drop-in {'missing' if version < 239 else 'written'}")
+        if syscalls and ("SystemCallFilter=\n" not in syscalls or "SystemCallFilter=~@" not in syscalls):
+            fail(f"generator as systemd {version}: no reset and deny-list in {syscalls!r}")
+        want_admin = version < 246 or last_cap < 39
+        admin = drops.get("40-cap-sys-admin.conf")
+        if (admin is not None) != want_admin:
+            fail(f"generator as systemd {version}, cap_last_cap {last_cap}: CAP_SYS_ADMIN drop-in "
+                 f"{'missing' if want_admin else 'written'}")
+        if admin and "CapabilityBoundingSet=CAP_SYS_ADMIN\n" not in admin:
+            fail(f"generator as systemd {version}: {admin!r}")
+    print("unit-compat: the generator replaces the syscall allow-list below systemd 239 only, "
+          "and adds CAP_SYS_ADMIN only where CAP_BPF is unknown")
 
 
 def check_network_dropin(mdatpd):
@@ -89,8 +107,9 @@ def check_network_dropin(mdatpd):
         env = dict(os.environ, MDATPD=str(wrapper))
         subprocess.run([str(GENERATOR), str(out), str(out), str(out)], env=env, check=True)
         drop = out / "mdatp.service.d/60-network-outputs.conf"
-        if not drop.exists() or "IPAddressAllow=192.0.2.9\n" not in drop.read_text():
-            fail(f"generator with a TCP syslog output: no IPAddressAllow=192.0.2.9 drop-in ({drop})")
+        text = drop.read_text() if drop.exists() else ""
+        if "IPAddressAllow=192.0.2.9\n" not in text or "RestrictAddressFamilies=AF_INET AF_INET6\n" not in text:
+            fail(f"generator with a TCP syslog output: no IPAddressAllow=192.0.2.9 and AF_INET drop-in ({drop}: {text!r})")
     print("unit-compat: the generator opens the unit's IP sandbox to a configured collector only")
 
 

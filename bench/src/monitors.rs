@@ -188,6 +188,11 @@ impl Monitor {
                 if kind == "mdatpd-auditd" {
                     yaml.push_str("ebpf_supplementary_event_provider: disabled\n");
                 }
+                // The soak's settings (an unrotated event file, so that
+                // every event can be counted).
+                if let Ok(extra) = std::env::var("MDATP_BENCH_EXTRA_YAML") {
+                    yaml.push_str(&extra);
+                }
                 std::fs::write(etc.join("mdatp.yaml"), yaml)?;
                 let child = Command::new(&paths.mdatpd)
                     .args(["--foreground", "--output"])
