@@ -5,8 +5,8 @@
 //! line; loss is never silent):
 //!
 //! * `fork-storm`: short-lived execs on both cores for `--seconds`;
-//! * `argv`: 10,000 live processes, each with a 4 KiB command line of
-//!   2,048 arguments (the most eBPF reads);
+//! * `argv`: 10,000 live processes, each with 4,096 arguments (8 KiB;
+//!   eBPF reads the first 4 KiB, audit's EXECVE records carry them all);
 //! * `pid-churn`: forks through three wraps of the pid space, RSS at each;
 //! * `dbus-flood`: Health calls from an unprivileged user as fast as they
 //!   are answered, beside a paced exec workload (ring drops must be 0);
@@ -90,7 +90,7 @@ fn fork_storm(paths: &Paths, seconds: u64, out: &mut String) -> Result<()> {
 fn argv(paths: &Paths, out: &mut String) -> Result<()> {
     let m = Monitor::start("mdatpd-ebpf", paths)?;
     let pid = m.sensor_pid().context("sensor")?;
-    let args: Vec<String> = (0..2047).map(|_| "x".to_string()).collect();
+    let args: Vec<String> = (0..4095).map(|_| "x".to_string()).collect();
     let mut children: Vec<Child> = Vec::with_capacity(10_000);
     let started = (|| -> Result<()> {
         for _ in 0..10_000 {
@@ -117,7 +117,7 @@ fn argv(paths: &Paths, out: &mut String) -> Result<()> {
     let stats = m.stop()?;
     line(
         out,
-        "10,000 live processes, 4 KiB argv each",
+        "10,000 live processes, 4,096 arguments each",
         &stats,
         &format!("RSS with all alive {:.1} MiB", mib(live)),
     );

@@ -160,7 +160,9 @@ impl Ctx<'_> {
     fn error(&self) -> Option<i32> {
         let ok = text(self.syscall, "success").as_deref() == Some("yes");
         let exit = num(self.syscall, "exit").unwrap_or(0);
-        (!ok && exit < 0).then_some((-exit) as i32)
+        // Saturating: the record's number is text (an `exit=` of i64::MIN
+        // overflowed the negation).
+        (!ok && exit < 0).then(|| i32::try_from(exit.saturating_neg()).unwrap_or(i32::MAX))
     }
 }
 

@@ -80,7 +80,7 @@ fn named(dir_ref: &mdatp_file_ref, dir: &[u8], name: &[u8], name_flags: u32) -> 
 pub fn file_op(r: &FileOpRecord) -> (FileActivity, FileInfo, Option<i32>) {
     let first = named(&r.dir1, &r.dir1_path, &r.name1, r.name1_flags);
     let second = || named(&r.dir2, &r.dir2_path, &r.name2, r.name2_flags);
-    let error = (r.ret < 0).then_some(-r.ret);
+    let error = (r.ret < 0).then_some(r.ret.saturating_neg());
     let (activity, file) = match r.hdr.type_ {
         t if t == T::MDATP_EV_FILE_DELETE as u32 => (
             FileActivity::Delete {
@@ -163,7 +163,7 @@ pub fn net(r: &mdatp_net_event) -> NetParts {
         protocol: r.protocol,
         local: Some(addr(r.family, &r.local_addr, r.local_port)),
         remote: has_remote.then(|| addr(r.family, &r.remote_addr, r.remote_port)),
-        error: (r.ret < 0).then_some(-r.ret),
+        error: (r.ret < 0).then_some(r.ret.saturating_neg()),
     }
 }
 

@@ -210,3 +210,19 @@ fn a_header_time_no_kernel_writes_is_malformed_not_a_panic() {
         assert_eq!(convert(&ev).err(), Some(Skip::Malformed), "{header}");
     }
 }
+
+#[test]
+fn the_most_negative_exit_is_an_error_not_an_overflow() {
+    // The negation of exit=i64::MIN overflowed (found with the fuzzer's
+    // overflow checks on the eBPF side's twin, `ret`).
+    let mut ev = load("connect-refused").remove(0);
+    for r in &mut ev.records {
+        let text =
+            String::from_utf8_lossy(&r.text).replace("exit=-111", "exit=-9223372036854775808");
+        r.text = text.into_bytes();
+    }
+    let Event::Network(n) = convert(&ev).expect("converts").event else {
+        panic!()
+    };
+    assert_eq!(n.error, Some(i32::MAX));
+}
