@@ -32,6 +32,10 @@ pub struct ProcessCache {
     /// Entries evicted before their grace ended, or not kept, because
     /// the cache was full.
     dropped: u64,
+    /// When a full cache was last scanned for exited processes and none
+    /// was found: a flood of new processes into a cache full of live ones
+    /// must not cost a scan of the whole cache each.
+    full_of_live_at: Option<Instant>,
     /// Pids still to check in the current sweep pass.
     sweep_queue: Vec<u32>,
     /// When the current (or last) sweep pass began.
@@ -79,11 +83,19 @@ impl ProcessCache {
         if self.by_pid.len() < MAX_PROCESSES || self.by_pid.contains_key(&pid) {
             return true;
         }
-        let before = self.by_pid.len();
-        self.by_pid.retain(|_, p| p.exited_at.is_none());
-        self.dropped += (before - self.by_pid.len()) as u64;
-        if self.by_pid.len() < MAX_PROCESSES {
-            return true;
+        let now = Instant::now();
+        let scanned_lately = self
+            .full_of_live_at
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1));
+        if !scanned_lately {
+            let before = self.by_pid.len();
+            self.by_pid.retain(|_, p| p.exited_at.is_none());
+            self.dropped += (before - self.by_pid.len()) as u64;
+            if self.by_pid.len() < MAX_PROCESSES {
+                self.full_of_live_at = None;
+                return true;
+            }
+            self.full_of_live_at = Some(now);
         }
         self.dropped += 1;
         false
