@@ -51,11 +51,19 @@ fn number(info: &str, name: &str) -> u64 {
 }
 
 /// The BPF maps and programs among `proc_dir`'s open fds (once each, by
-/// id), names from the kernel by id.
+/// id), names from the kernel by id (which lists every BPF object of the
+/// host: for the statistics and the archive, not for health's sampling).
 pub fn bpf_objects(proc_dir: &Path) -> Vec<BpfObject> {
+    let mut by_id = unnamed_bpf_objects(proc_dir);
+    name_objects(&mut by_id);
+    by_id.into_values().collect()
+}
+
+/// As `bpf_objects`, without names: fdinfo alone.
+fn unnamed_bpf_objects(proc_dir: &Path) -> BTreeMap<(BpfKind, u32), BpfObject> {
     let mut by_id: BTreeMap<(BpfKind, u32), BpfObject> = BTreeMap::new();
     let Ok(dir) = std::fs::read_dir(proc_dir.join("fdinfo")) else {
-        return Vec::new();
+        return by_id;
     };
     for e in dir.flatten() {
         let Ok(info) = std::fs::read_to_string(e.path()) else {
@@ -85,8 +93,7 @@ pub fn bpf_objects(proc_dir: &Path) -> Vec<BpfObject> {
             run_time_ns: number(&info, "run_time_ns"),
         });
     }
-    name_objects(&mut by_id);
-    by_id.into_values().collect()
+    by_id
 }
 
 /// Names from the kernel (fdinfo has none); an object it does not name
@@ -118,7 +125,7 @@ fn name_objects(objects: &mut BTreeMap<(BpfKind, u32), BpfObject>) {
 pub async fn sample_bpf(window: Duration) -> (Vec<BpfObject>, Option<String>) {
     let me = Path::new("/proc/self");
     let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime);
-    let before = bpf_objects(me);
+    let before = unnamed_bpf_objects(me);
     let error = match &stats {
         Ok(_) => {
             tokio::time::sleep(window).await;
@@ -132,7 +139,7 @@ pub async fn sample_bpf(window: Duration) -> (Vec<BpfObject>, Option<String>) {
     drop(stats);
     if error.is_none() {
         for o in &mut after {
-            if let Some(b) = before.iter().find(|b| b.kind == o.kind && b.id == o.id) {
+            if let Some(b) = before.get(&(o.kind, o.id)) {
                 o.run_cnt = o.run_cnt.saturating_sub(b.run_cnt);
                 o.run_time_ns = o.run_time_ns.saturating_sub(b.run_time_ns);
             }
@@ -141,36 +148,21 @@ pub async fn sample_bpf(window: Duration) -> (Vec<BpfObject>, Option<String>) {
     (after, error)
 }
 
-/// (user + system CPU time in ms, RSS bytes, peak RSS bytes, threads).
-fn self_numbers(proc_dir: &Path) -> (u64, u64, u64, u64) {
-    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .filter(|t| *t > 0)
-        .unwrap_or(100) as u64;
-    let cpu_ms = std::fs::read_to_string(proc_dir.join("stat"))
-        .ok()
-        .and_then(|s| {
-            // Fields after the comm's closing parenthesis: state is the
-            // first, utime the 12th, stime the 13th.
-            let rest = &s[s.rfind(')')? + 1..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let u: u64 = f.get(11)?.parse().ok()?;
-            let k: u64 = f.get(12)?.parse().ok()?;
-            Some((u + k) * 1000 / ticks)
-        })
-        .unwrap_or(0);
-    let status = std::fs::read_to_string(proc_dir.join("status")).unwrap_or_default();
-    let kib = |name: &str| {
-        field(&status, name)
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
+/// (user + system CPU time in ms, RSS bytes, peak RSS bytes, threads,
+/// open fds) of this process; zeros for what cannot be read.
+fn self_numbers() -> (u64, u64, u64, u64, u64) {
+    let Ok(me) = procfs::process::Process::myself() else {
+        return Default::default();
     };
-    let threads = field(&status, "Threads")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    (cpu_ms, kib("VmRSS"), kib("VmHWM"), threads)
+    let (cpu_ms, threads) = me.stat().map_or((0, 0), |st| {
+        let ticks = (st.utime + st.stime) * 1000 / procfs::ticks_per_second().max(1);
+        (ticks, u64::try_from(st.num_threads).unwrap_or(0))
+    });
+    let (rss, peak) = me.status().map_or((0, 0), |st| {
+        (st.vmrss.unwrap_or(0) * 1024, st.vmhwm.unwrap_or(0) * 1024)
+    });
+    let fds = me.fd_count().map_or(0, |n| n as u64);
+    (cpu_ms, rss, peak, threads, fds)
 }
 
 /// Health's `resources`, sampled at most every `EVERY` (each sample reads
@@ -193,7 +185,7 @@ impl OwnUsage {
             return r.clone();
         }
         let me = Path::new("/proc/self");
-        let (cpu_ms, rss, peak, threads) = self_numbers(me);
+        let (cpu_ms, rss, peak, threads, fds) = self_numbers();
         self.cpu.push_back((now, cpu_ms));
         while self
             .cpu
@@ -210,16 +202,15 @@ impl OwnUsage {
                 r.insert("cpu_permille_last_minute".into(), p);
             }
         }
-        let objects = bpf_objects(me);
+        let objects = unnamed_bpf_objects(me);
         let sum = |k: BpfKind| -> (u64, u64) {
             objects
-                .iter()
+                .values()
                 .filter(|o| o.kind == k)
                 .fold((0, 0), |(n, b), o| (n + 1, b + o.memlock))
         };
         let (maps, map_bytes) = sum(BpfKind::Map);
         let (progs, prog_bytes) = sum(BpfKind::Program);
-        let fds = std::fs::read_dir(me.join("fd")).map_or(0, |d| d.count() as u64);
         for (k, v) in [
             ("cpu_ms_total", cpu_ms),
             ("rss_bytes", rss),
