@@ -16,14 +16,19 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((ut + st) / clk_tck())
 }
 
-/// VmHWM in KiB.
-pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+/// A `/proc/PID/status` size field (`VmHWM`, `VmRSS`) in KiB.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()?
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
+}
+
+/// VmHWM in KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM")
 }
 
 /// The pid of the kernel's kauditd thread.

@@ -27,17 +27,7 @@ use crate::monitors::{Monitor, Paths, Stats};
 pub const UNIT_NICE: i32 = -5;
 
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
+    crate::proc::status_kib(pid, "VmRSS").unwrap_or(0)
 }
 
 fn mib(kib: u64) -> f64 {
