@@ -50,6 +50,16 @@ check_rust() {
         || die "rustc $v is older than $MIN_RUST; update with rustup"
 }
 
+# need_disk DIR GIB WHAT: stops with the cause when the file system of DIR
+# has less than GIB GiB free (a full disk shows up later as a linker's
+# SIGBUS or a truncated guest image, naming nothing).
+need_disk() {
+    local dir=$1 want=$2 what=$3 free
+    mkdir -p "$dir"
+    free=$(df -Pk "$dir" | awk 'NR==2 {print int($4 / 1048576)}')
+    [ "$free" -ge "$want" ] || die "only $free GiB free on the file system of $dir; $what needs about $want GiB (free space there, or set CARGO_TARGET_DIR / MDATP_VM_CACHE elsewhere)"
+}
+
 mount_fs() { # type target
     mountpoint -q "$2" || { mkdir -p "$2"; mount -t "$1" "$1" "$2"; echo "dev.sh: mounted $1 at $2" >&2; }
 }
@@ -82,6 +92,10 @@ run)
     ;;
 test)
     setup
+    # A fresh clone gains nothing from incremental builds, and they double
+    # the target directory.
+    export CARGO_INCREMENTAL=0
+    need_disk "${CARGO_TARGET_DIR:-target}" 5 "the build, the tests and the packages"
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo build --workspace
@@ -95,6 +109,7 @@ test)
     # host tests against it, forced, are `scripts/dev.sh compat-test`.
     scripts/ocsf-validate.sh
     scripts/package.sh
+    need_disk "${MDATP_VM_CACHE:-/var/cache/mdatp-vm}" 4 "the guest images (3 GiB each, sparse) and their run copies"
     # Debian 12: main, immutable, after-immutable and automation (Ansible
     # and Puppet: about 15 minutes under emulation).
     tests/integration/vm/run.sh

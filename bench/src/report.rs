@@ -90,6 +90,7 @@ pub fn write(cells: &[Cell], workloads: &[(&str, u64)], out: &Path) -> Result<()
             }));
         }
     }
+    memory_summary(&mut md, cells, workloads);
     std::fs::write(out.join("results.md"), &md)?;
     std::fs::write(
         out.join("results.json"),
@@ -102,4 +103,75 @@ pub fn write(cells: &[Cell], workloads: &[(&str, u64)], out: &Path) -> Result<()
         out.join("results.json").display()
     );
     Ok(())
+}
+
+/// Kernel memory one queued audit record holds: kauditd queues each
+/// record as an skb from `nlmsg_new(AUDIT_BUFSIZ = 1024)` — a 2,048-byte
+/// data slab (1,040 bytes of message space + 320 of skb_shared_info) and a
+/// 256-byte `struct sk_buff` slab. Computed, not measured: the kernel
+/// reports only the queue's length.
+const AUDIT_QUEUED_RECORD_BYTES: u64 = 2048 + 256;
+
+/// The backlog limit audit runs with now (`auditctl -s`).
+fn audit_backlog_limit() -> Option<u64> {
+    let out = std::process::Command::new("auditctl")
+        .arg("-s")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("backlog_limit ")?.trim().parse().ok())
+}
+
+/// The sensor's memory against auditd's, each part named: the sensor's
+/// RSS without the ring's pages plus its BPF maps (the ring included),
+/// against auditd's RSS plus its kernel backlog at the configured limit.
+fn memory_summary(md: &mut String, cells: &[Cell], workloads: &[(&str, u64)]) {
+    let limit = audit_backlog_limit();
+    let backlog_mib = limit.map_or(0.0, |l| {
+        (l * AUDIT_QUEUED_RECORD_BYTES) as f64 / 1024.0 / 1024.0
+    });
+    let _ = writeln!(
+        md,
+        "\nMemory (MiB, peak per workload): sensor = RSS without ring pages + BPF maps; auditd = RSS + backlog at its limit ({} records × {AUDIT_QUEUED_RECORD_BYTES} B = {backlog_mib:.1} MiB, computed)\n",
+        limit.map_or("unknown".to_string(), |l| l.to_string())
+    );
+    let _ = writeln!(
+        md,
+        "| workload | sensor RSS excl. ring | BPF maps | sensor total | auditd RSS | auditd backlog | auditd total | sensor < auditd |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    for (w, _) in workloads {
+        let peak = |cfg: &str, f: fn(&Cell) -> u64| {
+            cells
+                .iter()
+                .filter(|c| c.workload == *w && c.config == cfg)
+                .map(f)
+                .max()
+                .unwrap_or(0) as f64
+                / 1024.0
+        };
+        let own = peak("mdatpd-ebpf", |c| {
+            c.stats
+                .peak_rss_kib
+                .saturating_sub(c.stats.bpf_mmap_rss_kib)
+        });
+        let maps = peak("mdatpd-ebpf", |c| c.stats.bpf_map_kib);
+        let auditd = peak("auditd", |c| c.stats.auditd_rss_kib);
+        if own == 0.0 || auditd == 0.0 {
+            continue;
+        }
+        let (sensor, audit) = (own + maps, auditd + backlog_mib);
+        let _ = writeln!(
+            md,
+            "| {w} | {own:.1} | {maps:.1} | {sensor:.1} | {auditd:.1} | {backlog_mib:.1} | {audit:.1} | {} |",
+            if limit.is_none() {
+                "backlog unknown"
+            } else if sensor < audit {
+                "yes"
+            } else {
+                "no"
+            }
+        );
+    }
 }

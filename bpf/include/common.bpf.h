@@ -37,7 +37,8 @@ _Static_assert(MDATP_FILE_OP_SIZE_MASK + 1 >= MDATP_FILE_OP_DATA_LEN, "file op s
  */
 struct mdatp_ringbuf_map {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	/* Overridden from user space (ring_buffer_size). */
+	/* The most a host needs; the loader sizes it to the host
+	 * (daemon/src/ebpf/map_sizes.rs) or to --ring-buffer-size. */
 	__uint(max_entries, 8 * 1024 * 1024);
 };
 
@@ -86,7 +87,9 @@ struct mdatp_settings_map {
 };
 
 /* Not LRU: an entry holds fold counts, and an eviction would lose them
- * silently. When full, a process is simply not folded. */
+ * silently. When full, a process is simply not folded or excluded (its
+ * events are reported). max_entries is the ceiling; the loader sizes the
+ * table from the host's process count and limit (map_sizes.rs). */
 struct mdatp_procs_map {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
@@ -110,7 +113,8 @@ struct mdatp_net_trie_map {
 	__type(value, __u32);
 };
 
-/* LRU: forgetting a flow only means it is reported again. */
+/* LRU: forgetting a flow only means it is reported again. Sized from the
+ * host's CPUs at load (map_sizes.rs). */
 struct mdatp_udp_flows_map {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);

@@ -67,8 +67,10 @@ pub struct Args {
     pub log_dir: PathBuf,
 
     /// Size of the kernel→user ring buffer in bytes (power of two, ≥ 4096).
-    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
-    pub ring_buffer_size: u32,
+    /// Default: sized from the host, 2 MiB per CPU between 4 and 64 MiB
+    /// and at most 1/256 of memory (docs/PERFORMANCE.md).
+    #[arg(long, value_name = "BYTES")]
+    pub ring_buffer_size: Option<u32>,
 
     /// Ring fill in bytes at which the kernel wakes the daemon; below it
     /// the daemon drains on a short timer (batched wake-ups).

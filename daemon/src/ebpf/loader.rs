@@ -8,6 +8,7 @@ use mdatp_bpf::{Domain, Hook, SyscallVariant, programs};
 use std::time::{Duration, Instant};
 
 use super::BpfCounters;
+use super::map_sizes::MapSizes;
 use crate::exe_identity::{self, KernelFileId};
 use crate::filters::KernelFilters;
 use crate::mounts::MountTable;
@@ -42,7 +43,8 @@ pub enum EbpfError {
 /// What the loader was asked to do.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
-    pub ring_buffer_bytes: u32,
+    /// The ring's and the tables' sizes (map_sizes.rs).
+    pub sizes: MapSizes,
     /// Ring fill at which a submit wakes user space.
     pub wakeup_bytes: u64,
     /// Test hook: programs whose attach is pointed at a tracepoint that
@@ -115,6 +117,8 @@ fn tracepoint_exists(name: &str) -> Option<bool> {
 pub struct EbpfSensor {
     bpf: Ebpf,
     pub hooks: Vec<HookStatus>,
+    /// What the ring and the tables were sized to at load.
+    pub sizes: MapSizes,
     /// The excluded executables' files as last found (exe_identity.rs),
     /// one per entry of the filters' processes, and when.
     exe_ids: Vec<Option<KernelFileId>>,
@@ -128,13 +132,15 @@ const EXE_ID_REFRESH: Duration = Duration::from_secs(30);
 
 impl EbpfSensor {
     pub fn load(opts: &LoadOptions) -> Result<Self, EbpfError> {
-        let size = opts.ring_buffer_bytes;
+        let size = opts.sizes.ring_bytes;
         if size < 4096 || !size.is_power_of_two() {
             return Err(EbpfError::RingSize(size));
         }
         let wakeup = opts.wakeup_bytes.min(u64::from(size) / 4).max(1);
         let mut bpf = EbpfLoader::new()
             .map_max_entries("events", size)
+            .map_max_entries("procs", opts.sizes.procs)
+            .map_max_entries("udp_flows", opts.sizes.udp_flows)
             .override_global("wakeup_bytes", &wakeup, true)
             .load(opts.variant.object())
             .map_err(EbpfError::Load)?;
@@ -234,6 +240,7 @@ impl EbpfSensor {
         Ok(Self {
             bpf,
             hooks,
+            sizes: opts.sizes,
             exe_ids,
             exe_ids_at: Instant::now(),
             mounts,

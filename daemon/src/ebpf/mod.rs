@@ -8,6 +8,7 @@ pub mod decode;
 mod filter_maps;
 mod io_uring;
 mod loader;
+pub mod map_sizes;
 pub mod probe;
 pub mod records;
 mod source;

@@ -9,6 +9,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use super::convert::Converter;
+use super::map_sizes::MapSizes;
 use super::{EbpfError, EbpfSensor, HookStatus, LoadOptions};
 use crate::clock::HostClock;
 use crate::filters::KernelFilters;
@@ -104,6 +105,11 @@ impl EbpfSource {
                 crate::error_text::chain(&e)
             ),
         }
+    }
+
+    /// The loaded object's ring and table sizes (None when not loaded).
+    pub fn map_sizes(&self) -> Option<MapSizes> {
+        self.attached.as_ref().map(|a| a.sensor.sizes)
     }
 
     pub fn hooks(&self) -> &[HookStatus] {

@@ -8,6 +8,7 @@ use super::Daemon;
 use crate::audit::AuditError;
 use crate::audit::source::{AuditRules, clear_ours};
 use crate::ebpf::LoadOptions;
+use crate::ebpf::map_sizes::{HostFacts, MapSizes};
 use crate::ebpf::probe::KernelProbe;
 use crate::event::Provider;
 use crate::kind::{EventKind, Served};
@@ -54,7 +55,8 @@ impl Daemon {
 
     fn load_options(&self) -> LoadOptions {
         LoadOptions {
-            ring_buffer_bytes: self.host.args.ring_buffer_size,
+            // Read again at every load: the host's process count moves.
+            sizes: MapSizes::for_host(&HostFacts::read(), self.host.args.ring_buffer_size),
             wakeup_bytes: self.host.args.wakeup_bytes,
             // The test refusal holds for the first load only.
             break_programs: if self.ebpf_loaded_before {
@@ -276,11 +278,20 @@ impl Daemon {
                     .filter(|h| h.attached())
                     .map(|h| h.hook.as_str())
                     .collect();
+                let sizes = self
+                    .ebpf
+                    .map_sizes()
+                    .map(|s| {
+                        format!(
+                            " ring_buffer={}B procs_table={} udp_flows_table={}",
+                            s.ring_bytes, s.procs, s.udp_flows
+                        )
+                    })
+                    .unwrap_or_default();
                 format!(
-                    "sensor running: provider={} hooks=[{}] ring_buffer={}B{audit}",
+                    "sensor running: provider={} hooks=[{}]{sizes}{audit}",
                     self.provider_kind(),
                     active.join(", "),
-                    self.host.args.ring_buffer_size
                 )
             }
             Some(reason) => format!(
