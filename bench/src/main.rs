@@ -99,6 +99,39 @@ pub struct Cell {
     pub stats: monitors::Stats,
 }
 
+/// The shortest unmonitored run of a workload: shorter runs were
+/// dominated by start-up and scheduling noise (a 0.3 s grep swung 0.26 s
+/// to 12.6 s between repetitions).
+const MIN_BASELINE_S: f64 = 2.0;
+
+/// Runs `workload NAME N` once and returns its wall time.
+fn time_workload(me: &std::path::Path, name: &str, n: u64) -> Result<f64> {
+    let t0 = Instant::now();
+    let st = Command::new(me)
+        .args(["workload", name, &n.to_string()])
+        .status()?;
+    if !st.success() {
+        bail!("workload {name} failed");
+    }
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+/// The size at which NAME lasts at least MIN_BASELINE_S without a
+/// monitor: grown from `start` by the measured rate (10% headroom) until
+/// a run confirms it. The last run is also the warm pass.
+fn calibrate(me: &std::path::Path, name: &str, start: u64) -> Result<u64> {
+    let mut n = start.max(1);
+    for _ in 0..8 {
+        let t = time_workload(me, name, n)?;
+        if t >= MIN_BASELINE_S {
+            return Ok(n);
+        }
+        let grown = (n as f64 * MIN_BASELINE_S * 1.1 / t.max(0.001)).ceil() as u64;
+        n = grown.max(n + 1);
+    }
+    bail!("workload {name} did not reach {MIN_BASELINE_S} s at n={n}")
+}
+
 fn default_mdatpd() -> PathBuf {
     PathBuf::from("target/release/mdatpd")
 }
@@ -167,11 +200,20 @@ fn main() -> Result<()> {
                     paths.mdatpd.display()
                 );
             }
-            let chosen: Vec<(&str, u64)> = workloads::WORKLOADS
+            let me = std::env::current_exe()?;
+            // Each workload is sized so that it lasts at least
+            // MIN_BASELINE_S unmonitored; the sizing runs are its untimed
+            // warm pass (page cache, dentries, the binaries it runs).
+            let mut chosen: Vec<(&str, u64)> = Vec::new();
+            for (name, size, _) in workloads::WORKLOADS
                 .iter()
                 .filter(|(n, _, _)| wl.is_empty() || wl.iter().any(|w| w == n))
-                .map(|(n, size, _)| (*n, ((*size as f64) * scale).max(1.0) as u64))
-                .collect();
+            {
+                let n = calibrate(&me, name, *size)?;
+                let n = ((n as f64) * scale).max(1.0) as u64;
+                eprintln!("{name:<14} n={n} (at least {MIN_BASELINE_S} s unmonitored, warm)");
+                chosen.push((name, n));
+            }
             let cfgs: Vec<&'static str> = monitors::CONFIGS
                 .iter()
                 .copied()
@@ -180,7 +222,6 @@ fn main() -> Result<()> {
             if !cfgs.contains(&"baseline") {
                 bail!("the baseline configuration is required: ratios are against it");
             }
-            let me = std::env::current_exe()?;
             let saved = monitors::AuditSaved::save();
             let mut cells = Vec::new();
             let result = (|| -> Result<()> {

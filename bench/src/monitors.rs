@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::proc::{
-    bpf_map_kib, bpf_mmap_rss_kib, cpu_seconds, file_size, kauditd_pid, peak_rss_kib,
+    bpf_map_kib, bpf_mmap_rss_kib, cpu_seconds, file_size, kauditd_pid, peak_rss_kib, zstd_size,
 };
 
 pub const CONFIGS: &[&str] = &[
@@ -41,6 +41,9 @@ pub struct Stats {
     /// auditd's own peak RSS, when auditd is part of the configuration.
     pub auditd_rss_kib: u64,
     pub bytes_written: u64,
+    /// The same files compressed with zstd level 3 (what the sensor's
+    /// `output.file.compress: zstd` stores for a rotated file).
+    pub zstd_bytes: u64,
 }
 
 pub struct Paths {
@@ -316,6 +319,7 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
             "mdatpd-ebpf" | "mdatpd-ebpf-nofold" | "mdatpd-ebpf-compat" | "mdatpd-auditd" => {
                 let events = d.join("events.jsonl");
                 stats.bytes_written = file_size(&events) + file_size(&d.join("audit.log"));
+                stats.zstd_bytes = zstd_size(&events) + zstd_size(&d.join("audit.log"));
                 let f = std::fs::File::open(&events).context("events")?;
                 for line in BufReader::new(f).lines().map_while(Result::ok) {
                     if line.contains("\"class_uid\":0,") {
@@ -333,6 +337,7 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
             "auditd" => {
                 let log = d.join("audit.log");
                 stats.bytes_written = file_size(&log);
+                stats.zstd_bytes = zstd_size(&log);
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
                 stats.events = text
                     .lines()
@@ -343,6 +348,7 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
             "bpftrace" => {
                 let out = d.join("bpftrace.out");
                 stats.bytes_written = file_size(&out);
+                stats.zstd_bytes = zstd_size(&out);
                 let text = std::fs::read_to_string(&out).unwrap_or_default();
                 stats.events = text
                     .lines()

@@ -47,6 +47,29 @@ pub fn file_size(p: &std::path::Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
+/// Bytes of the file compressed with zstd level 3, the level the
+/// sensor's rotation uses (0 when it cannot be read).
+pub fn zstd_size(p: &std::path::Path) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len() as u64;
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let Ok(f) = std::fs::File::open(p) else {
+        return 0;
+    };
+    let mut out = Count(0);
+    match zstd::stream::copy_encode(f, &mut out, 3) {
+        Ok(()) => out.0,
+        Err(_) => 0,
+    }
+}
+
 /// Resident KiB of a process's BPF map mappings (the ring buffer's data
 /// pages, mmap'ed by the consumer): part of its RSS that is kernel ring
 /// memory, reported apart from the daemon's own heap.

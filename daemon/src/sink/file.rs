@@ -17,8 +17,12 @@ use std::path::{Path, PathBuf};
 
 use super::loss_note::LossNote;
 use super::{
-    BatchWriter, FileOutput, Flushed, FsyncPolicy, OutputConfig, Pending, Sink, SinkStatus,
+    BatchWriter, Compression, FileOutput, Flushed, FsyncPolicy, OutputConfig, Pending, Sink,
+    SinkStatus,
 };
+use compress::{Compressor, zst_path};
+
+mod compress;
 use crate::kind::EventKind;
 
 pub struct FileSink {
@@ -39,6 +43,8 @@ pub struct FileSink {
     rotations: u64,
     reopened: u64,
     torn_repaired: u64,
+    /// Compresses rotated files when `compress` says so.
+    compressor: Compressor,
 }
 
 impl FileSink {
@@ -75,7 +81,9 @@ impl FileSink {
             rotations: 0,
             reopened: 0,
             torn_repaired: u64::from(torn > 0),
+            compressor: Compressor::default(),
         };
+        compress::remove_leftovers((1..=config.keep).map(|n| sink.numbered(n)));
         sink.open_file()?;
         Ok(sink)
     }
@@ -125,18 +133,31 @@ impl FileSink {
     }
 
     /// events.jsonl → .1, .1 → .2, …; the oldest beyond `keep` goes.
+    /// Compressed files (`.N.zst`) move the same way; the new `.1` is
+    /// compressed in the background when `compress` is zstd.
     fn rotate(&mut self) -> io::Result<()> {
         self.sync();
         self.file = None;
         if self.config.keep == 0 {
             remove_if_present(&self.path)?;
         } else {
-            remove_if_present(&self.numbered(self.config.keep))?;
-            for n in (1..self.config.keep).rev() {
+            // No file may be renamed under a running compression.
+            self.compressor.wait();
+            let keep = self.config.keep;
+            remove_if_present(&self.numbered(keep))?;
+            remove_if_present(&zst_path(&self.numbered(keep)))?;
+            for n in (1..keep).rev() {
                 rename_if_present(&self.numbered(n), &self.numbered(n + 1))?;
+                rename_if_present(
+                    &zst_path(&self.numbered(n)),
+                    &zst_path(&self.numbered(n + 1)),
+                )?;
             }
             // Renamed away by someone else meanwhile: nothing to move.
             rename_if_present(&self.path, &self.numbered(1))?;
+            if self.config.compress == Compression::Zstd && self.numbered(1).exists() {
+                self.compressor.start(self.numbered(1));
+            }
         }
         self.rotations += 1;
         self.open_file()
@@ -254,12 +275,18 @@ impl Sink for FileSink {
     }
 
     fn status(&self) -> SinkStatus {
+        let z = self.compressor.totals();
         SinkStatus {
             counters: [
                 ("bytes_written", self.bytes),
                 ("rotations", self.rotations),
                 ("reopened", self.reopened),
                 ("torn_records_cut", self.torn_repaired),
+                ("compressed_files", z.files),
+                ("compression_failures", z.failures),
+                ("compressed_bytes_in", z.bytes_in),
+                ("compressed_bytes_out", z.bytes_out),
+                ("compressed_bytes_per_event", z.bytes_per_event()),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
@@ -272,6 +299,8 @@ impl Sink for FileSink {
         let out = self.flush_pending();
         self.dirty = true;
         self.sync();
+        // A stop does not leave a half-written .zst behind.
+        self.compressor.wait();
         out
     }
 }

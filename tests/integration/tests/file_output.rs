@@ -38,9 +38,19 @@ fn all_lines(dir: &Path) -> Vec<Value> {
     files.sort();
     for f in files {
         // Rotated away between the listing and the read: the next scan
-        // finds it under its new name.
-        let Ok(text) = std::fs::read_to_string(&f) else {
+        // finds it under its new name. A compression's .zst.tmp is not
+        // a file of events yet.
+        if f.extension().is_some_and(|e| e == "tmp") {
             continue;
+        }
+        let text = if f.extension().is_some_and(|e| e == "zst") {
+            let Ok(z) = std::fs::read(&f) else { continue };
+            String::from_utf8(zstd::decode_all(&z[..]).expect("a whole zstd file")).expect("UTF-8")
+        } else {
+            let Ok(text) = std::fs::read_to_string(&f) else {
+                continue;
+            };
+            text
         };
         assert!(
             text.is_empty() || text.ends_with('\n'),
@@ -118,6 +128,45 @@ fn rotation_and_a_rename_under_the_sensor_lose_and_repeat_nothing() {
     );
     assert!(
         !stopped.stderr.contains("cannot write"),
+        "{}",
+        stopped.stderr
+    );
+}
+
+#[test]
+fn compressed_rotation_keeps_every_event_once_in_zst_files() {
+    skip_unless_root!();
+    let _g = serial();
+    let d = tempfile::tempdir().unwrap();
+    let logs = d.path().join("log");
+    config(
+        d.path(),
+        "output:\n  file:\n    max_size: 1MiB\n    keep: 100\n    compress: zstd\n",
+    );
+    let daemon = daemon_with_output(d.path(), &logs.join("events.jsonl"), &[]);
+    let prefix = format!("mdatp-zst-{}-", std::process::id());
+    run_markers(&prefix, 0..600);
+    let complete = wait_until(Duration::from_secs(30), || {
+        marker_counts(&all_lines(&logs), &prefix).len() == 600
+    });
+    let stopped = daemon.stop();
+    let counts = marker_counts(&all_lines(&logs), &prefix);
+    assert!(complete, "{} of 600 marked execs written", counts.len());
+    assert!(counts.values().all(|n| *n == 1), "written more than once");
+    let names: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n == "events.jsonl.1.zst"), "{names:?}");
+    // Every rotated file was compressed before the stop returned.
+    assert!(
+        names
+            .iter()
+            .all(|n| n == "events.jsonl" || n.ends_with(".zst")),
+        "{names:?}"
+    );
+    assert!(
+        !stopped.stderr.contains("not compressed"),
         "{}",
         stopped.stderr
     );

@@ -6,6 +6,7 @@ fn config(max: u64, keep: u32) -> FileOutput {
         max_size: bytesize::ByteSize::b(max),
         keep,
         fsync: FsyncPolicy::Interval,
+        compress: Compression::None,
     }
 }
 
@@ -163,4 +164,44 @@ fn a_failed_write_counts_every_event_of_the_batch_per_kind() {
         f.error
     );
     assert!(s.status().error.is_some());
+}
+
+#[test]
+fn rotated_files_are_compressed_with_zstd_and_shift_as_zst() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("events.jsonl");
+    let mut cfg = config(2000, 3);
+    cfg.compress = Compression::Zstd;
+    // A compression cut short by a crash leaves a .zst.tmp: removed at open.
+    std::fs::write(d.path().join("events.jsonl.2.zst.tmp"), b"half").unwrap();
+    let mut s = FileSink::open(&path, &cfg, "h").unwrap();
+    assert!(!d.path().join("events.jsonl.2.zst.tmp").exists());
+    for i in 0..200 {
+        s.push(&record(i), Some(EventKind::FileOpen));
+        s.flush();
+    }
+    s.close();
+    // Every kept rotated file is compressed; none is left uncompressed.
+    let mut all = Vec::new();
+    for n in (1..=3).rev() {
+        let plain = d.path().join(format!("events.jsonl.{n}"));
+        assert!(!plain.exists(), "{} left uncompressed", plain.display());
+        let z = std::fs::read(d.path().join(format!("events.jsonl.{n}.zst"))).unwrap();
+        let text = String::from_utf8(zstd::decode_all(&z[..]).unwrap()).unwrap();
+        assert!(text.ends_with('\n'));
+        all.extend(
+            text.lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
+        );
+    }
+    assert!(!d.path().join("events.jsonl.4.zst").exists());
+    all.extend(lines(&path, 0));
+    let kept = numbers(&all);
+    assert_eq!(kept.last(), Some(&199));
+    assert!(kept.windows(2).all(|w| w[1] == w[0] + 1), "{kept:?}");
+    let c = &s.status().counters;
+    assert!(c["compressed_files"] >= 3, "{c:?}");
+    assert_eq!(c["compression_failures"], 0);
+    assert!(c["compressed_bytes_out"] < c["compressed_bytes_in"]);
+    assert!(c["compressed_bytes_per_event"] > 0);
 }

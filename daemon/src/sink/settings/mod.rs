@@ -77,6 +77,19 @@ pub struct FileOutput {
     pub keep: u32,
     /// When written events are forced to the disk.
     pub fsync: FsyncPolicy,
+    /// Rotated files compressed (`events.jsonl.1.zst`), or kept as written.
+    pub compress: Compression,
+}
+
+/// How a rotated event file is stored.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// As written (what `zcat`-less tools and shippers expect).
+    #[default]
+    None,
+    /// zstd, on a thread of its own after the rotation.
+    Zstd,
 }
 
 impl Default for FileOutput {
@@ -86,6 +99,7 @@ impl Default for FileOutput {
             max_size: bytesize::ByteSize::mib(100),
             keep: 5,
             fsync: FsyncPolicy::Interval,
+            compress: Compression::None,
         }
     }
 }
