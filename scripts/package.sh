@@ -103,7 +103,7 @@ expect_files() { # package-description listing-command...
         grep -q "^\.\?$f\$" <<<"$listing" || die "$what lacks $f"
     done
     grep -q "systemd/system/mdatp.service\$" <<<"$listing" || die "$what lacks mdatp.service"
-    grep -q "/usr/lib/systemd/system-generators/mdatp-systemd-compat\$" <<<"$listing" \
+    grep -q "/lib/systemd/system-generators/mdatp-systemd-compat\$" <<<"$listing" \
         || die "$what lacks the systemd generator"
 }
 expect_files "$deb" bash -c "dpkg-deb -c '$deb' | awk '{print \$6}'"

@@ -48,29 +48,49 @@ def unit_keys():
     return keys
 
 
+def run_generator(version, last_cap, paranoid=2):
+    """The drop-ins the generator writes as systemd `version` on a kernel
+    whose highest capability is `last_cap`: file name -> text."""
+    with tempfile.TemporaryDirectory() as d:
+        fake = pathlib.Path(d, "bin")
+        fake.mkdir()
+        (fake / "systemctl").write_text(f"#!/bin/sh\necho 'systemd {version} (fake)'\n")
+        (fake / "systemctl").chmod(0o755)
+        out = pathlib.Path(d, "out")
+        out.mkdir()
+        # No network output: that drop-in stays unwritten.
+        (fake / "mdatpd").write_text("#!/bin/sh\nexit 0\n")
+        (fake / "mdatpd").chmod(0o755)
+        cap = pathlib.Path(d, "cap_last_cap")
+        cap.write_text(f"{last_cap}\n")
+        perf = pathlib.Path(d, "perf_event_paranoid")
+        perf.write_text(f"{paranoid}\n")
+        env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", MDATPD=str(fake / "mdatpd"),
+                   CAP_LAST_CAP_FILE=str(cap), PERF_PARANOID_FILE=str(perf))
+        subprocess.run([str(GENERATOR), str(out), str(out), str(out)], env=env, check=True)
+        return {p.name: p.read_text() for p in out.glob("mdatp.service.d/*.conf")}
+
+
 def check_generator():
-    """The drop-in appears exactly below 239, with the deny-list."""
-    for version, expect in [(219, True), (238, True), (239, False), (252, False)]:
-        with tempfile.TemporaryDirectory() as d:
-            fake = pathlib.Path(d, "bin")
-            fake.mkdir()
-            (fake / "systemctl").write_text(f"#!/bin/sh\necho 'systemd {version} (fake)'\n")
-            (fake / "systemctl").chmod(0o755)
-            out = pathlib.Path(d, "out")
-            out.mkdir()
-            # No network output: the second drop-in stays unwritten.
-            (fake / "mdatpd").write_text("#!/bin/sh\nexit 0\n")
-            (fake / "mdatpd").chmod(0o755)
-            env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", MDATPD=str(fake / "mdatpd"))
-            subprocess.run([str(GENERATOR), str(out), str(out), str(out)], env=env, check=True)
-            drop = list(out.glob("mdatp.service.d/*.conf"))
-            if bool(drop) != expect:
-                fail(f"generator as systemd {version}: drop-in {'missing' if expect else 'written'}")
-            if drop:
-                text = drop[0].read_text()
-                if "SystemCallFilter=\n" not in text or "SystemCallFilter=~@" not in text:
-                    fail(f"generator as systemd {version}: no reset and deny-list in {text!r}")
-    print("unit-compat: the generator replaces the syscall allow-list below systemd 239 only")
+    """The syscall deny-list exactly below systemd 239; CAP_SYS_ADMIN back
+    exactly where CAP_BPF is unknown (systemd < 246, kernel < 5.8)."""
+    for version, last_cap, paranoid in [(219, 40, 2), (238, 40, 2), (239, 40, 2), (245, 40, 2),
+                                        (246, 40, 2), (252, 40, 2), (252, 37, 2), (252, 40, 3)]:
+        drops = run_generator(version, last_cap, paranoid)
+        syscalls = drops.get("50-systemd-before-239.conf")
+        if (syscalls is not None) != (version < 239):
+            fail(f"generator as systemd {version}: syscall drop-in {'missing' if version < 239 else 'written'}")
+        if syscalls and ("SystemCallFilter=\n" not in syscalls or "SystemCallFilter=~@" not in syscalls):
+            fail(f"generator as systemd {version}: no reset and deny-list in {syscalls!r}")
+        want_admin = version < 246 or last_cap < 39 or paranoid > 2
+        admin = drops.get("40-cap-sys-admin.conf")
+        if (admin is not None) != want_admin:
+            fail(f"generator as systemd {version}, cap_last_cap {last_cap}: CAP_SYS_ADMIN drop-in "
+                 f"{'missing' if want_admin else 'written'}")
+        if admin and "CapabilityBoundingSet=CAP_SYS_ADMIN\n" not in admin:
+            fail(f"generator as systemd {version}: {admin!r}")
+    print("unit-compat: the generator replaces the syscall allow-list below systemd 239 only, "
+          "and adds CAP_SYS_ADMIN only where CAP_BPF is unknown or perf_event_paranoid > 2")
 
 
 def check_network_dropin(mdatpd):
