@@ -276,19 +276,24 @@ impl Sink for FileSink {
 
     fn status(&self) -> SinkStatus {
         let z = self.compressor.totals();
+        // The compression counters only where compression is or was on.
+        let compressed = (self.config.compress == Compression::Zstd || z.files + z.failures > 0)
+            .then_some([
+                ("compressed_files", z.files),
+                ("compression_failures", z.failures),
+                ("compressed_bytes_in", z.bytes_in),
+                ("compressed_bytes_out", z.bytes_out),
+                ("compressed_bytes_per_event", z.bytes_per_event()),
+            ]);
         SinkStatus {
             counters: [
                 ("bytes_written", self.bytes),
                 ("rotations", self.rotations),
                 ("reopened", self.reopened),
                 ("torn_records_cut", self.torn_repaired),
-                ("compressed_files", z.files),
-                ("compression_failures", z.failures),
-                ("compressed_bytes_in", z.bytes_in),
-                ("compressed_bytes_out", z.bytes_out),
-                ("compressed_bytes_per_event", z.bytes_per_event()),
             ]
             .into_iter()
+            .chain(compressed.into_iter().flatten())
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
             error: self.error.clone(),
