@@ -185,6 +185,10 @@ impl Monitor {
                 let etc = d.join("etc");
                 std::fs::create_dir_all(&etc)?;
                 let mut yaml = String::new();
+                // One unrotated event file: every event of the run is
+                // counted (a 2 s storm without folding writes ~800 MB,
+                // past the default 100 MiB rotation).
+                yaml.push_str("output: {file: {max_size: 0}}\n");
                 if kind == "mdatpd-ebpf-nofold" {
                     yaml.push_str("folding: {enabled: false}\n");
                 }
