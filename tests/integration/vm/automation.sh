@@ -88,6 +88,11 @@ run_automation() {
     check "mdatp config in-force: the whole profile" mdatp config in-force "$profile"
     check "the profile is root's only" test "$(stat -c %a "$profile")" = 600
     check "the sensor is healthy" test "$(field healthy)" = true
+    # The control for every "did not reload" check below: a reload must
+    # show in the count they compare, or they could never fail.
+    before=$(reloads)
+    systemctl reload mdatp
+    check "a reload shows in the journal's count" wait_for 20 bash -c "[ \$(journalctl -u mdatp -b -o cat | grep -c '^Reloaded') -gt $before ]"
     pid=$(main_pid) before=$(reloads) sum=$(sha256sum "$profile")
     check "the same play again succeeds" run_ansible "$results"/ansible-2.log
     check "the second run reports no change" test "$(recap_changed "$results/ansible-2.log")" = 0
