@@ -200,6 +200,7 @@ fn main() -> Result<()> {
                     paths.mdatpd.display()
                 );
             }
+            monitors::check_audit_idle()?;
             let me = std::env::current_exe()?;
             // Each workload is sized so that it lasts at least
             // MIN_BASELINE_S unmonitored; the sizing runs are its untimed

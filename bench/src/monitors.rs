@@ -88,6 +88,25 @@ fn audit_value(key: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Refuses to measure beside another audit daemon or leftover bench
+/// rules (an interrupted run leaves both): that daemon would take the
+/// records of the auditd configurations, which would then count none,
+/// and its rules would tax every other configuration.
+pub fn check_audit_idle() -> Result<()> {
+    if let Some(pid) = audit_value("pid").filter(|p| *p != 0) {
+        anyhow::bail!(
+            "an audit daemon (pid {pid}) already holds the audit netlink socket: stop it first (an interrupted benchmark leaves its auditd running)"
+        );
+    }
+    let rules = auditctl(&["-l"]).unwrap_or_default();
+    if rules.contains("key=mdatp-bench") {
+        anyhow::bail!(
+            "rules keyed mdatp-bench are loaded (an interrupted benchmark's): remove them with auditctl -D -k mdatp-bench"
+        );
+    }
+    Ok(())
+}
+
 /// Audit state the audit configurations change, restored by `restore`.
 pub struct AuditSaved {
     enabled: u64,
