@@ -237,6 +237,8 @@ impl EbpfSensor {
                 .join("; ");
             return Err(EbpfError::NothingAttached(why));
         }
+        // The load's parsing peak is over: give it back (heap.rs).
+        crate::heap::return_freed_memory();
         Ok(Self {
             bpf,
             hooks,
