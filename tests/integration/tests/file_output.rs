@@ -90,17 +90,24 @@ fn daemon_with_output(dir: &Path, out: &Path, extra: &[&str]) -> Daemon {
     Daemon::start(&args)
 }
 
-#[test]
-fn rotation_and_a_rename_under_the_sensor_lose_and_repeat_nothing() {
-    skip_unless_root!();
-    let _g = serial();
+/// A sensor whose event file (in the returned directory) rotates at
+/// 1 MiB and keeps 100 files; `file_keys`: more `output.file` lines.
+fn rotating_sensor(file_keys: &str) -> (tempfile::TempDir, PathBuf, Daemon) {
     let d = tempfile::tempdir().unwrap();
     let logs = d.path().join("log");
     config(
         d.path(),
-        "output:\n  file:\n    max_size: 1MiB\n    keep: 100\n",
+        &format!("output:\n  file:\n    max_size: 1MiB\n    keep: 100\n{file_keys}"),
     );
     let daemon = daemon_with_output(d.path(), &logs.join("events.jsonl"), &[]);
+    (d, logs, daemon)
+}
+
+#[test]
+fn rotation_and_a_rename_under_the_sensor_lose_and_repeat_nothing() {
+    skip_unless_root!();
+    let _g = serial();
+    let (_d, logs, daemon) = rotating_sensor("");
     let prefix = format!("mdatp-rot-{}-", std::process::id());
     run_markers(&prefix, 0..300);
     // logrotate without copytruncate: rename, then SIGHUP.
@@ -137,13 +144,7 @@ fn rotation_and_a_rename_under_the_sensor_lose_and_repeat_nothing() {
 fn compressed_rotation_keeps_every_event_once_in_zst_files() {
     skip_unless_root!();
     let _g = serial();
-    let d = tempfile::tempdir().unwrap();
-    let logs = d.path().join("log");
-    config(
-        d.path(),
-        "output:\n  file:\n    max_size: 1MiB\n    keep: 100\n    compress: zstd\n",
-    );
-    let daemon = daemon_with_output(d.path(), &logs.join("events.jsonl"), &[]);
+    let (_d, logs, daemon) = rotating_sensor("    compress: zstd\n");
     let prefix = format!("mdatp-zst-{}-", std::process::id());
     run_markers(&prefix, 0..600);
     let complete = wait_until(Duration::from_secs(30), || {
