@@ -187,14 +187,25 @@ impl Worker {
                 }
             }
             Conn::Stream(s) => {
+                if s.peer_closed() {
+                    // Reconnect first: this batch would be lost unseen.
+                    return Err(SendError {
+                        sent: 0,
+                        error: std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "the collector closed the connection",
+                        ),
+                    });
+                }
                 let mut buf = Vec::with_capacity(WRITE_BYTES + 4096);
                 for r in batch {
                     self.header.framed(&r.bytes, now, &mut buf);
                 }
                 // Unknown how much a failed write left with the peer: the
                 // whole batch is sent again (at least once).
-                s.write_all(&buf)
-                    .and_then(|()| s.flush())
+                s.writer
+                    .write_all(&buf)
+                    .and_then(|()| s.writer.flush())
                     .map_err(|error| SendError { sent: 0, error })?;
             }
         }

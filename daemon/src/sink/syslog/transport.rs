@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,12 +19,44 @@ pub enum Conn {
     /// One record per datagram, no framing.
     Datagram(UnixDatagram),
     /// Octet-counted records on a byte stream.
-    Stream(Box<dyn Write + Send>),
+    Stream(Stream),
 }
 
 impl Conn {
     pub fn is_stream(&self) -> bool {
         matches!(self, Conn::Stream(_))
+    }
+}
+
+/// A stream connection and its socket, for asking whether the collector
+/// is still there before a write.
+pub struct Stream {
+    pub writer: Box<dyn Write + Send>,
+    socket: OwnedFd,
+}
+
+impl Stream {
+    fn new(writer: impl Write + Send + 'static, socket: OwnedFd) -> Self {
+        Self {
+            writer: Box::new(writer),
+            socket,
+        }
+    }
+
+    /// The collector closed its end or the connection failed: a write now
+    /// would still be taken by the kernel and then lost with the
+    /// connection, unseen (a collector that died leaves a FIN; the write
+    /// after it succeeds, only the one after that fails).
+    pub fn peer_closed(&self) -> bool {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let mut fds = [PollFd::new(&self.socket, PollFlags::RDHUP)];
+        match poll(&mut fds, Some(&Timespec::default())) {
+            Ok(0) => false,
+            Ok(_) => fds[0]
+                .revents()
+                .intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR),
+            Err(_) => false,
+        }
     }
 }
 
@@ -41,7 +74,8 @@ pub fn connect(cfg: &SyslogOutput) -> io::Result<Conn> {
                 Err(e) if e.raw_os_error() == Some(libc::EPROTOTYPE) => {
                     let s = UnixStream::connect(&cfg.socket)?;
                     s.set_write_timeout(Some(IO_TIMEOUT))?;
-                    Ok(Conn::Stream(Box::new(s)))
+                    let socket = OwnedFd::from(s.try_clone()?);
+                    Ok(Conn::Stream(Stream::new(s, socket)))
                 }
                 Err(e) => Err(io::Error::new(
                     e.kind(),
@@ -49,7 +83,11 @@ pub fn connect(cfg: &SyslogOutput) -> io::Result<Conn> {
                 )),
             }
         }
-        SyslogTransport::Tcp => Ok(Conn::Stream(Box::new(tcp(&cfg.address)?))),
+        SyslogTransport::Tcp => {
+            let s = tcp(&cfg.address)?;
+            let socket = OwnedFd::from(s.try_clone()?);
+            Ok(Conn::Stream(Stream::new(s, socket)))
+        }
         SyslogTransport::Tls => {
             let tcp = tcp(&cfg.address)?;
             let host = cfg
@@ -68,7 +106,11 @@ pub fn connect(cfg: &SyslogOutput) -> io::Result<Conn> {
                 conn.complete_io(&mut tcp)
                     .map_err(|e| io::Error::new(e.kind(), format!("{}: TLS: {e}", cfg.address)))?;
             }
-            Ok(Conn::Stream(Box::new(rustls::StreamOwned::new(conn, tcp))))
+            let socket = OwnedFd::from(tcp.try_clone()?);
+            Ok(Conn::Stream(Stream::new(
+                rustls::StreamOwned::new(conn, tcp),
+                socket,
+            )))
         }
     }
 }
