@@ -79,7 +79,7 @@ enum Cmd {
         address: String,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = 32)]
         tasks: usize,
     },
     /// User-space cost per event, by pipeline stage.

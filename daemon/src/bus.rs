@@ -4,9 +4,11 @@
 //! says so, and the caller's uid is checked here again.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use mdatp_dbus::{BUS_NAME, Health, OBJECT_PATH};
+use mdatp_dbus::{BUS_NAME, OBJECT_PATH};
+
+use crate::health_cell::{HealthCell, SharedDict};
 use tokio::sync::{mpsc, oneshot};
 use zbus::fdo;
 use zbus::object_server::SignalEmitter;
@@ -107,17 +109,13 @@ impl From<fdo::Error> for SensorError {
 }
 
 pub struct SensorObject {
-    health: Arc<Mutex<Health>>,
+    health: Arc<HealthCell>,
     /// Default directory of diagnostics archives.
     diag_dir: std::path::PathBuf,
     commands: mpsc::UnboundedSender<BusCommand>,
 }
 
 impl SensorObject {
-    fn snapshot(&self) -> Health {
-        self.health.lock().map(|h| h.clone()).unwrap_or_default()
-    }
-
     /// Sends a command and waits for the daemon's answer.
     async fn ask<T>(
         &self,
@@ -203,8 +201,8 @@ fn yaml_text(v: &Value<'_>) -> Result<String, SensorError> {
 
 #[zbus::interface(name = "org.mdatp.Sensor1")]
 impl SensorObject {
-    async fn health(&self) -> HashMap<String, OwnedValue> {
-        self.snapshot().to_dict()
+    async fn health(&self) -> SharedDict {
+        self.health.dict()
     }
 
     async fn get_config(
@@ -374,17 +372,19 @@ impl SensorObject {
 
     #[zbus(property)]
     async fn supplementary_events_subsystem(&self) -> String {
-        self.snapshot().supplementary_events_subsystem
+        self.health
+            .read(|h| h.supplementary_events_subsystem.clone())
     }
 
     #[zbus(property)]
     async fn ebpf_supplementary_event_provider(&self) -> String {
-        self.snapshot().ebpf_supplementary_event_provider
+        self.health
+            .read(|h| h.ebpf_supplementary_event_provider.clone())
     }
 
     #[zbus(property)]
     async fn healthy(&self) -> bool {
-        self.snapshot().healthy
+        self.health.read(|h| h.healthy)
     }
 
     #[zbus(property)]
@@ -409,7 +409,7 @@ pub struct Bus {
 /// Owns the name on the system bus (DBUS_SYSTEM_BUS_ADDRESS honoured) and
 /// serves the object.
 pub async fn start(
-    health: Arc<Mutex<Health>>,
+    health: Arc<HealthCell>,
     diag_dir: std::path::PathBuf,
     commands: mpsc::UnboundedSender<BusCommand>,
 ) -> zbus::Result<Bus> {

@@ -16,6 +16,7 @@ pub mod event;
 pub mod exclusions;
 pub mod exe_identity;
 pub mod filters;
+pub mod health_cell;
 pub mod heap;
 pub mod hot;
 pub mod json;

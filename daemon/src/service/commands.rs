@@ -81,7 +81,7 @@ impl Daemon {
                 }
             }
             BusCommand::Diagnostic { reply } => {
-                let health = self.health.lock().map(|h| h.clone()).unwrap_or_default();
+                let health = self.health.get();
                 let _ = reply.send(crate::diagnostic::Parts {
                     health_json: serde_json::to_string_pretty(&health.to_json())
                         .unwrap_or_default(),

@@ -13,10 +13,7 @@ use crate::source::EventSource;
 
 impl Daemon {
     pub(super) fn update_health(&self) {
-        let health = self.health_report();
-        if let Ok(mut h) = self.health.lock() {
-            *h = health;
-        }
+        self.health.set(self.health_report());
     }
 
     /// Where each kind comes from now: `ebpf`, `auditd` (with why not

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::health_cell::HealthCell;
 use anyhow::{Context, anyhow};
-use mdatp_dbus::Health;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -99,7 +99,7 @@ pub struct Daemon {
     audit_lost_base: Option<u64>,
     /// `auditctl -s` runs off the loop; its answers come back here.
     status_reads: StatusReads,
-    health: Arc<Mutex<Health>>,
+    health: Arc<HealthCell>,
     bus: Option<Bus>,
     /// The sensor's own CPU, memory and BPF memory (health `resources`).
     usage: Mutex<crate::own_usage::OwnUsage>,
@@ -164,7 +164,7 @@ impl Daemon {
             audit_status: None,
             audit_lost_base: None,
             status_reads: StatusReads::new(),
-            health: Arc::new(Mutex::new(Health::default())),
+            health: Arc::default(),
             usage: Mutex::default(),
             bus: None,
         };
