@@ -34,6 +34,11 @@ pub struct Stats {
     /// auditd + kauditd when they are part of the configuration.
     pub audit_cpu_s: f64,
     pub peak_rss_kib: u64,
+    /// The sensor's RSS at the end of the cell, before it is stopped: what
+    /// it holds running, after the workload, without the load's start-up
+    /// peak (VmHWM keeps that: the kernel BTF parsed for CO-RE, ~18 MiB
+    /// for a moment on this kernel, then freed and trimmed).
+    pub end_rss_kib: u64,
     /// Of the sensor's RSS, the BPF ring buffer pages it maps.
     pub bpf_mmap_rss_kib: u64,
     /// Kernel memory of the sensor's BPF maps (bpftool bytes_memlock).
@@ -306,6 +311,7 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
             let pid = child.id();
             stats.sensor_cpu_s = cpu_seconds(pid).unwrap_or(0.0) - self.sensor_cpu0;
             stats.peak_rss_kib = peak_rss_kib(pid).unwrap_or(0);
+            stats.end_rss_kib = crate::proc::status_kib(pid, "VmRSS").unwrap_or(0);
             // Ring pages once touched stay resident, so at the end this is
             // their peak too.
             stats.bpf_mmap_rss_kib = bpf_mmap_rss_kib(pid);

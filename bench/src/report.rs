@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::Cell;
-use crate::monitors::CONFIGS;
+use crate::monitors::{CONFIGS, Stats};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -66,6 +66,11 @@ pub fn write(cells: &[Cell], workloads: &[(&str, u64)], out: &Path) -> Result<()
                     .peak_rss_kib
                     .saturating_sub(c.stats.bpf_mmap_rss_kib)
             });
+            let running = max_mib(|c| {
+                c.stats
+                    .end_rss_kib
+                    .saturating_sub(c.stats.bpf_mmap_rss_kib)
+            });
             let maps = max_mib(|c| c.stats.bpf_map_kib);
             let auditd_rss = max_mib(|c| c.stats.auditd_rss_kib);
             let bytes = median(cs.iter().map(|c| c.stats.bytes_written as f64).collect());
@@ -94,7 +99,7 @@ pub fn write(cells: &[Cell], workloads: &[(&str, u64)], out: &Path) -> Result<()
                 "wall_s_median": wall, "wall_s_min": lo, "wall_s_max": hi, "spread_pct": spread,
                 "ratio_to_baseline": ratio, "events": ev, "loss_max": loss,
                 "sensor_cpu_s": cpu, "audit_cpu_s": acpu, "peak_rss_mib": rss,
-                "peak_rss_excl_bpf_mmap_mib": own, "bpf_map_mib": maps, "auditd_peak_rss_mib": auditd_rss,
+                "peak_rss_excl_bpf_mmap_mib": own, "end_rss_excl_bpf_mmap_mib": running, "bpf_map_mib": maps, "auditd_peak_rss_mib": auditd_rss,
                 "bytes_written": bytes, "zstd_bytes": zbytes,
                 "cells": cs.iter().map(|c| json!({"rep": c.rep, "wall_s": c.wall_s, "events": c.stats.events, "loss": c.stats.loss})).collect::<Vec<_>>(),
             }));
@@ -143,16 +148,21 @@ fn memory_summary(md: &mut String, cells: &[Cell], workloads: &[(&str, u64)]) {
     });
     let _ = writeln!(
         md,
-        "\nMemory (MiB, peak per workload): sensor = RSS without ring pages + BPF maps; auditd = RSS + backlog at its limit ({} records × {AUDIT_QUEUED_RECORD_BYTES} B = {backlog_mib:.1} MiB, computed)\n",
+        "\nMemory (MiB, the largest of the workload's repetitions): sensor = RSS without ring pages + BPF maps, running (RSS at the end of the workload) and at its peak (VmHWM, which keeps the start-up's BTF parsing); auditd = RSS (VmHWM) + backlog at its limit ({} records × {AUDIT_QUEUED_RECORD_BYTES} B = {backlog_mib:.1} MiB, computed)\n",
         limit.map_or("unknown".to_string(), |l| l.to_string())
     );
     let _ = writeln!(
         md,
-        "| workload | sensor RSS excl. ring | BPF maps | sensor total | auditd RSS | auditd backlog | auditd total | sensor < auditd |"
+        "| workload | sensor RSS excl. ring, running / peak | BPF maps | sensor total, running / peak | auditd RSS | auditd backlog | auditd total | sensor < auditd, running / peak |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    let verdict = |sensor: f64, audit: f64| match (limit, sensor < audit) {
+        (None, _) => "backlog unknown",
+        (Some(_), true) => "yes",
+        (Some(_), false) => "no",
+    };
     for (w, _) in workloads {
-        let peak = |cfg: &str, f: fn(&Cell) -> u64| {
+        let peak = |cfg: &str, f: &dyn Fn(&Cell) -> u64| {
             cells
                 .iter()
                 .filter(|c| c.workload == *w && c.config == cfg)
@@ -161,27 +171,26 @@ fn memory_summary(md: &mut String, cells: &[Cell], workloads: &[(&str, u64)]) {
                 .unwrap_or(0) as f64
                 / 1024.0
         };
-        let own = peak("mdatpd-ebpf", |c| {
-            c.stats
-                .peak_rss_kib
-                .saturating_sub(c.stats.bpf_mmap_rss_kib)
-        });
-        let maps = peak("mdatpd-ebpf", |c| c.stats.bpf_map_kib);
-        let auditd = peak("auditd", |c| c.stats.auditd_rss_kib);
+        let excl_ring = |rss: fn(&Stats) -> u64| {
+            peak("mdatpd-ebpf", &move |c: &Cell| {
+                rss(&c.stats).saturating_sub(c.stats.bpf_mmap_rss_kib)
+            })
+        };
+        let running = excl_ring(|s| s.end_rss_kib);
+        let own = excl_ring(|s| s.peak_rss_kib);
+        let maps = peak("mdatpd-ebpf", &|c| c.stats.bpf_map_kib);
+        let auditd = peak("auditd", &|c| c.stats.auditd_rss_kib);
         if own == 0.0 || auditd == 0.0 {
             continue;
         }
-        let (sensor, audit) = (own + maps, auditd + backlog_mib);
+        let audit = auditd + backlog_mib;
         let _ = writeln!(
             md,
-            "| {w} | {own:.1} | {maps:.1} | {sensor:.1} | {auditd:.1} | {backlog_mib:.1} | {audit:.1} | {} |",
-            if limit.is_none() {
-                "backlog unknown"
-            } else if sensor < audit {
-                "yes"
-            } else {
-                "no"
-            }
+            "| {w} | {running:.1} / {own:.1} | {maps:.1} | {:.1} / {:.1} | {auditd:.1} | {backlog_mib:.1} | {audit:.1} | {} / {} |",
+            running + maps,
+            own + maps,
+            verdict(running + maps, audit),
+            verdict(own + maps, audit),
         );
     }
 }
