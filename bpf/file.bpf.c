@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * File activity from syscall exit tracepoints.
+ * File activity from finished system calls: one program per call, entered
+ * by tail call from the raw sys_exit dispatcher (sys_exit.bpf.c).
  *
  * Opens: the returned fd leads to the kernel's struct file, so the path is
  * what the kernel opened (relative paths, "..", symlinks resolved).
@@ -14,7 +15,7 @@
  * decides whether the task is typed). */
 #include "file_events.bpf.h"
 
-SEC("tracepoint/syscalls/sys_exit_openat")
+SEC("raw_tracepoint/sys_exit")
 int mdatp_openat(void *ctx)
 {
 	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_FILE_OPEN);
@@ -22,7 +23,7 @@ int mdatp_openat(void *ctx)
 	return regs ? handle_open(SYS_EXIT_RET(ctx), SYS_ARG3(regs)) : 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_open")
+SEC("raw_tracepoint/sys_exit")
 int mdatp_open(void *ctx)
 {
 	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_FILE_OPEN);
@@ -30,13 +31,13 @@ int mdatp_open(void *ctx)
 	return regs ? handle_open(SYS_EXIT_RET(ctx), SYS_ARG2(regs)) : 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_creat")
+SEC("raw_tracepoint/sys_exit")
 int mdatp_creat(void *ctx)
 {
 	return handle_open(SYS_EXIT_RET(ctx), MDATP_O_CREAT | MDATP_O_WRONLY | MDATP_O_TRUNC);
 }
 
-SEC("tracepoint/syscalls/sys_exit_openat2")
+SEC("raw_tracepoint/sys_exit")
 int mdatp_openat2(void *ctx)
 {
 	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_FILE_OPEN);
@@ -51,7 +52,7 @@ int mdatp_openat2(void *ctx)
 }
 
 #define OP_PROG(sys, ty, ...)                                          \
-	SEC("tracepoint/syscalls/sys_exit_" #sys)                      \
+	SEC("raw_tracepoint/sys_exit")                                \
 	int mdatp_##sys(void *ctx)                                     \
 	{                                                              \
 		struct pt_regs *regs = mdatp_syscall_regs(ctx, ty);    \

@@ -27,10 +27,9 @@ struct {
 	__type(value, __u32);
 } ia32_calls SEC(".maps");
 
-/* Raw tracepoint arguments as plain u64s: a CO-RE access into the
- * flexible args[] array breaks the whole object under aya. */
-#define IA32_REGS(ctx) ((struct pt_regs *)((__u64 *)(ctx))[0])
-#define IA32_RET(ctx) ((long)((__u64 *)(ctx))[1])
+/* The tracepoint's arguments (syscall.bpf.h). */
+#define IA32_REGS(ctx) SYS_EXIT_REGS(ctx)
+#define IA32_RET(ctx) SYS_EXIT_RET(ctx)
 #define IA32_NR(r) ((long)BPF_CORE_READ(r, orig_ax))
 /* The i386 argument registers, zero-extended by the entry code. */
 #define IA32_A1(r) ((__u32)BPF_CORE_READ(r, bx))

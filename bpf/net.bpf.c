@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Network activity from syscall exit tracepoints, in the acting process's
- * context (the events themselves: include/net_events.bpf.h).
+ * Network activity from finished system calls, in the acting process's
+ * context: one program per call, entered by tail call from the raw
+ * sys_exit dispatcher (sys_exit.bpf.c); the events themselves are in
+ * include/net_events.bpf.h.
  */
 /* Syscall exit programs, in two variants: see syscall.bpf.h (first, it
  * decides whether the task is typed). */
@@ -12,33 +14,33 @@
 	if (!regs)                                                   \
 		return 0
 
-SEC("tracepoint/syscalls/sys_exit_connect")
+SEC("raw_tracepoint/sys_exit")
 int mdatp_connect(void *ctx)
 {
 	REGS_OR_DONE(MDATP_EV_NET_CONNECT);
 	return net_connect(SYS_EXIT_RET(ctx), (int)SYS_ARG1(regs), (const void *)SYS_ARG2(regs));
 }
 
-SEC("tracepoint/syscalls/sys_exit_accept")
+SEC("raw_tracepoint/sys_exit")
 int mdatp_accept(void *ctx)
 {
 	return net_accept(SYS_EXIT_RET(ctx));
 }
 
-SEC("tracepoint/syscalls/sys_exit_accept4")
+SEC("raw_tracepoint/sys_exit")
 int mdatp_accept4(void *ctx)
 {
 	return net_accept(SYS_EXIT_RET(ctx));
 }
 
-SEC("tracepoint/syscalls/sys_exit_listen")
+SEC("raw_tracepoint/sys_exit")
 int mdatp_listen(void *ctx)
 {
 	REGS_OR_DONE(MDATP_EV_NET_LISTEN);
 	return net_listen(SYS_EXIT_RET(ctx), (int)SYS_ARG1(regs), SYS_ARG2(regs));
 }
 
-SEC("tracepoint/syscalls/sys_exit_bind")
+SEC("raw_tracepoint/sys_exit")
 int mdatp_bind(void *ctx)
 {
 	REGS_OR_DONE(MDATP_EV_NET_BIND);
@@ -56,7 +58,7 @@ static __always_inline const void *msg_name(const struct user_msghdr *msg)
 	return len > 0 ? name : NULL;
 }
 
-SEC("tracepoint/syscalls/sys_exit_sendto")
+SEC("raw_tracepoint/sys_exit")
 int mdatp_sendto(void *ctx)
 {
 	REGS_OR_DONE(MDATP_EV_NET_UDP_SEND);
@@ -64,7 +66,7 @@ int mdatp_sendto(void *ctx)
 			 (const void *)SYS_ARG5(regs));
 }
 
-SEC("tracepoint/syscalls/sys_exit_sendmsg")
+SEC("raw_tracepoint/sys_exit")
 int mdatp_sendmsg(void *ctx)
 {
 	REGS_OR_DONE(MDATP_EV_NET_UDP_SEND);
@@ -72,7 +74,7 @@ int mdatp_sendmsg(void *ctx)
 			 msg_name((const struct user_msghdr *)SYS_ARG2(regs)));
 }
 
-SEC("tracepoint/syscalls/sys_exit_recvfrom")
+SEC("raw_tracepoint/sys_exit")
 int mdatp_recvfrom(void *ctx)
 {
 	REGS_OR_DONE(MDATP_EV_NET_UDP_RECV);
@@ -80,7 +82,7 @@ int mdatp_recvfrom(void *ctx)
 			 (const void *)SYS_ARG5(regs));
 }
 
-SEC("tracepoint/syscalls/sys_exit_recvmsg")
+SEC("raw_tracepoint/sys_exit")
 int mdatp_recvmsg(void *ctx)
 {
 	REGS_OR_DONE(MDATP_EV_NET_UDP_RECV);

@@ -50,7 +50,6 @@ expect "the process connector socket (net_admin)" \
 expect "BPF programs and maps" "prog_load" -A -s mdatpd_t -t mdatpd_t -c bpf
 # The rules in optional blocks (for older policies) are live on this one.
 expect "CAP_BPF and CAP_PERFMON" "perfmon" -A -s mdatpd_t -t mdatpd_t -c capability2
-expect "tracepoints through perf events" "tracepoint" -A -s mdatpd_t -t mdatpd_t -c perf_event
 expect "tracepoint ids in tracefs" "read" -A -s mdatpd_t -t tracefs_t -c file
 # Network outputs: connecting to collectors only under the boolean.
 expect "TCP connects to collectors behind mdatpd_network_outputs" \

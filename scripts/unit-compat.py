@@ -73,7 +73,8 @@ def run_generator(version, last_cap, paranoid=2):
 
 def check_generator():
     """The syscall deny-list exactly below systemd 239; CAP_SYS_ADMIN back
-    exactly where CAP_BPF is unknown (systemd < 246, kernel < 5.8)."""
+    exactly where CAP_BPF is unknown (systemd < 246, kernel < 5.8), not for
+    perf_event_paranoid 3 (raw tracepoints need no perf_event_open)."""
     for version, last_cap, paranoid in [(219, 40, 2), (238, 40, 2), (239, 40, 2), (245, 40, 2),
                                         (246, 40, 2), (252, 40, 2), (252, 37, 2), (252, 40, 3)]:
         drops = run_generator(version, last_cap, paranoid)
@@ -82,7 +83,7 @@ def check_generator():
             fail(f"generator as systemd {version}: syscall drop-in {'missing' if version < 239 else 'written'}")
         if syscalls and ("SystemCallFilter=\n" not in syscalls or "SystemCallFilter=~@" not in syscalls):
             fail(f"generator as systemd {version}: no reset and deny-list in {syscalls!r}")
-        want_admin = version < 246 or last_cap < 39 or paranoid > 2
+        want_admin = version < 246 or last_cap < 39
         admin = drops.get("40-cap-sys-admin.conf")
         if (admin is not None) != want_admin:
             fail(f"generator as systemd {version}, cap_last_cap {last_cap}: CAP_SYS_ADMIN drop-in "
@@ -90,7 +91,7 @@ def check_generator():
         if admin and "CapabilityBoundingSet=CAP_SYS_ADMIN\n" not in admin:
             fail(f"generator as systemd {version}: {admin!r}")
     print("unit-compat: the generator replaces the syscall allow-list below systemd 239 only, "
-          "and adds CAP_SYS_ADMIN only where CAP_BPF is unknown or perf_event_paranoid > 2")
+          "and adds CAP_SYS_ADMIN only where CAP_BPF is unknown (not for perf_event_paranoid 3)")
 
 
 def check_network_dropin(mdatpd):

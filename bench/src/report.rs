@@ -66,11 +66,7 @@ pub fn write(cells: &[Cell], workloads: &[(&str, u64)], out: &Path) -> Result<()
                     .peak_rss_kib
                     .saturating_sub(c.stats.bpf_mmap_rss_kib)
             });
-            let running = max_mib(|c| {
-                c.stats
-                    .end_rss_kib
-                    .saturating_sub(c.stats.bpf_mmap_rss_kib)
-            });
+            let running = max_mib(|c| c.stats.end_rss_kib.saturating_sub(c.stats.bpf_mmap_rss_kib));
             let maps = max_mib(|c| c.stats.bpf_map_kib);
             let auditd_rss = max_mib(|c| c.stats.auditd_rss_kib);
             let bytes = median(cs.iter().map(|c| c.stats.bytes_written as f64).collect());

@@ -1,9 +1,15 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Syscall exit tracepoints: the return value from the tracepoint record,
- * the original arguments from the task's saved user registers (unchanged
- * by the syscall but for the return register), so no enter program and no
- * per-thread map are needed.
+ * Syscall exit programs: every one runs on the raw `sys_exit` tracepoint,
+ * entered by tail call from the dispatcher (sys_exit.bpf.c), which looks
+ * up the finished call's number in a program array. The tracepoint hands
+ * over the call's saved user registers and its return value; the original
+ * arguments are in those registers (unchanged by the syscall but for the
+ * return register), so no enter program and no per-thread map are needed.
+ * Raw tracepoints, not the tracefs `syscalls:sys_exit_*` events: they
+ * attach without perf_event_open (which kernel.perf_event_paranoid 3,
+ * Debian's and Ubuntu's default, refuses without CAP_SYS_ADMIN) and
+ * without tracefs, and the kernel builds no perf trace record per call.
  *
  * Every object that includes this header is built twice (bpf/build.rs):
  *
@@ -16,10 +22,9 @@
  *   table) are not typed for the verifier and are still read with the
  *   helper.
  * - compat (MDATP_COMPAT, a second object): for 5.8-5.14, where neither
- *   helper exists. The user registers are found where x86_64's
- *   task_pt_regs() finds them, at the top of the task's kernel stack, and
- *   every field is read with the helper. The daemon loads one variant,
- *   chosen by probing the helpers (daemon/src/ebpf/probe.rs).
+ *   helper exists: the registers the tracepoint passes are read with the
+ *   helper. The daemon loads one variant, chosen by probing the helpers
+ *   (daemon/src/ebpf/probe.rs).
  */
 #ifndef MDATP_SYSCALL_BPF_H
 #define MDATP_SYSCALL_BPF_H
@@ -41,40 +46,27 @@
 /* Entries of files_struct.fd_array (NR_OPEN_DEFAULT = BITS_PER_LONG). */
 #define MDATP_FD_EMBEDDED 64
 
-/* tracefs format of syscalls/sys_exit_*: common fields (8 bytes), then
- * __syscall_nr (int, padded to 8), then ret (long) at offset 16. */
-#define SYS_EXIT_RET(ctx) (*(long *)((char *)(ctx) + 16))
-
-/* ... and __syscall_nr at offset 8. */
-#define SYS_EXIT_NR(ctx) (*(int *)((char *)(ctx) + 8))
+/* The raw sys_exit tracepoint's arguments (struct pt_regs *regs, long
+ * ret) as plain u64s: a CO-RE access into the flexible args[] array
+ * breaks the whole object under aya. */
+#define SYS_EXIT_REGS(ctx) ((struct pt_regs *)((__u64 *)(ctx))[0])
+#define SYS_EXIT_RET(ctx) ((long)((__u64 *)(ctx))[1])
 
 #define MDATP_AT_FDCWD -100
 
 #ifdef MDATP_COMPAT
 
-/* x86_64 THREAD_SIZE (16 KiB; KASAN kernels double it) and no padding
- * above pt_regs (TOP_OF_KERNEL_STACK_PADDING is 0 before FRED, 6.9). */
-#define MDATP_THREAD_SIZE (16 * 1024)
-
-/*
- * The syscall's saved user registers, or NULL (counted as unreadable for
- * `type`) when what lies there is not this syscall's frame: orig_ax must
- * be the syscall number the tracepoint reports, so a kernel built with
- * another stack size loses the events visibly instead of reporting
- * another syscall's arguments.
- */
+/* The syscall's saved user registers (never NULL; `type` is for the typed
+ * build's signature). */
 static __always_inline struct pt_regs *mdatp_syscall_regs(void *ctx, __u32 type)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	char *stack = BPF_CORE_READ(task, stack);
-	struct pt_regs *regs =
-		(struct pt_regs *)(stack + MDATP_THREAD_SIZE - sizeof(struct pt_regs));
+	return SYS_EXIT_REGS(ctx);
+}
 
-	if ((long)BPF_CORE_READ(regs, orig_ax) != (long)SYS_EXIT_NR(ctx)) {
-		mdatp_count_unreadable(type);
-		return NULL;
-	}
-	return regs;
+/* The finished call's number (the dispatcher's key). */
+static __always_inline long mdatp_syscall_nr(void *ctx)
+{
+	return BPF_CORE_READ(SYS_EXIT_REGS(ctx), orig_ax);
 }
 
 #define SYS_ARG1(regs) PT_REGS_PARM1_CORE_SYSCALL(regs)
@@ -84,10 +76,17 @@ static __always_inline struct pt_regs *mdatp_syscall_regs(void *ctx, __u32 type)
 #define SYS_ARG5(regs) PT_REGS_PARM5_CORE_SYSCALL(regs)
 #else
 
-/* Typed: SYS_ARGn are plain loads from it. Never NULL. */
+/* Typed: SYS_ARGn are plain loads from it (the pointer the tracepoint
+ * passes is untyped for the verifier; this one is the same registers,
+ * typed). Never NULL. */
 static __always_inline struct pt_regs *mdatp_syscall_regs(void *ctx, __u32 type)
 {
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
+static __always_inline long mdatp_syscall_nr(void *ctx)
+{
+	return mdatp_syscall_regs(ctx, 0)->orig_ax;
 }
 
 #define SYS_ARG1(regs) PT_REGS_PARM1_SYSCALL(regs)

@@ -26,12 +26,14 @@ pub static COMPAT_OBJECT: &[u8] =
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hook {
     RawTracepoint(&'static str),
-    /// A tracefs tracepoint: category and name.
-    Tracepoint(&'static str, &'static str),
     /// Not attached: entered by a tail call from slot `.1` of the
     /// program array map `.0`.
-    TailCall(&'static str, abi::mdatp_ia32_slot),
+    TailCall(&'static str, u32),
 }
+
+/// The program array of the 64-bit system calls' dispatcher
+/// (`sys_exit.bpf.c`), indexed by x86_64 system call number.
+pub const SYS_CALLS_MAP: &str = "sys_calls";
 
 /// The event domain a program serves (for switching domains off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +44,10 @@ pub enum Domain {
     /// 32-bit (ia32) system calls of the file and network kinds: a second
     /// path to kinds the 64-bit programs serve, serving none alone.
     Ia32,
+    /// The 64-bit system calls' dispatcher: it enters the file and
+    /// network programs and serves no kind alone; when it is not attached,
+    /// neither are they (the loader marks them).
+    SyscallDispatch,
     IoUring,
 }
 
@@ -112,11 +118,13 @@ pub struct Since {
     pub older_name: Option<&'static str>,
 }
 
+/// The program of each 64-bit system call (`file.bpf.c`, `net.bpf.c`),
+/// entered by tail call from [`SYS_EXIT_DISPATCH`] at the call's number.
 macro_rules! syscall_exit {
-    ($domain:ident: $($sys:literal),* $(,)?) => {
+    ($domain:ident: $($sys:ident),* $(,)?) => {
         [$(ProgramSpec {
-            name: concat!("mdatp_", $sys),
-            hook: Hook::Tracepoint("syscalls", concat!("sys_exit_", $sys)),
+            name: concat!("mdatp_", stringify!($sys)),
+            hook: Hook::TailCall(SYS_CALLS_MAP, sys_nr::$sys),
             domain: Domain::$domain,
             since: None,
         }),*]
@@ -145,21 +153,74 @@ const PROCESS: [ProgramSpec; 3] = [
 ];
 
 const FILE: [ProgramSpec; 23] = syscall_exit!(File:
-    "openat", "open", "creat", "openat2",
-    "unlink", "unlinkat", "rmdir", "rename", "renameat", "renameat2",
-    "mkdir", "mkdirat", "chmod", "fchmod", "fchmodat",
-    "chown", "lchown", "fchown", "fchownat", "link", "linkat", "symlink", "symlinkat",
+    openat, open, creat, openat2,
+    unlink, unlinkat, rmdir, rename, renameat, renameat2,
+    mkdir, mkdirat, chmod, fchmod, fchmodat,
+    chown, lchown, fchown, fchownat, link, linkat, symlink, symlinkat,
 );
 
 const NETWORK: [ProgramSpec; 9] = syscall_exit!(Network:
-    "connect", "accept", "accept4", "listen", "bind", "sendto", "sendmsg", "recvfrom", "recvmsg",
+    connect, accept, accept4, listen, bind, sendto, sendmsg, recvfrom, recvmsg,
 );
+
+/// x86_64 system call numbers (libc's), by the name the programs carry.
+#[allow(non_upper_case_globals)]
+mod sys_nr {
+    macro_rules! nr {
+        ($($name:ident = $sys:ident),* $(,)?) => {
+            $(pub const $name: u32 = libc::$sys as u32;)*
+        };
+    }
+    nr!(
+        openat = SYS_openat,
+        open = SYS_open,
+        creat = SYS_creat,
+        openat2 = SYS_openat2,
+        unlink = SYS_unlink,
+        unlinkat = SYS_unlinkat,
+        rmdir = SYS_rmdir,
+        rename = SYS_rename,
+        renameat = SYS_renameat,
+        renameat2 = SYS_renameat2,
+        mkdir = SYS_mkdir,
+        mkdirat = SYS_mkdirat,
+        chmod = SYS_chmod,
+        fchmod = SYS_fchmod,
+        fchmodat = SYS_fchmodat,
+        chown = SYS_chown,
+        lchown = SYS_lchown,
+        fchown = SYS_fchown,
+        fchownat = SYS_fchownat,
+        link = SYS_link,
+        linkat = SYS_linkat,
+        symlink = SYS_symlink,
+        symlinkat = SYS_symlinkat,
+        connect = SYS_connect,
+        accept = SYS_accept,
+        accept4 = SYS_accept4,
+        listen = SYS_listen,
+        bind = SYS_bind,
+        sendto = SYS_sendto,
+        sendmsg = SYS_sendmsg,
+        recvfrom = SYS_recvfrom,
+        recvmsg = SYS_recvmsg,
+    );
+}
+
+/// The 64-bit dispatcher (`sys_exit.bpf.c`), attached after the programs
+/// it enters, once they are in place.
+pub const SYS_EXIT_DISPATCH: ProgramSpec = ProgramSpec {
+    name: "mdatp_sys_exit",
+    hook: Hook::RawTracepoint("sys_exit"),
+    domain: Domain::SyscallDispatch,
+    since: None,
+};
 
 macro_rules! ia32_call {
     ($($prog:literal => $slot:ident),* $(,)?) => {
         [$(ProgramSpec {
             name: concat!("mdatp_ia32_", $prog),
-            hook: Hook::TailCall("ia32_calls", abi::mdatp_ia32_slot::$slot),
+            hook: Hook::TailCall("ia32_calls", abi::mdatp_ia32_slot::$slot as u32),
             domain: Domain::Ia32,
             since: None,
         }),*]
@@ -219,6 +280,7 @@ pub fn programs() -> impl Iterator<Item = &'static ProgramSpec> {
         .iter()
         .chain(FILE.iter())
         .chain(NETWORK.iter())
+        .chain(std::iter::once(&SYS_EXIT_DISPATCH))
         .chain(IA32_CALLS.iter())
         .chain(std::iter::once(&IA32_DISPATCH))
         .chain(IO_URING.iter())

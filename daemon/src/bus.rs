@@ -130,6 +130,14 @@ impl SensorObject {
     }
 }
 
+/// Whether a program the kernel names `name` (its first 15 bytes) is one
+/// of ours entered by tail call (run statistics are the entry program's).
+fn entered_by_tail_call(name: &str) -> bool {
+    !name.is_empty()
+        && mdatp_bpf::programs()
+            .any(|p| matches!(p.hook, mdatp_bpf::Hook::TailCall(..)) && p.name.starts_with(name))
+}
+
 /// What a caller other than root is refused.
 #[derive(Clone, Copy)]
 enum RootOnly {
@@ -356,6 +364,14 @@ impl SensorObject {
         let rows = objects
             .into_iter()
             .map(|o| {
+                let detail = if o.kind == crate::own_usage::BpfKind::Program && entered_by_tail_call(&o.name) {
+                    format!(
+                        "{}; entered by tail call: the kernel counts its runs and time in its dispatcher's",
+                        o.detail
+                    )
+                } else {
+                    o.detail
+                };
                 (
                     o.kind.as_str().to_string(),
                     o.name,
@@ -363,7 +379,7 @@ impl SensorObject {
                     o.memlock,
                     o.run_cnt,
                     o.run_time_ns,
-                    o.detail,
+                    detail,
                 )
             })
             .collect();

@@ -1,9 +1,9 @@
 use crate::error_text::chain;
 
 use aya::maps::{MapData, PerCpuArray, ProgramArray, RingBuf};
-use aya::programs::{RawTracePoint, TracePoint};
+use aya::programs::RawTracePoint;
 use aya::{Ebpf, EbpfLoader};
-use mdatp_bpf::{Domain, Hook, SyscallVariant, programs};
+use mdatp_bpf::{Domain, Hook, SYS_CALLS_MAP, SYS_EXIT_DISPATCH, SyscallVariant, programs};
 
 use std::time::{Duration, Instant};
 
@@ -193,18 +193,9 @@ impl EbpfSensor {
                             "{program} (broken by test)"
                         )))
                     } else {
-                        set_tail_call(&mut bpf, program, map, slot as u32)
+                        set_tail_call(&mut bpf, program, map, slot)
                     };
-                    (format!("tail call {map}[{}]", slot as u32), e.err())
-                }
-                Hook::Tracepoint(category, name) => {
-                    let target = if broken {
-                        format!("mdatp_nonexistent_{name}")
-                    } else {
-                        name.to_string()
-                    };
-                    let e = attach_tracepoint(&mut bpf, program, category, &target).err();
-                    (format!("tracepoint {category}/{target}"), e)
+                    (format!("tail call {map}[{slot}]"), e.err())
                 }
             };
             let hook = match (opts.variant, spec.domain) {
@@ -226,6 +217,7 @@ impl EbpfSensor {
                 absent: None,
             });
         }
+        not_entered_without_dispatcher(&mut hooks);
         if hooks
             .iter()
             .all(|h| h.error.is_some() || h.absent.is_some())
@@ -350,16 +342,34 @@ where
         .map_err(AttachError::WrongType)
 }
 
-fn attach_tracepoint(
-    bpf: &mut Ebpf,
-    name: &str,
-    category: &str,
-    tp: &str,
-) -> Result<(), AttachError> {
-    let prog: &mut TracePoint = program(bpf, name)?;
-    prog.load().map_err(AttachError::Load)?;
-    prog.attach(category, tp).map_err(AttachError::Attach)?;
-    Ok(())
+/// The 64-bit system call programs run only through their dispatcher:
+/// when it failed, they are marked failed too (with its reason), so that
+/// their kinds are not counted as served and fall to the audit subsystem.
+fn not_entered_without_dispatcher(hooks: &mut [HookStatus]) {
+    let Some(why) = hooks
+        .iter()
+        .find(|h| h.program == SYS_EXIT_DISPATCH.name)
+        .and_then(|h| h.error.clone())
+    else {
+        return;
+    };
+    log::error!(
+        "eBPF: the 64-bit system call programs are not entered: their dispatcher {} failed; \
+         their kinds go to the audit subsystem",
+        SYS_EXIT_DISPATCH.name
+    );
+    let entered: Vec<&str> = programs()
+        .filter(|p| matches!(p.hook, Hook::TailCall(map, _) if map == SYS_CALLS_MAP))
+        .map(|p| p.name)
+        .collect();
+    for h in hooks.iter_mut() {
+        if entered.contains(&h.program) && h.error.is_none() {
+            h.error = Some(format!(
+                "not entered: its dispatcher {} failed: {why}",
+                SYS_EXIT_DISPATCH.name
+            ));
+        }
+    }
 }
 
 fn attach_raw_tracepoint(bpf: &mut Ebpf, name: &str, tp: &str) -> Result<(), AttachError> {

@@ -49,22 +49,6 @@ impl Probed {
     }
 }
 
-/// The syscall exit tracepoints, found in tracefs wherever it is mounted.
-fn syscall_tracepoints() -> Probed {
-    let found = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-        .iter()
-        .any(|root| {
-            Path::new(root)
-                .join("events/syscalls/sys_exit_openat")
-                .exists()
-        });
-    if found {
-        Probed::Yes
-    } else {
-        Probed::No("no syscalls/sys_exit_openat in tracefs".into())
-    }
-}
-
 /// LSM BPF needs the program type and `bpf` among the active LSMs.
 fn lsm() -> Probed {
     const ACTIVE: &str = "/sys/kernel/security/lsm";
@@ -79,7 +63,7 @@ fn lsm() -> Probed {
 
 /// Every capability the sensor's programs (or their alternatives) use.
 pub fn probe() -> BTreeMap<&'static str, Probed> {
-    let helper = |h| Probed::from_probe(is_helper_supported(ProgramType::TracePoint, h));
+    let helper = |h| Probed::from_probe(is_helper_supported(ProgramType::RawTracePoint, h));
     BTreeMap::from([
         ("btf", Probed::from_file("/sys/kernel/btf/vmlinux")),
         (
@@ -90,11 +74,6 @@ pub fn probe() -> BTreeMap<&'static str, Probed> {
             "raw_tracepoint",
             Probed::from_probe(is_program_supported(ProgramType::RawTracePoint)),
         ),
-        (
-            "tracepoint",
-            Probed::from_probe(is_program_supported(ProgramType::TracePoint)),
-        ),
-        ("syscall_tracepoints", syscall_tracepoints()),
         (
             "bpf_get_current_task_btf",
             helper(BpfHelper::BPF_FUNC_get_current_task_btf),

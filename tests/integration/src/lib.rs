@@ -359,6 +359,27 @@ pub fn loaded_bpf_program_names() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Our BPF programs (`mdatp_*`) still loaded, once the kernel has had up
+/// to 5 s to free those of a daemon that just exited: a process's
+/// programs go when its last descriptor closes, but the ones held by a
+/// tail-call program array (the 64-bit and 32-bit system call programs)
+/// go when that map is freed, from a kernel work queue, a moment later.
+pub fn our_bpf_programs_settled() -> Vec<String> {
+    let ours = || -> Vec<String> {
+        loaded_bpf_program_names()
+            .into_iter()
+            .filter(|n| n.starts_with("mdatp_"))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut left = ours();
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        left = ours();
+    }
+    left
+}
+
 /// Kernel ring-buffer drops per event type from the last "loss totals"
 /// line the daemon logged (on SIGUSR1 or at shutdown).
 pub fn kernel_drops(stderr: &str) -> std::collections::BTreeMap<String, u64> {

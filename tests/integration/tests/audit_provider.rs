@@ -517,6 +517,72 @@ fn a_refused_program_moves_exactly_its_kinds_to_audit() {
     assert!(!after.contains("key=mdatp"), "rules left behind:\n{after}");
 }
 
+/// The 64-bit system call programs run only through the dispatcher on
+/// the raw sys_exit tracepoint: when the kernel refuses it, every file
+/// and network kind goes to audit (said, with the reason) instead of
+/// being counted as served by programs that never run; process events
+/// stay eBPF's.
+#[test]
+fn a_refused_dispatcher_moves_every_file_and_network_kind_to_audit() {
+    skip_unless_root!();
+    let _g = serial();
+    let _audit = AuditState::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let rules_dir = dir.path().join("rules.d");
+    let etc = dir.path().join("etc");
+    let state = dir.path().join("state");
+    let d = Daemon::start(&[
+        "--audit-rules-dir",
+        s(&rules_dir),
+        "--config-dir",
+        s(&etc),
+        "--state-dir",
+        s(&state),
+        "--test-break-program",
+        "mdatp_sys_exit",
+    ]);
+    let err = d.stderr();
+    assert!(err.contains("provider=ebpf+auditd"), "{err}");
+    assert!(
+        err.contains("are not entered: their dispatcher mdatp_sys_exit failed"),
+        "{err}"
+    );
+    let kinds = err
+        .split("audit_kinds=[")
+        .nth(1)
+        .and_then(|t| t.split(']').next())
+        .unwrap_or_else(|| panic!("no audit_kinds: {err}"));
+    for k in [
+        "file_open",
+        "file_delete",
+        "file_rename",
+        "file_chmod",
+        "network_connect",
+        "network_bind",
+    ] {
+        assert!(kinds.contains(k), "{k} not in audit_kinds=[{kinds}]");
+    }
+    assert!(!kinds.contains("process_exec"), "{kinds}");
+
+    let f = dir.path().join("dispatcher-open");
+    std::fs::write(&f, b"x").unwrap();
+    let path = s(&f).to_string();
+    let open = d
+        .wait_event(WAIT, |v| {
+            v["class_uid"] == 1001 && v["activity_id"] == 1 && at(v, "/file/path") == path.as_str()
+        })
+        .unwrap_or_else(|| panic!("no open (create) event; stderr:\n{}", d.stderr()));
+    assert_eq!(provider_of(&open), "auditd", "{open}");
+    assert_eq!(
+        at(&open, "/actor/process/pid"),
+        u64::from(std::process::id())
+    );
+    assert_eq!(provider_of(&exec_seen(&d, "dispatcher-refused")), "ebpf");
+    d.stop();
+    let after = auditctl(&["-l"]);
+    assert!(!after.contains("key=mdatp"), "rules left behind:\n{after}");
+}
+
 /// 200,000 arguments: one exec spread over hundreds of EXECVE records.
 /// Its event comes with the real argc, the arguments up to the bound and
 /// the truncation flag, and the next exec is reported at once (the

@@ -132,8 +132,6 @@ fn cli_and_busctl_read_health_and_switch_providers() {
         "btf",
         "ring_buffer",
         "raw_tracepoint",
-        "tracepoint",
-        "syscall_tracepoints",
         "bpf_get_current_task_btf",
         "bpf_task_pt_regs",
     ] {

@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use mdatp_integration_tests::{
-    AuditState, BusPolicy, Daemon, PrivateBus, health_json, loaded_bpf_program_names,
-    marker_counts, our_audit_rules, run_markers, say_skipped, serial, start_on_bus, wait_until,
+    AuditState, BusPolicy, Daemon, PrivateBus, health_json, marker_counts, our_audit_rules,
+    our_bpf_programs_settled, run_markers, say_skipped, serial, start_on_bus, wait_until,
 };
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -304,15 +304,10 @@ fn a_kill_in_the_middle_of_a_burst_leaves_only_whole_lines_and_nothing_behind() 
     skip_unless_root!();
     let _g = serial();
     let _audit = AuditState::capture();
-    let ours = |names: Vec<String>| -> Vec<String> {
-        names
-            .into_iter()
-            .filter(|n| n.starts_with("mdatp_"))
-            .collect()
-    };
+    let before = our_bpf_programs_settled();
     assert!(
-        ours(loaded_bpf_program_names()).is_empty(),
-        "a program of ours before the test"
+        before.is_empty(),
+        "programs of ours before the test: {before:?}"
     );
     let d = tempfile::tempdir().unwrap();
     let logs = d.path().join("log");
@@ -382,9 +377,6 @@ fn a_kill_in_the_middle_of_a_burst_leaves_only_whole_lines_and_nothing_behind() 
         "rules left: {:?}",
         our_audit_rules()
     );
-    assert!(
-        ours(loaded_bpf_program_names()).is_empty(),
-        "programs left: {:?}",
-        ours(loaded_bpf_program_names())
-    );
+    let left = our_bpf_programs_settled();
+    assert!(left.is_empty(), "programs left: {left:?}");
 }

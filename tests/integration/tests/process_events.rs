@@ -271,7 +271,7 @@ fn every_program_is_detached_after_shutdown() {
             .cloned()
             .collect::<Vec<_>>()
     };
-    let before = ours(&loaded_bpf_program_names());
+    let before = our_bpf_programs_settled();
     let d = Daemon::start(&[]);
     let running = ours(&loaded_bpf_program_names());
     for p in [
@@ -294,25 +294,13 @@ fn every_program_is_detached_after_shutdown() {
         err.contains(&format!("stopped: {attached} hooks detached")),
         "stderr:\n{err}"
     );
-    assert_eq!(
-        ours(&loaded_bpf_program_names()),
-        before,
-        "programs left behind"
-    );
+    assert_eq!(our_bpf_programs_settled(), before, "programs left behind");
     // Same after SIGINT.
     let d = Daemon::start(&[]);
     d.signal(Signal::SIGINT);
     d.wait_stderr("stopped:", WAIT);
-    // "stopped:" is logged before the process exits and closes its last
-    // descriptors; the kernel then frees the programs (the 32-bit ones
-    // with their tail-call map, from a work queue). Found flaky at 200 ms
-    // once the object grew to 46 programs: wait for it, up to 5 s.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while ours(&loaded_bpf_program_names()) != before && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
     assert_eq!(
-        ours(&loaded_bpf_program_names()),
+        our_bpf_programs_settled(),
         before,
         "programs left behind after SIGINT"
     );
