@@ -245,6 +245,24 @@ fn dbus_flood(paths: &Paths, out: &mut String) -> Result<()> {
     Ok(())
 }
 
+/// Two busy loops, one per core of this machine.
+fn busy_cores() -> std::io::Result<Vec<Child>> {
+    (0..2)
+        .map(|_| {
+            Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+        })
+        .collect()
+}
+
+fn stop_all(children: Vec<Child>) {
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
 /// A package-install-like storm: a tree of 20,000 small files written
 /// under temporary names and renamed into place, a maintainer script run
 /// per 100 files, while two busy loops hold both cores.
@@ -253,13 +271,7 @@ fn install_storm(paths: &Paths, nice: i32, out: &mut String) -> Result<()> {
     let pid = m.sensor_pid().context("sensor")?;
     // SAFETY: setpriority on another process, no memory involved.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, pid, nice) };
-    let busy: Vec<Child> = (0..2)
-        .map(|_| {
-            Command::new("sh")
-                .args(["-c", "while :; do :; done"])
-                .spawn()
-        })
-        .collect::<std::io::Result<_>>()?;
+    let busy = busy_cores()?;
     let root = tempfile::tempdir()?;
     let t = Instant::now();
     let workers: Vec<_> = (0..2)
@@ -289,10 +301,7 @@ fn install_storm(paths: &Paths, nice: i32, out: &mut String) -> Result<()> {
         files += w.join().map_err(|_| anyhow::anyhow!("worker"))??;
     }
     let secs = t.elapsed().as_secs_f64();
-    for mut b in busy {
-        let _ = b.kill();
-        let _ = b.wait();
-    }
+    stop_all(busy);
     std::thread::sleep(Duration::from_secs(2));
     let stats = m.stop()?;
     line(
@@ -318,13 +327,7 @@ fn package_install(paths: &Paths, out: &mut String) -> Result<()> {
         bail!("package-install needs mmdebstrap (apt-get install mmdebstrap) and a Debian mirror");
     }
     let m = Monitor::start("mdatpd-ebpf", paths)?;
-    let busy: Vec<Child> = (0..2)
-        .map(|_| {
-            Command::new("sh")
-                .args(["-c", "while :; do :; done"])
-                .spawn()
-        })
-        .collect::<std::io::Result<_>>()?;
+    let busy = busy_cores()?;
     let root = tempfile::tempdir()?;
     let target = root.path().join("root");
     let t = Instant::now();
@@ -335,10 +338,7 @@ fn package_install(paths: &Paths, out: &mut String) -> Result<()> {
         .status()
         .context("mmdebstrap");
     let secs = t.elapsed().as_secs_f64();
-    for mut b in busy {
-        let _ = b.kill();
-        let _ = b.wait();
-    }
+    stop_all(busy);
     let packages = std::fs::read_dir(target.join("var/lib/dpkg/info"))
         .map(|d| {
             d.filter_map(|e| e.ok())

@@ -23,6 +23,22 @@ fn provider_of(v: &Value) -> &str {
     at(v, "/unmapped/provider").as_str().unwrap_or("")
 }
 
+/// The open (create) event of `path`, written by this test process
+/// before; panics with the daemon's log when it does not come.
+fn create_seen(d: &Daemon, path: &str, what: &str) -> Value {
+    let open = d
+        .wait_event(WAIT, |v| {
+            v["class_uid"] == 1001 && v["activity_id"] == 1 && at(v, "/file/path") == path
+        })
+        .unwrap_or_else(|| panic!("no open (create) event {what}; stderr:\n{}", d.stderr()));
+    assert_eq!(
+        at(&open, "/actor/process/pid"),
+        u64::from(std::process::id()),
+        "{open}"
+    );
+    open
+}
+
 /// Runs /bin/echo with a unique argument; returns its exec event.
 fn exec_seen(d: &Daemon, tag: &str) -> Value {
     let out = Command::new("/bin/echo")
@@ -467,14 +483,8 @@ fn a_refused_program_moves_exactly_its_kinds_to_audit() {
     std::fs::write(&f, b"x").unwrap();
     std::fs::remove_file(&f).unwrap();
     let path = s(&f).to_string();
-    let me = u64::from(std::process::id());
-    let open = d
-        .wait_event(WAIT, |v| {
-            v["class_uid"] == 1001 && v["activity_id"] == 1 && at(v, "/file/path") == path.as_str()
-        })
-        .unwrap_or_else(|| panic!("no open (create) event; stderr:\n{}", d.stderr()));
+    let open = create_seen(&d, &path, "from audit");
     assert_eq!(provider_of(&open), "auditd", "{open}");
-    assert_eq!(at(&open, "/actor/process/pid"), me);
     let delete = d
         .wait_event(WAIT, |v| {
             v["class_uid"] == 1001 && v["activity_id"] == 4 && at(v, "/file/path") == path.as_str()
@@ -505,12 +515,7 @@ fn a_refused_program_moves_exactly_its_kinds_to_audit() {
     );
     let f2 = dir.path().join("lifted-open");
     std::fs::write(&f2, b"x").unwrap();
-    let path2 = s(&f2).to_string();
-    let open = d
-        .wait_event(WAIT, |v| {
-            v["class_uid"] == 1001 && v["activity_id"] == 1 && at(v, "/file/path") == path2.as_str()
-        })
-        .unwrap_or_else(|| panic!("no open after the switch; stderr:\n{}", d.stderr()));
+    let open = create_seen(&d, s(&f2), "after the switch");
     assert_eq!(provider_of(&open), "ebpf", "{open}");
     d.stop();
     let after = auditctl(&["-l"]);
@@ -566,17 +571,8 @@ fn a_refused_dispatcher_moves_every_file_and_network_kind_to_audit() {
 
     let f = dir.path().join("dispatcher-open");
     std::fs::write(&f, b"x").unwrap();
-    let path = s(&f).to_string();
-    let open = d
-        .wait_event(WAIT, |v| {
-            v["class_uid"] == 1001 && v["activity_id"] == 1 && at(v, "/file/path") == path.as_str()
-        })
-        .unwrap_or_else(|| panic!("no open (create) event; stderr:\n{}", d.stderr()));
+    let open = create_seen(&d, s(&f), "with the dispatcher refused");
     assert_eq!(provider_of(&open), "auditd", "{open}");
-    assert_eq!(
-        at(&open, "/actor/process/pid"),
-        u64::from(std::process::id())
-    );
     assert_eq!(provider_of(&exec_seen(&d, "dispatcher-refused")), "ebpf");
     d.stop();
     let after = auditctl(&["-l"]);
