@@ -23,6 +23,22 @@ fn provider_of(v: &Value) -> &str {
     at(v, "/unmapped/provider").as_str().unwrap_or("")
 }
 
+/// A daemon whose audit rules file, configuration and state live under
+/// `dir` (`rules.d`, `etc`, `state`), with `extra` flags.
+fn start_in(dir: &Path, extra: &[&str]) -> Daemon {
+    let (rules, etc, state) = (dir.join("rules.d"), dir.join("etc"), dir.join("state"));
+    let mut args = vec![
+        "--audit-rules-dir",
+        s(&rules),
+        "--config-dir",
+        s(&etc),
+        "--state-dir",
+        s(&state),
+    ];
+    args.extend_from_slice(extra);
+    Daemon::start(&args)
+}
+
 /// The open (create) event of `path`, written by this test process
 /// before; panics with the daemon's log when it does not come.
 fn create_seen(d: &Daemon, path: &str, what: &str) -> Value {
@@ -443,22 +459,13 @@ fn a_refused_program_moves_exactly_its_kinds_to_audit() {
     let _g = serial();
     let _audit = AuditState::capture();
     let dir = tempfile::tempdir().unwrap();
-    let rules_dir = dir.path().join("rules.d");
-    let etc = dir.path().join("etc");
-    let state = dir.path().join("state");
-    let mut args = vec![
-        "--audit-rules-dir",
-        s(&rules_dir),
-        "--config-dir",
-        s(&etc),
-        "--state-dir",
-        s(&state),
-    ];
+    let (rules_dir, etc) = (dir.path().join("rules.d"), dir.path().join("etc"));
     // Every open program refused by the kernel (a hook that does not exist).
+    let mut broken = vec![];
     for p in ["mdatp_openat", "mdatp_open", "mdatp_creat", "mdatp_openat2"] {
-        args.extend(["--test-break-program", p]);
+        broken.extend(["--test-break-program", p]);
     }
-    let d = Daemon::start(&args);
+    let d = start_in(dir.path(), &broken);
     let err = d.stderr();
     assert!(err.contains("provider=ebpf+auditd"), "{err}");
     assert!(err.contains("audit_kinds=[file_open]"), "{err}");
@@ -533,19 +540,7 @@ fn a_refused_dispatcher_moves_every_file_and_network_kind_to_audit() {
     let _g = serial();
     let _audit = AuditState::capture();
     let dir = tempfile::tempdir().unwrap();
-    let rules_dir = dir.path().join("rules.d");
-    let etc = dir.path().join("etc");
-    let state = dir.path().join("state");
-    let d = Daemon::start(&[
-        "--audit-rules-dir",
-        s(&rules_dir),
-        "--config-dir",
-        s(&etc),
-        "--state-dir",
-        s(&state),
-        "--test-break-program",
-        "mdatp_sys_exit",
-    ]);
+    let d = start_in(dir.path(), &["--test-break-program", "mdatp_sys_exit"]);
     let err = d.stderr();
     assert!(err.contains("provider=ebpf+auditd"), "{err}");
     assert!(
