@@ -181,15 +181,6 @@ static __always_inline void mdatp_count_filtered(__u32 type)
 		c->filtered += 1;
 }
 
-/* Not produced: the syscall's arguments could not be read (lost). */
-static __always_inline void mdatp_count_unreadable(__u32 type)
-{
-	struct mdatp_counters *c = mdatp_counter(type);
-
-	if (c)
-		c->unreadable += 1;
-}
-
 /* Folded into another record: counted, reported later in that record. */
 static __always_inline void mdatp_count_folded(__u32 type)
 {

@@ -326,7 +326,9 @@ struct mdatp_counters {
 	__u64 ringbuf_drops; /* reservation/output failures: lost records */
 	__u64 filtered;      /* excluded by configuration in the kernel */
 	__u64 folded;        /* folded into another record (not lost) */
-	__u64 unreadable;    /* not produced: arguments unreadable (lost) */
+	__u64 unreadable;    /* not produced: arguments unreadable (lost); no
+	                      * program counts it since the registers come from
+	                      * the raw sys_exit tracepoint (kept: the ABI) */
 };
 _Static_assert(sizeof(struct mdatp_counters) == 40, "counters ABI");
 
