@@ -3,29 +3,23 @@
  * 32-bit (ia32) system calls: the syscall tracepoints never fire for them
  * (the kernel's syscall trace events skip compat calls), so a 32-bit
  * program, or a 64-bit one calling through `int 0x80`, would change files
- * and open connections unseen. One program on the raw sys_exit tracepoint
- * sees every call; it returns at once unless a 32-bit call is running
- * (the task's TS_COMPAT), and tail-calls the program of that call's kind,
- * which reads the i386 arguments (ebx, ecx, edx, esi, edi, ebp) and makes
- * the same event as the 64-bit call would (include/file_events.bpf.h,
- * include/net_events.bpf.h), flagged MDATP_TASK_IA32.
+ * and open connections unseen. The dispatcher on the raw sys_exit
+ * tracepoint (sys_exit.bpf.c) sees every call; while a 32-bit call is
+ * running (the task's TS_COMPAT) it tail-calls the program of that call's
+ * kind here, which reads the i386 arguments (ebx, ecx, edx, esi, edi,
+ * ebp) and makes the same event as the 64-bit call would
+ * (include/file_events.bpf.h, include/net_events.bpf.h), flagged
+ * MDATP_TASK_IA32.
  *
- * Syscall numbers: the kernel's arch/x86/entry/syscalls/syscall_32.tbl.
- * socketcall(2), old 32-bit programs' one door to the socket calls, is
- * unpacked here too.
+ * Syscall numbers: the kernel's arch/x86/entry/syscalls/syscall_32.tbl
+ * (the dispatcher's ia32_slot() and the cases here). socketcall(2), old
+ * 32-bit programs' one door to the socket calls, is unpacked here too.
  */
 /* Rare calls: every fd read with the helper (see syscall.bpf.h; the
  * 6.1 verifier refused the typed read clang made of it here). */
 #define MDATP_FD_UNTYPED 1
 #include "file_events.bpf.h"
 #include "net_events.bpf.h"
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, MDATP_IA32_SLOTS);
-	__type(key, __u32);
-	__type(value, __u32);
-} ia32_calls SEC(".maps");
 
 /* The tracepoint's arguments (syscall.bpf.h). */
 #define IA32_REGS(ctx) SYS_EXIT_REGS(ctx)
@@ -40,46 +34,6 @@ struct {
 /* A 32-bit user pointer, a signed int (fds, AT_FDCWD). */
 #define UPTR(v) ((const void *)(unsigned long)(__u32)(v))
 #define SINT(v) ((long)(int)(v))
-
-static __always_inline int ia32_slot(long nr)
-{
-	switch (nr) {
-	case 5: case 8: case 295: case 437: /* open creat openat openat2 */
-		return MDATP_IA32_OPEN;
-	case 10: case 40: case 301: /* unlink rmdir unlinkat */
-		return MDATP_IA32_DELETE;
-	case 38: case 302: case 353: /* rename renameat renameat2 */
-		return MDATP_IA32_RENAME;
-	case 39: case 296: /* mkdir mkdirat */
-		return MDATP_IA32_MKDIR;
-	case 15: case 94: case 306: /* chmod fchmod fchmodat */
-		return MDATP_IA32_CHMOD;
-	/* lchown fchown chown (16-bit ids), lchown32 fchown32 chown32, fchownat */
-	case 16: case 95: case 182: case 198: case 207: case 212: case 298:
-		return MDATP_IA32_CHOWN;
-	case 9: case 83: case 303: case 304: /* link symlink linkat symlinkat */
-		return MDATP_IA32_LINK;
-	/* socketcall bind connect listen accept4 sendto sendmsg recvfrom recvmsg */
-	case 102: case 361: case 362: case 363: case 364: case 369: case 370: case 371: case 372:
-		return MDATP_IA32_NET;
-	}
-	return -1;
-}
-
-/* Runs after every system call of every task: keep the common path to
- * one load and a branch. */
-SEC("raw_tracepoint/sys_exit")
-int mdatp_ia32(struct bpf_raw_tracepoint_args *ctx)
-{
-	int slot;
-
-	if (!mdatp_in_ia32_syscall(MDATP_CURRENT_TASK()))
-		return 0;
-	slot = ia32_slot(IA32_NR(IA32_REGS(ctx)));
-	if (slot >= 0)
-		bpf_tail_call(ctx, &ia32_calls, slot);
-	return 0;
-}
 
 SEC("raw_tracepoint/sys_exit")
 int mdatp_ia32_open(struct bpf_raw_tracepoint_args *ctx)

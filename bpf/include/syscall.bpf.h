@@ -63,8 +63,9 @@ static __always_inline struct pt_regs *mdatp_syscall_regs(void *ctx, __u32 type)
 	return SYS_EXIT_REGS(ctx);
 }
 
-/* The finished call's number (the dispatcher's key). */
-static __always_inline long mdatp_syscall_nr(void *ctx)
+/* The finished call's number (the dispatcher's key); `task` is the
+ * current task. */
+static __always_inline long mdatp_syscall_nr(void *ctx, struct task_struct *task)
 {
 	return BPF_CORE_READ(SYS_EXIT_REGS(ctx), orig_ax);
 }
@@ -84,9 +85,9 @@ static __always_inline struct pt_regs *mdatp_syscall_regs(void *ctx, __u32 type)
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
-static __always_inline long mdatp_syscall_nr(void *ctx)
+static __always_inline long mdatp_syscall_nr(void *ctx, struct task_struct *task)
 {
-	return mdatp_syscall_regs(ctx, 0)->orig_ax;
+	return ((struct pt_regs *)bpf_task_pt_regs(task))->orig_ax;
 }
 
 #define SYS_ARG1(regs) PT_REGS_PARM1_SYSCALL(regs)

@@ -31,9 +31,12 @@ pub enum Hook {
     TailCall(&'static str, u32),
 }
 
-/// The program array of the 64-bit system calls' dispatcher
-/// (`sys_exit.bpf.c`), indexed by x86_64 system call number.
+/// The program array of the system calls' dispatcher (`sys_exit.bpf.c`)
+/// for 64-bit calls, indexed by x86_64 system call number.
 pub const SYS_CALLS_MAP: &str = "sys_calls";
+/// The dispatcher's program array for 32-bit (ia32) calls, indexed by
+/// kind (`mdatp_ia32_slot`).
+pub const IA32_CALLS_MAP: &str = "ia32_calls";
 
 /// The event domain a program serves (for switching domains off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,9 +47,9 @@ pub enum Domain {
     /// 32-bit (ia32) system calls of the file and network kinds: a second
     /// path to kinds the 64-bit programs serve, serving none alone.
     Ia32,
-    /// The 64-bit system calls' dispatcher: it enters the file and
-    /// network programs and serves no kind alone; when it is not attached,
-    /// neither are they (the loader marks them).
+    /// The system calls' dispatcher: it enters the file and network
+    /// programs of both ABIs and serves no kind alone; when it is not
+    /// attached, neither are they (the loader marks them).
     SyscallDispatch,
     IoUring,
 }
@@ -207,8 +210,9 @@ mod sys_nr {
     );
 }
 
-/// The 64-bit dispatcher (`sys_exit.bpf.c`), attached after the programs
-/// it enters, once they are in place.
+/// The system calls' dispatcher (`sys_exit.bpf.c`), for 64-bit and
+/// 32-bit calls alike, attached after the programs it enters, once they
+/// are in place.
 pub const SYS_EXIT_DISPATCH: ProgramSpec = ProgramSpec {
     name: "mdatp_sys_exit",
     hook: Hook::RawTracepoint("sys_exit"),
@@ -220,7 +224,7 @@ macro_rules! ia32_call {
     ($($prog:literal => $slot:ident),* $(,)?) => {
         [$(ProgramSpec {
             name: concat!("mdatp_ia32_", $prog),
-            hook: Hook::TailCall("ia32_calls", abi::mdatp_ia32_slot::$slot as u32),
+            hook: Hook::TailCall(IA32_CALLS_MAP, abi::mdatp_ia32_slot::$slot as u32),
             domain: Domain::Ia32,
             since: None,
         }),*]
@@ -228,8 +232,8 @@ macro_rules! ia32_call {
 }
 
 /// 32-bit (ia32) system calls (`ia32.bpf.c`): the program of each kind,
-/// entered by tail call from the one on the raw `sys_exit` tracepoint
-/// (`IA32_DISPATCH`, attached after them, once its targets are in place).
+/// entered by tail call from [`SYS_EXIT_DISPATCH`] while a 32-bit call
+/// is running.
 const IA32_CALLS: [ProgramSpec; 8] = ia32_call!(
     "open" => MDATP_IA32_OPEN,
     "delete" => MDATP_IA32_DELETE,
@@ -240,13 +244,6 @@ const IA32_CALLS: [ProgramSpec; 8] = ia32_call!(
     "link" => MDATP_IA32_LINK,
     "net" => MDATP_IA32_NET,
 );
-
-const IA32_DISPATCH: ProgramSpec = ProgramSpec {
-    name: "mdatp_ia32",
-    hook: Hook::RawTracepoint("sys_exit"),
-    domain: Domain::Ia32,
-    since: None,
-};
 
 /// io_uring (`io_uring.bpf.c`): rings set up, operations submitted.
 const IO_URING: [ProgramSpec; 2] = [
@@ -280,9 +277,8 @@ pub fn programs() -> impl Iterator<Item = &'static ProgramSpec> {
         .iter()
         .chain(FILE.iter())
         .chain(NETWORK.iter())
-        .chain(std::iter::once(&SYS_EXIT_DISPATCH))
         .chain(IA32_CALLS.iter())
-        .chain(std::iter::once(&IA32_DISPATCH))
+        .chain(std::iter::once(&SYS_EXIT_DISPATCH))
         .chain(IO_URING.iter())
 }
 

@@ -3,7 +3,9 @@ use crate::error_text::chain;
 use aya::maps::{MapData, PerCpuArray, ProgramArray, RingBuf};
 use aya::programs::RawTracePoint;
 use aya::{Ebpf, EbpfLoader};
-use mdatp_bpf::{Domain, Hook, SYS_CALLS_MAP, SYS_EXIT_DISPATCH, SyscallVariant, programs};
+use mdatp_bpf::{
+    Domain, Hook, IA32_CALLS_MAP, SYS_CALLS_MAP, SYS_EXIT_DISPATCH, SyscallVariant, programs,
+};
 
 use std::time::{Duration, Instant};
 
@@ -342,9 +344,10 @@ where
         .map_err(AttachError::WrongType)
 }
 
-/// The 64-bit system call programs run only through their dispatcher:
-/// when it failed, they are marked failed too (with its reason), so that
-/// their kinds are not counted as served and fall to the audit subsystem.
+/// The system call programs (both ABIs) run only through their
+/// dispatcher: when it failed, they are marked failed too (with its
+/// reason), so that their kinds are not counted as served and fall to the
+/// audit subsystem, and health lists the 32-bit way around as open.
 fn not_entered_without_dispatcher(hooks: &mut [HookStatus]) {
     let Some(why) = hooks
         .iter()
@@ -354,12 +357,12 @@ fn not_entered_without_dispatcher(hooks: &mut [HookStatus]) {
         return;
     };
     log::error!(
-        "eBPF: the 64-bit system call programs are not entered: their dispatcher {} failed; \
+        "eBPF: the system call programs are not entered: their dispatcher {} failed; \
          their kinds go to the audit subsystem",
         SYS_EXIT_DISPATCH.name
     );
     let entered: Vec<&str> = programs()
-        .filter(|p| matches!(p.hook, Hook::TailCall(map, _) if map == SYS_CALLS_MAP))
+        .filter(|p| matches!(p.hook, Hook::TailCall(map, _) if [SYS_CALLS_MAP, IA32_CALLS_MAP].contains(&map)))
         .map(|p| p.name)
         .collect();
     for h in hooks.iter_mut() {

@@ -73,7 +73,7 @@ impl Daemon {
             .filter_map(|h| match (h.absent, &h.error, h.domain.closes()) {
                 (Some(why), _, _) => Some(format!("{}: this kernel has no {why}", h.program)),
                 (None, Some(_), Some(what)) => Some(format!(
-                    "{what}: program {} refused (see failed_hooks)",
+                    "{what}: program {} not running (see failed_hooks)",
                     h.program
                 )),
                 _ => None,
