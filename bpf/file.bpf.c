@@ -18,17 +18,17 @@
 SEC("raw_tracepoint/sys_exit")
 int mdatp_openat(void *ctx)
 {
-	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_FILE_OPEN);
+	struct pt_regs *regs = mdatp_syscall_regs(ctx);
 
-	return regs ? handle_open(SYS_EXIT_RET(ctx), SYS_ARG3(regs)) : 0;
+	return handle_open(SYS_EXIT_RET(ctx), SYS_ARG3(regs));
 }
 
 SEC("raw_tracepoint/sys_exit")
 int mdatp_open(void *ctx)
 {
-	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_FILE_OPEN);
+	struct pt_regs *regs = mdatp_syscall_regs(ctx);
 
-	return regs ? handle_open(SYS_EXIT_RET(ctx), SYS_ARG2(regs)) : 0;
+	return handle_open(SYS_EXIT_RET(ctx), SYS_ARG2(regs));
 }
 
 SEC("raw_tracepoint/sys_exit")
@@ -40,12 +40,10 @@ int mdatp_creat(void *ctx)
 SEC("raw_tracepoint/sys_exit")
 int mdatp_openat2(void *ctx)
 {
-	struct pt_regs *regs = mdatp_syscall_regs(ctx, MDATP_EV_FILE_OPEN);
+	struct pt_regs *regs = mdatp_syscall_regs(ctx);
 	struct open_how *how;
 	__u64 flags = 0;
 
-	if (!regs)
-		return 0;
 	how = (struct open_how *)SYS_ARG3(regs);
 	bpf_probe_read_user(&flags, sizeof(flags), &how->flags);
 	return handle_open(SYS_EXIT_RET(ctx), flags);
@@ -55,9 +53,7 @@ int mdatp_openat2(void *ctx)
 	SEC("raw_tracepoint/sys_exit")                                \
 	int mdatp_##sys(void *ctx)                                     \
 	{                                                              \
-		struct pt_regs *regs = mdatp_syscall_regs(ctx, ty);    \
-		if (!regs)                                             \
-			return 0;                                      \
+		struct pt_regs *regs = mdatp_syscall_regs(ctx);        \
 		struct op_args a = { .type = ty, .ret = SYS_EXIT_RET(ctx),   \
 				      __VA_ARGS__ };                   \
 		return emit_op(&a);                                    \

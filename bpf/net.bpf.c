@@ -9,15 +9,13 @@
  * decides whether the task is typed). */
 #include "net_events.bpf.h"
 
-#define REGS_OR_DONE(type)                                           \
-	struct pt_regs *regs = mdatp_syscall_regs(ctx, type);        \
-	if (!regs)                                                   \
-		return 0
+/* The call's saved user registers, where its arguments are. */
+#define REGS struct pt_regs *regs = mdatp_syscall_regs(ctx)
 
 SEC("raw_tracepoint/sys_exit")
 int mdatp_connect(void *ctx)
 {
-	REGS_OR_DONE(MDATP_EV_NET_CONNECT);
+	REGS;
 	return net_connect(SYS_EXIT_RET(ctx), (int)SYS_ARG1(regs), (const void *)SYS_ARG2(regs));
 }
 
@@ -36,14 +34,14 @@ int mdatp_accept4(void *ctx)
 SEC("raw_tracepoint/sys_exit")
 int mdatp_listen(void *ctx)
 {
-	REGS_OR_DONE(MDATP_EV_NET_LISTEN);
+	REGS;
 	return net_listen(SYS_EXIT_RET(ctx), (int)SYS_ARG1(regs), SYS_ARG2(regs));
 }
 
 SEC("raw_tracepoint/sys_exit")
 int mdatp_bind(void *ctx)
 {
-	REGS_OR_DONE(MDATP_EV_NET_BIND);
+	REGS;
 	return net_bind(SYS_EXIT_RET(ctx), (int)SYS_ARG1(regs), (const void *)SYS_ARG2(regs));
 }
 
@@ -61,7 +59,7 @@ static __always_inline const void *msg_name(const struct user_msghdr *msg)
 SEC("raw_tracepoint/sys_exit")
 int mdatp_sendto(void *ctx)
 {
-	REGS_OR_DONE(MDATP_EV_NET_UDP_SEND);
+	REGS;
 	return udp_first(SYS_EXIT_RET(ctx), MDATP_EV_NET_UDP_SEND, (int)SYS_ARG1(regs),
 			 (const void *)SYS_ARG5(regs));
 }
@@ -69,7 +67,7 @@ int mdatp_sendto(void *ctx)
 SEC("raw_tracepoint/sys_exit")
 int mdatp_sendmsg(void *ctx)
 {
-	REGS_OR_DONE(MDATP_EV_NET_UDP_SEND);
+	REGS;
 	return udp_first(SYS_EXIT_RET(ctx), MDATP_EV_NET_UDP_SEND, (int)SYS_ARG1(regs),
 			 msg_name((const struct user_msghdr *)SYS_ARG2(regs)));
 }
@@ -77,7 +75,7 @@ int mdatp_sendmsg(void *ctx)
 SEC("raw_tracepoint/sys_exit")
 int mdatp_recvfrom(void *ctx)
 {
-	REGS_OR_DONE(MDATP_EV_NET_UDP_RECV);
+	REGS;
 	return udp_first(SYS_EXIT_RET(ctx), MDATP_EV_NET_UDP_RECV, (int)SYS_ARG1(regs),
 			 (const void *)SYS_ARG5(regs));
 }
@@ -85,7 +83,7 @@ int mdatp_recvfrom(void *ctx)
 SEC("raw_tracepoint/sys_exit")
 int mdatp_recvmsg(void *ctx)
 {
-	REGS_OR_DONE(MDATP_EV_NET_UDP_RECV);
+	REGS;
 	return udp_first(SYS_EXIT_RET(ctx), MDATP_EV_NET_UDP_RECV, (int)SYS_ARG1(regs),
 			 msg_name((const struct user_msghdr *)SYS_ARG2(regs)));
 }

@@ -19,6 +19,8 @@ pub const CONFIGS: &[&str] = &[
     // The compat build of the syscall exit programs (what 5.8-5.14 load),
     // forced on this kernel: its cost against the typed build's.
     "mdatpd-ebpf-compat",
+    // output.detail: compact (shorter records), the default build.
+    "mdatpd-ebpf-detail-compact",
     "mdatpd-auditd",
     "auditd",
     "bpftrace",
@@ -205,14 +207,22 @@ impl Monitor {
         }
         match kind {
             "baseline" => {}
-            "mdatpd-ebpf" | "mdatpd-ebpf-nofold" | "mdatpd-ebpf-compat" | "mdatpd-auditd" => {
+            "mdatpd-ebpf"
+            | "mdatpd-ebpf-nofold"
+            | "mdatpd-ebpf-compat"
+            | "mdatpd-ebpf-detail-compact"
+            | "mdatpd-auditd" => {
                 let etc = d.join("etc");
                 std::fs::create_dir_all(&etc)?;
                 let mut yaml = String::new();
                 // One unrotated event file: every event of the run is
                 // counted (a 2 s storm without folding writes ~800 MB,
                 // past the default 100 MiB rotation).
-                yaml.push_str("output: {file: {max_size: 0}}\n");
+                yaml.push_str(if kind == "mdatpd-ebpf-detail-compact" {
+                    "output: {detail: compact, file: {max_size: 0}}\n"
+                } else {
+                    "output: {file: {max_size: 0}}\n"
+                });
                 if kind == "mdatpd-ebpf-nofold" {
                     yaml.push_str("folding: {enabled: false}\n");
                 }
@@ -345,7 +355,11 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
         }
         let stderr = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
         match self.kind {
-            "mdatpd-ebpf" | "mdatpd-ebpf-nofold" | "mdatpd-ebpf-compat" | "mdatpd-auditd" => {
+            "mdatpd-ebpf"
+            | "mdatpd-ebpf-nofold"
+            | "mdatpd-ebpf-compat"
+            | "mdatpd-ebpf-detail-compact"
+            | "mdatpd-auditd" => {
                 let events = d.join("events.jsonl");
                 stats.bytes_written = file_size(&events) + file_size(&d.join("audit.log"));
                 stats.zstd_bytes = zstd_size(&events) + zstd_size(&d.join("audit.log"));

@@ -99,7 +99,7 @@ pub fn run(n: u64) -> Result<()> {
     let mut buf = Vec::with_capacity(4096);
     for _ in 0..n {
         buf.clear();
-        mdatpd::ocsf::write(&ev, "host", &mut buf);
+        mdatpd::ocsf::write(&ev, "host", mdatpd::sink::Detail::Full, &mut buf);
         std::hint::black_box(&buf);
     }
     let ocsf_ns = t.elapsed().as_nanos() as f64 / n as f64;

@@ -18,6 +18,11 @@ pub const WORKLOADS: &[(&str, u64, &str)] = &[
         "the same with a grown descriptor table (fd 200 open), as a shell's children have",
     ),
     ("open-many", 200_000, "open+close over 1,000 distinct files"),
+    (
+        "syscall",
+        2_000_000,
+        "getppid(2), a call no program of the sensor handles: what every system call of the host pays",
+    ),
     ("exec", 1_000, "fork+exec of /bin/true"),
     ("connect", 3_000, "TCP connect+close to a loopback listener"),
     (
@@ -55,6 +60,12 @@ pub fn run(name: &str, n: u64, scratch: &Path) -> Result<()> {
             }
             for i in 0..n {
                 drop(File::open(&files[(i % 1000) as usize])?);
+            }
+        }
+        "syscall" => {
+            for _ in 0..n {
+                // SAFETY: getppid takes no arguments and cannot fail.
+                unsafe { libc::syscall(libc::SYS_getppid) };
             }
         }
         "exec" => {

@@ -56,9 +56,8 @@
 
 #ifdef MDATP_COMPAT
 
-/* The syscall's saved user registers (never NULL; `type` is for the typed
- * build's signature). */
-static __always_inline struct pt_regs *mdatp_syscall_regs(void *ctx, __u32 type)
+/* The syscall's saved user registers (never NULL). */
+static __always_inline struct pt_regs *mdatp_syscall_regs(void *ctx)
 {
 	return SYS_EXIT_REGS(ctx);
 }
@@ -80,7 +79,7 @@ static __always_inline long mdatp_syscall_nr(void *ctx, struct task_struct *task
 /* Typed: SYS_ARGn are plain loads from it (the pointer the tracepoint
  * passes is untyped for the verifier; this one is the same registers,
  * typed). Never NULL. */
-static __always_inline struct pt_regs *mdatp_syscall_regs(void *ctx, __u32 type)
+static __always_inline struct pt_regs *mdatp_syscall_regs(void *ctx)
 {
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }

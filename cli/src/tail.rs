@@ -10,6 +10,29 @@ fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
     v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
 }
 
+/// The class caption; a compact record (output.detail) has only the id.
+fn class(v: &Value) -> String {
+    match (
+        v.pointer("/class_name").and_then(Value::as_str),
+        v["class_uid"].as_u64(),
+    ) {
+        (Some(name), _) => name.to_string(),
+        (None, Some(1001)) => "File System Activity".into(),
+        (None, Some(1007)) => "Process Activity".into(),
+        (None, Some(3002)) => "Authentication".into(),
+        (None, Some(4001)) => "Network Activity".into(),
+        (None, uid) => format!("class {}", uid.unwrap_or(0)),
+    }
+}
+
+/// The activity caption, or its id where a compact record left it out.
+fn activity(v: &Value) -> String {
+    match v.pointer("/activity_name").and_then(Value::as_str) {
+        Some(name) => name.to_string(),
+        None => format!("activity {}", v["activity_id"].as_u64().unwrap_or(0)),
+    }
+}
+
 /// One event as a line: time, what, who, details.
 pub fn summary(v: &Value) -> String {
     let ms = v["time"].as_u64().unwrap_or(0);
@@ -21,7 +44,7 @@ pub fn summary(v: &Value) -> String {
         secs % 60,
         ms % 1000
     );
-    let what = format!("{}/{}", s(v, "/class_name"), s(v, "/activity_name"));
+    let what = format!("{}/{}", class(v), activity(v));
     let actor = if v.pointer("/process/pid").is_some() && v["class_uid"] == 1007 {
         "/process"
     } else {
@@ -99,5 +122,23 @@ pub fn follow(path: &str, count: Option<u64>, json: bool) -> Result<(), String> 
         if count.is_some_and(|c| printed >= c) {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary;
+
+    #[test]
+    fn a_compact_record_is_summarized_from_its_ids() {
+        let v = serde_json::json!({
+            "class_uid": 1001, "activity_id": 14, "time": 0,
+            "file": {"path": "/etc/shadow"},
+            "actor": {"process": {"pid": 42}}
+        });
+        let line = summary(&v);
+        assert!(line.contains("File System Activity/activity 14"), "{line}");
+        assert!(line.contains("pid=42"), "{line}");
+        assert!(line.contains("/etc/shadow"), "{line}");
     }
 }

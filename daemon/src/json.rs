@@ -19,12 +19,24 @@ use std::io::Write;
 pub struct Obj<'a> {
     out: &'a mut Vec<u8>,
     empty: bool,
+    /// A compact record: `label`s are left out, and writers may leave out
+    /// more (`is_compact`). Inherited by nested objects.
+    compact: bool,
 }
 
 /// Writes `{...}` filled by `f` to `out`.
 pub fn object(out: &mut Vec<u8>, f: impl FnOnce(&mut Obj<'_>)) {
+    object_in(out, false, f)
+}
+
+/// `object`, compact or not.
+pub fn object_in(out: &mut Vec<u8>, compact: bool, f: impl FnOnce(&mut Obj<'_>)) {
     out.push(b'{');
-    let mut o = Obj { out, empty: true };
+    let mut o = Obj {
+        out,
+        empty: true,
+        compact,
+    };
     f(&mut o);
     o.out.push(b'}');
 }
@@ -90,6 +102,20 @@ impl Obj<'_> {
         self.out.extend_from_slice(v.as_bytes());
         self.out.push(b'"');
         self
+    }
+
+    /// A constant caption that only repeats the id beside it (OCSF's
+    /// `*_name` of a `*_id`): left out of a compact record.
+    pub fn label(&mut self, k: &str, v: &'static str) -> &mut Self {
+        if !self.compact {
+            self.caption(k, v);
+        }
+        self
+    }
+
+    /// Whether this is a compact record (see `label`).
+    pub fn is_compact(&self) -> bool {
+        self.compact
     }
 
     pub fn str(&mut self, k: &str, v: &str) -> &mut Self {
@@ -176,7 +202,7 @@ impl Obj<'_> {
 
     pub fn obj(&mut self, k: &str, f: impl FnOnce(&mut Obj<'_>)) -> &mut Self {
         self.key(k);
-        object(self.out, f);
+        object_in(self.out, self.compact, f);
         self
     }
 

@@ -13,7 +13,7 @@ use crate::exclusions::Exclusions;
 use crate::hot::HotSources;
 use crate::loss::{LossLedger, RecentLoss};
 use crate::ocsf;
-use crate::sink::{Flushed, OutputReport, Outputs, Sink};
+use crate::sink::{Detail, Flushed, OutputReport, Outputs, Sink};
 use crate::switch_overlap::SwitchOverlap;
 
 pub struct Pipeline {
@@ -31,6 +31,8 @@ pub struct Pipeline {
     overlap_dropped: u64,
     /// The serialized event, reused so the hot path does not allocate.
     json: Vec<u8>,
+    /// How much of each event is written (`output.detail`).
+    detail: Detail,
 }
 
 impl Pipeline {
@@ -54,7 +56,15 @@ impl Pipeline {
             hot: HotSources::default(),
             overlap_dropped: 0,
             json: Vec::with_capacity(4096),
+            detail: Detail::Full,
         }
+    }
+
+    /// How much of each event is written (at start; a reload passes it
+    /// with the outputs' settings).
+    pub fn with_detail(mut self, detail: Detail) -> Self {
+        self.detail = detail;
+        self
     }
 
     /// Fixed host name (golden tests).
@@ -95,7 +105,7 @@ impl Pipeline {
         }
         self.count_hot(&event);
         self.json.clear();
-        ocsf::write(&event, &self.hostname, &mut self.json);
+        ocsf::write(&event, &self.hostname, self.detail, &mut self.json);
         self.sink.push(&self.json, event.kind());
     }
 
@@ -154,6 +164,7 @@ impl Pipeline {
     }
 
     pub fn reconfigure_sink(&mut self, config: &crate::sink::OutputConfig) {
+        self.detail = config.detail;
         self.sink.reconfigure(config);
     }
 

@@ -190,14 +190,16 @@ def main():
                 want_cat = schema.categories[cat]["uid"] if cat else 0
                 if ev.get("category_uid") != want_cat:
                     problems.append(f".category_uid: {ev.get('category_uid')!r}, the class's is {want_cat}")
-                key = f"{name}/{ev.get('activity_name')}"
+                # Compact records have no captions: the id then.
+                act = ev.get("activity_name") or f"activity_id {ev.get('activity_id')}"
+                key = f"{name}/{act}"
                 classes[key] = classes.get(key, 0) + 1
             prov = (ev.get("unmapped") or {}).get("provider", "?")
             providers[prov] = providers.get(prov, 0) + 1
             if problems:
                 bad += 1
                 if bad <= 20:
-                    print(f"{f} event {i} ({ev.get('class_name')}/{ev.get('activity_name')}):")
+                    print(f"{f} event {i} ({ev.get('class_uid')}/{ev.get('activity_id')}):")
                     for p in problems:
                         print(f"    {p}")
     print(f"OCSF 1.5.0: {total - bad} valid, {bad} invalid; providers {providers}")

@@ -292,3 +292,25 @@ fn not_in_force_names_each_key_the_running_configuration_differs_on() {
     assert!(pending["folding.window_ms"].starts_with("5 (from "));
     assert!(running.not_in_force(&p, Path::new("/etc/passwd")).is_err());
 }
+
+#[test]
+fn output_detail_is_full_by_default_compact_when_set_and_checked() {
+    let (_t, p) = tree();
+    let c = load(&p).expect("defaults");
+    assert_eq!(c.settings.output.detail, crate::sink::Detail::Full);
+    write(
+        &p.config_dir.join("mdatp.yaml"),
+        "output: {detail: compact}\n",
+    );
+    let c = load(&p).expect("compact");
+    assert_eq!(c.settings.output.detail, crate::sink::Detail::Compact);
+    write(
+        &p.config_dir.join("mdatp.yaml"),
+        "output: {detail: terse}\n",
+    );
+    let err = load(&p).expect_err("unknown value").to_string();
+    assert!(
+        err.contains("output.detail: unknown variant `terse`"),
+        "{err}"
+    );
+}

@@ -197,7 +197,10 @@ impl EbpfSensor {
                     } else {
                         set_tail_call(&mut bpf, program, map, slot)
                     };
-                    (format!("tail call {map}[{slot}]"), e.err())
+                    // The call's name with its slot: health's hooks are
+                    // read by people ("sys_calls[257]" alone is not).
+                    let call = program.trim_start_matches("mdatp_");
+                    (format!("tail call {map}[{slot}] ({call})"), e.err())
                 }
             };
             let hook = match (opts.variant, spec.domain) {

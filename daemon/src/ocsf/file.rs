@@ -3,7 +3,7 @@
 
 use super::{FILE_ACTIVITY, actor, base, ms, origin_unmapped, status};
 use crate::event::{FileActivity, FileEvent, FileInfo};
-use crate::json::{Obj, object};
+use crate::json::{Obj, object_in};
 
 fn file_type(mode: Option<u32>) -> (u64, &'static str) {
     match mode.map(|m| m & 0o170000) {
@@ -25,9 +25,11 @@ pub(super) fn file_obj(o: &mut Obj<'_>, f: &FileInfo, type_override: Option<(u64
             Some(i) => (&path[..i], &path[i + 1..]),
             None => ("", &**path),
         };
-        o.str("path", path)
-            .str("name", name)
-            .str("parent_folder", parent);
+        o.str("path", path).str("name", name);
+        // The path says it again.
+        if !o.is_compact() {
+            o.str("parent_folder", parent);
+        }
     } else {
         // OCSF requires a name; a fold record whose first open the daemon
         // no longer remembers has none (no path either: never a guess).
@@ -36,17 +38,32 @@ pub(super) fn file_obj(o: &mut Obj<'_>, f: &FileInfo, type_override: Option<(u64
     let (tid, tname) = type_override.unwrap_or_else(|| file_type(f.mode));
     // OCSF 1.5.0's file has no truncation flag: it is
     // `unmapped.file.path_truncated`.
-    o.u64("type_id", tid).caption("type", tname);
+    o.u64("type_id", tid).label("type", tname);
 }
 
 /// File details OCSF's file object lacks: `unmapped.file` and friends.
-/// Unknown values are left out, as is `path_truncated` when false.
+/// Unknown values are left out, as is `path_truncated` when false. A
+/// compact record keeps the file's identity (inode, device), what is
+/// uncertain about its path, and where the identity came from unless it
+/// was the kernel.
 pub(super) fn file_ext(o: &mut Obj<'_>, f: &FileInfo) {
     if let Some(i) = f.inode {
         o.u64("inode", i);
     }
     if let Some(d) = f.device {
         o.joined_u64s("device", d.major.into(), b':', d.minor.into());
+    }
+    if o.is_compact() {
+        if f.path_inferred {
+            o.bool("path_inferred", true);
+        }
+        if f.path_truncated {
+            o.bool("path_truncated", true);
+        }
+        if f.identity_from != crate::event::IdentitySource::Kernel {
+            o.caption("identity_from", f.identity_from.as_str());
+        }
+        return;
     }
     if let Some(m) = f.mount_id {
         o.u64("mount_id", m.into());
@@ -79,7 +96,7 @@ fn access_names(access: u32) -> impl Iterator<Item = &'static str> {
     .map(|(_, n)| n)
 }
 
-pub(super) fn file_event(e: &FileEvent, hostname: &str, out: &mut Vec<u8>) {
+pub(super) fn file_event(e: &FileEvent, hostname: &str, compact: bool, out: &mut Vec<u8>) {
     use mdatp_bpf::abi::mdatp_access as a;
     let activity = match &e.activity {
         FileActivity::Open { access, .. } if access & a::MDATP_ACCESS_CREATE != 0 => (1, "Create"),
@@ -102,13 +119,15 @@ pub(super) fn file_event(e: &FileEvent, hostname: &str, out: &mut Vec<u8>) {
         FileActivity::Link { to, .. } => to,
         _ => &e.file,
     };
-    object(out, |o| {
+    object_in(out, compact, |o| {
         base(o, &FILE_ACTIVITY, activity, e.time_ns, &e.origin, hostname);
         status(o, e.error);
         o.obj("file", |f| file_obj(f, subject, type_override));
         actor(o, &e.process);
         match &e.activity {
-            FileActivity::Open { .. } => {
+            // OCSF's count of one event is one: a compact record says so
+            // by leaving it out.
+            FileActivity::Open { .. } if !compact => {
                 o.u64("count", 1);
             }
             FileActivity::OpenFolded {
@@ -136,8 +155,10 @@ fn file_unmapped(u: &mut Obj<'_>, e: &FileEvent, subject: &FileInfo) {
     u.obj("file", |f| file_ext(f, subject));
     match &e.activity {
         FileActivity::Open { access, flags, .. } => {
-            u.strs("access", access_names(*access))
-                .octal("open_flags", (*flags).into(), true);
+            u.strs("access", access_names(*access));
+            if !u.is_compact() {
+                u.octal("open_flags", (*flags).into(), true);
+            }
         }
         FileActivity::OpenFolded {
             access,
@@ -173,5 +194,7 @@ fn file_unmapped(u: &mut Obj<'_>, e: &FileEvent, subject: &FileInfo) {
             u.str("symlink_target", target);
         }
     }
-    u.u64("time_ns", e.time_ns);
+    if !u.is_compact() {
+        u.u64("time_ns", e.time_ns);
+    }
 }

@@ -11,7 +11,7 @@ use super::{
     origin_unmapped, process_obj,
 };
 use crate::event::{IoUringEvent, IoUringOp, IoUringOpcode};
-use crate::json::{Obj, object};
+use crate::json::{Obj, object_in};
 
 /// What every io_uring event shares: the class's base, the status (a
 /// setup succeeded; an operation's result is the ring's), the class's own
@@ -20,6 +20,7 @@ use crate::json::{Obj, object};
 #[allow(clippy::too_many_arguments)]
 fn frame(
     out: &mut Vec<u8>,
+    compact: bool,
     e: &IoUringEvent,
     hostname: &str,
     class: &Class,
@@ -28,12 +29,12 @@ fn frame(
     io: impl FnOnce(&mut Obj<'_>),
     extra: impl FnOnce(&mut Obj<'_>),
 ) {
-    object(out, |o| {
+    object_in(out, compact, |o| {
         base(o, class, activity, e.time_ns, &e.origin, hostname);
         if matches!(e.op, IoUringOp::Setup { .. }) {
-            o.u64("status_id", 1).caption("status", "Success");
+            o.u64("status_id", 1).label("status", "Success");
         } else {
-            o.u64("status_id", 0).caption("status", "Unknown").str(
+            o.u64("status_id", 0).label("status", "Unknown").str(
                 "status_detail",
                 "submitted to an io_uring; the result is the ring's",
             );
@@ -49,13 +50,14 @@ fn frame(
     });
 }
 
-pub(super) fn io_uring_event(e: &IoUringEvent, hostname: &str, out: &mut Vec<u8>) {
+pub(super) fn io_uring_event(e: &IoUringEvent, hostname: &str, compact: bool, out: &mut Vec<u8>) {
     let this_process = |o: &mut Obj<'_>| {
         o.obj("process", |p| process_obj(p, &e.process, None));
     };
     match &e.op {
         IoUringOp::Other { opcode } => frame(
             out,
+            compact,
             e,
             hostname,
             &PROCESS_ACTIVITY,
@@ -73,6 +75,7 @@ pub(super) fn io_uring_event(e: &IoUringEvent, hostname: &str, out: &mut Vec<u8>
             flags,
         } => frame(
             out,
+            compact,
             e,
             hostname,
             &PROCESS_ACTIVITY,
@@ -102,6 +105,7 @@ pub(super) fn io_uring_event(e: &IoUringEvent, hostname: &str, out: &mut Vec<u8>
             };
             frame(
                 out,
+                compact,
                 e,
                 hostname,
                 &FILE_ACTIVITY,
@@ -135,6 +139,7 @@ pub(super) fn io_uring_event(e: &IoUringEvent, hostname: &str, out: &mut Vec<u8>
             };
             frame(
                 out,
+                compact,
                 e,
                 hostname,
                 &NETWORK_ACTIVITY,

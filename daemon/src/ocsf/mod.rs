@@ -7,8 +7,9 @@ use crate::event::{
     AuthActivity, AuthEvent, CallPath, Event, LossRecord, NetActivity, NetEvent, Origin,
     ProcessActivity, ProcessEvent, ProcessInfo,
 };
-use crate::json::{Obj, object};
+use crate::json::{Obj, object, object_in};
 use crate::kind::class;
+use crate::sink::Detail;
 
 mod file;
 
@@ -23,17 +24,26 @@ const PRODUCT: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     r#""}"#
 );
+/// `metadata.product` of a compact record: the vendor is the product.
+const PRODUCT_COMPACT: &str = concat!(
+    r#"{"name":"mdatp","version":""#,
+    env!("CARGO_PKG_VERSION"),
+    r#""}"#
+);
 const EINPROGRESS: i32 = 115;
 const ECONNREFUSED: i32 = 111;
 
-/// Appends the event's JSON object (no newline) to `out`.
-pub fn write(event: &Event, hostname: &str, out: &mut Vec<u8>) {
+/// Appends the event's JSON object (no newline) to `out`. A compact
+/// record (docs/EVENTS.md, "Compact records") leaves out what `full`
+/// repeats or derives; loss records are always written in full.
+pub fn write(event: &Event, hostname: &str, detail: Detail, out: &mut Vec<u8>) {
+    let compact = detail == Detail::Compact;
     match event {
-        Event::Process(p) => process_event(p, hostname, out),
-        Event::Auth(a) => auth_event(a, hostname, out),
-        Event::File(f) => file_event(f, hostname, out),
-        Event::Network(n) => net_event(n, hostname, out),
-        Event::IoUring(u) => io_uring::io_uring_event(u, hostname, out),
+        Event::Process(p) => process_event(p, hostname, compact, out),
+        Event::Auth(a) => auth_event(a, hostname, compact, out),
+        Event::File(f) => file_event(f, hostname, compact, out),
+        Event::Network(n) => net_event(n, hostname, compact, out),
+        Event::IoUring(u) => io_uring::io_uring_event(u, hostname, compact, out),
         Event::Loss(l) => loss_record(l, hostname, out),
     }
 }
@@ -41,7 +51,7 @@ pub fn write(event: &Event, hostname: &str, out: &mut Vec<u8>) {
 /// The event as a JSON value, for tests and tools; the daemon uses `write`.
 pub fn to_ocsf(event: &Event, hostname: &str) -> serde_json::Value {
     let mut out = Vec::new();
-    write(event, hostname, &mut out);
+    write(event, hostname, Detail::Full, &mut out);
     serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null)
 }
 
@@ -82,10 +92,10 @@ fn base(
     hostname: &str,
 ) {
     o.u64("class_uid", class.uid)
-        .caption("class_name", class.name)
+        .label("class_name", class.name)
         .u64("category_uid", class.category)
         .u64("activity_id", activity.0)
-        .caption("activity_name", activity.1)
+        .label("activity_name", activity.1)
         .u64("type_uid", class.uid * 100 + activity.0)
         .u64("severity_id", 1)
         .u64("time", ms(time_ns))
@@ -100,37 +110,37 @@ fn base(
 fn device(d: &mut Obj<'_>, hostname: &str) {
     d.str("hostname", hostname)
         .u64("type_id", 0)
-        .caption("type", "Unknown");
+        .label("type", "Unknown");
 }
 
 /// status fields from an errno (None = success).
 fn status(o: &mut Obj<'_>, error: Option<i32>) {
     match error {
         None => {
-            o.u64("status_id", 1).caption("status", "Success");
+            o.u64("status_id", 1).label("status", "Success");
         }
         Some(e) => {
             let errno = nix::errno::Errno::from_raw(e);
             o.u64("status_id", 2)
-                .caption("status", "Failure")
+                .label("status", "Failure")
                 .display("status_code", format_args!("{errno:?}"))
                 .str("status_detail", errno.desc());
         }
     }
 }
 
-fn auth_event(e: &AuthEvent, hostname: &str, out: &mut Vec<u8>) {
+fn auth_event(e: &AuthEvent, hostname: &str, compact: bool, out: &mut Vec<u8>) {
     let activity = match e.activity {
         AuthActivity::Logon => (1, "Logon"),
         AuthActivity::Logoff => (2, "Logoff"),
         AuthActivity::Other => (99, "Other"),
     };
-    object(out, |o| {
+    object_in(out, compact, |o| {
         base(o, &AUTHENTICATION, activity, e.time_ns, &e.origin, hostname);
         if e.success {
-            o.u64("status_id", 1).caption("status", "Success");
+            o.u64("status_id", 1).label("status", "Success");
         } else {
-            o.u64("status_id", 2).caption("status", "Failure");
+            o.u64("status_id", 2).label("status", "Failure");
         }
         o.obj("user", |u| {
             if let Some(name) = &e.user {
@@ -167,7 +177,7 @@ fn endpoint(o: &mut Obj<'_>, a: &std::net::SocketAddr) {
     o.display("ip", a.ip()).u64("port", a.port().into());
 }
 
-fn net_event(e: &NetEvent, hostname: &str, out: &mut Vec<u8>) {
+fn net_event(e: &NetEvent, hostname: &str, compact: bool, out: &mut Vec<u8>) {
     let activity = match (e.activity, e.error) {
         (NetActivity::Connect, Some(ECONNREFUSED)) => (5, "Refuse"),
         (NetActivity::Connect, Some(EINPROGRESS)) | (NetActivity::Connect, None) => (1, "Open"),
@@ -197,7 +207,7 @@ fn net_event(e: &NetEvent, hostname: &str, out: &mut Vec<u8>) {
         Some(std::net::SocketAddr::V4(_)) => 4,
         _ => 6,
     };
-    object(out, |o| {
+    object_in(out, compact, |o| {
         base(
             o,
             &NETWORK_ACTIVITY,
@@ -209,7 +219,7 @@ fn net_event(e: &NetEvent, hostname: &str, out: &mut Vec<u8>) {
         match e.error {
             Some(EINPROGRESS) => {
                 o.u64("status_id", 99)
-                    .caption("status", "In Progress")
+                    .label("status", "In Progress")
                     .caption("status_code", "EINPROGRESS");
             }
             err => status(o, err),
@@ -225,7 +235,7 @@ fn net_event(e: &NetEvent, hostname: &str, out: &mut Vec<u8>) {
                 .caption("protocol_name", proto_name)
                 .u64("protocol_ver_id", ver)
                 .u64("direction_id", direction_id)
-                .caption("direction", direction);
+                .label("direction", direction);
         });
         actor(o, &e.process);
         o.obj("unmapped", |u| net_unmapped(u, e));
@@ -241,9 +251,16 @@ pub(crate) fn origin_unmapped(u: &mut Obj<'_>, origin: &Origin) {
     }
 }
 
-/// What OCSF's network classes have no place for.
+/// What OCSF's network classes have no place for. A compact record
+/// leaves out what the endpoints already say and the nanosecond time.
 fn net_unmapped(u: &mut Obj<'_>, e: &NetEvent) {
     origin_unmapped(u, &e.origin);
+    if u.is_compact() {
+        if let NetActivity::Listen { backlog } = e.activity {
+            u.u64("backlog", backlog.into());
+        }
+        return;
+    }
     match &e.local {
         Some(a) => u.display("local", a),
         None => u.null("local"),
@@ -269,15 +286,20 @@ fn ms(ns: u64) -> u64 {
 }
 
 fn metadata(m: &mut Obj<'_>, source: &str, sequence: Option<u64>) {
+    let product = if m.is_compact() {
+        PRODUCT_COMPACT
+    } else {
+        PRODUCT
+    };
     m.caption("version", OCSF_VERSION)
-        .raw("product", PRODUCT)
+        .raw("product", product)
         .str("log_name", source);
     if let Some(seq) = sequence {
         m.u64("sequence", seq);
     }
 }
 
-fn process_event(e: &ProcessEvent, hostname: &str, out: &mut Vec<u8>) {
+fn process_event(e: &ProcessEvent, hostname: &str, compact: bool, out: &mut Vec<u8>) {
     let (activity_id, activity_name, launch) = match e.activity {
         ProcessActivity::Exec => (1, "Launch", Some((3, "Exec"))),
         ProcessActivity::Fork => (1, "Launch", Some((2, "Fork"))),
@@ -288,7 +310,7 @@ fn process_event(e: &ProcessEvent, hostname: &str, out: &mut Vec<u8>) {
         (ProcessActivity::Exit { .. }, _) | (_, None) => &e.process,
         (_, Some(parent)) => parent,
     };
-    object(out, |o| {
+    object_in(out, compact, |o| {
         base(
             o,
             &PROCESS_ACTIVITY,
@@ -309,7 +331,7 @@ fn process_event(e: &ProcessEvent, hostname: &str, out: &mut Vec<u8>) {
             origin_unmapped(u, &e.origin);
             // launch_type arrived in OCSF 1.6; the pinned 1.5.0 lacks it.
             if let Some((id, name)) = launch {
-                u.u64("launch_type_id", id).caption("launch_type", name);
+                u.u64("launch_type_id", id).label("launch_type", name);
             }
             u.obj("process", |x| process_ext(x, &e.process));
             if let Some(parent) = &e.parent {
@@ -337,7 +359,9 @@ fn actor(o: &mut Obj<'_>, p: &ProcessInfo) {
 }
 
 /// The acting process of a file, network or login event, in brief: its
-/// entity id (`uid`) leads to the exec event with everything else.
+/// entity id (`uid`) leads to the exec event with everything else. A
+/// compact record keeps only its identity and its user (credentials can
+/// change after the exec).
 fn actor_obj(o: &mut Obj<'_>, p: &ProcessInfo) {
     o.u64("pid", p.pid.into());
     if let Some(tid) = p.tid.filter(|t| *t != p.pid) {
@@ -346,11 +370,13 @@ fn actor_obj(o: &mut Obj<'_>, p: &ProcessInfo) {
     if !p.entity_id.is_empty() {
         o.str("uid", &p.entity_id);
     }
-    if let Some(name) = &p.name {
-        o.str("name", name);
-    }
-    if let Some(exe) = &p.exe {
-        o.obj("file", |f| exe_file(f, exe));
+    if !o.is_compact() {
+        if let Some(name) = &p.name {
+            o.str("name", name);
+        }
+        if let Some(exe) = &p.exe {
+            o.obj("file", |f| exe_file(f, exe));
+        }
     }
     if let Some(c) = &p.creds {
         o.obj("user", |u| {
@@ -367,7 +393,7 @@ fn exe_file(f: &mut Obj<'_>, exe: &str) {
     f.str("path", exe)
         .str("name", name)
         .u64("type_id", 1)
-        .caption("type", "Regular File");
+        .label("type", "Regular File");
 }
 
 /// A full process object; `parent` nests as `parent_process`.

@@ -148,13 +148,15 @@ impl Daemon {
             args,
         };
         let probed = KernelProbe::run(host.args.test_syscall_variant.map(Into::into));
+        let detail = config.settings.output.detail;
         let mut daemon = Daemon {
             ebpf: EbpfSource::new(clock.clone()),
             audit: AuditSource::default(),
             procs: ProcConnectorSource::default(),
             ebpf_loaded_before: false,
             probed,
-            pipeline: Pipeline::with_outputs(Enricher::new(clock, ProcessCache::new()), outputs),
+            pipeline: Pipeline::with_outputs(Enricher::new(clock, ProcessCache::new()), outputs)
+                .with_detail(detail),
             host,
             config,
             setting,

@@ -380,3 +380,72 @@ fn a_kill_in_the_middle_of_a_burst_leaves_only_whole_lines_and_nothing_behind() 
     let left = our_bpf_programs_settled();
     assert!(left.is_empty(), "programs left: {left:?}");
 }
+
+/// `output.detail: compact` with the real sensor: an open keeps what OCSF
+/// requires and the identities (the opener's pid, entity id and user, the
+/// file's path, inode and device) without the captions; a reload back to
+/// `full` brings them back at once. The records are archived for the
+/// OCSF schema check like every test's.
+#[test]
+fn compact_records_keep_identity_and_a_reload_restores_full_ones() {
+    skip_unless_root!();
+    let _g = serial();
+    let d = tempfile::tempdir().unwrap();
+    config(d.path(), "output: {detail: compact}\n");
+    let etc = d.path().join("etc");
+    let state = d.path().join("state");
+    let daemon = Daemon::start(&[
+        "--config-dir",
+        etc.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    let open_by_cat = |daemon: &Daemon, f: &Path| {
+        std::fs::write(f, b"x").unwrap();
+        let child = Command::new("cat").arg(f).output().unwrap();
+        assert!(child.status.success());
+        daemon
+            .wait_event(Duration::from_secs(10), |v| {
+                v["class_uid"] == 1001
+                    && v["activity_id"] == 14
+                    && v.pointer("/file/path").and_then(Value::as_str) == f.to_str()
+            })
+            .unwrap_or_else(|| panic!("no open of {}", f.display()))
+    };
+    let f = d.path().join("compact-target");
+    let v = open_by_cat(&daemon, &f);
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&f).unwrap());
+    let text = v.to_string();
+    for gone in [
+        "class_name",
+        "activity_name",
+        "parent_folder",
+        "\"status\"",
+        "open_flags",
+        "time_ns",
+    ] {
+        assert!(!text.contains(gone), "{gone} in a compact record: {text}");
+    }
+    assert!(v.pointer("/actor/process/file").is_none(), "{text}");
+    assert!(v["actor"]["process"]["pid"].as_u64().unwrap() > 0, "{text}");
+    assert_eq!(
+        v["actor"]["process"]["uid"].as_str().unwrap().len(),
+        36,
+        "{text}"
+    );
+    assert_eq!(v["actor"]["process"]["user"]["uid"], "0", "{text}");
+    assert_eq!(v["unmapped"]["file"]["inode"], ino, "{text}");
+    assert!(v["unmapped"]["file"]["device"].is_string(), "{text}");
+    assert_eq!(v["unmapped"]["provider"], "ebpf", "{text}");
+    assert_eq!(v["status_id"], 1, "{text}");
+    assert!(text.len() < 600, "{} bytes: {text}", text.len());
+
+    config(d.path(), "output: {detail: full}\n");
+    daemon.signal(Signal::SIGHUP);
+    daemon.wait_stderr("configuration reloaded", Duration::from_secs(10));
+    let v = open_by_cat(&daemon, &d.path().join("full-target"));
+    assert_eq!(v["class_name"], "File System Activity", "{v}");
+    assert_eq!(v["activity_name"], "Open", "{v}");
+    assert!(v.pointer("/actor/process/file/path").is_some(), "{v}");
+    daemon.stop();
+}

@@ -12,9 +12,25 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutputConfig {
+    /// How much of each event is written (every output alike).
+    pub detail: Detail,
     pub file: FileOutput,
     pub syslog: SyslogOutput,
     pub nats: NatsOutput,
+}
+
+/// How much of each event is written (docs/EVENTS.md, "Compact records").
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Detail {
+    /// Every attribute the sensor knows.
+    #[default]
+    Full,
+    /// Every attribute OCSF requires, the process and file identity, the
+    /// acting user and the event's status; no captions that repeat an id,
+    /// nothing derivable from another field, and the acting process only
+    /// by its identity (its exec event has the rest).
+    Compact,
 }
 
 /// Below this a rotation's own file events (the sensor renames `keep`
