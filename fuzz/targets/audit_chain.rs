@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use mdatpd::audit::assemble::Assembler;
 use mdatpd::audit::convert::convert;
 use mdatpd::audit::netlink::parse_datagram;
+use mdatpd::sink::Detail;
 
 pub fn run(data: &[u8]) {
     let start = Instant::now();
@@ -33,10 +34,12 @@ pub fn run(data: &[u8]) {
     let mut out = Vec::new();
     for ev in &events {
         if let Ok(c) = convert(ev) {
-            out.clear();
-            mdatpd::ocsf::write(&c.event, "fuzz", &mut out);
-            if let Err(e) = serde_json::from_slice::<serde_json::Value>(&out) {
-                panic!("invalid JSON ({e}): {}", String::from_utf8_lossy(&out));
+            for detail in [Detail::Full, Detail::Compact] {
+                out.clear();
+                mdatpd::ocsf::write(&c.event, "fuzz", detail, &mut out);
+                if let Err(e) = serde_json::from_slice::<serde_json::Value>(&out) {
+                    panic!("invalid JSON ({e}): {}", String::from_utf8_lossy(&out));
+                }
             }
         }
     }
