@@ -327,8 +327,7 @@ fn open_record_bytes(detail: Detail, path: &str) -> usize {
     let rec = open(1, 4100, path, mdatp_access::MDATP_ACCESS_READ, 0);
     source.converter().record(&rec, &mut |ev| p.submit(ev));
     p.flush();
-    let n = out.0.lock().expect("lock").len();
-    n
+    out.0.lock().expect("lock").len()
 }
 
 /// The compact detail's point, with a path of the benchmark's length:
