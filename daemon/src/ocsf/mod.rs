@@ -252,23 +252,20 @@ pub(crate) fn origin_unmapped(u: &mut Obj<'_>, origin: &Origin) {
 }
 
 /// What OCSF's network classes have no place for. A compact record
-/// leaves out what the endpoints already say and the nanosecond time.
+/// leaves out what the endpoints already say and the nanosecond time
+/// (a listen's backlog and a UDP flow's first-datagram mark stay).
 fn net_unmapped(u: &mut Obj<'_>, e: &NetEvent) {
     origin_unmapped(u, &e.origin);
-    if u.is_compact() {
-        if let NetActivity::Listen { backlog } = e.activity {
-            u.u64("backlog", backlog.into());
-        }
-        return;
+    if !u.is_compact() {
+        match &e.local {
+            Some(a) => u.display("local", a),
+            None => u.null("local"),
+        };
+        match &e.remote {
+            Some(a) => u.display("remote", a),
+            None => u.null("remote"),
+        };
     }
-    match &e.local {
-        Some(a) => u.display("local", a),
-        None => u.null("local"),
-    };
-    match &e.remote {
-        Some(a) => u.display("remote", a),
-        None => u.null("remote"),
-    };
     match e.activity {
         NetActivity::Listen { backlog } => {
             u.u64("backlog", backlog.into());
@@ -278,7 +275,9 @@ fn net_unmapped(u: &mut Obj<'_>, e: &NetEvent) {
         }
         _ => {}
     }
-    u.u64("time_ns", e.time_ns);
+    if !u.is_compact() {
+        u.u64("time_ns", e.time_ns);
+    }
 }
 
 fn ms(ns: u64) -> u64 {
