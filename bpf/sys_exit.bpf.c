@@ -65,22 +65,22 @@ static __always_inline int ia32_slot(long nr)
 	return -1;
 }
 
-/* Runs after every system call of every task: the task's ABI, the call's
- * number and a tail call into a mostly empty array. */
+/* Runs after every system call of every task: the call's number (in
+ * orig_ax for either ABI), the task's ABI and a tail call into a mostly
+ * empty array. */
 SEC("raw_tracepoint/sys_exit")
 int mdatp_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct task_struct *task = MDATP_CURRENT_TASK();
-	long nr;
+	long nr = mdatp_syscall_nr(ctx, task);
 
 	if (mdatp_in_ia32_syscall(task)) {
-		int slot = ia32_slot(BPF_CORE_READ(SYS_EXIT_REGS(ctx), orig_ax));
+		int slot = ia32_slot(nr);
 
 		if (slot >= 0)
 			bpf_tail_call(ctx, &ia32_calls, slot);
 		return 0;
 	}
-	nr = mdatp_syscall_nr(ctx, task);
 	if ((unsigned long)nr < MDATP_SYS_CALL_SLOTS)
 		bpf_tail_call(ctx, &sys_calls, (__u32)nr);
 	return 0;

@@ -3,9 +3,7 @@ use crate::error_text::chain;
 use aya::maps::{MapData, PerCpuArray, ProgramArray, RingBuf};
 use aya::programs::RawTracePoint;
 use aya::{Ebpf, EbpfLoader};
-use mdatp_bpf::{
-    Domain, Hook, IA32_CALLS_MAP, SYS_CALLS_MAP, SYS_EXIT_DISPATCH, SyscallVariant, programs,
-};
+use mdatp_bpf::{Domain, Hook, SYS_EXIT_DISPATCH, SyscallVariant, programs};
 
 use std::time::{Duration, Instant};
 
@@ -365,7 +363,9 @@ fn not_entered_without_dispatcher(hooks: &mut [HookStatus]) {
         SYS_EXIT_DISPATCH.name
     );
     let entered: Vec<&str> = programs()
-        .filter(|p| matches!(p.hook, Hook::TailCall(map, _) if [SYS_CALLS_MAP, IA32_CALLS_MAP].contains(&map)))
+        // Every tail-called program is this dispatcher's (sys_calls and
+        // ia32_calls).
+        .filter(|p| matches!(p.hook, Hook::TailCall(..)))
         .map(|p| p.name)
         .collect();
     for h in hooks.iter_mut() {
