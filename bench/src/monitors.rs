@@ -26,6 +26,11 @@ pub const CONFIGS: &[&str] = &[
     "bpftrace",
 ];
 
+/// Whether a configuration runs mdatpd (each of them is named so).
+fn runs_mdatpd(kind: &str) -> bool {
+    kind.starts_with("mdatpd-")
+}
+
 /// What a configuration cost and delivered during one cell.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
@@ -207,11 +212,7 @@ impl Monitor {
         }
         match kind {
             "baseline" => {}
-            "mdatpd-ebpf"
-            | "mdatpd-ebpf-nofold"
-            | "mdatpd-ebpf-compat"
-            | "mdatpd-ebpf-detail-compact"
-            | "mdatpd-auditd" => {
+            k if runs_mdatpd(k) => {
                 let etc = d.join("etc");
                 std::fs::create_dir_all(&etc)?;
                 let mut yaml = String::new();
@@ -355,11 +356,7 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
         }
         let stderr = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
         match self.kind {
-            "mdatpd-ebpf"
-            | "mdatpd-ebpf-nofold"
-            | "mdatpd-ebpf-compat"
-            | "mdatpd-ebpf-detail-compact"
-            | "mdatpd-auditd" => {
+            k if runs_mdatpd(k) => {
                 let events = d.join("events.jsonl");
                 stats.bytes_written = file_size(&events) + file_size(&d.join("audit.log"));
                 stats.zstd_bytes = zstd_size(&events) + zstd_size(&d.join("audit.log"));
