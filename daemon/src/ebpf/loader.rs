@@ -12,7 +12,6 @@ use super::map_sizes::MapSizes;
 use crate::exe_identity::{self, KernelFileId};
 use crate::filters::KernelFilters;
 use crate::mounts::MountTable;
-use crate::procfs::ProcSnapshot;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EbpfError {
@@ -32,6 +31,8 @@ pub enum EbpfError {
     Register(#[source] std::io::Error),
     #[error("no BPF program could be attached ({0})")]
     NothingAttached(String),
+    #[error("read the running processes from /proc")]
+    Snapshot(#[source] std::io::Error),
     #[error("read or write the per-process task storage (map `procs`)")]
     TaskStorage(#[source] std::io::Error),
     #[error("write filter map `{name}`")]
@@ -164,6 +165,21 @@ impl EbpfSensor {
         let mut mounts = MountTable::default();
         let exe_ids = exe_identity::kernel_ids(opts.filters.process_paths(), &mut mounts);
         super::filter_maps::write(&mut bpf, &opts.filters, &exe_ids, None)?;
+        // And the running processes whose executable is excluded (the
+        // exec hook marks those started from now on): before any program
+        // runs, at start and at every switch back to eBPF (fresh maps).
+        let snapshot =
+            crate::procfs::snapshot(std::path::Path::new("/proc")).map_err(EbpfError::Snapshot)?;
+        let marked = super::filter_maps::mark_running(
+            &mut bpf,
+            proc_store,
+            &opts.filters,
+            &snapshot,
+            false,
+        )?;
+        if marked > 0 {
+            log::info!("{marked} running processes have an excluded executable");
+        }
         let mut hooks = Vec::new();
         for spec in programs() {
             let program = spec.name;
@@ -285,16 +301,6 @@ impl EbpfSensor {
         }
     }
 
-    /// Marks running processes whose executable is excluded (the exec
-    /// hook does it for processes started from now on).
-    pub fn exclude_running(
-        &mut self,
-        filters: &KernelFilters,
-        snapshot: &[ProcSnapshot],
-    ) -> Result<usize, EbpfError> {
-        super::filter_maps::mark_running(&mut self.bpf, self.proc_store, filters, snapshot, false)
-    }
-
     /// A reload: the maps move from `old` to `new`, make before break.
     pub fn rewrite_filters(
         &mut self,
@@ -307,7 +313,7 @@ impl EbpfSensor {
         self.exe_ids_at = Instant::now();
         if new.processes != old.processes {
             let snapshot = crate::procfs::snapshot(std::path::Path::new("/proc"))
-                .map_err(EbpfError::Register)?;
+                .map_err(EbpfError::Snapshot)?;
             super::filter_maps::mark_running(&mut self.bpf, self.proc_store, new, &snapshot, true)?;
         }
         Ok(())

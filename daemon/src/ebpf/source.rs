@@ -16,7 +16,6 @@ use crate::filters::KernelFilters;
 use crate::kind::{EventKind, Served};
 use crate::loss::KernelCounters;
 use crate::pipeline::Pipeline;
-use crate::procfs::ProcSnapshot;
 use crate::source::EventSource;
 
 /// Records handled per drain pass: under a flood the ring never empties,
@@ -73,18 +72,6 @@ impl EbpfSource {
             filters: opts.filters.clone(),
         });
         Ok(())
-    }
-
-    /// Marks running processes whose executable is excluded.
-    pub fn exclude_running(
-        &mut self,
-        filters: &KernelFilters,
-        snapshot: &[ProcSnapshot],
-    ) -> Result<usize, EbpfError> {
-        match &mut self.attached {
-            Some(a) => a.sensor.exclude_running(filters, snapshot),
-            None => Ok(0),
-        }
     }
 
     /// A reload: the running configuration's filters and fold window go

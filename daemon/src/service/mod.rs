@@ -202,10 +202,6 @@ impl Daemon {
 
     fn seed_processes(&mut self) -> anyhow::Result<()> {
         let snapshot = procfs::snapshot(Path::new("/proc")).context("snapshot /proc")?;
-        let excluded = self.ebpf.exclude_running(&self.config.filters, &snapshot)?;
-        if excluded > 0 {
-            log::info!("{excluded} running processes have an excluded executable");
-        }
         let n = snapshot.len();
         self.pipeline.seed(snapshot);
         log::info!("process cache seeded with {n} processes");

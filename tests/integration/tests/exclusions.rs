@@ -370,3 +370,100 @@ fn an_excluded_executable_is_its_file_not_its_path_under_audit() {
     let _audit = AuditState::capture();
     exe_identity("disabled");
 }
+
+/// A process already running when the sensor starts, or when a reload
+/// changes the excluded executables, is marked in the kernel from user
+/// space (task storage by pidfd on the typed build, a hash by tgid on the
+/// compat build): its file events stop at start, come back when a reload
+/// drops the exclusion, and stop again when one adds it back.
+#[test]
+fn a_running_excluded_process_is_marked_at_start_and_by_each_reload() {
+    skip_unless_root!();
+    let _g = serial();
+    let _audit = AuditState::capture();
+    let t = tree();
+    let tool = t.y.join("ticker");
+    fs::copy(fs::canonicalize("/bin/sh").unwrap(), &tool).unwrap();
+    let ticks = t.y.join("ticks");
+    fs::create_dir(&ticks).unwrap();
+    // Creates ticks/N every 50 ms for up to 60 s.
+    let mut ticker = Command::new(&tool)
+        .args([
+            "-c",
+            "i=0; while [ $i -lt 1200 ]; do : > \"$0/$i\"; i=$((i+1)); sleep 0.05; done",
+            s(&ticks),
+        ])
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = u64::from(ticker.id());
+    let _kill = Kill(&mut ticker);
+    let rules = tempfile::tempdir().unwrap();
+    let cfg = rules.path().join("mdatp.yaml");
+    let excluding = format!("exclude: {{processes: [{}]}}\n", s(&tool));
+    fs::write(&cfg, &excluding).unwrap();
+    let d = Daemon::start(&["--config", s(&cfg), "--audit-rules-dir", s(rules.path())]);
+    d.wait_stderr("1 running processes have an excluded executable", WAIT);
+    let ticks_seen = || {
+        d.events()
+            .iter()
+            .filter(|v| {
+                is_file_event(v)
+                    && at(v, "/actor/process/pid") == pid
+                    && at(v, "/file/path")
+                        .as_str()
+                        .is_some_and(|p| p.starts_with(s(&ticks)))
+            })
+            .count()
+    };
+    // A reload, done when `needle` has been logged `n` times.
+    let reload = |yaml: &str, needle: &str, n: usize| {
+        fs::write(&cfg, yaml).unwrap();
+        d.signal(Signal::SIGHUP);
+        let done = wait_until(WAIT, || d.stderr().matches(needle).count() >= n);
+        assert!(done, "reload not applied ({needle}):\n{}", d.stderr());
+    };
+    const UPDATED: &str = "kernel filters updated";
+    // Excluded since start: a second of ticks, none reported.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(ticks_seen(), 0, "an excluded running process was reported");
+    // The exclusion dropped: its mark is cleared, its ticks are seen.
+    reload("folding: {enabled: true}\n", UPDATED, 1);
+    assert!(
+        wait_until(WAIT, || ticks_seen() >= 5),
+        "the unexcluded process's events did not come back"
+    );
+    // Excluded again by a reload: the mark is written again.
+    reload(&excluding, UPDATED, 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let before = ticks_seen();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        ticks_seen(),
+        before,
+        "a process excluded by a reload is still reported"
+    );
+    // To audit and back: the new object's maps are marked before its
+    // programs run.
+    reload(
+        &format!("{excluding}ebpf_supplementary_event_provider: disabled\n"),
+        "provider switched: ebpf -> auditd",
+        1,
+    );
+    reload(&excluding, "provider switched: auditd -> ebpf", 1);
+    std::thread::sleep(Duration::from_millis(300));
+    let before = ticks_seen();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        ticks_seen(),
+        before,
+        "an excluded running process is reported after a switch back to eBPF"
+    );
+    d.stop();
+}

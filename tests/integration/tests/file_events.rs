@@ -492,6 +492,37 @@ fn repeated_read_opens_fold_into_one_counted_event() {
     assert_eq!(count, 10_000, "{hot}");
 }
 
+/// The kernel keeps a process's fold counts on its thread group leader:
+/// they are reported, not lost, when the leader's task goes before the
+/// process does — another thread's exec replaces it, or it leaves first
+/// and another thread runs the opens.
+#[test]
+fn folds_are_reported_when_the_group_leader_goes_first() {
+    skip_unless_root!();
+    let _g = serial();
+    let (_t, dir) = tempdir();
+    let d = Daemon::start(&[]);
+    for shape in ["thread-exec", "leader-exits"] {
+        let target = dir.join(shape);
+        fs::write(&target, b"hot").unwrap();
+        let pid = run_helper(
+            &d,
+            &["open-read-close", s(&target), "1000", "inherit", shape],
+            &[(2, s(&target)), (5, shape)],
+        );
+        let events = d.events();
+        let mine = file_events_of(&events, pid, &target);
+        assert_eq!(
+            mine.len(),
+            2,
+            "{shape}: first open + one folded record: {mine:#?}"
+        );
+        assert_eq!(at(mine[1], "/count"), 999, "{shape}");
+        assert_eq!(at(mine[1], "/unmapped/folded"), true, "{shape}");
+    }
+    d.stop();
+}
+
 #[test]
 fn excluded_paths_and_processes_never_reach_user_space() {
     skip_unless_root!();

@@ -6,6 +6,14 @@
 //! mdatp-test-helper unlinkat DIR NAME               unlinkat(open(DIR), NAME): a
 //!                                                   name relative to a directory fd
 //!
+//! mdatp-test-helper open-read-close PATH N inherit SHAPE
+//!   SHAPE is how the process's threads end (the kernel side keeps
+//!   per-process state on the thread group leader):
+//!   thread-exec   after the loop, a second thread execs /bin/true (the
+//!                 kernel makes it the leader; the old leader's task goes)
+//!   leader-exits  the main thread leaves first (exit(2)); a second
+//!                 thread runs the loop, then the process ends
+//!
 //! FDS sets up the descriptor table the opens happen with, because the
 //! kernel side reads a file differently from the table embedded in
 //! files_struct and from a grown one:
@@ -85,12 +93,46 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let read = match cmd.as_str() {
+    let shape = args.get(5).map(String::as_str);
+    match shape {
+        None | Some("thread-exec") => {}
+        Some("leader-exits") => {
+            let (cmd, path) = (cmd.clone(), path.clone());
+            std::thread::spawn(move || std::process::exit(open_loop(&cmd, &path, n) as i32));
+            // exit(2), not exit_group(2) and not pthread_exit (which
+            // unwinds, and Rust aborts on a forced unwind of main): ends
+            // only this thread, the process lives on until the loop
+            // thread exits it.
+            // SAFETY: nothing of this thread is used after; the spawned
+            // thread owns what it uses.
+            unsafe { libc::syscall(libc::SYS_exit, 0) };
+            unreachable!("exit(2) returned");
+        }
+        Some(other) => {
+            eprintln!("unknown SHAPE {other}");
+            return ExitCode::from(2);
+        }
+    }
+    let code = open_loop(cmd, path, n);
+    if code != 0 || shape != Some("thread-exec") {
+        return ExitCode::from(code);
+    }
+    let exec = std::thread::spawn(|| {
+        let e = std::os::unix::process::CommandExt::exec(&mut Command::new("/bin/true"));
+        eprintln!("exec /bin/true from a thread: {e}");
+    });
+    let _ = exec.join();
+    ExitCode::FAILURE
+}
+
+/// The open loop of `cmd`: 0, or the exit code of its failure.
+fn open_loop(cmd: &str, path: &str, n: u64) -> u8 {
+    let read = match cmd {
         "open-read-close" => true,
         "open-storm" => false,
         _ => {
             eprintln!("unknown command {cmd}");
-            return ExitCode::from(2);
+            return 2;
         }
     };
     let mut byte = [0u8; 1];
@@ -99,14 +141,14 @@ fn main() -> ExitCode {
             Ok(mut f) => {
                 if read && f.read(&mut byte).is_err() {
                     eprintln!("read {path} failed");
-                    return ExitCode::FAILURE;
+                    return 1;
                 }
             }
             Err(e) => {
                 eprintln!("open {path}: {e}");
-                return ExitCode::FAILURE;
+                return 1;
             }
         }
     }
-    ExitCode::SUCCESS
+    0
 }
