@@ -168,17 +168,26 @@ impl EbpfSensor {
         // And the running processes whose executable is excluded (the
         // exec hook marks those started from now on): before any program
         // runs, at start and at every switch back to eBPF (fresh maps).
-        let snapshot =
-            crate::procfs::snapshot(std::path::Path::new("/proc")).map_err(EbpfError::Snapshot)?;
-        let marked = super::filter_maps::mark_running(
-            &mut bpf,
-            proc_store,
-            &opts.filters,
-            &snapshot,
-            false,
-        )?;
-        if marked > 0 {
-            log::info!("{marked} running processes have an excluded executable");
+        // A failure reports more, never less: logged, and the load goes on.
+        let marked = crate::procfs::snapshot(std::path::Path::new("/proc"))
+            .map_err(EbpfError::Snapshot)
+            .and_then(|snapshot| {
+                super::filter_maps::mark_running(
+                    &mut bpf,
+                    proc_store,
+                    &opts.filters,
+                    &snapshot,
+                    false,
+                )
+            });
+        match marked {
+            Ok(0) => {}
+            Ok(n) => log::info!("{n} running processes have an excluded executable"),
+            Err(e) => log::error!(
+                "running processes with an excluded executable are not marked: {}; \
+                 their events are reported until they run exec again",
+                chain(&e)
+            ),
         }
         let mut hooks = Vec::new();
         for spec in programs() {
