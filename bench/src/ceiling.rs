@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::config::Config;
 use crate::monitors::{Monitor, Paths};
 
 fn storm(path: &Path, rate_per_s: u64, seconds: u64) -> u64 {
@@ -50,7 +51,7 @@ fn sweep(
     paths: &Paths,
     file: &Path,
     seconds: u64,
-    kind: &'static str,
+    kind: Config,
     rates: &[u64],
     label: &str,
     setup: &dyn Fn() -> Result<()>,
@@ -99,7 +100,7 @@ pub fn run(paths: &Paths, seconds: u64, out: &Path) -> Result<()> {
         paths,
         &file,
         seconds,
-        "mdatpd-ebpf-nofold",
+        Config::EbpfNoFold,
         &rates,
         "",
         &|| Ok(()),
@@ -133,7 +134,7 @@ fn audit_ceiling(paths: &Paths, file: &Path, seconds: u64) -> Result<String> {
             paths,
             file,
             seconds,
-            "mdatpd-auditd",
+            Config::MdatpdAuditd,
             &rates,
             &label,
             &setup,
@@ -156,7 +157,7 @@ const DRAIN_RING_BYTES: &str = "268435456";
 /// written), so this is the end-to-end rate with a core to itself.
 fn drain(paths: &Paths, file: &Path, opens: u64) -> Result<String> {
     let mon = Monitor::start_with(
-        "mdatpd-ebpf-nofold",
+        Config::EbpfNoFold,
         paths,
         &["--ring-buffer-size", DRAIN_RING_BYTES],
     )?;

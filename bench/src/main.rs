@@ -7,6 +7,7 @@
 //!   mdatp-bench workload NAME N        (used by `run`; times one workload)
 
 mod ceiling;
+mod config;
 mod delivery;
 mod monitors;
 mod proc;
@@ -42,7 +43,7 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         workloads: Vec<String>,
         #[arg(long, value_delimiter = ',')]
-        configs: Vec<String>,
+        configs: Vec<config::Config>,
         /// mdatpd to measure (default: target/release/mdatpd).
         #[arg(long)]
         mdatpd: Option<PathBuf>,
@@ -93,7 +94,7 @@ enum Cmd {
 #[derive(Debug, Clone)]
 pub struct Cell {
     pub workload: String,
-    pub config: String,
+    pub config: config::Config,
     pub rep: usize,
     pub wall_s: f64,
     pub stats: monitors::Stats,
@@ -219,12 +220,11 @@ fn main() -> Result<()> {
                 eprintln!("{name:<14} n={n} (at least {MIN_BASELINE_S} s unmonitored, warm)");
                 chosen.push((name, n));
             }
-            let cfgs: Vec<&'static str> = monitors::CONFIGS
-                .iter()
-                .copied()
-                .filter(|c| configs.is_empty() || configs.iter().any(|x| x == c))
+            let cfgs: Vec<config::Config> = config::Config::ALL
+                .into_iter()
+                .filter(|c| configs.is_empty() || configs.contains(c))
                 .collect();
-            if !cfgs.contains(&"baseline") {
+            if !cfgs.contains(&config::Config::Baseline) {
                 bail!("the baseline configuration is required: ratios are against it");
             }
             let saved = monitors::AuditSaved::save();
@@ -247,12 +247,14 @@ fn main() -> Result<()> {
                                 bail!("workload {wname} failed under {cfg}");
                             }
                             eprintln!(
-                                "rep {rep} {wname:<11} {cfg:<19} {wall_s:8.3} s  events {:>9}  loss {}",
-                                stats.events, stats.loss
+                                "rep {rep} {wname:<11} {:<19} {wall_s:8.3} s  events {:>9}  loss {}",
+                                cfg.name(),
+                                stats.events,
+                                stats.loss
                             );
                             cells.push(Cell {
                                 workload: wname.to_string(),
-                                config: cfg.to_string(),
+                                config: cfg,
                                 rep,
                                 wall_s,
                                 stats,

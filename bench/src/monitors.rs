@@ -8,28 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::config::Config;
+
 use crate::proc::{
     bpf_map_kib, bpf_mmap_rss_kib, cpu_seconds, file_size, kauditd_pid, peak_rss_kib, zstd_size,
 };
-
-pub const CONFIGS: &[&str] = &[
-    "baseline",
-    "mdatpd-ebpf",
-    "mdatpd-ebpf-nofold",
-    // The compat build of the syscall exit programs (what 5.8-5.14 load),
-    // forced on this kernel: its cost against the typed build's.
-    "mdatpd-ebpf-compat",
-    // output.detail: compact (shorter records), the default build.
-    "mdatpd-ebpf-detail-compact",
-    "mdatpd-auditd",
-    "auditd",
-    "bpftrace",
-];
-
-/// Whether a configuration runs mdatpd (each of them is named so).
-fn runs_mdatpd(kind: &str) -> bool {
-    kind.starts_with("mdatpd-")
-}
 
 /// What a configuration cost and delivered during one cell.
 #[derive(Debug, Clone, Default)]
@@ -153,7 +136,7 @@ fn auditd_conf(dir: &Path) -> Result<PathBuf> {
 }
 
 pub struct Monitor {
-    kind: &'static str,
+    kind: Config,
     dir: tempfile::TempDir,
     sensor: Option<Child>,
     auditd: Option<Child>,
@@ -177,12 +160,12 @@ fn wait_for(path: &Path, needle: &str, timeout: Duration) -> Result<()> {
 }
 
 impl Monitor {
-    pub fn start(kind: &'static str, paths: &Paths) -> Result<Monitor> {
+    pub fn start(kind: Config, paths: &Paths) -> Result<Monitor> {
         Self::start_with(kind, paths, &[])
     }
 
     /// As `start`, with extra mdatpd arguments.
-    pub fn start_with(kind: &'static str, paths: &Paths, extra: &[&str]) -> Result<Monitor> {
+    pub fn start_with(kind: Config, paths: &Paths, extra: &[&str]) -> Result<Monitor> {
         let dir = tempfile::tempdir()?;
         let stderr_path = dir.path().join("sensor.stderr");
         let mut m = Monitor {
@@ -196,7 +179,7 @@ impl Monitor {
             dir,
         };
         let d = m.dir.path().to_path_buf();
-        if kind == "mdatpd-auditd" || kind == "auditd" {
+        if kind.runs_auditd() {
             auditctl(&["-b", "8192"])?;
             let conf = auditd_conf(&d)?;
             m.auditd = Some(
@@ -211,25 +194,15 @@ impl Monitor {
             std::thread::sleep(Duration::from_millis(300));
         }
         match kind {
-            "baseline" => {}
-            k if runs_mdatpd(k) => {
+            Config::Baseline => {}
+            Config::Ebpf
+            | Config::EbpfNoFold
+            | Config::EbpfCompat
+            | Config::EbpfCompact
+            | Config::MdatpdAuditd => {
                 let etc = d.join("etc");
                 std::fs::create_dir_all(&etc)?;
-                let mut yaml = String::new();
-                // One unrotated event file: every event of the run is
-                // counted (a 2 s storm without folding writes ~800 MB,
-                // past the default 100 MiB rotation).
-                yaml.push_str(if kind == "mdatpd-ebpf-detail-compact" {
-                    "output: {detail: compact, file: {max_size: 0}}\n"
-                } else {
-                    "output: {file: {max_size: 0}}\n"
-                });
-                if kind == "mdatpd-ebpf-nofold" {
-                    yaml.push_str("folding: {enabled: false}\n");
-                }
-                if kind == "mdatpd-auditd" {
-                    yaml.push_str("ebpf_supplementary_event_provider: disabled\n");
-                }
+                let mut yaml = kind.mdatpd_yaml();
                 // The soak's settings (an unrotated event file, so that
                 // every event can be counted).
                 if let Ok(extra) = std::env::var("MDATP_BENCH_EXTRA_YAML") {
@@ -246,11 +219,7 @@ impl Monitor {
                     .arg("--audit-rules-dir")
                     .arg(d.join("rules.d"))
                     .args(extra)
-                    .args(if kind == "mdatpd-ebpf-compat" {
-                        &["--test-syscall-variant", "compat"][..]
-                    } else {
-                        &[]
-                    })
+                    .args(kind.mdatpd_args())
                     // No bus unless a load test gives one (soak's D-Bus flood).
                     .env(
                         "DBUS_SYSTEM_BUS_ADDRESS",
@@ -264,13 +233,13 @@ impl Monitor {
                 m.sensor = Some(child);
                 wait_for(&stderr_path, "sensor running", Duration::from_secs(30))?;
             }
-            "auditd" => {
+            Config::Auditd => {
                 auditctl(&["-e", "1"])?;
                 for s in AUDIT_RULES {
                     bench_rule("-a", s)?;
                 }
             }
-            "bpftrace" => {
+            Config::Bpftrace => {
                 let script = r#"
 tracepoint:syscalls:sys_exit_openat /args->ret >= 0/ { printf("open %d %s %d\n", pid, comm, args->ret); }
 tracepoint:syscalls:sys_exit_open /args->ret >= 0/ { printf("open %d %s %d\n", pid, comm, args->ret); }
@@ -293,7 +262,6 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
                 wait_for(&out, "Attaching", Duration::from_secs(60))?;
                 std::thread::sleep(Duration::from_millis(300));
             }
-            other => bail!("unknown configuration {other}"),
         }
         if let Some(c) = &m.sensor {
             m.sensor_cpu0 = cpu_seconds(c.id()).unwrap_or(0.0);
@@ -327,7 +295,7 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
             // their peak too.
             stats.bpf_mmap_rss_kib = bpf_mmap_rss_kib(pid);
             stats.bpf_map_kib = bpf_map_kib(pid).unwrap_or(0);
-            let sig = if self.kind == "bpftrace" {
+            let sig = if self.kind == Config::Bpftrace {
                 nix::sys::signal::Signal::SIGINT
             } else {
                 nix::sys::signal::Signal::SIGTERM
@@ -336,7 +304,7 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
             let mut child = child;
             let _ = child.wait();
         }
-        if self.kind == "auditd" {
+        if self.kind == Config::Auditd {
             for s in AUDIT_RULES {
                 let _ = bench_rule("-d", s);
             }
@@ -356,7 +324,7 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
         }
         let stderr = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
         match self.kind {
-            k if runs_mdatpd(k) => {
+            k if k.runs_mdatpd() => {
                 let events = d.join("events.jsonl");
                 stats.bytes_written = file_size(&events) + file_size(&d.join("audit.log"));
                 stats.zstd_bytes = zstd_size(&events) + zstd_size(&d.join("audit.log"));
@@ -374,7 +342,7 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
                 }
                 stats.loss = loss_from(&stderr);
             }
-            "auditd" => {
+            Config::Auditd => {
                 let log = d.join("audit.log");
                 stats.bytes_written = file_size(&log);
                 stats.zstd_bytes = zstd_size(&log);
@@ -385,7 +353,7 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
                     .count() as u64;
                 stats.loss = audit_value("lost").unwrap_or(0);
             }
-            "bpftrace" => {
+            Config::Bpftrace => {
                 let out = d.join("bpftrace.out");
                 stats.bytes_written = file_size(&out);
                 stats.zstd_bytes = zstd_size(&out);

@@ -7,7 +7,8 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::Cell;
-use crate::monitors::{CONFIGS, Stats};
+use crate::config::Config;
+use crate::monitors::Stats;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -37,14 +38,14 @@ pub fn write(cells: &[Cell], workloads: &[(&str, u64)], out: &Path) -> Result<()
     for (w, n) in workloads {
         let base: Vec<f64> = cells
             .iter()
-            .filter(|c| c.workload == *w && c.config == "baseline")
+            .filter(|c| c.workload == *w && c.config == Config::Baseline)
             .map(|c| c.wall_s)
             .collect();
         let base_med = median(base);
-        for cfg in CONFIGS {
+        for cfg in Config::ALL {
             let cs: Vec<&Cell> = cells
                 .iter()
-                .filter(|c| c.workload == *w && c.config == *cfg)
+                .filter(|c| c.workload == *w && c.config == cfg)
                 .collect();
             if cs.is_empty() {
                 continue;
@@ -91,7 +92,7 @@ pub fn write(cells: &[Cell], workloads: &[(&str, u64)], out: &Path) -> Result<()
                 if ev > 0.0 { zbytes / ev } else { 0.0 },
             );
             rows.push(json!({
-                "workload": w, "n": n, "configuration": cfg,
+                "workload": w, "n": n, "configuration": cfg.name(),
                 "wall_s_median": wall, "wall_s_min": lo, "wall_s_max": hi, "spread_pct": spread,
                 "ratio_to_baseline": ratio, "events": ev, "loss_max": loss,
                 "sensor_cpu_s": cpu, "audit_cpu_s": acpu, "peak_rss_mib": rss,
@@ -158,7 +159,7 @@ fn memory_summary(md: &mut String, cells: &[Cell], workloads: &[(&str, u64)]) {
         (Some(_), false) => "no",
     };
     for (w, _) in workloads {
-        let peak = |cfg: &str, f: &dyn Fn(&Cell) -> u64| {
+        let peak = |cfg: Config, f: &dyn Fn(&Cell) -> u64| {
             cells
                 .iter()
                 .filter(|c| c.workload == *w && c.config == cfg)
@@ -168,14 +169,14 @@ fn memory_summary(md: &mut String, cells: &[Cell], workloads: &[(&str, u64)]) {
                 / 1024.0
         };
         let excl_ring = |rss: fn(&Stats) -> u64| {
-            peak("mdatpd-ebpf", &move |c: &Cell| {
+            peak(Config::Ebpf, &move |c: &Cell| {
                 rss(&c.stats).saturating_sub(c.stats.bpf_mmap_rss_kib)
             })
         };
         let running = excl_ring(|s| s.end_rss_kib);
         let own = excl_ring(|s| s.peak_rss_kib);
-        let maps = peak("mdatpd-ebpf", &|c| c.stats.bpf_map_kib);
-        let auditd = peak("auditd", &|c| c.stats.auditd_rss_kib);
+        let maps = peak(Config::Ebpf, &|c| c.stats.bpf_map_kib);
+        let auditd = peak(Config::Auditd, &|c| c.stats.auditd_rss_kib);
         if own == 0.0 || auditd == 0.0 {
             continue;
         }

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::config::Config;
 use crate::monitors::{Monitor, Paths, Stats};
 
 /// The raised priority tried against the install storm; the unit keeps
@@ -66,7 +67,7 @@ fn line(out: &mut String, name: &str, stats: &Stats, extra: &str) {
 }
 
 fn fork_storm(paths: &Paths, seconds: u64, out: &mut String) -> Result<()> {
-    let m = Monitor::start("mdatpd-ebpf", paths)?;
+    let m = Monitor::start(Config::Ebpf, paths)?;
     let t = Instant::now();
     let n = exec_storm(2, |_| t.elapsed() >= Duration::from_secs(seconds));
     std::thread::sleep(Duration::from_secs(2));
@@ -81,7 +82,7 @@ fn fork_storm(paths: &Paths, seconds: u64, out: &mut String) -> Result<()> {
 }
 
 fn argv(paths: &Paths, out: &mut String) -> Result<()> {
-    let m = Monitor::start("mdatpd-ebpf", paths)?;
+    let m = Monitor::start(Config::Ebpf, paths)?;
     let pid = m.sensor_pid().context("sensor")?;
     let args: Vec<String> = (0..4095).map(|_| "x".to_string()).collect();
     let mut children: Vec<Child> = Vec::with_capacity(10_000);
@@ -128,7 +129,7 @@ fn pid_churn(paths: &Paths, out: &mut String) -> Result<()> {
         );
         return Ok(());
     }
-    let m = Monitor::start("mdatpd-ebpf", paths)?;
+    let m = Monitor::start(Config::Ebpf, paths)?;
     let pid = m.sensor_pid().context("sensor")?;
     let mut at_wraps = Vec::new();
     for _ in 0..3 {
@@ -196,7 +197,7 @@ fn dbus_flood(paths: &Paths, out: &mut String) -> Result<()> {
     // SAFETY: set before any thread of this process reads the environment
     // concurrently (the monitor's child inherits it).
     unsafe { std::env::set_var("MDATP_BENCH_BUS", &bus.address) };
-    let m = Monitor::start("mdatpd-ebpf", paths)?;
+    let m = Monitor::start(Config::Ebpf, paths)?;
     let seconds = 10;
     let client = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -267,7 +268,7 @@ fn stop_all(children: Vec<Child>) {
 /// under temporary names and renamed into place, a maintainer script run
 /// per 100 files, while two busy loops hold both cores.
 fn install_storm(paths: &Paths, nice: i32, out: &mut String) -> Result<()> {
-    let m = Monitor::start("mdatpd-ebpf", paths)?;
+    let m = Monitor::start(Config::Ebpf, paths)?;
     let pid = m.sensor_pid().context("sensor")?;
     // SAFETY: setpriority on another process, no memory involved.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, pid, nice) };
@@ -326,7 +327,7 @@ fn package_install(paths: &Paths, out: &mut String) -> Result<()> {
     {
         bail!("package-install needs mmdebstrap (apt-get install mmdebstrap) and a Debian mirror");
     }
-    let m = Monitor::start("mdatpd-ebpf", paths)?;
+    let m = Monitor::start(Config::Ebpf, paths)?;
     let busy = busy_cores()?;
     let root = tempfile::tempdir()?;
     let target = root.path().join("root");
