@@ -102,6 +102,16 @@ done
 "$repo/tests/integration/ia32/build.sh" "$work/share"
 cp --sparse=always "$image/rootfs.img" "$work/disk.img"
 
+# Debian 11's 5.10 kernel under multi-threaded TCG (QEMU 7.2) has locked
+# up (both vCPUs spinning at syscall_exit_to_user_mode+0xb3, soft lockups)
+# right as the sensor attached its raw sys_exit program, in 2 of about 6
+# runs: the kernel patches that call site live (text_poke_bp's int3 and
+# IPIs) and, it seems, one vCPU kept running stale translated code. Not
+# seen on 6.1 or 6.12 guests, nor reported for 5.10 on real hardware.
+# One host thread for all vCPUs takes that race away (slower).
+tcg=multi
+case "$distro $kernel" in debian11\ *|*5.10.*) tcg=single ;; esac
+
 boot() { # phase
     local phase=$1 start=$SECONDS limit=1200
     # Ansible and Puppet start slowly under emulation (about two minutes
@@ -109,7 +119,7 @@ boot() { # phase
     [ "$phase" = automation ] && limit=1800
     echo "vm-test: boot '$phase' ($kernel)" >&2
     timeout "$limit" qemu-system-x86_64 \
-        -accel tcg,thread=multi -cpu max -smp 2 -m 2048 \
+        -accel "tcg,thread=$tcg" -cpu max -smp 2 -m 2048 \
         -display none -monitor none -no-reboot \
         -serial "file:$work/console-$phase.log" \
         -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
