@@ -142,13 +142,11 @@ impl EbpfSensor {
             return Err(EbpfError::RingSize(size));
         }
         let wakeup = opts.wakeup_bytes.min(u64::from(size) / 4).max(1);
-        // Parsed once for CO-RE and for the typed tracepoints (the
-        // parse is most of the load's memory peak: docs/PERFORMANCE.md).
-        let btf = Btf::from_sys_fs().ok();
         let proc_store = opts.variant.proc_store();
+        // The loader parses the kernel's BTF for CO-RE (most of the load's
+        // memory peak: docs/PERFORMANCE.md).
         let mut loader = EbpfLoader::new();
         loader
-            .btf(btf.as_ref())
             // Task storage, which aya has no type for (task_storage.rs).
             .allow_unsupported_maps()
             .map_max_entries("events", size)
@@ -161,6 +159,12 @@ impl EbpfSensor {
         let mut bpf = loader
             .load(opts.variant.object())
             .map_err(EbpfError::Load)?;
+        // Parsed again for the BTF-typed tracepoints once the loader's copy
+        // is gone: aya keeps its own private, and handing it one of ours
+        // would hold two at once (the peak doubled) — a second parse costs
+        // time, not memory.
+        drop(loader);
+        let btf = Btf::from_sys_fs().ok();
         // Filters first: no event may pass before they are in place.
         let mut mounts = MountTable::default();
         let exe_ids = exe_identity::kernel_ids(opts.filters.process_paths(), &mut mounts);
