@@ -143,10 +143,16 @@ impl EbpfSensor {
         }
         let wakeup = opts.wakeup_bytes.min(u64::from(size) / 4).max(1);
         let proc_store = opts.variant.proc_store();
-        // The loader parses the kernel's BTF for CO-RE (most of the load's
-        // memory peak: docs/PERFORMANCE.md).
+        // The kernel's BTF, for CO-RE and for the BTF-typed tracepoints:
+        // most of the load's memory peak (docs/PERFORMANCE.md). aya's
+        // loader parses its own private copy when made; it is dropped
+        // (`btf(None)`) before ours is parsed, so that one copy at a time
+        // is held — a second parse costs time (~0.1 s), not memory.
         let mut loader = EbpfLoader::new();
+        loader.btf(None);
+        let btf = Btf::from_sys_fs().ok();
         loader
+            .btf(btf.as_ref())
             // Task storage, which aya has no type for (task_storage.rs).
             .allow_unsupported_maps()
             .map_max_entries("events", size)
@@ -159,12 +165,7 @@ impl EbpfSensor {
         let mut bpf = loader
             .load(opts.variant.object())
             .map_err(EbpfError::Load)?;
-        // Parsed again for the BTF-typed tracepoints once the loader's copy
-        // is gone: aya keeps its own private, and handing it one of ours
-        // would hold two at once (the peak doubled) — a second parse costs
-        // time, not memory.
         drop(loader);
-        let btf = Btf::from_sys_fs().ok();
         // Filters first: no event may pass before they are in place.
         let mut mounts = MountTable::default();
         let exe_ids = exe_identity::kernel_ids(opts.filters.process_paths(), &mut mounts);
