@@ -141,6 +141,9 @@ pub struct Monitor {
     sensor: Option<Child>,
     auditd: Option<Child>,
     kauditd_cpu0: f64,
+    /// The kernel's audit `lost` counter at start: it counts since boot,
+    /// and a cell's loss is what it grew by.
+    audit_lost0: u64,
     /// CPU seconds the sensor had used when it was ready: startup (BPF
     /// loading, BTF parsing) is not part of a workload's cost.
     sensor_cpu0: f64,
@@ -173,6 +176,7 @@ impl Monitor {
             sensor: None,
             auditd: None,
             kauditd_cpu0: kauditd_pid().and_then(cpu_seconds).unwrap_or(0.0),
+            audit_lost0: audit_value("lost").unwrap_or(0),
             sensor_cpu0: 0.0,
             auditd_cpu0: 0.0,
             stderr_path: stderr_path.clone(),
@@ -351,7 +355,9 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
                     .lines()
                     .filter(|l| l.starts_with("type=SYSCALL"))
                     .count() as u64;
-                stats.loss = audit_value("lost").unwrap_or(0);
+                stats.loss = audit_value("lost")
+                    .unwrap_or(0)
+                    .saturating_sub(self.audit_lost0);
             }
             Config::Bpftrace => {
                 let out = d.join("bpftrace.out");
