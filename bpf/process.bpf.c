@@ -57,8 +57,8 @@ int mdatp_exec(struct bpf_raw_tracepoint_args *ctx)
 		r = append_path(ev, pb->path, &p, pos, MDATP_EXEC_EXE_TRUNCATED);
 		len = r.len;
 		/* A truncated path never matches an exclusion. */
-		mdatp_proc_exec(pb, r.start, r.truncated ? 0 : len, BPF_CORE_READ(inode, i_sb, s_dev),
-				BPF_CORE_READ(inode, i_ino));
+		mdatp_proc_exec(ev->task.pid, pb, r.start, r.truncated ? 0 : len,
+				BPF_CORE_READ(inode, i_sb, s_dev), BPF_CORE_READ(inode, i_ino));
 	} else {
 		len = 0;
 		ev->flags |= MDATP_EXEC_EXE_MISSING;
@@ -106,8 +106,10 @@ int mdatp_exec(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
-static __always_inline int fork_process(struct task_struct *child)
+SEC("raw_tracepoint/sched_process_fork")
+int mdatp_fork(struct bpf_raw_tracepoint_args *ctx)
 {
+	struct task_struct *child = (struct task_struct *)RAW_ARG(ctx, 1);
 	struct mdatp_fork_event ev = {};
 
 	/* A new thread is not a new process. */
@@ -118,7 +120,7 @@ static __always_inline int fork_process(struct task_struct *child)
 	ev.child_pid = BPF_CORE_READ(child, tgid);
 	ev.child_tid = BPF_CORE_READ(child, pid);
 	ev.child_start_boottime_ns = mdatp_task_start_boottime(child);
-	mdatp_proc_fork(child);
+	mdatp_proc_fork(ev.parent.pid, ev.child_pid);
 	if (!mdatp_enabled(MDATP_EV_FORK)) {
 		mdatp_count_filtered(MDATP_EV_FORK);
 		return 0;
@@ -128,22 +130,6 @@ static __always_inline int fork_process(struct task_struct *child)
 	return 0;
 }
 
-#ifdef MDATP_COMPAT
-SEC("raw_tracepoint/sched_process_fork")
-int mdatp_fork(struct bpf_raw_tracepoint_args *ctx)
-{
-	return fork_process((struct task_struct *)RAW_ARG(ctx, 1));
-}
-#else
-/* The BTF-typed tracepoint: the child's task storage takes a typed task
- * (the raw tracepoint's argument is a plain number to the verifier). */
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(mdatp_fork, struct task_struct *parent, struct task_struct *child)
-{
-	return fork_process(child);
-}
-#endif
-
 SEC("raw_tracepoint/sched_process_exit")
 int mdatp_exit(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -151,15 +137,12 @@ int mdatp_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct mdatp_exit_event ev = {};
 	__u32 code;
 
-	/* The exit tracepoint runs in the exiting task. Only the last thread
-	 * of the group ends the process. */
-	bool last = BPF_CORE_READ(task, signal, live.counter) == 0;
-	__u64 id = bpf_get_current_pid_tgid();
-
-	mdatp_proc_exit(last, (__u32)id == id >> 32);
-	if (!last)
+	/* Only the last thread of the group ends the process. */
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
+	/* The exit tracepoint runs in the exiting task. */
 	mdatp_fill_task(&ev.task);
+	mdatp_proc_exit(ev.task.pid);
 	if (!mdatp_enabled(MDATP_EV_EXIT)) {
 		mdatp_count_filtered(MDATP_EV_EXIT);
 		return 0;

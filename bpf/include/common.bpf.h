@@ -86,30 +86,16 @@ struct mdatp_settings_map {
 	__type(value, struct mdatp_settings);
 };
 
-/* Per-process state (proc_state.bpf.h). The typed build (5.15+) keeps it
- * in task storage on the thread group leader: allocated on first use,
- * freed with the task, no cap and no pid reuse to get wrong. The compat
- * build (5.8-5.14; task storage is 5.11+ for tracing programs and the
- * compat build serves both sides of that line) keeps a hash by tgid — not
- * LRU: an entry holds fold counts, and an eviction would lose them
- * silently. When it is full, a process is simply not folded or excluded
- * (its events are reported). max_entries is the ceiling; the loader sizes
- * the table from the host's process count and limit (map_sizes.rs). */
-#ifdef MDATP_COMPAT
+/* Not LRU: an entry holds fold counts, and an eviction would lose them
+ * silently. When full, a process is simply not folded or excluded (its
+ * events are reported). max_entries is the ceiling; the loader sizes the
+ * table from the host's process count and limit (map_sizes.rs). */
 struct mdatp_procs_map {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u32);
 	__type(value, struct mdatp_proc_state);
 };
-#else
-struct mdatp_procs_map {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct mdatp_proc_state);
-};
-#endif
 
 struct mdatp_path_trie_map {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

@@ -120,7 +120,7 @@ static __always_inline int handle_open(long fd, __u32 flags)
 		return 0;
 	MDATP_RD_PAIR(typed, file, f_mode, fmode, f_inode, inode);
 	acc = access_class(flags, fmode);
-	st = mdatp_proc(true);
+	st = mdatp_proc(bpf_get_current_pid_tgid() >> 32, true);
 	if (st && (st->flags & MDATP_PROC_EXCLUDED)) {
 		mdatp_count_filtered(MDATP_EV_FILE_OPEN);
 		return 0;

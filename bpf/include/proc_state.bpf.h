@@ -13,9 +13,7 @@
 /* Marks a fold slot of an excluded file: repeats count as filtered. */
 #define MDATP_FOLD_EXCLUDED (1U << 31)
 
-#ifdef MDATP_COMPAT
-/* A hash by tgid (common.bpf.h says why this build has no task storage). */
-static __always_inline struct mdatp_proc_state *mdatp_proc_of(__u32 tgid, bool create)
+static __always_inline struct mdatp_proc_state *mdatp_proc(__u32 tgid, bool create)
 {
 	struct mdatp_proc_state *st = bpf_map_lookup_elem(&procs, &tgid);
 	struct mdatp_pathbuf *pb;
@@ -30,49 +28,6 @@ static __always_inline struct mdatp_proc_state *mdatp_proc_of(__u32 tgid, bool c
 	bpf_map_update_elem(&procs, &tgid, pb->path, BPF_NOEXIST);
 	return bpf_map_lookup_elem(&procs, &tgid);
 }
-
-static __always_inline struct mdatp_proc_state *mdatp_proc(bool create)
-{
-	return mdatp_proc_of(bpf_get_current_pid_tgid() >> 32, create);
-}
-
-static __always_inline struct mdatp_proc_state *mdatp_child_proc(struct task_struct *child)
-{
-	return mdatp_proc_of(BPF_CORE_READ(child, tgid), true);
-}
-
-static __always_inline void mdatp_proc_forget(void)
-{
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-
-	bpf_map_delete_elem(&procs, &tgid);
-}
-#else
-/* Task storage of the thread group leader: one state per process, shared
- * by its threads. A created value is zeroed by the kernel. */
-static __always_inline struct mdatp_proc_state *mdatp_leader_proc(struct task_struct *leader,
-								  bool create)
-{
-	return bpf_task_storage_get(&procs, leader, NULL,
-				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
-}
-
-static __always_inline struct mdatp_proc_state *mdatp_proc(bool create)
-{
-	return mdatp_leader_proc(bpf_get_current_task_btf()->group_leader, create);
-}
-
-/* `child` leads its new thread group (the fork hook checks). */
-static __always_inline struct mdatp_proc_state *mdatp_child_proc(struct task_struct *child)
-{
-	return mdatp_leader_proc(child, true);
-}
-
-static __always_inline void mdatp_proc_forget(void)
-{
-	bpf_task_storage_delete(&procs, bpf_get_current_task_btf()->group_leader);
-}
-#endif
 
 /* The entry of the trie buf[start, start+len) matches (a prefix entry, or
  * an entry whose exact length equals len), or NULL. Paths are matched on
@@ -110,7 +65,7 @@ static __always_inline bool mdatp_wanted(__u32 type)
 		mdatp_count_filtered(type);
 		return false;
 	}
-	st = mdatp_proc(false);
+	st = mdatp_proc(bpf_get_current_pid_tgid() >> 32, false);
 	if (st && (st->flags & MDATP_PROC_EXCLUDED)) {
 		mdatp_count_filtered(type);
 		return false;
@@ -135,51 +90,39 @@ static __always_inline void mdatp_emit_fold(struct mdatp_fold_slot *slot)
 	mdatp_output(&ev, sizeof(ev), MDATP_EV_FILE_FOLD);
 }
 
-/* At the exit of a thread: the last one of the process reports what is
- * still folded and drops the state. So does the group leader leaving
- * before the others (the flags stay; the counts are reported and
- * restarted): when it leaves because another thread runs exec, its task
- * (which holds the typed build's state) is freed with the counts, and the
- * new image starts a new state. */
-static __always_inline void mdatp_proc_exit(bool last, bool leader)
+/* At the exit of the last thread: report what is still folded. */
+static __always_inline void mdatp_proc_exit(__u32 tgid)
 {
-	struct mdatp_proc_state *st;
+	struct mdatp_proc_state *st = mdatp_proc(tgid, false);
 
-	if (!last && !leader)
-		return;
-	st = mdatp_proc(false);
 	if (!st)
 		return;
-	for (int i = 0; i < MDATP_FOLD_SLOTS; i++) {
+	for (int i = 0; i < MDATP_FOLD_SLOTS; i++)
 		mdatp_emit_fold(&st->slots[i]);
-		st->slots[i].count = 0;
-	}
-	if (last)
-		mdatp_proc_forget();
+	bpf_map_delete_elem(&procs, &tgid);
 }
 
-/* A new process inherits its parent's exclusion. Runs in the parent. */
-static __always_inline void mdatp_proc_fork(struct task_struct *child)
+static __always_inline void mdatp_proc_fork(__u32 parent, __u32 child)
 {
-	struct mdatp_proc_state *pst = mdatp_proc(false);
+	struct mdatp_proc_state *pst = mdatp_proc(parent, false);
 	struct mdatp_proc_state *cst;
 
 	if (!pst || !(pst->flags & MDATP_PROC_EXCLUDED))
 		return;
-	cst = mdatp_child_proc(child);
+	cst = mdatp_proc(child, true);
 	if (cst)
 		cst->flags |= MDATP_PROC_EXCLUDED;
 }
 
 /* After exec: the new image decides whether the process is excluded —
  * by its path and by the identity (dev, ino) of the file behind it. */
-static __always_inline void mdatp_proc_exec(struct mdatp_pathbuf *pb, __u32 start, __u32 len,
-					    __u32 dev, __u64 ino)
+static __always_inline void mdatp_proc_exec(__u32 tgid, struct mdatp_pathbuf *pb,
+					    __u32 start, __u32 len, __u32 dev, __u64 ino)
 {
 	struct mdatp_exclude_value *v =
 		len ? mdatp_trie_match(&excluded_exes, pb, start, len) : NULL;
 	bool excluded = v && v->ino && v->ino == ino && v->dev == dev;
-	struct mdatp_proc_state *st = mdatp_proc(excluded);
+	struct mdatp_proc_state *st = mdatp_proc(tgid, excluded);
 
 	if (!st)
 		return;

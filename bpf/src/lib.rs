@@ -86,28 +86,7 @@ impl SyscallVariant {
     }
 }
 
-/// Where a build keeps its per-process state (the `procs` map,
-/// `include/common.bpf.h`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProcStore {
-    /// BPF task storage on the thread group leader: no size, freed with
-    /// the task; user space reaches an entry by a pidfd.
-    TaskStorage,
-    /// A hash by tgid, sized by the loader.
-    Hash,
-}
-
-/// The map holding the per-process state (either [`ProcStore`]).
-pub const PROCS_MAP: &str = "procs";
-
 impl SyscallVariant {
-    pub fn proc_store(self) -> ProcStore {
-        match self {
-            SyscallVariant::Typed => ProcStore::TaskStorage,
-            SyscallVariant::Compat => ProcStore::Hash,
-        }
-    }
-
     /// The object holding this build (the other programs are the same).
     pub fn object(self) -> &'static [u8] {
         match self {

@@ -8,19 +8,16 @@
 
 use aya::Ebpf;
 use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{Array, HashMap, Map, MapData};
+use aya::maps::{Array, HashMap, MapData};
 use mdatp_bpf::abi::mdatp_bounds::MDATP_EXCLUDE_PATH_LEN;
 use mdatp_bpf::abi::{
     mdatp_exclude_value, mdatp_proc_flags, mdatp_proc_state, mdatp_settings, mdatp_settings_flags,
 };
 
 use super::loader::EbpfError;
-use super::task_storage::TaskStorage;
 use crate::exe_identity::{self, KernelFileId};
 use crate::filters::{KernelFilters, TrieEntry};
 use crate::procfs::ProcSnapshot;
-use mdatp_bpf::{PROCS_MAP, ProcStore};
-use std::os::fd::AsFd;
 
 const PATH_KEY_LEN: usize = MDATP_EXCLUDE_PATH_LEN as usize;
 
@@ -134,64 +131,6 @@ pub fn write(
         .map_err(|source| EbpfError::Filter { name, source })
 }
 
-/// The per-process state of either build (mdatp_bpf::ProcStore).
-enum ProcTable<'a> {
-    Hash(HashMap<&'a mut MapData, u32, mdatp_proc_state>),
-    Task(TaskStorage<'a, mdatp_proc_state>),
-}
-
-impl<'a> ProcTable<'a> {
-    fn open(bpf: &'a mut Ebpf, store: ProcStore) -> Result<Self, EbpfError> {
-        let name = PROCS_MAP;
-        let map = bpf.map_mut(name).ok_or(EbpfError::MissingMap(name))?;
-        Ok(match (store, map) {
-            (ProcStore::TaskStorage, Map::Unsupported(data)) => {
-                ProcTable::Task(TaskStorage::new(data.fd().as_fd()))
-            }
-            (_, map) => ProcTable::Hash(
-                HashMap::try_from(map).map_err(|source| EbpfError::Map { name, source })?,
-            ),
-        })
-    }
-
-    fn get(&self, pid: u32) -> Result<Option<mdatp_proc_state>, EbpfError> {
-        match self {
-            ProcTable::Hash(h) => Ok(h.get(&pid, 0).ok()),
-            ProcTable::Task(t) => t.get(pid).map_err(EbpfError::TaskStorage),
-        }
-    }
-
-    fn set(&mut self, pid: u32, st: mdatp_proc_state) -> Result<(), EbpfError> {
-        match self {
-            ProcTable::Hash(h) => h.insert(pid, st, 0).map_err(|source| EbpfError::Filter {
-                name: PROCS_MAP,
-                source,
-            }),
-            ProcTable::Task(t) => t.set(pid, &st).map(drop).map_err(EbpfError::TaskStorage),
-        }
-    }
-
-    /// The processes marked excluded: every entry of the hash; in task
-    /// storage (which cannot be listed) the running processes' entries.
-    fn marked(&self, running: &[ProcSnapshot]) -> Vec<u32> {
-        let excluded =
-            |st: &mdatp_proc_state| st.flags & mdatp_proc_flags::MDATP_PROC_EXCLUDED != 0;
-        match self {
-            ProcTable::Hash(h) => h
-                .iter()
-                .filter_map(Result::ok)
-                .filter(|(_, st)| excluded(st))
-                .map(|(pid, _)| pid)
-                .collect(),
-            ProcTable::Task(t) => running
-                .iter()
-                .filter(|p| matches!(t.get(p.pid), Ok(Some(st)) if excluded(&st)))
-                .map(|p| p.pid)
-                .collect(),
-        }
-    }
-}
-
 /// Marks running processes whose executable is excluded — by path and by
 /// the file they run (the exec hook does it for processes started from
 /// now on). `reset`: first clears
@@ -199,18 +138,25 @@ impl<'a> ProcTable<'a> {
 /// that inherited a mark lose it too, and are reported: more, not less).
 pub fn mark_running(
     bpf: &mut Ebpf,
-    store: ProcStore,
     filters: &KernelFilters,
     snapshot: &[ProcSnapshot],
     reset: bool,
 ) -> Result<usize, EbpfError> {
-    let mut procs = ProcTable::open(bpf, store)?;
+    let name = "procs";
+    let map = bpf.map_mut(name).ok_or(EbpfError::MissingMap(name))?;
+    let mut procs: HashMap<_, u32, mdatp_proc_state> =
+        HashMap::try_from(map).map_err(|source| EbpfError::Map { name, source })?;
     if reset {
-        for pid in procs.marked(snapshot) {
-            if let Ok(Some(mut st)) = procs.get(pid) {
+        let marked: Vec<u32> = procs
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, st)| st.flags & mdatp_proc_flags::MDATP_PROC_EXCLUDED != 0)
+            .map(|(pid, _)| pid)
+            .collect();
+        for pid in marked {
+            if let Ok(mut st) = procs.get(&pid, 0) {
                 st.flags &= !mdatp_proc_flags::MDATP_PROC_EXCLUDED;
-                // A process gone meanwhile has nothing to clear.
-                let _ = procs.set(pid, st);
+                let _ = procs.insert(pid, st, 0);
             }
         }
     }
@@ -227,9 +173,11 @@ pub fn mark_running(
             continue;
         }
         // An entry made by the kernel meanwhile keeps its fold state.
-        let mut st = procs.get(p.pid)?.unwrap_or_default();
+        let mut st = procs.get(&p.pid, 0).unwrap_or_default();
         st.flags |= mdatp_proc_flags::MDATP_PROC_EXCLUDED;
-        procs.set(p.pid, st)?;
+        procs
+            .insert(p.pid, st, 0)
+            .map_err(|source| EbpfError::Filter { name, source })?;
         n += 1;
     }
     Ok(n)

@@ -1,9 +1,9 @@
 use crate::error_text::chain;
 
 use aya::maps::{MapData, PerCpuArray, ProgramArray, RingBuf};
-use aya::programs::{BtfTracePoint, Program, RawTracePoint};
-use aya::{Btf, Ebpf, EbpfLoader};
-use mdatp_bpf::{Domain, Hook, PROCS_MAP, ProcStore, SYS_EXIT_DISPATCH, SyscallVariant, programs};
+use aya::programs::RawTracePoint;
+use aya::{Ebpf, EbpfLoader};
+use mdatp_bpf::{Domain, Hook, SYS_EXIT_DISPATCH, SyscallVariant, programs};
 
 use std::time::{Duration, Instant};
 
@@ -33,8 +33,6 @@ pub enum EbpfError {
     NothingAttached(String),
     #[error("read the running processes from /proc")]
     Snapshot(#[source] std::io::Error),
-    #[error("read or write the per-process task storage (map `procs`)")]
-    TaskStorage(#[source] std::io::Error),
     #[error("write filter map `{name}`")]
     Filter {
         name: &'static str,
@@ -122,8 +120,6 @@ pub struct EbpfSensor {
     pub hooks: Vec<HookStatus>,
     /// What the ring and the tables were sized to at load.
     pub sizes: MapSizes,
-    /// Where the loaded build keeps per-process state.
-    pub proc_store: ProcStore,
     /// The excluded executables' files as last found (exe_identity.rs),
     /// one per entry of the filters' processes, and when.
     exe_ids: Vec<Option<KernelFileId>>,
@@ -142,30 +138,13 @@ impl EbpfSensor {
             return Err(EbpfError::RingSize(size));
         }
         let wakeup = opts.wakeup_bytes.min(u64::from(size) / 4).max(1);
-        let proc_store = opts.variant.proc_store();
-        // The kernel's BTF, for CO-RE and for the BTF-typed tracepoints:
-        // most of the load's memory peak (docs/PERFORMANCE.md). aya's
-        // loader parses its own private copy when made; it is dropped
-        // (`btf(None)`) before ours is parsed, so that one copy at a time
-        // is held — a second parse costs time (~0.1 s), not memory.
-        let mut loader = EbpfLoader::new();
-        loader.btf(None);
-        let btf = Btf::from_sys_fs().ok();
-        loader
-            .btf(btf.as_ref())
-            // Task storage, which aya has no type for (task_storage.rs).
-            .allow_unsupported_maps()
+        let mut bpf = EbpfLoader::new()
             .map_max_entries("events", size)
+            .map_max_entries("procs", opts.sizes.procs)
             .map_max_entries("udp_flows", opts.sizes.udp_flows)
-            .override_global("wakeup_bytes", &wakeup, true);
-        if proc_store == ProcStore::Hash {
-            // Task storage has no size (the kernel refuses one).
-            loader.map_max_entries(PROCS_MAP, opts.sizes.procs);
-        }
-        let mut bpf = loader
+            .override_global("wakeup_bytes", &wakeup, true)
             .load(opts.variant.object())
             .map_err(EbpfError::Load)?;
-        drop(loader);
         // Filters first: no event may pass before they are in place.
         let mut mounts = MountTable::default();
         let exe_ids = exe_identity::kernel_ids(opts.filters.process_paths(), &mut mounts);
@@ -177,13 +156,7 @@ impl EbpfSensor {
         let marked = crate::procfs::snapshot(std::path::Path::new("/proc"))
             .map_err(EbpfError::Snapshot)
             .and_then(|snapshot| {
-                super::filter_maps::mark_running(
-                    &mut bpf,
-                    proc_store,
-                    &opts.filters,
-                    &snapshot,
-                    false,
-                )
+                super::filter_maps::mark_running(&mut bpf, &opts.filters, &snapshot, false)
             });
         match marked {
             Ok(0) => {}
@@ -230,8 +203,8 @@ impl EbpfSensor {
                     } else {
                         tp.to_string()
                     };
-                    let (hook, r) = attach_tracepoint(&mut bpf, btf.as_ref(), program, &target);
-                    (hook, r.err())
+                    let e = attach_raw_tracepoint(&mut bpf, program, &target).err();
+                    (format!("raw tracepoint {target}"), e)
                 }
                 Hook::TailCall(map, slot) => {
                     let e = if broken {
@@ -279,13 +252,11 @@ impl EbpfSensor {
             return Err(EbpfError::NothingAttached(why));
         }
         // The load's parsing peak is over: give it back (heap.rs).
-        drop(btf);
         crate::heap::return_freed_memory();
         Ok(Self {
             bpf,
             hooks,
             sizes: opts.sizes,
-            proc_store,
             exe_ids,
             exe_ids_at: Instant::now(),
             mounts,
@@ -328,7 +299,7 @@ impl EbpfSensor {
         if new.processes != old.processes {
             let snapshot = crate::procfs::snapshot(std::path::Path::new("/proc"))
                 .map_err(EbpfError::Snapshot)?;
-            super::filter_maps::mark_running(&mut self.bpf, self.proc_store, new, &snapshot, true)?;
+            super::filter_maps::mark_running(&mut self.bpf, new, &snapshot, true)?;
         }
         Ok(())
     }
@@ -368,8 +339,6 @@ pub enum AttachError {
     Load(#[source] aya::programs::ProgramError),
     #[error("attach")]
     Attach(#[source] aya::programs::ProgramError),
-    #[error("the kernel's BTF (/sys/kernel/btf/vmlinux) could not be read")]
-    NoKernelBtf,
     #[error("tail-call map")]
     Map(#[source] aya::maps::MapError),
 }
@@ -418,37 +387,10 @@ fn not_entered_without_dispatcher(hooks: &mut [HookStatus]) {
     }
 }
 
-/// Attaches a program on tracepoint `tp`: a raw tracepoint, or the
-/// BTF-typed one where the build's program is `tp_btf` (the fork hook of
-/// the typed build). Returns how health names the hook.
-fn attach_tracepoint(
-    bpf: &mut Ebpf,
-    btf: Option<&Btf>,
-    name: &str,
-    tp: &str,
-) -> (String, Result<(), AttachError>) {
-    if matches!(bpf.program(name), Some(Program::BtfTracePoint(_))) {
-        (
-            format!("BTF tracepoint {tp}"),
-            attach_btf(bpf, btf, name, tp),
-        )
-    } else {
-        (format!("raw tracepoint {tp}"), attach_raw(bpf, name, tp))
-    }
-}
-
-fn attach_raw(bpf: &mut Ebpf, name: &str, tp: &str) -> Result<(), AttachError> {
+fn attach_raw_tracepoint(bpf: &mut Ebpf, name: &str, tp: &str) -> Result<(), AttachError> {
     let prog: &mut RawTracePoint = program(bpf, name)?;
     prog.load().map_err(AttachError::Load)?;
     prog.attach(tp).map_err(AttachError::Attach)?;
-    Ok(())
-}
-
-fn attach_btf(bpf: &mut Ebpf, btf: Option<&Btf>, name: &str, tp: &str) -> Result<(), AttachError> {
-    let btf = btf.ok_or(AttachError::NoKernelBtf)?;
-    let prog: &mut BtfTracePoint = program(bpf, name)?;
-    prog.load(tp, btf).map_err(AttachError::Load)?;
-    prog.attach().map_err(AttachError::Attach)?;
     Ok(())
 }
 

@@ -3,9 +3,6 @@
 //! 31.6 MiB of kernel memory, preallocated); the loader shrinks each to
 //! what the host can use, from its CPUs, memory and process limit.
 //!
-//! `procs` is sized only for the compat build: the typed build keeps
-//! per-process state in task storage, which has no size.
-//!
 //! A smaller table never hides an event: a process without a slot in
 //! `procs` is not folded and not excluded (its events are reported), and a
 //! forgotten UDP flow is reported again. Only the ring can lose, so it is

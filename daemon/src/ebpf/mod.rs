@@ -12,7 +12,6 @@ pub mod map_sizes;
 pub mod probe;
 pub mod records;
 mod source;
-mod task_storage;
 
 pub use convert::{Converter, EbpfLoss};
 pub use counters::BpfCounters;

@@ -13,14 +13,8 @@ use aya::programs::{LsmAttachType, ProgramType};
 use aya::sys::{BpfHelper, is_helper_supported, is_map_supported, is_program_supported};
 use mdatp_bpf::SyscallVariant;
 
-/// The helpers the typed build calls beyond the compat one: the typed
-/// task and its registers (the syscall exit programs), task storage (the
-/// per-process state).
-const TYPED_NEEDS: [&str; 3] = [
-    "bpf_get_current_task_btf",
-    "bpf_task_pt_regs",
-    "bpf_task_storage_get",
-];
+/// The helpers the typed build of the syscall exit programs calls.
+const TYPED_NEEDS: [&str; 2] = ["bpf_get_current_task_btf", "bpf_task_pt_regs"];
 
 /// One probed capability: present, or absent with why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,10 +80,6 @@ pub fn probe() -> BTreeMap<&'static str, Probed> {
         ),
         ("bpf_task_pt_regs", helper(BpfHelper::BPF_FUNC_task_pt_regs)),
         (
-            "bpf_task_storage_get",
-            helper(BpfHelper::BPF_FUNC_task_storage_get),
-        ),
-        (
             "task_storage",
             Probed::from_probe(is_map_supported(MapType::TaskStorage)),
         ),
@@ -146,7 +136,6 @@ mod tests {
         let mut p = BTreeMap::from([
             ("bpf_get_current_task_btf", Probed::Yes),
             ("bpf_task_pt_regs", Probed::Yes),
-            ("bpf_task_storage_get", Probed::Yes),
         ]);
         assert_eq!(syscall_variant(&p).0, SyscallVariant::Typed);
         p.insert(

@@ -95,11 +95,8 @@ impl EbpfSource {
     }
 
     /// The loaded object's ring and table sizes (None when not loaded).
-    /// What the maps were sized to, and where per-process state is.
-    pub fn map_sizes(&self) -> Option<(MapSizes, mdatp_bpf::ProcStore)> {
-        self.attached
-            .as_ref()
-            .map(|a| (a.sensor.sizes, a.sensor.proc_store))
+    pub fn map_sizes(&self) -> Option<MapSizes> {
+        self.attached.as_ref().map(|a| a.sensor.sizes)
     }
 
     pub fn hooks(&self) -> &[HookStatus] {

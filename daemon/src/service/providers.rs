@@ -14,7 +14,6 @@ use crate::event::Provider;
 use crate::kind::{EventKind, Served};
 use crate::provider::{self, EbpfSetting, FallbackReason, ProviderKind};
 use crate::source::EventSource;
-use mdatp_bpf::ProcStore;
 
 /// How long both providers' events are compared during a switch.
 const SWITCH_OVERLAP: Duration = Duration::from_secs(3);
@@ -282,14 +281,10 @@ impl Daemon {
                 let sizes = self
                     .ebpf
                     .map_sizes()
-                    .map(|(s, store)| {
-                        let procs = match store {
-                            ProcStore::TaskStorage => "task_storage".to_string(),
-                            ProcStore::Hash => s.procs.to_string(),
-                        };
+                    .map(|s| {
                         format!(
-                            " ring_buffer={}B procs_table={procs} udp_flows_table={}",
-                            s.ring_bytes, s.udp_flows
+                            " ring_buffer={}B procs_table={} udp_flows_table={}",
+                            s.ring_bytes, s.procs, s.udp_flows
                         )
                     })
                     .unwrap_or_default();
