@@ -372,10 +372,11 @@ fn an_excluded_executable_is_its_file_not_its_path_under_audit() {
 }
 
 /// A process already running when the sensor starts, or when a reload
-/// changes the excluded executables, is marked in the kernel from user
-/// space (task storage by pidfd on the typed build, a hash by tgid on the
-/// compat build): its file events stop at start, come back when a reload
-/// drops the exclusion, and stop again when one adds it back.
+/// changes the excluded executables, is marked in the kernel's `procs`
+/// table from user space: its file events stop at start, come back when a
+/// reload drops the exclusion, stop again when one adds it back, and stay
+/// stopped across a switch to audit and back (a new object, fresh maps,
+/// marked before its programs attach).
 #[test]
 fn a_running_excluded_process_is_marked_at_start_and_by_each_reload() {
     skip_unless_root!();

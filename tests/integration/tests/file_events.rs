@@ -492,10 +492,11 @@ fn repeated_read_opens_fold_into_one_counted_event() {
     assert_eq!(count, 10_000, "{hot}");
 }
 
-/// The kernel keeps a process's fold counts on its thread group leader:
-/// they are reported, not lost, when the leader's task goes before the
-/// process does — another thread's exec replaces it, or it leaves first
-/// and another thread runs the opens.
+/// A process's fold counts are reported, not lost, when its thread group
+/// leader goes before the process does — another thread's exec replaces
+/// it, or it leaves first and another thread runs the opens. (State kept
+/// per leader task, as task storage would, loses the first case's counts:
+/// seen with the task storage variant, docs/PERFORMANCE.md.)
 #[test]
 fn folds_are_reported_when_the_group_leader_goes_first() {
     skip_unless_root!();
