@@ -153,11 +153,16 @@ impl EbpfSensor {
         // exec hook marks those started from now on): before any program
         // runs, at start and at every switch back to eBPF (fresh maps).
         // A failure reports more, never less: logged, and the load goes on.
-        let marked = crate::procfs::snapshot(std::path::Path::new("/proc"))
-            .map_err(EbpfError::Snapshot)
-            .and_then(|snapshot| {
-                super::filter_maps::mark_running(&mut bpf, &opts.filters, &snapshot, false)
-            });
+        // No excluded executables (the usual case): no /proc walk at load.
+        let marked = if opts.filters.processes.is_empty() {
+            Ok(0)
+        } else {
+            crate::procfs::snapshot(std::path::Path::new("/proc"))
+                .map_err(EbpfError::Snapshot)
+                .and_then(|snapshot| {
+                    super::filter_maps::mark_running(&mut bpf, &opts.filters, &snapshot, false)
+                })
+        };
         match marked {
             Ok(0) => {}
             Ok(n) => log::info!("{n} running processes have an excluded executable"),
