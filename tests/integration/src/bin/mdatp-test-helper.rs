@@ -7,8 +7,8 @@
 //!                                                   name relative to a directory fd
 //!
 //! mdatp-test-helper open-read-close PATH N inherit SHAPE
-//!   SHAPE is how the process's threads end (the kernel side keeps
-//!   per-process state on the thread group leader):
+//!   SHAPE is how the process's threads end (its fold counts must
+//!   survive the thread group leader going first):
 //!   thread-exec   after the loop, a second thread execs /bin/true (the
 //!                 kernel makes it the leader; the old leader's task goes)
 //!   leader-exits  the main thread leaves first (exit(2)); a second
