@@ -12,6 +12,7 @@ mod delivery;
 mod monitors;
 mod proc;
 mod report;
+mod settle;
 mod soak;
 mod stages;
 mod workloads;
@@ -232,11 +233,28 @@ fn main() -> Result<()> {
             let result = (|| -> Result<()> {
                 for rep in 0..reps {
                     for (wname, n) in &chosen {
+                        // Warm again, untimed: the first cell of a workload in
+                        // a repetition otherwise found what its last run left
+                        // in the caches gone after the other workloads' cells
+                        // (read-heavy's first cell of each repetition was
+                        // 0.6–0.9 s slower, whatever its configuration).
+                        settle::settle().note("the last cell's leftovers");
+                        let st = Command::new(&me)
+                            .args(["workload", wname, &n.to_string()])
+                            .status()?;
+                        if !st.success() {
+                            bail!("workload {wname} failed in its warm pass");
+                        }
                         // Interleaved: the configuration order rotates per repetition.
                         for i in 0..cfgs.len() {
                             let cfg = cfgs[(i + rep) % cfgs.len()];
-                            let mon = monitors::Monitor::start(cfg, &paths)
+                            // Idle before the monitor starts (what the last
+                            // cell left) and after (its own start-up).
+                            settle::settle().note("the last cell's leftovers");
+                            let mut mon = monitors::Monitor::start(cfg, &paths)
                                 .with_context(|| format!("start {cfg}"))?;
+                            settle::settle().note("the monitor's start-up");
+                            mon.mark_start();
                             let t0 = Instant::now();
                             let st = Command::new(&me)
                                 .args(["workload", wname, &n.to_string()])

@@ -267,14 +267,20 @@ tracepoint:syscalls:sys_exit_unlinkat { printf("unlink %d %s %d\n", pid, comm, a
                 std::thread::sleep(Duration::from_millis(300));
             }
         }
-        if let Some(c) = &m.sensor {
-            m.sensor_cpu0 = cpu_seconds(c.id()).unwrap_or(0.0);
-        }
-        if let Some(a) = &m.auditd {
-            m.auditd_cpu0 = cpu_seconds(a.id()).unwrap_or(0.0);
-        }
-        m.kauditd_cpu0 = kauditd_pid().and_then(cpu_seconds).unwrap_or(0.0);
+        m.mark_start();
         Ok(m)
+    }
+
+    /// The CPU counters' zero: what the monitors spend from here on is
+    /// the workload's (start-up excluded).
+    pub fn mark_start(&mut self) {
+        if let Some(c) = &self.sensor {
+            self.sensor_cpu0 = cpu_seconds(c.id()).unwrap_or(0.0);
+        }
+        if let Some(a) = &self.auditd {
+            self.auditd_cpu0 = cpu_seconds(a.id()).unwrap_or(0.0);
+        }
+        self.kauditd_cpu0 = kauditd_pid().and_then(cpu_seconds).unwrap_or(0.0);
     }
 
     /// The sensor's pid, when the configuration runs one.
