@@ -15,24 +15,23 @@ pub struct ProcSnapshot {
     pub argv: crate::argv::Argv,
 }
 
-/// Every process (thread group) under `proc_root`. Processes that vanish
-/// while being read are skipped.
-pub fn snapshot(proc_root: &Path) -> std::io::Result<Vec<ProcSnapshot>> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(proc_root)? {
-        let Ok(entry) = entry else { continue };
-        let Some(pid) = entry
+/// The pids (thread groups) listed under `proc_root`.
+pub fn pids(proc_root: &Path) -> std::io::Result<impl Iterator<Item = u32>> {
+    Ok(fs::read_dir(proc_root)?.filter_map(|entry| {
+        entry
+            .ok()?
             .file_name()
             .to_str()
             .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if let Some(p) = read_process(&entry.path(), pid) {
-            out.push(p);
-        }
-    }
-    Ok(out)
+    }))
+}
+
+/// Every process (thread group) under `proc_root`. Processes that vanish
+/// while being read are skipped.
+pub fn snapshot(proc_root: &Path) -> std::io::Result<Vec<ProcSnapshot>> {
+    Ok(pids(proc_root)?
+        .filter_map(|pid| read_process(&proc_root.join(pid.to_string()), pid))
+        .collect())
 }
 
 /// One process from its /proc directory; None once it is gone.

@@ -62,17 +62,10 @@ impl HostFacts {
         .flatten()
         .min()
         .map_or(TABLE_CEILING, |n| u32::try_from(n).unwrap_or(u32::MAX));
-        let live_processes = std::fs::read_dir("/proc").map_or(TABLE_CEILING, |dir| {
-            let n = dir
-                .filter_map(Result::ok)
-                .filter(|e| {
-                    e.file_name()
-                        .to_str()
-                        .is_some_and(|s| s.parse::<u32>().is_ok())
-                })
-                .count();
-            u32::try_from(n).unwrap_or(u32::MAX)
-        });
+        let live_processes = crate::procfs::pids(std::path::Path::new("/proc"))
+            .map_or(TABLE_CEILING, |p| {
+                u32::try_from(p.count()).unwrap_or(u32::MAX)
+            });
         let mem_bytes = procfs::Current::current()
             .map(|m: procfs::Meminfo| m.mem_total)
             .unwrap_or(u64::MAX);

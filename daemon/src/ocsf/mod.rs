@@ -18,18 +18,24 @@ use file::file_event;
 mod io_uring;
 
 pub const OCSF_VERSION: &str = "1.5.0";
-/// `metadata.product`, the same in every event: written as one constant.
-const PRODUCT: &str = concat!(
-    r#"{"name":"mdatp","vendor_name":"mdatp","version":""#,
-    env!("CARGO_PKG_VERSION"),
-    r#""}"#
-);
+/// `metadata.product` as one JSON constant, with the fields between the
+/// name and the version given (a literal): written once per record, never
+/// formatted.
+macro_rules! product {
+    ($between:literal) => {
+        concat!(
+            r#"{"name":"mdatp","#,
+            $between,
+            r#""version":""#,
+            env!("CARGO_PKG_VERSION"),
+            r#""}"#
+        )
+    };
+}
+/// `metadata.product`, the same in every event.
+const PRODUCT: &str = product!(r#""vendor_name":"mdatp","#);
 /// `metadata.product` of a compact record: the vendor is the product.
-const PRODUCT_COMPACT: &str = concat!(
-    r#"{"name":"mdatp","version":""#,
-    env!("CARGO_PKG_VERSION"),
-    r#""}"#
-);
+const PRODUCT_COMPACT: &str = product!("");
 const EINPROGRESS: i32 = 115;
 const ECONNREFUSED: i32 = 111;
 
