@@ -71,8 +71,8 @@ pub fn settle() -> Settled {
         std::thread::sleep(WINDOW);
         let now = cpu_jiffies();
         quiet = match (last, now) {
-            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
-                let busy = (b1 - b0) as f64 / (t1 - t0) as f64;
+            (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
+                let busy = busy1.saturating_sub(busy0) as f64 / (total1 - total0) as f64;
                 if busy < IDLE_BELOW { quiet + 1 } else { 0 }
             }
             // No /proc/stat: do not wait.
