@@ -233,11 +233,11 @@ fn main() -> Result<()> {
             let result = (|| -> Result<()> {
                 for rep in 0..reps {
                     for (wname, n) in &chosen {
-                        // Warm again, untimed: the first cell of a workload in
-                        // a repetition otherwise found what its last run left
-                        // in the caches gone after the other workloads' cells
-                        // (read-heavy's first cell of each repetition was
-                        // 0.6–0.9 s slower, whatever its configuration).
+                        // Warm again, untimed: without it read-heavy's first
+                        // cell of each repetition was 0.6–0.9 s slower,
+                        // whatever its configuration (after the other
+                        // workloads' cells; cause not pinned down:
+                        // docs/PERFORMANCE.md, Method).
                         settle::settle().note("the last cell's leftovers");
                         let st = Command::new(&me)
                             .args(["workload", wname, &n.to_string()])
