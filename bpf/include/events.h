@@ -390,6 +390,10 @@ struct mdatp_fold_slot {
 	__u64 start_ns; /* first open of the window */
 	__u64 first_repeat_ns;
 	__u64 last_ns;
+	/* The kernel tick (jiffies) of last_ns: a repeat within the same tick
+	 * takes last_ns as its time instead of reading the clock again
+	 * (bpf/include/file_events.bpf.h, fold). */
+	__u64 last_tick;
 };
 
 /* Value of the per-process `procs` map. */

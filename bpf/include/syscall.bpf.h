@@ -54,6 +54,32 @@
 
 #define MDATP_AT_FDCWD -100
 
+#ifndef MDATP_COMPAT
+/*
+ * bpf_rdonly_cast(obj, btf_id) (a kfunc, 6.2+): obj as a read-only typed
+ * pointer to the vmlinux type btf_id, for plain loads; NULL where the
+ * kernel has no such kfunc. aya 0.14 does not resolve kfunc calls, so the
+ * call is written as its raw instruction with a placeholder number that
+ * the loader replaces (daemon/src/ebpf/kfunc.rs): with the kfunc's BTF id
+ * in the running kernel or, where it has none, with `r0 = 0` — the NULL
+ * every caller checks, so the verifier sees the typed loads after it as
+ * never reached. A macro: the type id must be a constant the verifier
+ * sees at the call.
+ */
+#define MDATP_KFUNC_RDONLY_CAST_INSN ".8byte 0x4d44415400002085" /* call, src 2, imm 'MDAT' */
+#define mdatp_rdonly_cast(obj, type)                                                   \
+	({                                                                             \
+		type *t_;                                                              \
+		asm volatile("r1 = %[o]\n"                                             \
+			     "r2 = %[id]\n" MDATP_KFUNC_RDONLY_CAST_INSN "\n"          \
+			     "%[t] = r0\n"                                             \
+			     : [t] "=r"(t_)                                            \
+			     : [o] "r"(obj), [id] "r"(bpf_core_type_id_kernel(type))   \
+			     : "r0", "r1", "r2", "r3", "r4", "r5");                    \
+		t_;                                                                    \
+	})
+#endif
+
 #ifdef MDATP_COMPAT
 
 /* The syscall's saved user registers (never NULL). */
@@ -76,17 +102,29 @@ static __always_inline long mdatp_syscall_nr(void *ctx, struct task_struct *task
 #define SYS_ARG5(regs) PT_REGS_PARM5_CORE_SYSCALL(regs)
 #else
 
-/* Typed: SYS_ARGn are plain loads from it (the pointer the tracepoint
- * passes is untyped for the verifier; this one is the same registers,
- * typed). Never NULL. */
+/* Typed: SYS_ARGn are plain loads from it. The pointer the tracepoint
+ * passes is untyped for the verifier: cast where the kernel has
+ * bpf_rdonly_cast (the verifier inlines that kfunc to a register move),
+ * else the same registers from bpf_task_pt_regs, a helper call (≈ 18 ns
+ * here, on every system call of the host: docs/PERFORMANCE.md). Never
+ * NULL. */
+static __always_inline struct pt_regs *mdatp_task_regs(void *ctx, struct task_struct *task)
+{
+	struct pt_regs *regs = mdatp_rdonly_cast(SYS_EXIT_REGS(ctx), struct pt_regs);
+
+	return regs ? regs : (struct pt_regs *)bpf_task_pt_regs(task);
+}
+
 static __always_inline struct pt_regs *mdatp_syscall_regs(void *ctx)
 {
-	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	struct pt_regs *regs = mdatp_rdonly_cast(SYS_EXIT_REGS(ctx), struct pt_regs);
+
+	return regs ? regs : (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
 static __always_inline long mdatp_syscall_nr(void *ctx, struct task_struct *task)
 {
-	return ((struct pt_regs *)bpf_task_pt_regs(task))->orig_ax;
+	return mdatp_task_regs(ctx, task)->orig_ax;
 }
 
 #define SYS_ARG1(regs) PT_REGS_PARM1_SYSCALL(regs)
@@ -101,11 +139,13 @@ static __always_inline long mdatp_syscall_nr(void *ctx, struct task_struct *task
  * mdatp_fd_file_probe: an untyped pointer, to be read with the helper.
  * mdatp_fd_file: while the
  * task's fd table is the one embedded in its files_struct (no more than 64
- * descriptors ever open, the usual case) the file comes out of the typed
- * fd_array and *typed is set: everything read through it is a plain load.
- * A larger table is a separate allocation reached through a pointer array
- * the verifier does not type, so that file is read with the helper. A NULL
- * files (an exiting task) reads as 0 through the typed pointer.
+ * descriptors ever open) the file comes out of the typed fd_array and
+ * *typed is set: everything read through it is a plain load. A larger
+ * table is a separate allocation reached through a pointer array the
+ * verifier does not type, so that file is read with the helper — unless
+ * the kernel has bpf_rdonly_cast (6.2+), which types the slot of either
+ * table. A NULL files (an exiting task) reads as 0 through the typed
+ * pointer.
  */
 /* The fd table of `files` when fd is within it, else NULL. */
 static __always_inline struct fdtable *mdatp_fd_table(struct files_struct *files, long fd)
@@ -140,6 +180,30 @@ static __always_inline struct file *mdatp_fd_file(long fd, bool *typed)
 	*typed = false;
 	if (!fdt)
 		return NULL;
+#ifndef MDATP_COMPAT
+	/* Where the kernel has bpf_rdonly_cast, any table, embedded or grown
+	 * (a process that ever had more than 64 descriptors open, or was
+	 * forked while its parent had: every child of a shell, which keeps its
+	 * descriptor 255): the slot fds[fd] is cast to a struct kiocb, whose
+	 * first member ki_filp is a `struct file *`, so that loading it gives
+	 * the verifier a typed file (a cast of the slot to "pointer to file
+	 * pointer" is not possible: BTF types only structs this way). The
+	 * offset is CO-RE's, 0 on every kernel seen. Not in MDATP_FD_UNTYPED
+	 * objects: there clang merged the typed flag into the cast's result in
+	 * a way the verifier could not follow (ia32.bpf.c on 6.18: "R6
+	 * invalid mem access 'scalar'"). */
+	if (!MDATP_FD_UNTYPED) {
+		struct file **fds = MDATP_TASK_RD(fdt, fd);
+		struct kiocb *slot = mdatp_rdonly_cast(
+			(char *)&fds[fd] - bpf_core_field_offset(struct kiocb, ki_filp),
+			struct kiocb);
+
+		if (slot) {
+			*typed = true;
+			return slot->ki_filp;
+		}
+	}
+#endif
 	/* Compat (and MDATP_FD_UNTYPED): a constant 0, the typed branch is
 	 * not compiled. */
 	if (MDATP_TASK_TYPED && !MDATP_FD_UNTYPED &&

@@ -225,7 +225,8 @@ fn rust_layout() -> Layout {
             _pad,
             start_ns,
             first_repeat_ns,
-            last_ns
+            last_ns,
+            last_tick
         }
     );
     layout!(m, mdatp_proc_state { flags, _pad, slots });

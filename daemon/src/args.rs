@@ -124,6 +124,12 @@ pub struct Args {
     /// probes say (the compat build runs on new kernels too).
     #[arg(long, hide = true, value_name = "typed|compat")]
     pub test_syscall_variant: Option<VariantArg>,
+
+    /// Testing: load as if the kernel had none of the kfuncs the object
+    /// calls (bpf_rdonly_cast, 6.2+), so the fallback that 5.15-6.1
+    /// kernels take runs here too.
+    #[arg(long, hide = true)]
+    pub test_without_kfuncs: bool,
 }
 
 /// `--test-syscall-variant` values.

@@ -2,12 +2,13 @@ use crate::error_text::chain;
 
 use aya::maps::{MapData, PerCpuArray, ProgramArray, RingBuf};
 use aya::programs::RawTracePoint;
-use aya::{Ebpf, EbpfLoader};
+use aya::{Btf, Ebpf, EbpfLoader};
 use mdatp_bpf::{Domain, Hook, SYS_EXIT_DISPATCH, SyscallVariant, programs};
 
 use std::time::{Duration, Instant};
 
 use super::BpfCounters;
+use super::kfunc::{self, KfuncResolution};
 use super::map_sizes::MapSizes;
 use crate::exe_identity::{self, KernelFileId};
 use crate::filters::KernelFilters;
@@ -55,6 +56,9 @@ pub struct LoadOptions {
     /// Which build of the syscall exit programs to load (chosen by the
     /// capability probes).
     pub variant: SyscallVariant,
+    /// Test hook: resolve the object's kfunc calls as if the kernel had
+    /// none (kfunc.rs).
+    pub without_kfuncs: bool,
 }
 
 /// One program and its hook: attached, or why not.
@@ -120,6 +124,8 @@ pub struct EbpfSensor {
     pub hooks: Vec<HookStatus>,
     /// What the ring and the tables were sized to at load.
     pub sizes: MapSizes,
+    /// How the object's kfunc calls were resolved at load.
+    pub kfuncs: KfuncResolution,
     /// The excluded executables' files as last found (exe_identity.rs),
     /// one per entry of the filters' processes, and when.
     exe_ids: Vec<Option<KernelFileId>>,
@@ -138,13 +144,31 @@ impl EbpfSensor {
             return Err(EbpfError::RingSize(size));
         }
         let wakeup = opts.wakeup_bytes.min(u64::from(size) / 4).max(1);
-        let mut bpf = EbpfLoader::new()
+        // The kernel's BTF serves CO-RE and the kfunc lookup: aya parses it
+        // in `new`, but keeps it to itself, so that copy is dropped before
+        // ours is parsed (two at once would double the start-up peak,
+        // ≈ 18 MiB).
+        let mut loader = EbpfLoader::new();
+        loader.btf(None);
+        let btf = Btf::from_sys_fs().ok();
+        let (object, kfuncs) = kfunc::resolve(
+            opts.variant.object(),
+            btf.as_ref()
+                .filter(|_| !opts.without_kfuncs)
+                .and_then(|b| kfunc::kfunc_id(b, kfunc::RDONLY_CAST)),
+        );
+        if kfuncs.sites > 0 {
+            log::info!("eBPF programs' kernel reads: {kfuncs}");
+        }
+        let mut bpf = loader
+            .btf(btf.as_ref())
             .map_max_entries("events", size)
             .map_max_entries("procs", opts.sizes.procs)
             .map_max_entries("udp_flows", opts.sizes.udp_flows)
             .override_global("wakeup_bytes", &wakeup, true)
-            .load(opts.variant.object())
+            .load(&object)
             .map_err(EbpfError::Load)?;
+        drop(object);
         // Filters first: no event may pass before they are in place.
         let mut mounts = MountTable::default();
         let exe_ids = exe_identity::kernel_ids(opts.filters.process_paths(), &mut mounts);
@@ -262,6 +286,7 @@ impl EbpfSensor {
             bpf,
             hooks,
             sizes: opts.sizes,
+            kfuncs,
             exe_ids,
             exe_ids_at: Instant::now(),
             mounts,

@@ -7,6 +7,7 @@ mod counters;
 pub mod decode;
 mod filter_maps;
 mod io_uring;
+mod kfunc;
 mod loader;
 pub mod map_sizes;
 pub mod probe;
@@ -15,5 +16,6 @@ mod source;
 
 pub use convert::{Converter, EbpfLoss};
 pub use counters::BpfCounters;
+pub use kfunc::KfuncResolution;
 pub use loader::{EbpfError, EbpfSensor, HookStatus, LoadOptions};
 pub use source::EbpfSource;

@@ -10,7 +10,7 @@ use tokio::io::unix::AsyncFd;
 
 use super::convert::Converter;
 use super::map_sizes::MapSizes;
-use super::{EbpfError, EbpfSensor, HookStatus, LoadOptions};
+use super::{EbpfError, EbpfSensor, HookStatus, KfuncResolution, LoadOptions};
 use crate::clock::HostClock;
 use crate::filters::KernelFilters;
 use crate::kind::{EventKind, Served};
@@ -97,6 +97,12 @@ impl EbpfSource {
     /// The loaded object's ring and table sizes (None when not loaded).
     pub fn map_sizes(&self) -> Option<MapSizes> {
         self.attached.as_ref().map(|a| a.sensor.sizes)
+    }
+
+    /// How the loaded object's kfunc calls were resolved (None when not
+    /// loaded).
+    pub fn kfuncs(&self) -> Option<&KfuncResolution> {
+        self.attached.as_ref().map(|a| &a.sensor.kfuncs)
     }
 
     pub fn hooks(&self) -> &[HookStatus] {

@@ -66,6 +66,7 @@ impl Daemon {
             },
             filters: self.config.filters.clone(),
             variant: self.probed.variant.0,
+            without_kfuncs: self.host.args.test_without_kfuncs,
         }
     }
 

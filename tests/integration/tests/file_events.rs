@@ -614,10 +614,12 @@ fn a_switched_off_event_type_is_counted_not_sent() {
     assert!(kernel_counts(&stopped.stderr, "kernel filtered:")["file_open"] > 0);
 }
 
-/// The kernel side reads an opened file through typed loads while the
-/// process's descriptor table is the one embedded in files_struct, and with
-/// the probe helper once the table has grown: both must give the same,
-/// exact event and the same folding.
+/// The kernel side reads an opened file through typed loads: with
+/// bpf_rdonly_cast (6.2+, this host) from either descriptor table; without
+/// it (5.15-6.1, forced here with `--test-without-kfuncs`) from the table
+/// embedded in files_struct, and with the probe helper once the table has
+/// grown. Every way must give the same, exact event and the same folding,
+/// and the log must say which was taken.
 #[test]
 fn opens_are_exact_with_an_embedded_and_a_grown_descriptor_table() {
     skip_unless_root!();
@@ -626,35 +628,58 @@ fn opens_are_exact_with_an_embedded_and_a_grown_descriptor_table() {
     let target = dir.join("table.txt");
     fs::write(&target, b"t").unwrap();
     let meta = fs::metadata(&target).expect("stat");
-    let d = Daemon::start(&[]);
-    let mut pids = Vec::new();
-    for (mode, last_arg) in [("embedded", "child"), ("grown", "grown")] {
-        let pid = run_helper(
-            &d,
-            &["open-read-close", s(&target), "5", mode],
-            &[(2, s(&target)), (4, last_arg)],
+    for (flags, log) in [
+        (&[][..], "bpf_rdonly_cast: yes"),
+        (
+            &["--test-without-kfuncs"][..],
+            "bpf_rdonly_cast: no, not in this kernel",
+        ),
+    ] {
+        let d = Daemon::start(flags);
+        let mut pids = Vec::new();
+        for (mode, last_arg) in [("embedded", "child"), ("grown", "grown")] {
+            let pid = run_helper(
+                &d,
+                &["open-read-close", s(&target), "5", mode],
+                &[(2, s(&target)), (4, last_arg)],
+            );
+            pids.push((mode, pid));
+        }
+        let stopped = d.stop();
+        assert!(
+            stopped.stderr.contains(log),
+            "{flags:?}: no \"{log}\" in the log"
         );
-        pids.push((mode, pid));
-    }
-    let stopped = d.stop();
-    for (mode, pid) in pids {
-        let mine = file_events_of(&stopped.events, pid, &target);
-        assert_eq!(mine.len(), 2, "{mode}: first open + one fold: {mine:#?}");
-        assert_eq!(at(mine[0], "/count"), 1, "{mode}");
-        assert_eq!(access(mine[0]), ["read"], "{mode}");
-        assert_eq!(at(mine[0], "/file/name"), "table.txt", "{mode}");
-        assert_eq!(at(mine[0], "/unmapped/file/inode"), meta.ino(), "{mode}");
-        assert_eq!(
-            at(mine[0], "/unmapped/file/device"),
-            dev_string(&target).as_str(),
-            "{mode}"
-        );
-        assert_eq!(
-            at(mine[0], "/unmapped/file/mount_id"),
-            mount_id(&target),
-            "{mode}"
-        );
-        assert_eq!(at(mine[1], "/count"), 4, "{mode}");
-        assert_eq!(at(mine[1], "/unmapped/folded"), true, "{mode}");
+        for (mode, pid) in pids {
+            let mode = format!("{mode} {flags:?}");
+            let mine = file_events_of(&stopped.events, pid, &target);
+            assert_eq!(mine.len(), 2, "{mode}: first open + one fold: {mine:#?}");
+            assert_eq!(at(mine[0], "/count"), 1, "{mode}");
+            assert_eq!(access(mine[0]), ["read"], "{mode}");
+            assert_eq!(at(mine[0], "/file/name"), "table.txt", "{mode}");
+            assert_eq!(at(mine[0], "/unmapped/file/inode"), meta.ino(), "{mode}");
+            assert_eq!(
+                at(mine[0], "/unmapped/file/device"),
+                dev_string(&target).as_str(),
+                "{mode}"
+            );
+            assert_eq!(
+                at(mine[0], "/unmapped/file/mount_id"),
+                mount_id(&target),
+                "{mode}"
+            );
+            assert_eq!(at(mine[1], "/count"), 4, "{mode}");
+            assert_eq!(at(mine[1], "/unmapped/folded"), true, "{mode}");
+            // The folded record's times: after the first open's, in order.
+            let (first, start, end) = (
+                at(mine[0], "/unmapped/time_ns").as_u64().unwrap(),
+                at(mine[1], "/unmapped/start_time_ns").as_u64().unwrap(),
+                at(mine[1], "/unmapped/end_time_ns").as_u64().unwrap(),
+            );
+            assert!(
+                first <= start && start <= end,
+                "{mode}: {first} {start} {end}"
+            );
+        }
     }
 }
