@@ -20,8 +20,10 @@ use super::{
     BatchWriter, Compression, FileOutput, Flushed, FsyncPolicy, OutputConfig, Pending, Sink,
     SinkStatus,
 };
+use background_sync::BackgroundSync;
 use compress::{Compressor, zst_path};
 
+mod background_sync;
 mod compress;
 use crate::kind::EventKind;
 
@@ -45,6 +47,8 @@ pub struct FileSink {
     torn_repaired: u64,
     /// Compresses rotated files when `compress` says so.
     compressor: Compressor,
+    /// `fsync: interval`'s fsync, off the event loop.
+    background_sync: BackgroundSync,
 }
 
 impl FileSink {
@@ -82,6 +86,7 @@ impl FileSink {
             reopened: 0,
             torn_repaired: u64::from(torn > 0),
             compressor: Compressor::default(),
+            background_sync: BackgroundSync::default(),
         };
         compress::remove_leftovers((1..=config.keep).map(|n| sink.numbered(n)));
         sink.open_file()?;
@@ -116,7 +121,20 @@ impl FileSink {
         self.open_file()
     }
 
+    /// `fsync: interval`'s tick: the fsync starts on a thread of its own
+    /// (the data stays marked unsynced while one still runs).
+    fn sync_in_background(&mut self) {
+        if let (Some(f), true) = (&self.file, self.dirty)
+            && self.background_sync.start(f, &self.path)
+        {
+            self.dirty = false;
+        }
+    }
+
+    /// Syncs now (rotation, reopen, stop, `fsync: batch`), after any
+    /// fsync still running on its thread.
     fn sync(&mut self) {
+        self.background_sync.wait(&self.path);
         if let (Some(f), true) = (&self.file, self.dirty)
             && self.config.fsync != FsyncPolicy::Never
             && let Err(e) = f.sync_data()
@@ -250,7 +268,7 @@ impl Sink for FileSink {
 
     fn tick(&mut self) {
         if self.config.fsync == FsyncPolicy::Interval {
-            self.sync();
+            self.sync_in_background();
         }
         // A rename by logrotate (`create`) or a removal: the next events
         // go to a file at the path, not into the renamed or unlinked one.
