@@ -2,7 +2,7 @@ use crate::error_text::chain;
 
 use aya::maps::{MapData, PerCpuArray, ProgramArray, RingBuf};
 use aya::programs::RawTracePoint;
-use aya::{Btf, Ebpf, EbpfLoader};
+use aya::{Ebpf, EbpfLoader};
 use mdatp_bpf::{Domain, Hook, SYS_EXIT_DISPATCH, SyscallVariant, programs};
 
 use std::time::{Duration, Instant};
@@ -144,24 +144,18 @@ impl EbpfSensor {
             return Err(EbpfError::RingSize(size));
         }
         let wakeup = opts.wakeup_bytes.min(u64::from(size) / 4).max(1);
-        // The kernel's BTF serves CO-RE and the kfunc lookup: aya parses it
-        // in `new`, but keeps it to itself, so that copy is dropped before
-        // ours is parsed (two at once would double the start-up peak,
-        // ≈ 18 MiB).
-        let mut loader = EbpfLoader::new();
-        loader.btf(None);
-        let btf = Btf::from_sys_fs().ok();
-        let (object, kfuncs) = kfunc::resolve(
-            opts.variant.object(),
-            btf.as_ref()
-                .filter(|_| !opts.without_kfuncs)
-                .and_then(|b| kfunc::kfunc_id(b, kfunc::RDONLY_CAST)),
-        );
+        // Before aya's loader parses the kernel's BTF: the scan's buffer
+        // is gone by then (the start-up peak is that parse).
+        let cast_id = if opts.without_kfuncs {
+            None
+        } else {
+            kfunc::kernel_func_id(kfunc::RDONLY_CAST)
+        };
+        let (object, kfuncs) = kfunc::resolve(opts.variant.object(), cast_id);
         if kfuncs.sites > 0 {
             log::info!("eBPF programs' kernel reads: {kfuncs}");
         }
-        let mut bpf = loader
-            .btf(btf.as_ref())
+        let mut bpf = EbpfLoader::new()
             .map_max_entries("events", size)
             .map_max_entries("procs", opts.sizes.procs)
             .map_max_entries("udp_flows", opts.sizes.udp_flows)
