@@ -152,9 +152,7 @@ impl EbpfSensor {
             kfunc::kernel_func_id(kfunc::RDONLY_CAST)
         };
         let (object, kfuncs) = kfunc::resolve(opts.variant.object(), cast_id);
-        if kfuncs.sites > 0 {
-            log::info!("eBPF programs' kernel reads: {kfuncs}");
-        }
+        log::info!("eBPF programs' kernel reads: {kfuncs}");
         let mut bpf = EbpfLoader::new()
             .map_max_entries("events", size)
             .map_max_entries("procs", opts.sizes.procs)

@@ -646,6 +646,12 @@ fn opens_are_exact_with_an_embedded_and_a_grown_descriptor_table() {
             pids.push((mode, pid));
         }
         let stopped = d.stop();
+        // The compat build (scripts/dev.sh compat-test) calls no kfunc.
+        let log = if std::env::var("MDATP_TEST_SYSCALL_VARIANT").as_deref() == Ok("compat") {
+            "no kfunc calls in this build"
+        } else {
+            log
+        };
         assert!(
             stopped.stderr.contains(log),
             "{flags:?}: no \"{log}\" in the log"
