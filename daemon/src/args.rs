@@ -72,8 +72,9 @@ pub struct Args {
     #[arg(long, value_name = "BYTES")]
     pub ring_buffer_size: Option<u32>,
 
-    /// Ring fill in bytes at which the kernel wakes the daemon; below it
-    /// the daemon drains on a short timer (batched wake-ups).
+    /// The kernel wakes the daemon once per this many bytes of unread
+    /// records (on every record past four times this much); between
+    /// wake-ups the daemon drains on a short timer (batched wake-ups).
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
     pub wakeup_bytes: u64,
 
@@ -130,6 +131,12 @@ pub struct Args {
     /// kernels take runs here too.
     #[arg(long, hide = true)]
     pub test_without_kfuncs: bool,
+
+    /// Testing: resolve the kfunc calls with an id the kernel refuses, so
+    /// that the load must go again without them (what a kernel that has
+    /// the kfunc but does not allow it here would make happen).
+    #[arg(long, hide = true)]
+    pub test_refused_kfuncs: bool,
 }
 
 /// `--test-syscall-variant` values.

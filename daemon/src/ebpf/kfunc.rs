@@ -22,6 +22,8 @@ pub struct KfuncResolution {
     /// The kfunc's BTF id in the running kernel; None where it has none
     /// (each site then reads as NULL).
     pub btf_id: Option<u32>,
+    /// The kernel has it but refused the calls: loaded again without.
+    pub refused: bool,
 }
 
 impl std::fmt::Display for KfuncResolution {
@@ -32,11 +34,23 @@ impl std::fmt::Display for KfuncResolution {
             (_, Some(_)) => write!(f, "{RDONLY_CAST}: yes (plain loads)"),
             (_, None) => write!(
                 f,
-                "{RDONLY_CAST}: no, not in this kernel (6.2+): bpf_task_pt_regs and \
-                 bpf_probe_read_kernel instead"
+                "{RDONLY_CAST}: no, {}: bpf_task_pt_regs and bpf_probe_read_kernel instead",
+                if self.refused {
+                    "refused by this kernel"
+                } else {
+                    "not in this kernel (6.2+)"
+                }
             ),
         }
     }
+}
+
+/// Whether a program's load error is the verifier refusing a kfunc call
+/// (not allowed for this program type, or no such function).
+pub fn refused(error: &str) -> bool {
+    ["kernel function", "kernel btf_id", "kfunc"]
+        .iter()
+        .any(|w| error.contains(w))
 }
 
 /// Where the running kernel's BTF is.
@@ -123,7 +137,14 @@ pub fn resolve(object: &[u8], btf_id: Option<u32>) -> (Vec<u8>, KfuncResolution)
             sites += 1;
         }
     }
-    (out, KfuncResolution { sites, btf_id })
+    (
+        out,
+        KfuncResolution {
+            sites,
+            btf_id,
+            refused: false,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -242,6 +263,18 @@ mod tests {
                 .ok();
             assert_eq!(func_id(&data, name), want, "{name}");
         }
+    }
+
+    #[test]
+    fn the_verifiers_kfunc_refusals_are_recognised_and_nothing_else() {
+        for e in [
+            "calling kernel function bpf_rdonly_cast is not allowed",
+            "kernel btf_id 1 is not a function",
+            "JIT does not support calling kfunc bpf_rdonly_cast",
+        ] {
+            assert!(refused(e), "{e}");
+        }
+        assert!(!refused("R6 invalid mem access 'scalar'"));
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub enum EbpfError {
 pub struct LoadOptions {
     /// The ring's and the tables' sizes (map_sizes.rs).
     pub sizes: MapSizes,
-    /// Ring fill at which a submit wakes user space.
+    /// Unread bytes per wake-up of user space (common.bpf.h).
     pub wakeup_bytes: u64,
     /// Test hook: programs whose attach is pointed at a tracepoint that
     /// does not exist, so the kernel refuses it for real.
@@ -56,9 +56,21 @@ pub struct LoadOptions {
     /// Which build of the syscall exit programs to load (chosen by the
     /// capability probes).
     pub variant: SyscallVariant,
-    /// Test hook: resolve the object's kfunc calls as if the kernel had
-    /// none (kfunc.rs).
-    pub without_kfuncs: bool,
+    /// How the object's kfunc calls are resolved (kfunc.rs); not
+    /// `Kernel` only in tests.
+    pub kfuncs: KfuncChoice,
+}
+
+/// How the loader resolves the object's kfunc calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KfuncChoice {
+    /// By the running kernel's BTF (the default).
+    Kernel,
+    /// As if the kernel had none (`--test-without-kfuncs`).
+    None,
+    /// With an id the kernel refuses (`--test-refused-kfuncs`): the load
+    /// must go again without them.
+    BadId,
 }
 
 /// One program and its hook: attached, or why not.
@@ -138,21 +150,50 @@ pub struct EbpfSensor {
 const EXE_ID_REFRESH: Duration = Duration::from_secs(30);
 
 impl EbpfSensor {
+    /// Loads and attaches. Where the kernel refuses the kfunc calls (a
+    /// kernel between 6.2 and the ones tested that has the kfunc but does
+    /// not let these programs call it), everything is loaded again
+    /// without them: the helper paths of 5.15-6.1.
     pub fn load(opts: &LoadOptions) -> Result<Self, EbpfError> {
+        let kfunc_id = match opts.kfuncs {
+            KfuncChoice::Kernel => kfunc::kernel_func_id(kfunc::RDONLY_CAST),
+            KfuncChoice::None => None,
+            KfuncChoice::BadId => Some(1),
+        };
+        let sensor = Self::load_with(opts, kfunc_id)?;
+        let refused: Vec<&str> = sensor
+            .hooks
+            .iter()
+            .filter_map(|h| h.error.as_deref().filter(|e| kfunc::refused(e)))
+            .collect();
+        if kfunc_id.is_none() || refused.is_empty() {
+            log::info!("eBPF programs' kernel reads: {}", sensor.kfuncs);
+            return Ok(sensor);
+        }
+        log::warn!(
+            "this kernel refused the {} calls of {} programs (the first: {}): loading \
+             everything again without them",
+            kfunc::RDONLY_CAST,
+            refused.len(),
+            refused[0]
+        );
+        drop(sensor);
+        let mut sensor = Self::load_with(opts, None)?;
+        sensor.kfuncs.refused = true;
+        log::info!("eBPF programs' kernel reads: {}", sensor.kfuncs);
+        Ok(sensor)
+    }
+
+    fn load_with(opts: &LoadOptions, kfunc_id: Option<u32>) -> Result<Self, EbpfError> {
         let size = opts.sizes.ring_bytes;
         if size < 4096 || !size.is_power_of_two() {
             return Err(EbpfError::RingSize(size));
         }
         let wakeup = opts.wakeup_bytes.min(u64::from(size) / 4).max(1);
-        // Before aya's loader parses the kernel's BTF: the scan's buffer
-        // is gone by then (the start-up peak is that parse).
-        let cast_id = if opts.without_kfuncs {
-            None
-        } else {
-            kfunc::kernel_func_id(kfunc::RDONLY_CAST)
-        };
-        let (object, kfuncs) = kfunc::resolve(opts.variant.object(), cast_id);
-        log::info!("eBPF programs' kernel reads: {kfuncs}");
+        // The kfunc was looked up (`load`) before aya's loader parses the
+        // kernel's BTF: the scan's buffer is gone by then (the start-up
+        // peak is that parse).
+        let (object, kfuncs) = kfunc::resolve(opts.variant.object(), kfunc_id);
         let mut bpf = EbpfLoader::new()
             .map_max_entries("events", size)
             .map_max_entries("procs", opts.sizes.procs)

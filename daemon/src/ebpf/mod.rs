@@ -17,5 +17,5 @@ mod source;
 pub use convert::{Converter, EbpfLoss};
 pub use counters::BpfCounters;
 pub use kfunc::KfuncResolution;
-pub use loader::{EbpfError, EbpfSensor, HookStatus, LoadOptions};
+pub use loader::{EbpfError, EbpfSensor, HookStatus, KfuncChoice, LoadOptions};
 pub use source::EbpfSource;

@@ -190,17 +190,12 @@ impl Daemon {
             version: env!("CARGO_PKG_VERSION").into(),
             kernel: self.host.kernel.clone(),
             kernel_capabilities: self.probed.capabilities.clone(),
-            ebpf_program_build: match self.ebpf.kfuncs() {
-                Some(k) => format!(
-                    "{}: {}; {k}",
-                    self.probed.variant.0.name(),
-                    self.probed.variant.1
-                ),
-                None => format!(
-                    "{}: {}",
-                    self.probed.variant.0.name(),
-                    self.probed.variant.1
-                ),
+            ebpf_program_build: {
+                let (variant, why) = &self.probed.variant;
+                match self.ebpf.kfuncs() {
+                    Some(k) => format!("{}: {why}; {k}", variant.name()),
+                    None => format!("{}: {why}", variant.name()),
+                }
             },
         }
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::Daemon;
 use crate::audit::AuditError;
 use crate::audit::source::{AuditRules, clear_ours};
+use crate::ebpf::KfuncChoice;
 use crate::ebpf::LoadOptions;
 use crate::ebpf::map_sizes::{HostFacts, MapSizes};
 use crate::ebpf::probe::KernelProbe;
@@ -66,7 +67,13 @@ impl Daemon {
             },
             filters: self.config.filters.clone(),
             variant: self.probed.variant.0,
-            without_kfuncs: self.host.args.test_without_kfuncs,
+            kfuncs: if self.host.args.test_without_kfuncs {
+                KfuncChoice::None
+            } else if self.host.args.test_refused_kfuncs {
+                KfuncChoice::BadId
+            } else {
+                KfuncChoice::Kernel
+            },
         }
     }
 

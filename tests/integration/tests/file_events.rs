@@ -634,6 +634,12 @@ fn opens_are_exact_with_an_embedded_and_a_grown_descriptor_table() {
             &["--test-without-kfuncs"][..],
             "bpf_rdonly_cast: no, not in this kernel",
         ),
+        // A kernel that has the kfunc but refuses it here: loaded again
+        // without.
+        (
+            &["--test-refused-kfuncs"][..],
+            "bpf_rdonly_cast: no, refused by this kernel",
+        ),
     ] {
         let d = Daemon::start(flags);
         let mut pids = Vec::new();
