@@ -233,8 +233,9 @@ static __always_inline void mdatp_count(__u32 type, int ok)
  * at least), every record wakes it again: a wake-up user space missed
  * cannot leave it asleep while the ring fills, and the interrupts slow
  * the producer a little near the end of the ring (an open storm with
- * folding off, at ~290 MB/s of JSON to disk, lost events to 20-50 ms
- * write(2) stalls without it, and none with it in 3 runs). */
+ * folding off, at ~290 MB/s of JSON to disk, lost 9,443 events in one of
+ * two runs without it while the daemon waited on the disk, and none in 3
+ * runs with it: docs/PERFORMANCE.md). */
 static __always_inline __u64 mdatp_wakeup_flag(__u64 size)
 {
 	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);

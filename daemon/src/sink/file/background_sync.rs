@@ -1,9 +1,9 @@
 //! The once-a-second fsync (`fsync: interval`) on a thread of its own.
 //! On the event loop it held the loop for as long as the disk took to
 //! write a second's worth of events: at 300,000 events/s (~290 MB/s of
-//! JSON, an open storm with folding off) that outlasted the ring's
-//! ~50 ms of room, and the kernel dropped events (counted) while the
-//! daemon waited in fdatasync. The write(2)s stay on the loop; only the
+//! JSON, an open storm with folding off) the ring's ~50 ms of room filled
+//! and the kernel dropped events (counted) while the daemon waited on the
+//! disk (docs/PERFORMANCE.md). The write(2)s stay on the loop; only the
 //! wait for the disk moves.
 
 use std::fs::File;
