@@ -17,6 +17,8 @@ struct mdatp_net_trie_map excluded_nets SEC(".maps");
 struct mdatp_udp_flows_map udp_flows SEC(".maps");
 
 const volatile __u64 wakeup_bytes = 256 * 1024;
+/* Set by the loader: bpf_rdonly_cast's calls are resolved (kfunc.bpf.h). */
+const volatile __u32 rdonly_cast_resolved = 0;
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

@@ -13,6 +13,11 @@ pub enum Config {
     /// mdatpd with folding off: one record per open.
     #[value(name = "mdatpd-ebpf-nofold")]
     EbpfNoFold,
+    /// mdatpd with every event type switched off: the hooks attached and
+    /// every program returning at its first check. The floor any sensor
+    /// on these hooks pays, measured beside the targets it limits.
+    #[value(name = "mdatpd-ebpf-all-off")]
+    EbpfAllOff,
     /// The compat build of the syscall exit programs (what 5.8-5.14
     /// load), forced on this kernel: its cost against the typed build's.
     #[value(name = "mdatpd-ebpf-compat")]
@@ -33,10 +38,11 @@ pub enum Config {
 
 impl Config {
     /// Every configuration, in the report's order.
-    pub const ALL: [Config; 8] = [
+    pub const ALL: [Config; 9] = [
         Config::Baseline,
         Config::Ebpf,
         Config::EbpfNoFold,
+        Config::EbpfAllOff,
         Config::EbpfCompat,
         Config::EbpfCompact,
         Config::MdatpdAuditd,
@@ -49,6 +55,7 @@ impl Config {
             Config::Baseline => "baseline",
             Config::Ebpf => "mdatpd-ebpf",
             Config::EbpfNoFold => "mdatpd-ebpf-nofold",
+            Config::EbpfAllOff => "mdatpd-ebpf-all-off",
             Config::EbpfCompat => "mdatpd-ebpf-compat",
             Config::EbpfCompact => "mdatpd-ebpf-detail-compact",
             Config::MdatpdAuditd => "mdatpd-auditd",
@@ -62,6 +69,7 @@ impl Config {
             self,
             Config::Ebpf
                 | Config::EbpfNoFold
+                | Config::EbpfAllOff
                 | Config::EbpfCompat
                 | Config::EbpfCompact
                 | Config::MdatpdAuditd
@@ -83,6 +91,12 @@ impl Config {
         });
         match self {
             Config::EbpfNoFold => yaml.push_str("folding: {enabled: false}\n"),
+            Config::EbpfAllOff => {
+                yaml.push_str("events:\n");
+                for kind in mdatpd::kind::EventKind::ALL {
+                    yaml.push_str(&format!("  {kind}: false\n"));
+                }
+            }
             Config::MdatpdAuditd => {
                 yaml.push_str("ebpf_supplementary_event_provider: disabled\n");
             }

@@ -201,6 +201,7 @@ impl Monitor {
             Config::Baseline => {}
             Config::Ebpf
             | Config::EbpfNoFold
+            | Config::EbpfAllOff
             | Config::EbpfCompat
             | Config::EbpfCompact
             | Config::MdatpdAuditd => {

@@ -33,6 +33,7 @@
 #define MDATP_TYPED_TASK
 #endif
 #include "common.bpf.h"
+#include "kfunc.bpf.h"
 #include "path.bpf.h"
 #include "task.bpf.h"
 
@@ -54,31 +55,6 @@
 
 #define MDATP_AT_FDCWD -100
 
-#ifndef MDATP_COMPAT
-/*
- * bpf_rdonly_cast(obj, btf_id) (a kfunc, 6.2+): obj as a read-only typed
- * pointer to the vmlinux type btf_id, for plain loads; NULL where the
- * kernel has no such kfunc. aya 0.14 does not resolve kfunc calls, so the
- * call is written as its raw instruction with a placeholder number that
- * the loader replaces (daemon/src/ebpf/kfunc.rs): with the kfunc's BTF id
- * in the running kernel or, where it has none, with `r0 = 0` — the NULL
- * every caller checks, so the verifier sees the typed loads after it as
- * never reached. A macro: the type id must be a constant the verifier
- * sees at the call.
- */
-#define MDATP_KFUNC_RDONLY_CAST_INSN ".8byte 0x4d44415400002085" /* call, src 2, imm 'MDAT' */
-#define mdatp_rdonly_cast(obj, type)                                                   \
-	({                                                                             \
-		type *t_;                                                              \
-		asm volatile("r1 = %[o]\n"                                             \
-			     "r2 = %[id]\n" MDATP_KFUNC_RDONLY_CAST_INSN "\n"          \
-			     "%[t] = r0\n"                                             \
-			     : [t] "=r"(t_)                                            \
-			     : [o] "r"(obj), [id] "r"(bpf_core_type_id_kernel(type))   \
-			     : "r0", "r1", "r2", "r3", "r4", "r5");                    \
-		t_;                                                                    \
-	})
-#endif
 
 #ifdef MDATP_COMPAT
 
@@ -218,11 +194,6 @@ static __always_inline struct file *mdatp_fd_file(long fd, bool *typed)
 		}
 	}
 	return mdatp_fd_slot(fdt, fd);
-}
-
-static __always_inline __u32 mdatp_mnt_id(struct vfsmount *vfsmnt)
-{
-	return BPF_CORE_READ(mdatp_real_mount(vfsmnt), mnt_id);
 }
 
 /* `typed`: p's dentry is a BTF-typed pointer (see mdatp_walk_path). */

@@ -199,6 +199,13 @@ impl EbpfSensor {
             .map_max_entries("procs", opts.sizes.procs)
             .map_max_entries("udp_flows", opts.sizes.udp_flows)
             .override_global("wakeup_bytes", &wakeup, true)
+            // The programs branch on it where a NULL check of the cast
+            // would make the verifier walk both sides (kfunc.bpf.h).
+            .override_global(
+                "rdonly_cast_resolved",
+                &u32::from(kfuncs.btf_id.is_some() && kfuncs.sites > 0),
+                true,
+            )
             .load(&object)
             .map_err(EbpfError::Load)?;
         drop(object);
