@@ -18,9 +18,9 @@
  *   registers and what hangs off them are read with plain loads, which the
  *   verifier turns into fault-checked loads, instead of a
  *   bpf_probe_read_kernel call per field (each call is ~25 ns on the hot
- *   path of every open). Objects reached through a pointer array (the fd
- *   table) are not typed for the verifier and are still read with the
- *   helper.
+ *   path of every open). Objects the verifier cannot type (a slot of the
+ *   fd table, a mount reached from its vfsmount) are read with the helper
+ *   before 6.2, and typed by bpf_rdonly_cast from 6.2 (kfunc.bpf.h).
  * - compat (MDATP_COMPAT, a second object): for 5.8-5.14, where neither
  *   helper exists: the registers the tracepoint passes are read with the
  *   helper. The daemon loads one variant, chosen by probing the helpers
