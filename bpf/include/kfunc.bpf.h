@@ -25,10 +25,11 @@ extern const volatile __u32 rdonly_cast_resolved;
  * kernel has no such kfunc. aya 0.14 does not resolve kfunc calls, so the
  * call is written as its raw instruction with a placeholder number that
  * the loader replaces (daemon/src/ebpf/kfunc.rs): with the kfunc's BTF id
- * in the running kernel or, where it has none, with `r0 = 0` — the NULL
- * every caller checks, so the verifier sees the typed loads after it as
- * never reached. A macro: the type id must be a constant the verifier
- * sees at the call.
+ * in the running kernel or, where it has none, with `r0 = 0`. A caller
+ * either checks the result for NULL (the verifier then sees the typed
+ * loads after it as never reached where it is `r0 = 0`) or, where both
+ * sides are large, branches on rdonly_cast_resolved instead. A macro: the
+ * type id must be a constant the verifier sees at the call.
  */
 #define MDATP_KFUNC_RDONLY_CAST_INSN ".8byte 0x4d44415400002085" /* call, src 2, imm 'MDAT' */
 #define mdatp_rdonly_cast(obj, type)                                                   \

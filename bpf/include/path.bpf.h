@@ -27,25 +27,17 @@ static __always_inline struct mount *mdatp_real_mount(struct vfsmount *vfsmnt)
 	return (struct mount *)((char *)vfsmnt - bpf_core_field_offset(struct mount, mnt));
 }
 
-/* The struct mount around vfsmnt as a typed (read-only) pointer where the
- * kernel has bpf_rdonly_cast (6.2+), for plain loads of its fields; NULL
- * elsewhere. Pointer arithmetic from a struct vfsmount leaves the verifier
- * no type, so without the cast every mount field is a helper call. */
-static __always_inline struct mount *mdatp_mount_typed(struct vfsmount *vfsmnt)
-{
-#ifdef MDATP_HAVE_RDONLY_CAST
-	return mdatp_rdonly_cast(mdatp_real_mount(vfsmnt), struct mount);
-#else
-	return NULL;
-#endif
-}
-
-/* The mount id of vfsmnt (as in /proc/self/mountinfo). */
+/* The mount id of vfsmnt (as in /proc/self/mountinfo): a plain load from
+ * the cast mount where the cast is resolved, else the helper (a mount is
+ * reached from its vfsmount by pointer arithmetic, which the verifier does
+ * not type). */
 static __always_inline __u32 mdatp_mnt_id(struct vfsmount *vfsmnt)
 {
-	struct mount *mnt = mdatp_mount_typed(vfsmnt);
-
-	return mnt ? mnt->mnt_id : BPF_CORE_READ(mdatp_real_mount(vfsmnt), mnt_id);
+#ifdef MDATP_HAVE_RDONLY_CAST
+	if (rdonly_cast_resolved)
+		return mdatp_rdonly_cast(mdatp_real_mount(vfsmnt), struct mount)->mnt_id;
+#endif
+	return BPF_CORE_READ(mdatp_real_mount(vfsmnt), mnt_id);
 }
 
 /* Prepends "/name" to the path being built backwards in buf, whose first
@@ -79,7 +71,7 @@ static __always_inline struct mdatp_path_result mdatp_path_done(char *buf, __u32
 	return r;
 }
 
-/* The walk where the mount is typed (mdatp_mount_typed): every field a
+/* The walk where the mount and the dentry are cast: every field a
  * plain load, across mounts too (what a typed pointer points to is typed
  * as well). Its own function, not a flag in the other walk: clang merges a
  * typed and an untyped pointer held in one variable in ways the verifier

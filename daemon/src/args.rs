@@ -135,7 +135,7 @@ pub struct Args {
     /// Testing: resolve the kfunc calls with an id the kernel refuses, so
     /// that the load must go again without them (what a kernel that has
     /// the kfunc but does not allow it here would make happen).
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, conflicts_with = "test_without_kfuncs")]
     pub test_refused_kfuncs: bool,
 }
 

@@ -26,6 +26,14 @@ pub struct KfuncResolution {
     pub refused: bool,
 }
 
+impl KfuncResolution {
+    /// The object's calls are real kfunc calls (not `r0 = 0`): what the
+    /// programs' `rdonly_cast_resolved` says (kfunc.bpf.h).
+    pub fn resolved(&self) -> bool {
+        self.sites > 0 && self.btf_id.is_some()
+    }
+}
+
 impl std::fmt::Display for KfuncResolution {
     /// Health's words: what the loaded programs read kernel objects with.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

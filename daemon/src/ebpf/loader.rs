@@ -201,11 +201,7 @@ impl EbpfSensor {
             .override_global("wakeup_bytes", &wakeup, true)
             // The programs branch on it where a NULL check of the cast
             // would make the verifier walk both sides (kfunc.bpf.h).
-            .override_global(
-                "rdonly_cast_resolved",
-                &u32::from(kfuncs.btf_id.is_some() && kfuncs.sites > 0),
-                true,
-            )
+            .override_global("rdonly_cast_resolved", &u32::from(kfuncs.resolved()), true)
             .load(&object)
             .map_err(EbpfError::Load)?;
         drop(object);
