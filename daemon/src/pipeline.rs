@@ -178,6 +178,10 @@ impl Pipeline {
     pub fn tick(&mut self) {
         self.enricher.tick();
         self.sink.tick();
+        // What outputs on their own threads delivered or lost since the
+        // last batch: counted now, not at the next event.
+        let flushed = self.sink.flush();
+        self.account(flushed);
     }
 
     /// A source's in-band loss record, into the last minute's loss: per

@@ -13,6 +13,7 @@ mod settings;
 mod syslog;
 mod threaded;
 mod tls;
+mod writer_thread;
 
 pub use file::FileSink;
 pub use nats::spawn as spawn_nats;

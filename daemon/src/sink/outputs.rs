@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use super::writer_thread::WriterThread;
 use super::{FileSink, Flushed, JsonLines, OutputConfig, Sink, SinkStatus, nats, syslog};
 use crate::kind::EventKind;
 
@@ -192,7 +193,9 @@ fn start(kind: OutputKind, ctx: &OutputContext, c: &OutputConfig) -> Result<Runn
             None => ("stdout".into(), Ok(Box::new(JsonLines::stdout()))),
             Some(p) => (
                 p.display().to_string(),
-                FileSink::open(p, &c.file, &ctx.hostname).map(|s| Box::new(s) as _),
+                FileSink::open(p, &c.file, &ctx.hostname)
+                    .and_then(|s| WriterThread::spawn("file", s))
+                    .map(|s| Box::new(s) as _),
             ),
         },
         OutputKind::Syslog => (

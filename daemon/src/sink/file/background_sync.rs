@@ -3,8 +3,9 @@
 //! write a second's worth of events: at 300,000 events/s (~290 MB/s of
 //! JSON, an open storm with folding off) the ring's ~50 ms of room filled
 //! and the kernel dropped events (counted) while the daemon waited on the
-//! disk (docs/PERFORMANCE.md). The write(2)s stay on the loop; only the
-//! wait for the disk moves.
+//! disk (docs/PERFORMANCE.md). The write(2)s are on the file's writer
+//! thread (`sink/writer_thread.rs`), which this keeps from waiting on
+//! the disk's writeback as well.
 
 use std::fs::File;
 use std::io;
