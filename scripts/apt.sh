@@ -7,8 +7,14 @@ apt_install() {
     done
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "$(basename "$0"): installing ${missing[*]}" >&2
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        # One of our installs at a time: the test command builds the guest
+        # images in the background while it installs the packagers, and
+        # apt refuses a second process at once instead of waiting.
+        (
+            flock 8
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        ) 8>/var/lib/apt/mdatp-install.lock
     fi
 }
 

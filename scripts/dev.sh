@@ -82,6 +82,26 @@ matrix_compare() {
     python3 tests/integration/workload/matrix.py compare "${rows[@]}" --doc docs/KERNELS.md "$@"
 }
 
+# Every guest image the test command boots, built in the background
+# (images_start) into the cache; images_wait stops the command with the
+# build's log when one failed. An exit before that stops the build.
+IMAGES_LOG=target/vm-images.log
+images_start() {
+    mkdir -p target
+    setsid bash -c "set -e
+        tests/integration/vm/run.sh --image-only
+        tests/integration/vm/run.sh --distro debian11 --image-only
+        for k in $MATRIX_KERNELS; do tests/integration/vm/run.sh --kernel \$k --image-only; done" \
+        > "$IMAGES_LOG" 2>&1 &
+    IMAGES_PID=$!
+    trap 'kill -- -$IMAGES_PID 2>/dev/null || true' EXIT
+}
+images_wait() {
+    wait "$IMAGES_PID" || { tail -30 "$IMAGES_LOG" >&2; die "building the guest images failed (whole log: $IMAGES_LOG)"; }
+    trap - EXIT
+    echo "dev.sh: guest images ready ($(grep -c 'building the' "$IMAGES_LOG") built, the rest cached)" >&2
+}
+
 case "${1:-}" in
 run)
     shift
@@ -96,9 +116,16 @@ test)
     # the target directory.
     export CARGO_INCREMENTAL=0
     need_disk "${CARGO_TARGET_DIR:-target}" 5 "the build, the tests and the packages"
+    need_disk "${MDATP_VM_CACHE:-/var/cache/mdatp-vm}" 4 "the guest images (3 GiB each, sparse) and their run copies"
+    # The guest images (downloads and dpkg in a chroot, a few minutes
+    # each when not cached) build while the code compiles and packages,
+    # and are done before the host tests start: nothing runs beside those.
+    images_start
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo build --workspace
+    scripts/package.sh
+    images_wait
     # Every test daemon's events are kept for the OCSF schema check.
     export MDATP_TEST_EVENT_ARCHIVE=$PWD/target/test-events
     rm -rf "$MDATP_TEST_EVENT_ARCHIVE"
@@ -108,10 +135,8 @@ test)
     # the workload, the 32-bit probe and the bypass matrix). The same
     # host tests against it, forced, are `scripts/dev.sh compat-test`.
     scripts/ocsf-validate.sh
-    scripts/package.sh
-    need_disk "${MDATP_VM_CACHE:-/var/cache/mdatp-vm}" 4 "the guest images (3 GiB each, sparse) and their run copies"
-    # Debian 12: main, immutable, after-immutable and automation (Ansible
-    # and Puppet: about 15 minutes under emulation).
+    # Debian 12, two boots: main and immutable, then (the reboot)
+    # after-immutable and automation (Ansible and Puppet).
     tests/integration/vm/run.sh
     # Debian 11 (glibc 2.31, systemd 247, dbus 1.12) with its own 5.10
     # kernel: install with apt, events, a provider switch, purge.

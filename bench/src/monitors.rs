@@ -102,6 +102,11 @@ pub fn check_audit_idle() -> Result<()> {
     Ok(())
 }
 
+/// The kernel's audit backlog limit while auditd runs: Debian's auditd
+/// loads `-b 8192` from its shipped rules (augenrules at the service's
+/// start), which the benchmark's own auditd start does not run.
+pub const AUDITD_BACKLOG_LIMIT: u64 = 8192;
+
 /// Audit state the audit configurations change, restored by `restore`.
 pub struct AuditSaved {
     enabled: u64,
@@ -184,7 +189,7 @@ impl Monitor {
         };
         let d = m.dir.path().to_path_buf();
         if kind.runs_auditd() {
-            auditctl(&["-b", "8192"])?;
+            auditctl(&["-b", &AUDITD_BACKLOG_LIMIT.to_string()])?;
             let conf = auditd_conf(&d)?;
             m.auditd = Some(
                 Command::new("auditd")

@@ -19,9 +19,18 @@ use std::thread::JoinHandle;
 use super::{BATCH_LIMIT, Batch, BatchWriter, Flushed, OutputConfig, Sink, SinkStatus};
 use crate::kind::EventKind;
 
-/// Batches that may wait for the writer (each up to `BATCH_LIMIT`):
-/// room for a stall of the disk beside the ring's own, bounded in memory.
+/// Batches that may wait for the writer (each about `HANDOVER_BYTES`):
+/// room for a short stall of the disk; the kernel's ring is the buffer
+/// for a long one.
 const QUEUED_BATCHES: usize = 4;
+
+/// A batch goes to the writer at this size, a quarter of the loop's own
+/// `BATCH_LIMIT`: up to eight batches exist at once (queued, being
+/// written, being filled, spare), so this bounds the thread's buffers to
+/// about 2 MiB. With 1 MiB batches the daemon's RSS grew by 5-6 MiB under
+/// the benchmark's storms (docs/PERFORMANCE.md); a write(2) of 256 KiB
+/// costs the same per byte.
+const HANDOVER_BYTES: usize = BATCH_LIMIT / 4;
 
 /// Emptied batches kept for reuse (their buffers' capacity).
 const SPARE_BATCHES: usize = 2;
@@ -172,7 +181,7 @@ fn run<S: Sink + BatchWriter>(
 impl Sink for WriterThread {
     fn push(&mut self, record: &[u8], kind: Option<EventKind>) {
         self.batch.push(record, kind);
-        if self.batch.bytes.len() >= BATCH_LIMIT {
+        if self.batch.bytes.len() >= HANDOVER_BYTES {
             self.hand_over();
         }
     }
@@ -273,7 +282,7 @@ mod tests {
         let mut w = WriterThread::spawn("test", JsonLines::new(gate.clone())).unwrap();
         // More than the queue holds while the writer is stalled: pushes
         // past QUEUED_BATCHES + 1 batches must wait, from another thread.
-        let per_batch = BATCH_LIMIT / record(0).len() + 1;
+        let per_batch = HANDOVER_BYTES / record(0).len() + 1;
         let n = per_batch * (QUEUED_BATCHES + 3);
         let open = Arc::clone(&gate.open);
         let opener = std::thread::spawn(move || {
