@@ -24,13 +24,13 @@ use crate::kind::EventKind;
 /// for a long one.
 const QUEUED_BATCHES: usize = 4;
 
-/// A batch goes to the writer at this size, a quarter of the loop's own
-/// `BATCH_LIMIT`: up to eight batches exist at once (queued, being
-/// written, being filled, spare), so this bounds the thread's buffers to
-/// about 2 MiB. With 1 MiB batches the daemon's RSS grew by 5-6 MiB under
-/// the benchmark's storms (docs/PERFORMANCE.md); a write(2) of 256 KiB
-/// costs the same per byte.
-const HANDOVER_BYTES: usize = BATCH_LIMIT / 4;
+/// A batch goes to the writer at this size, 64 KiB: up to eight batches
+/// exist at once (queued, being written, being filled, spare), so this
+/// bounds the thread's buffers to about 0.5 MiB. With 1 MiB batches the
+/// daemon's RSS grew by 5-8 MiB under the benchmark's storms, with
+/// 256 KiB by up to 3 MiB, above auditd's total (docs/PERFORMANCE.md);
+/// the storms' ratios did not change with the size.
+const HANDOVER_BYTES: usize = BATCH_LIMIT / 16;
 
 /// Emptied batches kept for reuse (their buffers' capacity).
 const SPARE_BATCHES: usize = 2;
