@@ -179,6 +179,7 @@ bench)
     cargo build --release -p mdatpd -p mdatp-bench
     target/release/mdatp-bench run "$@"
     target/release/mdatp-bench ceiling
+    target/release/mdatp-bench kernel-cost
     ;;
 fuzz)
     shift

@@ -4,11 +4,13 @@
 //!
 //!   mdatp-bench run [--reps 3] [--scale 1.0] [--out DIR] [--workloads a,b] [--configs a,b]
 //!   mdatp-bench ceiling [--seconds 3]
+//!   mdatp-bench kernel-cost [--pairs 500000] [--reps 3]
 //!   mdatp-bench workload NAME N        (used by `run`; times one workload)
 
 mod ceiling;
 mod config;
 mod delivery;
+mod kernel_cost;
 mod monitors;
 mod proc;
 mod report;
@@ -52,6 +54,18 @@ enum Cmd {
     Ceiling {
         #[arg(long, default_value_t = 3)]
         seconds: u64,
+        #[arg(long)]
+        mdatpd: Option<PathBuf>,
+        #[arg(long, default_value = "target/bench")]
+        out: PathBuf,
+    },
+    /// What an open costs in the kernel: the sensor's BPF programs' run
+    /// time per open+close pair (folded, emitted, the floor).
+    KernelCost {
+        #[arg(long, default_value_t = 500_000)]
+        pairs: u64,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
         #[arg(long)]
         mdatpd: Option<PathBuf>,
         #[arg(long, default_value = "target/bench")]
@@ -171,6 +185,19 @@ fn main() -> Result<()> {
             seconds,
             tasks,
         } => soak::dbus_client(&address, seconds, tasks),
+        Cmd::KernelCost {
+            pairs,
+            reps,
+            mdatpd,
+            out,
+        } => kernel_cost::run(
+            &monitors::Paths {
+                mdatpd: mdatpd.unwrap_or_else(default_mdatpd),
+            },
+            pairs,
+            reps,
+            &out,
+        ),
         Cmd::Workload { name, n } => {
             let scratch = tempfile::tempdir()?;
             workloads::run(&name, n, scratch.path())

@@ -190,11 +190,11 @@ static __always_inline void mdatp_count_folded(__u32 type)
 		c->folded += 1;
 }
 
-/* Fills the header, taking the next per-CPU sequence number. Sequence
- * numbers are taken before the ring is touched so that a failed output
- * leaves a gap user space can see. */
-static __always_inline void mdatp_fill_header(struct mdatp_event_header *hdr,
-					      __u32 type, __u32 size)
+/* Fills the header with the event's time `boot_ns`, taking the next
+ * per-CPU sequence number. Sequence numbers are taken before the ring is
+ * touched so that a failed output leaves a gap user space can see. */
+static __always_inline void mdatp_fill_header_at(struct mdatp_event_header *hdr,
+						 __u32 type, __u32 size, __u64 boot_ns)
 {
 	__u32 zero = 0;
 	__u64 *seq = bpf_map_lookup_elem(&seqs, &zero);
@@ -206,9 +206,16 @@ static __always_inline void mdatp_fill_header(struct mdatp_event_header *hdr,
 		*seq += 1;
 		hdr->seq = *seq;
 	}
-	hdr->boot_ns = bpf_ktime_get_boot_ns();
+	hdr->boot_ns = boot_ns;
 	hdr->cpu = bpf_get_smp_processor_id();
 	hdr->_pad = 0;
+}
+
+/* As mdatp_fill_header_at, the event's time read now. */
+static __always_inline void mdatp_fill_header(struct mdatp_event_header *hdr,
+					      __u32 type, __u32 size)
+{
+	mdatp_fill_header_at(hdr, type, size, bpf_ktime_get_boot_ns());
 }
 
 static __always_inline void mdatp_count(__u32 type, int ok)

@@ -46,8 +46,8 @@ static __always_inline __u32 access_class(__u32 flags, __u32 fmode)
  * window's start). Reading the clock costs ≈ 80 ns on this VM's TSC (an
  * ordered rdtsc), more than the rest of a folded open; jiffies is a plain
  * load (the verifier inlines bpf_jiffies64). So a folded record's times
- * are exact to one tick (1/HZ: 4 ms at HZ=250), after the first open's,
- * and in order.
+ * are exact to one tick (1/HZ: 4 ms at HZ=250), not before the first
+ * open's (which is the window's start), and in order.
  */
 static __always_inline __u64 fold_repeat_time(struct mdatp_fold_slot *s, __u64 tick)
 {
@@ -131,6 +131,7 @@ static __always_inline int handle_open(long fd, __u32 flags)
 	struct inode *inode;
 	struct path path;
 	__u32 acc, fmode;
+	__u64 now = 0;
 	bool typed;
 
 	if (fd < 0)
@@ -161,6 +162,10 @@ static __always_inline int handle_open(long fd, __u32 flags)
 			    &done);
 		if (done)
 			return 0;
+		/* The reported open's time is its window's start: the boot
+		 * clock (≈ 80 ns here) is read once per emitted open. */
+		if (slot)
+			now = slot->start_ns;
 	}
 
 	ev = mdatp_percpu(&open_scratch);
@@ -189,7 +194,8 @@ static __always_inline int handle_open(long fd, __u32 flags)
 	ev->_pad = 0;
 	bpf_probe_read_kernel(ev->path, r.len, &pb->path[r.start & MDATP_PATH_MASK]);
 	__u64 size = offsetof(struct mdatp_file_open_event, path) + r.len;
-	mdatp_fill_header(&ev->hdr, MDATP_EV_FILE_OPEN, size);
+	mdatp_fill_header_at(&ev->hdr, MDATP_EV_FILE_OPEN, size,
+			     now ? now : bpf_ktime_get_boot_ns());
 	if (size > sizeof(*ev))
 		return 0;
 	mdatp_output(ev, size, MDATP_EV_FILE_OPEN);

@@ -36,6 +36,28 @@ static __always_inline bool mdatp_in_ia32_syscall(struct task_struct *task)
 	return MDATP_TASK_RD(task, thread_info.status) & MDATP_TS_COMPAT;
 }
 
+/*
+ * The cgroup v2 id and the command name. Typed, they are plain loads of
+ * what the helpers read (the default hierarchy's cgroup's kernfs id; the
+ * comm array, which the kernel keeps NUL-padded): the two helper calls and
+ * the helper's string copy were ≈ 70 ns of an emitted open here
+ * (docs/PERFORMANCE.md, "What an emitted open costs"). Byte by byte: a
+ * wider load inside a char array is not accepted by every verifier.
+ */
+static __always_inline void mdatp_fill_cgroup_comm(struct mdatp_task_info *t,
+						   struct task_struct *task)
+{
+#if MDATP_TASK_TYPED
+	t->cgroup_id = task->cgroups->dfl_cgrp->kn->id;
+#pragma unroll
+	for (int i = 0; i < MDATP_COMM_LEN; i++)
+		t->comm[i] = task->comm[i];
+#else
+	t->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(&t->comm, sizeof(t->comm));
+#endif
+}
+
 static __always_inline void mdatp_fill_task(struct mdatp_task_info *t)
 {
 	struct task_struct *task = MDATP_CURRENT_TASK();
@@ -61,8 +83,7 @@ static __always_inline void mdatp_fill_task(struct mdatp_task_info *t)
 	t->start_boottime_ns = mdatp_task_start_boottime(MDATP_TASK_RD(task, group_leader));
 	t->parent_start_boottime_ns =
 		mdatp_task_start_boottime(MDATP_TASK_RD(parent, group_leader));
-	t->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(&t->comm, sizeof(t->comm));
+	mdatp_fill_cgroup_comm(t, task);
 }
 
 #endif

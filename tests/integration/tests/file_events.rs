@@ -140,6 +140,10 @@ fn opens_carry_resolved_paths_access_classes_and_identity() {
         at(&v, "/actor/process/uid").as_str().map(str::len),
         Some(36)
     );
+    // The thread's name, read by plain loads on this kernel (a helper on
+    // older ones): what /proc says.
+    let comm = fs::read_to_string("/proc/thread-self/comm").expect("comm");
+    assert_eq!(at(&v, "/actor/process/name"), comm.trim_end_matches('\n'));
 
     // read-only open of an existing file
     drop(File::open(&a).expect("open a"));
