@@ -6,7 +6,6 @@ struct mdatp_ringbuf_map events SEC(".maps");
 struct mdatp_counters_map counters SEC(".maps");
 struct mdatp_seq_map seqs SEC(".maps");
 struct mdatp_exec_scratch_map exec_scratch SEC(".maps");
-struct mdatp_open_scratch_map open_scratch SEC(".maps");
 struct mdatp_op_scratch_map op_scratch SEC(".maps");
 struct mdatp_pathbuf_map pathbuf SEC(".maps");
 struct mdatp_settings_map settings SEC(".maps");

@@ -127,6 +127,7 @@ static __always_inline int handle_open(long fd, __u32 flags)
 	struct mdatp_proc_state *st;
 	struct mdatp_fold_slot *slot = NULL;
 	struct mdatp_settings *cfg;
+	struct task_struct *task;
 	struct file *file;
 	struct inode *inode;
 	struct path path;
@@ -140,12 +141,13 @@ static __always_inline int handle_open(long fd, __u32 flags)
 		mdatp_count_filtered(MDATP_EV_FILE_OPEN);
 		return 0;
 	}
-	file = mdatp_fd_file(fd, &typed);
+	task = MDATP_CURRENT_TASK();
+	file = mdatp_fd_file_of(task, fd, &typed);
 	if (!file)
 		return 0;
 	MDATP_RD_PAIR(typed, file, f_mode, fmode, f_inode, inode);
 	acc = access_class(flags, fmode);
-	st = mdatp_proc(bpf_get_current_pid_tgid() >> 32, true);
+	st = mdatp_proc(mdatp_tgid(task), true);
 	if (st && (st->flags & MDATP_PROC_EXCLUDED)) {
 		mdatp_count_filtered(MDATP_EV_FILE_OPEN);
 		return 0;
@@ -168,9 +170,8 @@ static __always_inline int handle_open(long fd, __u32 flags)
 			now = slot->start_ns;
 	}
 
-	ev = mdatp_percpu(&open_scratch);
 	pb = mdatp_percpu(&pathbuf);
-	if (!ev || !pb)
+	if (!pb)
 		return 0;
 	path = MDATP_RD(typed, file, f_path);
 	struct mdatp_path_result r = mdatp_walk_path(&path, pb->path, typed);
@@ -184,7 +185,10 @@ static __always_inline int handle_open(long fd, __u32 flags)
 		mdatp_count_filtered(MDATP_EV_FILE_OPEN);
 		return 0;
 	}
-	mdatp_fill_task(&ev->task);
+	/* The record ends with the path where the walk left it: its fixed
+	 * part is written right before (mdatp_pathbuf's head). */
+	ev = (struct mdatp_file_open_event *)((char *)pb + (r.start & MDATP_PATH_MASK));
+	mdatp_fill_task_of(&ev->task, task);
 	mdatp_file_ref_of(&ev->file, &path, typed);
 	ev->file.flags = r.truncated ? MDATP_FILE_PATH_TRUNCATED : 0;
 	ev->open_flags = flags;
@@ -192,8 +196,7 @@ static __always_inline int handle_open(long fd, __u32 flags)
 	ev->fd = fd;
 	ev->path_len = r.len;
 	ev->_pad = 0;
-	bpf_probe_read_kernel(ev->path, r.len, &pb->path[r.start & MDATP_PATH_MASK]);
-	__u64 size = offsetof(struct mdatp_file_open_event, path) + r.len;
+	__u64 size = MDATP_OPEN_HEAD + r.len;
 	mdatp_fill_header_at(&ev->hdr, MDATP_EV_FILE_OPEN, size,
 			     now ? now : bpf_ktime_get_boot_ns());
 	if (size > sizeof(*ev))

@@ -148,9 +148,11 @@ static __always_inline struct file *mdatp_fd_file_probe(long fd)
 	return fdt ? mdatp_fd_slot(fdt, fd) : NULL;
 }
 
-static __always_inline struct file *mdatp_fd_file(long fd, bool *typed)
+/* `task` is MDATP_CURRENT_TASK() (see mdatp_fill_task_of). */
+static __always_inline struct file *mdatp_fd_file_of(struct task_struct *task, long fd,
+						     bool *typed)
 {
-	struct files_struct *files = MDATP_TASK_RD(MDATP_CURRENT_TASK(), files);
+	struct files_struct *files = MDATP_TASK_RD(task, files);
 	struct fdtable *fdt = mdatp_fd_table(files, fd);
 
 	*typed = false;
@@ -194,6 +196,11 @@ static __always_inline struct file *mdatp_fd_file(long fd, bool *typed)
 		}
 	}
 	return mdatp_fd_slot(fdt, fd);
+}
+
+static __always_inline struct file *mdatp_fd_file(long fd, bool *typed)
+{
+	return mdatp_fd_file_of(MDATP_CURRENT_TASK(), fd, typed);
 }
 
 /* `typed`: p's dentry is a BTF-typed pointer (see mdatp_walk_path). */

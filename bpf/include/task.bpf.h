@@ -58,9 +58,22 @@ static __always_inline void mdatp_fill_cgroup_comm(struct mdatp_task_info *t,
 #endif
 }
 
-static __always_inline void mdatp_fill_task(struct mdatp_task_info *t)
+/* The current task's thread group id: a plain load where the task is
+ * typed, else the helper (cheaper than a probe read). */
+static __always_inline __u32 mdatp_tgid(struct task_struct *task)
 {
-	struct task_struct *task = MDATP_CURRENT_TASK();
+#if MDATP_TASK_TYPED
+	return task->tgid;
+#else
+	return bpf_get_current_pid_tgid() >> 32;
+#endif
+}
+
+/* `task` is MDATP_CURRENT_TASK(), taken once by a caller that needs it
+ * for more than this (a helper call saved). */
+static __always_inline void mdatp_fill_task_of(struct mdatp_task_info *t,
+					       struct task_struct *task)
+{
 	struct task_struct *parent = MDATP_TASK_RD(task, real_parent);
 	const struct cred *cred = MDATP_TASK_RD(task, real_cred);
 
@@ -84,6 +97,11 @@ static __always_inline void mdatp_fill_task(struct mdatp_task_info *t)
 	t->parent_start_boottime_ns =
 		mdatp_task_start_boottime(MDATP_TASK_RD(parent, group_leader));
 	mdatp_fill_cgroup_comm(t, task);
+}
+
+static __always_inline void mdatp_fill_task(struct mdatp_task_info *t)
+{
+	mdatp_fill_task_of(t, MDATP_CURRENT_TASK());
 }
 
 #endif
