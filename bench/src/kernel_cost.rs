@@ -45,6 +45,11 @@ const CASES: &[Case] = &[
     },
     Case {
         config: Config::EbpfNoFold,
+        workload: "open-many",
+        what: "emitted open, folding off, 1,000 files (the row above without the fold table)",
+    },
+    Case {
+        config: Config::EbpfNoFold,
         workload: "open-one",
         what: "emitted open, folding off",
     },
