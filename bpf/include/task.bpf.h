@@ -41,7 +41,7 @@ static __always_inline bool mdatp_in_ia32_syscall(struct task_struct *task)
  * what the helpers read (the default hierarchy's cgroup's kernfs id; the
  * comm array, which the kernel keeps NUL-padded): the two helper calls and
  * the helper's string copy were ≈ 70 ns of an emitted open here
- * (docs/PERFORMANCE.md, "What an emitted open costs"). Byte by byte: a
+ * (docs/PERFORMANCE.md, "What an open costs in the kernel"). Byte by byte: a
  * wider load inside a char array is not accepted by every verifier.
  */
 static __always_inline void mdatp_fill_cgroup_comm(struct mdatp_task_info *t,
