@@ -64,8 +64,16 @@ struct mdatp_seq_map {
  * first — one helper call and a path's bytes fewer per emitted open. */
 #define MDATP_OPEN_HEAD __builtin_offsetof(struct mdatp_file_open_event, path)
 struct mdatp_pathbuf {
-	char head[MDATP_OPEN_HEAD];
-	char path[2 * (MDATP_PATH_MAX + 1)];
+	union {
+		struct {
+			char head[MDATP_OPEN_HEAD];
+			char path[2 * (MDATP_PATH_MAX + 1)];
+		};
+		/* Never used as such: keeps the open record's type in the
+		 * object's BTF, where bpf/tests/abi.rs checks its layout
+		 * against the Rust side's. */
+		struct mdatp_file_open_event open_layout;
+	};
 	struct mdatp_path_key key;
 	/* Lets a bounded copy at a variable offset inside key.data pass the
 	 * verifier without tracking offset + size together. */
