@@ -63,12 +63,13 @@ struct Sample {
     loss: u64,
 }
 
-/// The sensor's programs' summed run time (ns) and run count.
-fn prog_time(pid: u32) -> (u64, u64) {
+/// The sensor's programs' summed run time (ns).
+fn prog_time(pid: u32) -> u64 {
     mdatpd::own_usage::bpf_objects(&Path::new("/proc").join(pid.to_string()))
         .iter()
         .filter(|o| o.kind == mdatpd::own_usage::BpfKind::Program)
-        .fold((0, 0), |(t, c), o| (t + o.run_time_ns, c + o.run_cnt))
+        .map(|o| o.run_time_ns)
+        .sum()
 }
 
 fn measure(paths: &Paths, me: &Path, case: &Case, workload: &str, pairs: u64) -> Result<Sample> {
@@ -78,13 +79,13 @@ fn measure(paths: &Paths, me: &Path, case: &Case, workload: &str, pairs: u64) ->
     let pid = mon
         .sensor_pid()
         .context("the configuration runs no sensor")?;
-    let (t0, _) = prog_time(pid);
+    let t0 = prog_time(pid);
     let start = Instant::now();
     let st = Command::new(me)
         .args(["workload", workload, &pairs.to_string()])
         .status()?;
     let wall = start.elapsed();
-    let (t1, _) = prog_time(pid);
+    let t1 = prog_time(pid);
     let stats = mon.stop()?;
     if !st.success() {
         bail!("workload {workload} failed under {}", case.config);
