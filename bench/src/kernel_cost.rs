@@ -2,7 +2,13 @@
 //! (`bpf_stats`, BPF_ENABLE_STATS for the measurement only) per open+close
 //! pair, for a folded open, an emitted one with and without folding, and
 //! the floor with every event type off (the open and close still
-//! dispatched, the open's program entered).
+//! dispatched, the open's program entered). The emitted opens are
+//! measured with and without the far-behind wake-ups: in a storm faster
+//! than the daemon drains, every record past a quarter of the ring wakes
+//! user space (an interrupt, a VM exit on a VM), the brake that keeps
+//! such storms lossless; without it the programs' own work shows (with a
+//! ring that holds the whole storm, so that every record is still
+//! copied), and with the default ring the loss that is the brake's reason.
 //!
 //! The figures are the sum over every program of the sensor while the
 //! workload runs: the dispatcher runs on every system call of the host, so
@@ -23,35 +29,70 @@ use crate::monitors::{Monitor, Paths};
 /// shows.
 struct Case {
     config: Config,
+    /// mdatpd's arguments beyond the configuration's.
+    args: &'static [&'static str],
     workload: &'static str,
     what: &'static str,
 }
 
+/// The storm's brake off (the far-behind wake-ups: interrupts that slow
+/// the producer to the daemon's pace) and a 256 MiB ring, more than the
+/// storm's records: every record is reserved, copied and committed, none
+/// dropped, and no interrupt beyond one per `wakeup_bytes`.
+const NO_BRAKE_BIG_RING: &[&str] = &[
+    "--test-no-far-behind-wakeups",
+    "--ring-buffer-size",
+    "268435456",
+];
+
 const CASES: &[Case] = &[
     Case {
         config: Config::EbpfAllOff,
+        args: &[],
         workload: "open-one",
         what: "floor: every event type off",
     },
     Case {
         config: Config::Ebpf,
+        args: &[],
         workload: "open-one",
         what: "folded open (defaults, one file)",
     },
     Case {
         config: Config::Ebpf,
+        args: &[],
         workload: "open-many",
         what: "emitted open at defaults (1,000 files: every open a new fold window)",
     },
     Case {
         config: Config::EbpfNoFold,
+        args: &[],
         workload: "open-many",
         what: "emitted open, folding off, 1,000 files (the row above without the fold table)",
     },
     Case {
         config: Config::EbpfNoFold,
+        args: &[],
         workload: "open-one",
         what: "emitted open, folding off",
+    },
+    Case {
+        config: Config::Ebpf,
+        args: NO_BRAKE_BIG_RING,
+        workload: "open-many",
+        what: "emitted open at defaults, 1,000 files: the programs' own work (no far-behind wake-ups, a ring that holds the storm)",
+    },
+    Case {
+        config: Config::EbpfNoFold,
+        args: NO_BRAKE_BIG_RING,
+        workload: "open-one",
+        what: "emitted open, folding off: the programs' own work (no far-behind wake-ups, a ring that holds the storm)",
+    },
+    Case {
+        config: Config::EbpfNoFold,
+        args: &["--test-no-far-behind-wakeups"],
+        workload: "open-one",
+        what: "emitted open, folding off, no far-behind wake-ups, the default ring: the loss that is the brake's reason",
     },
 ];
 
@@ -74,7 +115,7 @@ fn prog_time(pid: u32) -> u64 {
 
 fn measure(paths: &Paths, me: &Path, case: &Case, workload: &str, pairs: u64) -> Result<Sample> {
     crate::settle::settle().note("the last cell's leftovers");
-    let mon = Monitor::start(case.config, paths)?;
+    let mon = Monitor::start_with(case.config, paths, case.args)?;
     crate::settle::settle().note("the monitor's start-up");
     let pid = mon
         .sensor_pid()
@@ -125,12 +166,13 @@ pub fn run(paths: &Paths, pairs: u64, reps: usize, out: &Path) -> Result<()> {
             let workload = case.workload;
             let s = measure(paths, &me, case, workload, pairs)?;
             eprintln!(
-                "rep {rep} {:<20} {workload:<16} {:6.0} ns/pair in programs, {:6.0} ns/pair wall, events {}, loss {}",
+                "rep {rep} {:<20} {workload:<16} {:6.0} ns/pair in programs, {:6.0} ns/pair wall, events {}, loss {} {}",
                 case.config.name(),
                 s.prog_ns,
                 s.wall_ns,
                 s.events,
-                s.loss
+                s.loss,
+                case.args.join(" ")
             );
             samples.push(s);
         }

@@ -151,6 +151,7 @@ extern struct mdatp_net_trie_map excluded_nets SEC(".maps");
 
 /* Ring fill (bytes) past which a submit wakes user space; set at load. */
 extern const volatile __u64 wakeup_bytes;
+extern const volatile __u64 far_behind_bytes;
 
 static __always_inline void *mdatp_percpu(void *map)
 {
@@ -249,8 +250,8 @@ static __always_inline void mdatp_count(__u32 type, int ok)
  * Waking on every record past the mark, as before, raised an interrupt
  * per record (the ring's irq_work: a self-IPI, a VM exit here, ≈ 100 ns
  * of the emitting program's time) all the while user space was awake and
- * draining. Far behind (4 × wakeup_bytes unread, a quarter of the ring
- * at least), every record wakes it again: a wake-up user space missed
+ * draining. Far behind (far_behind_bytes unread: 4 × wakeup_bytes, a
+ * quarter of the ring at least), every record wakes it again: a wake-up user space missed
  * cannot leave it asleep while the ring fills, and the interrupts slow
  * the producer a little near the end of the ring (an open storm with
  * folding off, at ~290 MB/s of JSON to disk, lost 9,443 events in one of
@@ -260,7 +261,7 @@ static __always_inline __u64 mdatp_wakeup_flag(__u64 size)
 {
 	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 
-	return avail >= 4 * wakeup_bytes || (avail + size) / wakeup_bytes != avail / wakeup_bytes
+	return (far_behind_bytes && avail >= far_behind_bytes) || (avail + size) / wakeup_bytes != avail / wakeup_bytes
 		       ? BPF_RB_FORCE_WAKEUP
 		       : BPF_RB_NO_WAKEUP;
 }

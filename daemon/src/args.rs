@@ -92,6 +92,11 @@ pub struct Args {
     #[arg(long, value_name = "DIR", default_value = "/etc/audit/rules.d")]
     pub audit_rules_dir: PathBuf,
 
+    /// Measurement: no wake-up on every record when far behind (the
+    /// storm's brake); storms faster than the drain then lose records.
+    #[arg(long, hide = true)]
+    pub test_no_far_behind_wakeups: bool,
+
     /// Testing: the kernel release to check against the support table
     /// instead of this kernel's.
     #[arg(long, hide = true, value_name = "RELEASE")]

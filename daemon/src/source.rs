@@ -19,8 +19,10 @@ pub trait EventSource {
     fn readable(&self) -> impl Future<Output = ()>;
 
     /// Reads what waits (bounded: a flood does not starve the daemon's
-    /// loop) and hands the events to the pipeline.
-    fn drain(&mut self, pipeline: &mut Pipeline);
+    /// loop) and hands the events to the pipeline. True when it stopped at
+    /// its bound with more waiting: the loop drains again without waiting
+    /// for `readable` (which a source may signal only once per batch).
+    fn drain(&mut self, pipeline: &mut Pipeline) -> bool;
 
     /// Periodic work, e.g. reporting losses no record has shown yet.
     fn tick(&mut self, _pipeline: &mut Pipeline) {}

@@ -441,11 +441,14 @@ impl EventSource for AuditSource {
         }
     }
 
-    fn drain(&mut self, pipeline: &mut Pipeline) {
+    fn drain(&mut self, pipeline: &mut Pipeline) -> bool {
         if let Some(r) = &mut self.reader {
             let selection = self.rules.as_ref().map(|r| &r.selection);
             r.drain(self.report_syscalls, selection, pipeline);
         }
+        // The socket is read until it would block: readiness comes back
+        // with the next record.
+        false
     }
 
     fn table_use(&self, out: &mut Vec<crate::bounds::TableUse>) {

@@ -303,19 +303,24 @@ impl EventSource for ProcConnectorSource {
         }
     }
 
-    fn drain(&mut self, pipeline: &mut Pipeline) {
+    fn drain(&mut self, pipeline: &mut Pipeline) -> bool {
         let mut received = Vec::new();
-        let Some(sock) = &self.sock else { return };
+        let Some(sock) = &self.sock else { return false };
+        let mut more = true;
         for _ in 0..READ_BATCH {
             match sock.get_ref().recv(&mut &mut self.buf[..], 0) {
                 Ok(n) => wire::parse_datagram(&self.buf[..n], &mut received),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    more = false;
+                    break;
+                }
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                     self.overflows += 1;
                     log::warn!("process connector: socket buffer overflowed, messages lost");
                 }
                 Err(e) => {
                     log::error!("process connector: {e}");
+                    more = false;
                     break;
                 }
             }
@@ -333,6 +338,9 @@ impl EventSource for ProcConnectorSource {
             }
         }
         pipeline.flush();
+        // A full batch: readiness was cleared before it, and the
+        // datagrams still queued raise none.
+        more
     }
 
     fn loss_map(&self, m: &mut BTreeMap<String, u64>) {

@@ -49,6 +49,10 @@ pub struct LoadOptions {
     pub sizes: MapSizes,
     /// Unread bytes per wake-up of user space (common.bpf.h).
     pub wakeup_bytes: u64,
+    /// Every record wakes user space once it is four times
+    /// `wakeup_bytes` behind (the storm's brake, common.bpf.h); off only
+    /// to measure what the brake costs (`mdatp-bench kernel-cost`).
+    pub far_behind_wakeups: bool,
     /// Test hook: programs whose attach is pointed at a tracepoint that
     /// does not exist, so the kernel refuses it for real.
     pub break_programs: Vec<String>,
@@ -199,6 +203,15 @@ impl EbpfSensor {
             .map_max_entries("procs", opts.sizes.procs)
             .map_max_entries("udp_flows", opts.sizes.udp_flows)
             .override_global("wakeup_bytes", &wakeup, true)
+            .override_global(
+                "far_behind_bytes",
+                &if opts.far_behind_wakeups {
+                    4 * wakeup
+                } else {
+                    0
+                },
+                true,
+            )
             // The programs branch on it where a NULL check of the cast
             // would make the verifier walk both sides (kfunc.bpf.h).
             .override_global("rdonly_cast_resolved", &u32::from(kfuncs.resolved()), true)

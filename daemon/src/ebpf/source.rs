@@ -185,10 +185,14 @@ impl EventSource for EbpfSource {
         }
     }
 
-    /// One bounded pass over the ring.
-    fn drain(&mut self, pipeline: &mut Pipeline) {
-        if let Some(a) = &mut self.attached {
-            drain_ring(a.ring.get_mut(), &mut self.conv, pipeline);
+    /// One bounded pass over the ring; true when it stopped at its bound
+    /// with records left (the kernel wakes once per `wakeup_bytes` of
+    /// records, not per record: waiting for the next wake-up would leave
+    /// the ring filling while the daemon idles).
+    fn drain(&mut self, pipeline: &mut Pipeline) -> bool {
+        match &mut self.attached {
+            Some(a) => drain_ring(a.ring.get_mut(), &mut self.conv, pipeline),
+            None => false,
         }
     }
 

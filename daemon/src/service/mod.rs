@@ -298,16 +298,26 @@ impl Daemon {
         self.log_running();
         crate::systemd::ready(&self.status_line(0.0));
         let mut delivered_at_last_status = self.pipeline.delivered_total();
+        // A source whose last drain stopped at its bound with more waiting
+        // is drained again in turn with the other branches: its readiness
+        // may not come back (the ring wakes once per batch of records).
+        let (mut ebpf_more, mut procs_more) = (false, false);
 
         loop {
             tokio::select! {
                 _ = self.ebpf.readable() => {
-                    self.ebpf.drain(&mut self.pipeline);
+                    ebpf_more = self.ebpf.drain(&mut self.pipeline);
+                }
+                _ = std::future::ready(()), if ebpf_more => {
+                    ebpf_more = self.ebpf.drain(&mut self.pipeline);
                 }
                 _ = self.audit.readable() => self.drain_audit(),
-                _ = self.procs.readable() => self.procs.drain(&mut self.pipeline),
+                _ = self.procs.readable() => procs_more = self.procs.drain(&mut self.pipeline),
+                _ = std::future::ready(()), if procs_more => {
+                    procs_more = self.procs.drain(&mut self.pipeline);
+                }
                 _ = poll.tick() => {
-                    self.ebpf.drain(&mut self.pipeline);
+                    ebpf_more = self.ebpf.drain(&mut self.pipeline);
                     self.drain_audit();
                 }
                 _ = housekeeping.tick() => {

@@ -59,6 +59,7 @@ impl Daemon {
             // Read again at every load: the host's process count moves.
             sizes: MapSizes::for_host(&HostFacts::read(), self.host.args.ring_buffer_size),
             wakeup_bytes: self.host.args.wakeup_bytes,
+            far_behind_wakeups: !self.host.args.test_no_far_behind_wakeups,
             // The test refusal holds for the first load only.
             break_programs: if self.ebpf_loaded_before {
                 Vec::new()
