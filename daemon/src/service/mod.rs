@@ -301,6 +301,9 @@ impl Daemon {
         // A source whose last drain stopped at its bound with more waiting
         // is drained again in turn with the other branches: its readiness
         // may not come back (the ring wakes once per batch of records).
+        // Through `yield_now`, not an always-ready future: the runtime
+        // polls its driver (signals, timers, sockets) before resuming, so
+        // SIGTERM is still taken during a flood (tests/loss.rs).
         let (mut ebpf_more, mut procs_more) = (false, false);
 
         loop {
@@ -308,12 +311,12 @@ impl Daemon {
                 _ = self.ebpf.readable() => {
                     ebpf_more = self.ebpf.drain(&mut self.pipeline);
                 }
-                _ = std::future::ready(()), if ebpf_more => {
+                _ = tokio::task::yield_now(), if ebpf_more => {
                     ebpf_more = self.ebpf.drain(&mut self.pipeline);
                 }
                 _ = self.audit.readable() => self.drain_audit(),
                 _ = self.procs.readable() => procs_more = self.procs.drain(&mut self.pipeline),
-                _ = std::future::ready(()), if procs_more => {
+                _ = tokio::task::yield_now(), if procs_more => {
                     procs_more = self.procs.drain(&mut self.pipeline);
                 }
                 _ = poll.tick() => {
