@@ -251,12 +251,12 @@ static __always_inline void mdatp_count(__u32 type, int ok)
  * per record (the ring's irq_work: a self-IPI, a VM exit here, ≈ 100 ns
  * of the emitting program's time) all the while user space was awake and
  * draining. Far behind (far_behind_bytes unread: 4 × wakeup_bytes, a
- * quarter of the ring at least), every record wakes it again: a wake-up user space missed
- * cannot leave it asleep while the ring fills, and the interrupts slow
- * the producer a little near the end of the ring (an open storm with
- * folding off, at ~290 MB/s of JSON to disk, lost 9,443 events in one of
- * two runs without it while the daemon waited on the disk, and none in 3
- * runs with it: docs/PERFORMANCE.md). */
+ * quarter of the ring at least), every record wakes it again: a wake-up
+ * user space missed cannot leave it asleep while the ring fills, and the
+ * interrupts slow the producer to the drain's pace (the storm's brake:
+ * measured, and the loss without it, by `mdatp-bench kernel-cost`,
+ * docs/PERFORMANCE.md "The storm's brake taken apart": without it a
+ * storm faster than the drain lost 11-77% of its records, with it none). */
 static __always_inline __u64 mdatp_wakeup_flag(__u64 size)
 {
 	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);

@@ -194,6 +194,11 @@ impl EbpfSensor {
             return Err(EbpfError::RingSize(size));
         }
         let wakeup = opts.wakeup_bytes.min(u64::from(size) / 4).max(1);
+        if !opts.far_behind_wakeups {
+            log::warn!(
+                "far-behind wake-ups off (--test-no-far-behind-wakeups, for measurement): a storm faster than the drain loses records (counted)"
+            );
+        }
         // The kfunc was looked up (`load`) before aya's loader parses the
         // kernel's BTF: the scan's buffer is gone by then (the start-up
         // peak is that parse).
