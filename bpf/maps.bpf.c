@@ -17,7 +17,8 @@ struct mdatp_udp_flows_map udp_flows SEC(".maps");
 
 const volatile __u64 wakeup_bytes = 256 * 1024;
 /* Unread bytes past which every record wakes user space (the storm's
- * brake, common.bpf.h); 0: never (measurement only). */
+ * brake, common.bpf.h); set at load, the largest value (never) only to
+ * measure what the brake costs. */
 const volatile __u64 far_behind_bytes = 4 * 256 * 1024;
 /* Set by the loader: bpf_rdonly_cast's calls are resolved (kfunc.bpf.h). */
 const volatile __u32 rdonly_cast_resolved = 0;

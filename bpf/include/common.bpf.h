@@ -261,7 +261,7 @@ static __always_inline __u64 mdatp_wakeup_flag(__u64 size)
 {
 	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 
-	return (far_behind_bytes && avail >= far_behind_bytes) || (avail + size) / wakeup_bytes != avail / wakeup_bytes
+	return avail >= far_behind_bytes || (avail + size) / wakeup_bytes != avail / wakeup_bytes
 		       ? BPF_RB_FORCE_WAKEUP
 		       : BPF_RB_NO_WAKEUP;
 }

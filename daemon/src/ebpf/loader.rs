@@ -213,7 +213,7 @@ impl EbpfSensor {
                 &if opts.far_behind_wakeups {
                     4 * wakeup
                 } else {
-                    0
+                    u64::MAX
                 },
                 true,
             )
