@@ -11,10 +11,11 @@
 //! - A torn last line (power loss during a write) is cut at start.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use super::PageCache;
 use super::loss_note::LossNote;
 use super::{
     BatchWriter, Compression, FileOutput, Flushed, FsyncPolicy, OutputConfig, Pending, Sink,
@@ -25,6 +26,7 @@ use compress::{Compressor, zst_path};
 
 mod background_sync;
 mod compress;
+mod uncached;
 use crate::kind::EventKind;
 
 pub struct FileSink {
@@ -49,6 +51,11 @@ pub struct FileSink {
     compressor: Compressor,
     /// `fsync: interval`'s fsync, off the event loop.
     background_sync: BackgroundSync,
+    /// How the file open now is written: `page_cache` as configured,
+    /// `Keep` once the kernel refused `Drop` for it.
+    page_cache: PageCache,
+    /// The kernel's refusal of `page_cache: drop` was logged.
+    refusal_logged: bool,
 }
 
 impl FileSink {
@@ -87,6 +94,8 @@ impl FileSink {
             torn_repaired: u64::from(torn > 0),
             compressor: Compressor::default(),
             background_sync: BackgroundSync::default(),
+            page_cache: config.page_cache,
+            refusal_logged: false,
         };
         compress::remove_leftovers((1..=config.keep).map(|n| sink.numbered(n)));
         sink.open_file()?;
@@ -102,6 +111,8 @@ impl FileSink {
         let m = f.metadata()?;
         self.identity = (m.dev(), m.ino());
         self.file = Some(f);
+        // A new file may be on another file system, or the setting changed.
+        self.page_cache = self.config.page_cache;
         Ok(())
     }
 
@@ -217,9 +228,14 @@ impl BatchWriter for FileSink {
             r.extend_from_slice(&self.pending.batch.bytes);
             r
         });
+        let mut refused = None;
         let result = self.prepare().and_then(|size_before| {
-            let mut f = self.current()?;
-            let written = f.write_all(note.as_deref().unwrap_or(&self.pending.batch.bytes));
+            let f = self
+                .file
+                .as_mut()
+                .ok_or_else(|| io::Error::other("the event file is not open"))?;
+            let bytes = note.as_deref().unwrap_or(&self.pending.batch.bytes);
+            let written = uncached::write_all(f, bytes, &mut self.page_cache, &mut refused);
             if written.is_err() {
                 // Part of the batch may be in the file: cut it back so
                 // that no line is split (the whole batch counts as lost).
@@ -227,6 +243,14 @@ impl BatchWriter for FileSink {
             }
             written
         });
+        if let Some(e) = refused
+            && !std::mem::replace(&mut self.refusal_logged, true)
+        {
+            log::info!(
+                "{}: page_cache: drop is not available here ({e}: Linux 6.14+ on ext4, xfs or btrfs); the event file is written through the page cache",
+                self.path.display()
+            );
+        }
         match &result {
             Ok(()) => {
                 self.note.delivered();

@@ -19,8 +19,8 @@ pub use file::FileSink;
 pub use nats::spawn as spawn_nats;
 pub use outputs::{OpenError, OutputContext, OutputKind, OutputReport, Outputs};
 pub use settings::{
-    Compression, Detail, FileOutput, FsyncPolicy, NatsOutput, OutputConfig, SyslogFacility,
-    SyslogOutput, SyslogTransport, TlsSettings,
+    Compression, Detail, FileOutput, FsyncPolicy, NatsOutput, OutputConfig, PageCache,
+    SyslogFacility, SyslogOutput, SyslogTransport, TlsSettings,
 };
 pub use syslog::{class_name, spawn as spawn_syslog};
 

@@ -7,6 +7,7 @@ fn config(max: u64, keep: u32) -> FileOutput {
         keep,
         fsync: FsyncPolicy::Interval,
         compress: Compression::None,
+        page_cache: PageCache::Keep,
     }
 }
 
@@ -204,4 +205,68 @@ fn rotated_files_are_compressed_with_zstd_and_shift_as_zst() {
     assert_eq!(c["compression_failures"], 0);
     assert!(c["compressed_bytes_out"] < c["compressed_bytes_in"]);
     assert!(c["compressed_bytes_per_event"] > 0);
+}
+
+/// The fraction of `path`'s pages in the page cache (mincore(2)).
+fn resident_fraction(path: &Path) -> f64 {
+    use std::os::fd::AsRawFd;
+    let f = File::open(path).unwrap();
+    let len = f.metadata().unwrap().len() as usize;
+    let page = 4096;
+    let pages = len.div_ceil(page);
+    // SAFETY: a read-only shared mapping of the whole file, unmapped
+    // below; mincore writes one byte per page into `vec`, sized for it.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        let mut vec = vec![0u8; pages];
+        assert_eq!(libc::mincore(p, len, vec.as_mut_ptr()), 0);
+        libc::munmap(p, len);
+        vec.iter().filter(|b| *b & 1 == 1).count() as f64 / pages as f64
+    }
+}
+
+#[test]
+fn page_cache_drop_frees_the_written_pages_and_keep_keeps_them() {
+    for mode in [PageCache::Drop, PageCache::Keep] {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("events.jsonl");
+        let mut s = FileSink::open(
+            &path,
+            &FileOutput {
+                page_cache: mode,
+                ..config(0, 0)
+            },
+            "h",
+        )
+        .unwrap();
+        // 16 MiB in the writer thread's 64 KiB batches.
+        let line = record(0);
+        for _ in 0..16 {
+            for _ in 0..(64 * 1024 / (line.len() + 1)) * 16 {
+                s.push(&line, Some(EventKind::FileOpen));
+            }
+            s.flush();
+        }
+        s.close();
+        if mode == PageCache::Drop && s.page_cache == PageCache::Keep {
+            // The file system of the temporary directory refused the flag
+            // (tmpfs, a kernel before 6.14): the fallback wrote everything.
+            eprintln!("RWF_DONTCACHE refused here: only the fallback was tested");
+            assert!(std::fs::metadata(&path).unwrap().len() > 16 << 20);
+            continue;
+        }
+        let resident = resident_fraction(&path);
+        match mode {
+            PageCache::Drop => assert!(resident < 0.25, "{resident} of the file cached"),
+            PageCache::Keep => assert!(resident > 0.75, "{resident} of the file cached"),
+        }
+    }
 }

@@ -95,6 +95,21 @@ pub struct FileOutput {
     pub fsync: FsyncPolicy,
     /// Rotated files compressed (`events.jsonl.1.zst`), or kept as written.
     pub compress: Compression,
+    /// Whether written events stay in the page cache.
+    pub page_cache: PageCache,
+}
+
+/// Whether the event file's written pages stay in the kernel's page cache
+/// (`sink/file/uncached.rs` says why the default drops them).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PageCache {
+    /// Written back at once and freed (`RWF_DONTCACHE`, Linux 6.14+);
+    /// plain writes where the kernel or file system refuses it.
+    #[default]
+    Drop,
+    /// Plain writes: the pages stay until memory pressure evicts them.
+    Keep,
 }
 
 /// How a rotated event file is stored.
@@ -116,6 +131,7 @@ impl Default for FileOutput {
             keep: 5,
             fsync: FsyncPolicy::Interval,
             compress: Compression::None,
+            page_cache: PageCache::Drop,
         }
     }
 }
