@@ -13,6 +13,12 @@ pub enum Config {
     /// mdatpd with folding off: one record per open.
     #[value(name = "mdatpd-ebpf-nofold")]
     EbpfNoFold,
+    /// Folding off and the event file written through the page cache
+    /// (`output.file.page_cache: keep`, the behaviour before
+    /// 2026-12-02): what the default `drop` saves where the daemon's
+    /// writes set the pace.
+    #[value(name = "mdatpd-ebpf-nofold-cached")]
+    EbpfNoFoldCached,
     /// mdatpd with every event type switched off: the hooks attached and
     /// every program returning at its first check. The floor any sensor
     /// on these hooks pays, measured beside the targets it limits.
@@ -38,10 +44,11 @@ pub enum Config {
 
 impl Config {
     /// Every configuration, in the report's order.
-    pub const ALL: [Config; 9] = [
+    pub const ALL: [Config; 10] = [
         Config::Baseline,
         Config::Ebpf,
         Config::EbpfNoFold,
+        Config::EbpfNoFoldCached,
         Config::EbpfAllOff,
         Config::EbpfCompat,
         Config::EbpfCompact,
@@ -55,6 +62,7 @@ impl Config {
             Config::Baseline => "baseline",
             Config::Ebpf => "mdatpd-ebpf",
             Config::EbpfNoFold => "mdatpd-ebpf-nofold",
+            Config::EbpfNoFoldCached => "mdatpd-ebpf-nofold-cached",
             Config::EbpfAllOff => "mdatpd-ebpf-all-off",
             Config::EbpfCompat => "mdatpd-ebpf-compat",
             Config::EbpfCompact => "mdatpd-ebpf-detail-compact",
@@ -69,6 +77,7 @@ impl Config {
             self,
             Config::Ebpf
                 | Config::EbpfNoFold
+                | Config::EbpfNoFoldCached
                 | Config::EbpfAllOff
                 | Config::EbpfCompat
                 | Config::EbpfCompact
@@ -87,10 +96,13 @@ impl Config {
     pub fn mdatpd_yaml(self) -> String {
         let mut yaml = String::from(match self {
             Config::EbpfCompact => "output: {detail: compact, file: {max_size: 0}}\n",
+            Config::EbpfNoFoldCached => "output: {file: {max_size: 0, page_cache: keep}}\n",
             _ => "output: {file: {max_size: 0}}\n",
         });
         match self {
-            Config::EbpfNoFold => yaml.push_str("folding: {enabled: false}\n"),
+            Config::EbpfNoFold | Config::EbpfNoFoldCached => {
+                yaml.push_str("folding: {enabled: false}\n")
+            }
             Config::EbpfAllOff => {
                 yaml.push_str("events:\n");
                 for kind in mdatpd::kind::EventKind::ALL {

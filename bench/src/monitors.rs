@@ -206,6 +206,7 @@ impl Monitor {
             Config::Baseline => {}
             Config::Ebpf
             | Config::EbpfNoFold
+            | Config::EbpfNoFoldCached
             | Config::EbpfAllOff
             | Config::EbpfCompat
             | Config::EbpfCompact

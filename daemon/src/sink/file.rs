@@ -11,7 +11,7 @@
 //! - A torn last line (power loss during a write) is cut at start.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -23,10 +23,11 @@ use super::{
 };
 use background_sync::BackgroundSync;
 use compress::{Compressor, zst_path};
+use drop_behind::DropBehind;
 
 mod background_sync;
 mod compress;
-mod uncached;
+mod drop_behind;
 use crate::kind::EventKind;
 
 pub struct FileSink {
@@ -51,11 +52,8 @@ pub struct FileSink {
     compressor: Compressor,
     /// `fsync: interval`'s fsync, off the event loop.
     background_sync: BackgroundSync,
-    /// How the file open now is written: `page_cache` as configured,
-    /// `Keep` once the kernel refused `Drop` for it.
-    page_cache: PageCache,
-    /// The kernel's refusal of `page_cache: drop` was logged.
-    refusal_logged: bool,
+    /// `page_cache: drop`'s place in the file open now.
+    drop_behind: DropBehind,
 }
 
 impl FileSink {
@@ -94,8 +92,7 @@ impl FileSink {
             torn_repaired: u64::from(torn > 0),
             compressor: Compressor::default(),
             background_sync: BackgroundSync::default(),
-            page_cache: config.page_cache,
-            refusal_logged: false,
+            drop_behind: DropBehind::default(),
         };
         compress::remove_leftovers((1..=config.keep).map(|n| sink.numbered(n)));
         sink.open_file()?;
@@ -110,9 +107,8 @@ impl FileSink {
             .open(&self.path)?;
         let m = f.metadata()?;
         self.identity = (m.dev(), m.ino());
+        self.drop_behind = DropBehind::opened(m.len());
         self.file = Some(f);
-        // A new file may be on another file system, or the setting changed.
-        self.page_cache = self.config.page_cache;
         Ok(())
     }
 
@@ -228,14 +224,17 @@ impl BatchWriter for FileSink {
             r.extend_from_slice(&self.pending.batch.bytes);
             r
         });
-        let mut refused = None;
         let result = self.prepare().and_then(|size_before| {
-            let f = self
+            let mut f = self
                 .file
-                .as_mut()
+                .as_ref()
                 .ok_or_else(|| io::Error::other("the event file is not open"))?;
             let bytes = note.as_deref().unwrap_or(&self.pending.batch.bytes);
-            let written = uncached::write_all(f, bytes, &mut self.page_cache, &mut refused);
+            let written = f.write_all(bytes);
+            if written.is_ok() && self.config.page_cache == PageCache::Drop {
+                self.drop_behind
+                    .written(f, size_before + bytes.len() as u64);
+            }
             if written.is_err() {
                 // Part of the batch may be in the file: cut it back so
                 // that no line is split (the whole batch counts as lost).
@@ -243,14 +242,6 @@ impl BatchWriter for FileSink {
             }
             written
         });
-        if let Some(e) = refused
-            && !std::mem::replace(&mut self.refusal_logged, true)
-        {
-            log::info!(
-                "{}: page_cache: drop is not available here ({e}: Linux 6.14+ on ext4, xfs or btrfs); the event file is written through the page cache",
-                self.path.display()
-            );
-        }
         match &result {
             Ok(()) => {
                 self.note.delivered();

@@ -100,12 +100,11 @@ pub struct FileOutput {
 }
 
 /// Whether the event file's written pages stay in the kernel's page cache
-/// (`sink/file/uncached.rs` says why the default drops them).
+/// (`sink/file/drop_behind.rs` says why the default drops them).
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum PageCache {
-    /// Written back at once and freed (`RWF_DONTCACHE`, Linux 6.14+);
-    /// plain writes where the kernel or file system refuses it.
+    /// Freed a window (8 MiB) behind the writes, once written back.
     #[default]
     Drop,
     /// Plain writes: the pages stay until memory pressure evicts them.
