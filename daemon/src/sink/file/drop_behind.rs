@@ -10,8 +10,8 @@
 //! hypervisor took back (virtio-balloon free-page reporting) that first
 //! touch of memory was most of what the daemon spent. Freed a window
 //! behind, the same few megabytes of pages are used again and again: on
-//! the project's machine 2.3 GB in 64 KiB writes took 4.1–5.6 s kept and
-//! 1.1 s dropped behind (docs/PERFORMANCE.md, "The event file's page
+//! the project's machine 2.3 GB in 64 KiB writes took 4.1–6.3 s kept and
+//! 1.1 s dropped behind (docs/PERFORMANCE-MEASUREMENTS.md, "The event file's page
 //! cache").
 //!
 //! How: each time another `WINDOW` of bytes has been written,
@@ -21,7 +21,7 @@
 //! windows stay cached for the shipper. Any kernel and file system takes
 //! the call; where it does nothing (tmpfs) nothing is lost either.
 //! Chosen over `RWF_DONTCACHE` (Linux 6.14+ only), which starts a small
-//! writeback on every write: measured the same way it took 1.8–2.7 s.
+//! writeback on every write: measured the same way it took 1.7–2.7 s.
 
 use std::fs::File;
 use std::num::NonZeroU64;
