@@ -17,8 +17,9 @@
 //! How: each time another `WINDOW` of bytes has been written,
 //! `posix_fadvise(DONTNEED)` over the last two windows. The kernel starts
 //! the newer window's writeback (its pages are still dirty, so they stay)
-//! and frees the older one, written back by then. The last one or two
-//! windows stay cached for the shipper. Any kernel and file system takes
+//! and frees the older one, written back by then (one whose writeback
+//! is still running stays, as with `keep`, until memory pressure evicts
+//! it). The last one or two windows stay cached for the shipper. Any kernel and file system takes
 //! the call; where it does nothing (tmpfs) nothing is lost either.
 //! Chosen over `RWF_DONTCACHE` (Linux 6.14+ only), which starts a small
 //! writeback on every write: measured the same way it took 1.7–2.7 s.
