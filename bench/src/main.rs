@@ -102,6 +102,10 @@ enum Cmd {
     Stages {
         #[arg(long, default_value_t = 200_000)]
         n: u64,
+        /// Only the in-memory stages (decode, OCSF, the whole pipeline):
+        /// no event file, nats-server or rsyslogd; for callgrind.
+        #[arg(long)]
+        pipeline_only: bool,
     },
 }
 
@@ -168,7 +172,7 @@ fn main() -> Result<()> {
         unsafe { libc::close_range(3, u32::MAX, 0) };
     }
     match cli.cmd {
-        Cmd::Stages { n } => stages::run(n),
+        Cmd::Stages { n, pipeline_only } => stages::run(n, pipeline_only),
         Cmd::Soak {
             seconds,
             only,

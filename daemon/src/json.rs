@@ -68,6 +68,24 @@ impl Obj<'_> {
         self
     }
 
+    /// A value that is already JSON, as bytes (a fragment written once
+    /// and copied: `ocsf::Fragments`).
+    pub fn raw_bytes(&mut self, k: &str, json: &[u8]) -> &mut Self {
+        self.key(k);
+        self.out.extend_from_slice(json);
+        self
+    }
+
+    /// Fields that are already JSON (`"a":1,"b":"x"`: a fragment written
+    /// once and copied, `ocsf::Fragments`).
+    pub fn fields(&mut self, json: &[u8]) -> &mut Self {
+        if !json.is_empty() {
+            self.sep();
+            self.out.extend_from_slice(json);
+        }
+        self
+    }
+
     /// An unsigned number as a JSON string in octal, prefixed with `0o`
     /// when `prefix` (as `{:#o}` prints it): "755", "0o100000".
     pub fn octal(&mut self, k: &str, v: u64, prefix: bool) -> &mut Self {

@@ -17,7 +17,8 @@ use crate::sink::{Detail, Flushed, OutputReport, Outputs, Sink};
 use crate::switch_overlap::SwitchOverlap;
 
 pub struct Pipeline {
-    hostname: String,
+    /// The host's `device` and the last actor, serialized once.
+    fragments: ocsf::Fragments,
     enricher: Enricher,
     ledger: LossLedger,
     /// Loss of every stage and source in the last minute (health).
@@ -46,7 +47,7 @@ impl Pipeline {
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default();
         Self {
-            hostname,
+            fragments: ocsf::Fragments::new(&hostname),
             enricher,
             ledger: LossLedger::default(),
             recent: RecentLoss::default(),
@@ -69,7 +70,7 @@ impl Pipeline {
 
     /// Fixed host name (golden tests).
     pub fn with_hostname(mut self, hostname: &str) -> Self {
-        self.hostname = hostname.to_string();
+        self.fragments = ocsf::Fragments::new(hostname);
         self
     }
 
@@ -105,7 +106,7 @@ impl Pipeline {
         }
         self.count_hot(&event);
         self.json.clear();
-        ocsf::write(&event, &self.hostname, self.detail, &mut self.json);
+        ocsf::write_with(&event, &mut self.fragments, self.detail, &mut self.json);
         self.sink.push(&self.json, event.kind());
     }
 

@@ -1,7 +1,7 @@
 //! File System Activity (1001): the file object, and what OCSF has no
 //! place for under `unmapped`.
 
-use super::{FILE_ACTIVITY, actor, base, ms, origin_unmapped, status};
+use super::{FILE_ACTIVITY, Fragments, actor, base, ms, origin_unmapped, status};
 use crate::event::{FileActivity, FileEvent, FileInfo};
 use crate::json::{Obj, object_in};
 
@@ -96,7 +96,7 @@ fn access_names(access: u32) -> impl Iterator<Item = &'static str> {
     .map(|(_, n)| n)
 }
 
-pub(super) fn file_event(e: &FileEvent, hostname: &str, compact: bool, out: &mut Vec<u8>) {
+pub(super) fn file_event(e: &FileEvent, fx: &mut Fragments, compact: bool, out: &mut Vec<u8>) {
     use mdatp_bpf::abi::mdatp_access as a;
     let activity = match &e.activity {
         FileActivity::Open { access, .. } if access & a::MDATP_ACCESS_CREATE != 0 => (1, "Create"),
@@ -120,10 +120,10 @@ pub(super) fn file_event(e: &FileEvent, hostname: &str, compact: bool, out: &mut
         _ => &e.file,
     };
     object_in(out, compact, |o| {
-        base(o, &FILE_ACTIVITY, activity, e.time_ns, &e.origin, hostname);
+        base(o, &FILE_ACTIVITY, activity, e.time_ns, &e.origin, fx);
         status(o, e.error);
         o.obj("file", |f| file_obj(f, subject, type_override));
-        actor(o, &e.process);
+        actor(o, fx, &e.process);
         match &e.activity {
             // OCSF's count of one event is one: a compact record says so
             // by leaving it out.

@@ -7,7 +7,7 @@
 
 use super::file::{file_ext, file_obj};
 use super::{
-    Class, FILE_ACTIVITY, NETWORK_ACTIVITY, PROCESS_ACTIVITY, actor, base, endpoint,
+    Class, FILE_ACTIVITY, Fragments, NETWORK_ACTIVITY, PROCESS_ACTIVITY, actor, base, endpoint,
     origin_unmapped, process_obj,
 };
 use crate::event::{IoUringEvent, IoUringOp, IoUringOpcode};
@@ -22,7 +22,7 @@ fn frame(
     out: &mut Vec<u8>,
     compact: bool,
     e: &IoUringEvent,
-    hostname: &str,
+    fx: &mut Fragments,
     class: &Class,
     activity: (u64, &'static str),
     fields: impl FnOnce(&mut Obj<'_>),
@@ -30,7 +30,7 @@ fn frame(
     extra: impl FnOnce(&mut Obj<'_>),
 ) {
     object_in(out, compact, |o| {
-        base(o, class, activity, e.time_ns, &e.origin, hostname);
+        base(o, class, activity, e.time_ns, &e.origin, fx);
         if matches!(e.op, IoUringOp::Setup { .. }) {
             o.u64("status_id", 1).label("status", "Success");
         } else {
@@ -40,7 +40,7 @@ fn frame(
             );
         }
         fields(o);
-        actor(o, &e.process);
+        actor(o, fx, &e.process);
         o.obj("unmapped", |u| {
             origin_unmapped(u, &e.origin);
             u.obj("io_uring", io);
@@ -50,7 +50,12 @@ fn frame(
     });
 }
 
-pub(super) fn io_uring_event(e: &IoUringEvent, hostname: &str, compact: bool, out: &mut Vec<u8>) {
+pub(super) fn io_uring_event(
+    e: &IoUringEvent,
+    fx: &mut Fragments,
+    compact: bool,
+    out: &mut Vec<u8>,
+) {
     let this_process = |o: &mut Obj<'_>| {
         o.obj("process", |p| process_obj(p, &e.process, None));
     };
@@ -59,7 +64,7 @@ pub(super) fn io_uring_event(e: &IoUringEvent, hostname: &str, compact: bool, ou
             out,
             compact,
             e,
-            hostname,
+            fx,
             &PROCESS_ACTIVITY,
             (99, "Other"),
             this_process,
@@ -77,7 +82,7 @@ pub(super) fn io_uring_event(e: &IoUringEvent, hostname: &str, compact: bool, ou
             out,
             compact,
             e,
-            hostname,
+            fx,
             &PROCESS_ACTIVITY,
             (99, "Other"),
             this_process,
@@ -107,7 +112,7 @@ pub(super) fn io_uring_event(e: &IoUringEvent, hostname: &str, compact: bool, ou
                 out,
                 compact,
                 e,
-                hostname,
+                fx,
                 &FILE_ACTIVITY,
                 activity,
                 |o| {
@@ -141,7 +146,7 @@ pub(super) fn io_uring_event(e: &IoUringEvent, hostname: &str, compact: bool, ou
                 out,
                 compact,
                 e,
-                hostname,
+                fx,
                 &NETWORK_ACTIVITY,
                 activity,
                 |o| {

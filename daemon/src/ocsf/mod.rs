@@ -12,10 +12,11 @@ use crate::kind::class;
 use crate::sink::Detail;
 
 mod file;
+mod fragments;
+mod io_uring;
 
 use file::file_event;
-
-mod io_uring;
+pub use fragments::Fragments;
 
 pub const OCSF_VERSION: &str = "1.5.0";
 /// `metadata.product` as one JSON constant, with the fields between the
@@ -41,20 +42,26 @@ const ECONNREFUSED: i32 = 111;
 
 /// Appends the event's JSON object (no newline) to `out`. A compact
 /// record (docs/EVENTS.md, "Compact records") leaves out what `full`
-/// repeats or derives; loss records are always written in full.
-pub fn write(event: &Event, hostname: &str, detail: Detail, out: &mut Vec<u8>) {
+/// repeats or derives; loss records are always written in full. `fx`
+/// holds what repeats between records (one per pipeline).
+pub fn write_with(event: &Event, fx: &mut Fragments, detail: Detail, out: &mut Vec<u8>) {
     let compact = detail == Detail::Compact;
     match event {
-        Event::Process(p) => process_event(p, hostname, compact, out),
-        Event::Auth(a) => auth_event(a, hostname, compact, out),
-        Event::File(f) => file_event(f, hostname, compact, out),
-        Event::Network(n) => net_event(n, hostname, compact, out),
-        Event::IoUring(u) => io_uring::io_uring_event(u, hostname, compact, out),
-        Event::Loss(l) => loss_record(l, hostname, out),
+        Event::Process(p) => process_event(p, fx, compact, out),
+        Event::Auth(a) => auth_event(a, fx, compact, out),
+        Event::File(f) => file_event(f, fx, compact, out),
+        Event::Network(n) => net_event(n, fx, compact, out),
+        Event::IoUring(u) => io_uring::io_uring_event(u, fx, compact, out),
+        Event::Loss(l) => loss_record(l, fx, out),
     }
 }
 
-/// The event as a JSON value, for tests and tools; the daemon uses `write`.
+/// `write_with` for one event alone (tools, tests, fuzzing).
+pub fn write(event: &Event, hostname: &str, detail: Detail, out: &mut Vec<u8>) {
+    write_with(event, &mut Fragments::new(hostname), detail, out)
+}
+
+/// The event as a JSON value, for tests and tools; the daemon uses `write_with`.
 pub fn to_ocsf(event: &Event, hostname: &str) -> serde_json::Value {
     let mut out = Vec::new();
     write(event, hostname, Detail::Full, &mut out);
@@ -88,6 +95,18 @@ const NETWORK_ACTIVITY: Class = Class {
     category: 4,
 };
 
+/// The class and activity: the same fields for every record of the pair
+/// (`Fragments::head` writes them once).
+fn class_fields(o: &mut Obj<'_>, class: &Class, activity: (u64, &'static str)) {
+    o.u64("class_uid", class.uid)
+        .label("class_name", class.name)
+        .u64("category_uid", class.category)
+        .u64("activity_id", activity.0)
+        .label("activity_name", activity.1)
+        .u64("type_uid", class.uid * 100 + activity.0)
+        .u64("severity_id", 1);
+}
+
 /// The fields every event class shares.
 fn base(
     o: &mut Obj<'_>,
@@ -95,35 +114,25 @@ fn base(
     activity: (u64, &'static str),
     time_ns: u64,
     origin: &Origin,
-    hostname: &str,
+    fx: &mut Fragments,
 ) {
-    o.u64("class_uid", class.uid)
-        .label("class_name", class.name)
-        .u64("category_uid", class.category)
-        .u64("activity_id", activity.0)
-        .label("activity_name", activity.1)
-        .u64("type_uid", class.uid * 100 + activity.0)
-        .u64("severity_id", 1)
-        .u64("time", ms(time_ns))
-        .obj("metadata", |m| {
-            metadata(m, &origin.source, Some(origin.sequence))
-        })
-        .obj("device", |d| device(d, hostname));
-}
-
-/// The host. OCSF requires a device type; the sensor does not classify
-/// its host.
-fn device(d: &mut Obj<'_>, hostname: &str) {
-    d.str("hostname", hostname)
-        .u64("type_id", 0)
-        .label("type", "Unknown");
+    fx.head(o, class, activity);
+    o.u64("time", ms(time_ns)).obj("metadata", |m| {
+        metadata(m, &origin.source, Some(origin.sequence))
+    });
+    fx.device(o);
 }
 
 /// status fields from an errno (None = success).
 fn status(o: &mut Obj<'_>, error: Option<i32>) {
     match error {
+        // The same bytes in every successful record: one copy.
         None => {
-            o.u64("status_id", 1).label("status", "Success");
+            o.fields(if o.is_compact() {
+                br#""status_id":1"#
+            } else {
+                br#""status_id":1,"status":"Success""#
+            });
         }
         Some(e) => {
             let errno = nix::errno::Errno::from_raw(e);
@@ -135,14 +144,14 @@ fn status(o: &mut Obj<'_>, error: Option<i32>) {
     }
 }
 
-fn auth_event(e: &AuthEvent, hostname: &str, compact: bool, out: &mut Vec<u8>) {
+fn auth_event(e: &AuthEvent, fx: &mut Fragments, compact: bool, out: &mut Vec<u8>) {
     let activity = match e.activity {
         AuthActivity::Logon => (1, "Logon"),
         AuthActivity::Logoff => (2, "Logoff"),
         AuthActivity::Other => (99, "Other"),
     };
     object_in(out, compact, |o| {
-        base(o, &AUTHENTICATION, activity, e.time_ns, &e.origin, hostname);
+        base(o, &AUTHENTICATION, activity, e.time_ns, &e.origin, fx);
         if e.success {
             o.u64("status_id", 1).label("status", "Success");
         } else {
@@ -168,7 +177,7 @@ fn auth_event(e: &AuthEvent, hostname: &str, compact: bool, out: &mut Vec<u8>) {
                 x.u64_str("uid", s.into());
             });
         }
-        actor(o, &e.process);
+        actor(o, fx, &e.process);
         o.obj("unmapped", |u| {
             origin_unmapped(u, &e.origin);
             u.str("audit_type", &e.record_type)
@@ -183,7 +192,7 @@ fn endpoint(o: &mut Obj<'_>, a: &std::net::SocketAddr) {
     o.display("ip", a.ip()).u64("port", a.port().into());
 }
 
-fn net_event(e: &NetEvent, hostname: &str, compact: bool, out: &mut Vec<u8>) {
+fn net_event(e: &NetEvent, fx: &mut Fragments, compact: bool, out: &mut Vec<u8>) {
     let activity = match (e.activity, e.error) {
         (NetActivity::Connect, Some(ECONNREFUSED)) => (5, "Refuse"),
         (NetActivity::Connect, Some(EINPROGRESS)) | (NetActivity::Connect, None) => (1, "Open"),
@@ -214,14 +223,7 @@ fn net_event(e: &NetEvent, hostname: &str, compact: bool, out: &mut Vec<u8>) {
         _ => 6,
     };
     object_in(out, compact, |o| {
-        base(
-            o,
-            &NETWORK_ACTIVITY,
-            activity,
-            e.time_ns,
-            &e.origin,
-            hostname,
-        );
+        base(o, &NETWORK_ACTIVITY, activity, e.time_ns, &e.origin, fx);
         match e.error {
             Some(EINPROGRESS) => {
                 o.u64("status_id", 99)
@@ -243,7 +245,7 @@ fn net_event(e: &NetEvent, hostname: &str, compact: bool, out: &mut Vec<u8>) {
                 .u64("direction_id", direction_id)
                 .label("direction", direction);
         });
-        actor(o, &e.process);
+        actor(o, fx, &e.process);
         o.obj("unmapped", |u| net_unmapped(u, e));
     });
 }
@@ -304,7 +306,7 @@ fn metadata(m: &mut Obj<'_>, source: &str, sequence: Option<u64>) {
     }
 }
 
-fn process_event(e: &ProcessEvent, hostname: &str, compact: bool, out: &mut Vec<u8>) {
+fn process_event(e: &ProcessEvent, fx: &mut Fragments, compact: bool, out: &mut Vec<u8>) {
     let (activity_id, activity_name, launch) = match e.activity {
         ProcessActivity::Exec => (1, "Launch", Some((3, "Exec"))),
         ProcessActivity::Fork => (1, "Launch", Some((2, "Fork"))),
@@ -322,7 +324,7 @@ fn process_event(e: &ProcessEvent, hostname: &str, compact: bool, out: &mut Vec<
             (activity_id, activity_name),
             e.time_ns,
             &e.origin,
-            hostname,
+            fx,
         );
         status(o, None);
         o.obj("actor", |a| {
@@ -356,11 +358,9 @@ fn process_event(e: &ProcessEvent, hostname: &str, compact: bool, out: &mut Vec<
     });
 }
 
-/// `actor.process`, in brief.
-fn actor(o: &mut Obj<'_>, p: &ProcessInfo) {
-    o.obj("actor", |a| {
-        a.obj("process", |x| actor_obj(x, p));
-    });
+/// `actor.process`, in brief; the same bytes while the same process acts.
+fn actor(o: &mut Obj<'_>, fx: &mut Fragments, p: &ProcessInfo) {
+    fx.actor(o, p, actor_obj);
 }
 
 /// The acting process of a file, network or login event, in brief: its
@@ -474,7 +474,7 @@ fn loss_header<'o, 'a>(
     time_ns: u64,
     message: &str,
     source: &str,
-    hostname: &str,
+    fx: &Fragments,
 ) -> &'o mut Obj<'a> {
     o.u64("class_uid", 0)
         .caption("class_name", "Base Event")
@@ -485,17 +485,18 @@ fn loss_header<'o, 'a>(
         .u64("severity_id", 3)
         .u64("time", ms(time_ns))
         .str("message", message)
-        .obj("metadata", |m| metadata(m, source, None))
-        .obj("device", |d| device(d, hostname))
+        .obj("metadata", |m| metadata(m, source, None));
+    fx.device(o);
+    o
 }
 
-fn loss_record(l: &LossRecord, hostname: &str, out: &mut Vec<u8>) {
+fn loss_record(l: &LossRecord, fx: &Fragments, out: &mut Vec<u8>) {
     let message = format!(
         "{} record(s) from {} were lost before delivery",
         l.missing, l.source
     );
     object(out, |o| {
-        loss_header(o, l.time_ns, &message, &l.source, hostname).obj("unmapped", |u| {
+        loss_header(o, l.time_ns, &message, &l.source, fx).obj("unmapped", |u| {
             u.caption("provider", l.provider.as_str())
                 .caption("record", "loss")
                 .caption("detected_by", l.detected_by.as_str())
@@ -522,12 +523,15 @@ pub fn output_loss_record(
     let message =
         format!("{missing} event(s) could not be delivered to the {output} output: {why}");
     object(out, |o| {
-        loss_header(o, time_ns, &message, &source, hostname).obj("unmapped", |u| {
-            u.caption("record", "loss")
-                .caption("detected_by", "output_failed")
-                .str("source", &source)
-                .u64("missing", missing)
-                .counts("lost_by_type", lost);
-        });
+        loss_header(o, time_ns, &message, &source, &Fragments::new(hostname)).obj(
+            "unmapped",
+            |u| {
+                u.caption("record", "loss")
+                    .caption("detected_by", "output_failed")
+                    .str("source", &source)
+                    .u64("missing", missing)
+                    .counts("lost_by_type", lost);
+            },
+        );
     });
 }

@@ -233,6 +233,8 @@ fn resident_fraction(path: &Path) -> f64 {
     }
 }
 
+// f_type is i64 on x86_64 and narrower elsewhere.
+#[allow(clippy::unnecessary_cast)]
 fn on_tmpfs(path: &Path) -> bool {
     const TMPFS_MAGIC: i64 = 0x0102_1994;
     rustix::fs::statfs(path).is_ok_and(|s| s.f_type as i64 == TMPFS_MAGIC)
