@@ -251,6 +251,43 @@ impl Obj<'_> {
         self
     }
 
+    /// A path as three strings, escaped once: `path`, its last component
+    /// (`name`) and, when `folder` is given, what is before the last `/`
+    /// (`/` for a file at the root; empty when there is no `/`). Escaping
+    /// is per byte, so the escaped path is the escaped folder, `/` and the
+    /// escaped name: those are copied from the bytes just written.
+    pub fn path_parts(
+        &mut self,
+        path: &str,
+        keys: (&str, &str),
+        folder: Option<&str>,
+    ) -> &mut Self {
+        let split = path.rfind('/');
+        self.key(keys.0);
+        self.out.push(b'"');
+        let start = self.out.len();
+        escaped(self.out, &path[..split.unwrap_or(0)]);
+        let slash = self.out.len();
+        escaped(self.out, &path[split.unwrap_or(0)..]);
+        let end = self.out.len();
+        self.out.push(b'"');
+        let name_at = if split.is_some() { slash + 1 } else { slash };
+        self.key(keys.1);
+        self.out.push(b'"');
+        self.out.extend_from_within(name_at..end);
+        self.out.push(b'"');
+        if let Some(k) = folder {
+            self.key(k);
+            self.out.push(b'"');
+            match split {
+                Some(0) => self.out.push(b'/'),
+                _ => self.out.extend_from_within(start..slash),
+            }
+            self.out.push(b'"');
+        }
+        self
+    }
+
     pub fn counts(&mut self, k: &str, m: &BTreeMap<String, u64>) -> &mut Self {
         self.obj(k, |o| {
             for (name, n) in m {
@@ -372,6 +409,39 @@ mod tests {
                 String::from_utf8(out).ok(),
                 serde_json::to_string(s).ok(),
                 "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn path_parts_are_the_split_of_the_path_escaped() {
+        let paths = [
+            "/etc/passwd",
+            "/",
+            "/top",
+            "relative",
+            "",
+            "a/b\"c/d\\e\n",
+            "/dir\u{1}/na\tme",
+            "/dir/",
+            "//x",
+            "/é/日本/🦀",
+        ];
+        for path in paths {
+            let mut out = Vec::new();
+            object(&mut out, |o| {
+                o.path_parts(path, ("path", "name"), Some("parent_folder"));
+            });
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+            let (parent, name) = match path.rfind('/') {
+                Some(0) => ("/", &path[1..]),
+                Some(i) => (&path[..i], &path[i + 1..]),
+                None => ("", path),
+            };
+            assert_eq!(
+                v,
+                serde_json::json!({"path": path, "name": name, "parent_folder": parent}),
+                "{path:?}"
             );
         }
     }

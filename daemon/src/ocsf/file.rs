@@ -20,16 +20,9 @@ fn file_type(mode: Option<u32>) -> (u64, &'static str) {
 
 pub(super) fn file_obj(o: &mut Obj<'_>, f: &FileInfo, type_override: Option<(u64, &'static str)>) {
     if let Some(path) = &f.path {
-        let (parent, name) = match path.rfind('/') {
-            Some(0) => ("/", &path[1..]),
-            Some(i) => (&path[..i], &path[i + 1..]),
-            None => ("", &**path),
-        };
-        o.str("path", path).str("name", name);
-        // The path says it again.
-        if !o.is_compact() {
-            o.str("parent_folder", parent);
-        }
+        // The path says the folder again: left out of a compact record.
+        let folder = (!o.is_compact()).then_some("parent_folder");
+        o.path_parts(path, ("path", "name"), folder);
     } else {
         // OCSF requires a name; a fold record whose first open the daemon
         // no longer remembers has none (no path either: never a guess).

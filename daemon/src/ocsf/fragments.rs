@@ -4,7 +4,7 @@
 //! nearly every record names the same few processes; writing their actor
 //! again (the entity id and executable escaped, the numbers formatted)
 //! was the largest single part of the OCSF writer's time
-//! (docs/PERFORMANCE-MEASUREMENTS.md, "Pre-serialized fragments").
+//! (docs/PERFORMANCE-PIPELINE.md, "Pre-serialized fragments").
 //!
 //! The actor is reused only when every field it writes is equal to the
 //! memo's (shared strings compare by pointer first, then by content), so

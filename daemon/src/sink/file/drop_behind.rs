@@ -11,7 +11,7 @@
 //! touch of memory was most of what the daemon spent. Freed a window
 //! behind, the same few megabytes of pages are used again and again: on
 //! the project's machine 2.3 GB in 64 KiB writes took 4.1–6.3 s kept and
-//! 1.1 s dropped behind (docs/PERFORMANCE-MEASUREMENTS.md, "The event file's page
+//! 1.1 s dropped behind (docs/PERFORMANCE-PIPELINE.md, "The event file's page
 //! cache").
 //!
 //! How: each time another `WINDOW` of bytes has been written,
