@@ -226,14 +226,7 @@ impl Obj<'_> {
 
     pub fn strs<'s>(&mut self, k: &str, items: impl IntoIterator<Item = &'s str>) -> &mut Self {
         self.key(k);
-        self.out.push(b'[');
-        for (i, s) in items.into_iter().enumerate() {
-            if i > 0 {
-                self.out.push(b',');
-            }
-            string(self.out, s);
-        }
-        self.out.push(b']');
+        array_of_strs(self.out, items);
         self
     }
 
@@ -303,6 +296,18 @@ impl Obj<'_> {
         string(self.out, k);
         self.out.push(b':');
     }
+}
+
+/// A JSON array of strings.
+pub fn array_of_strs<'s>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'s str>) {
+    out.push(b'[');
+    for (i, s) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, s);
+    }
+    out.push(b']');
 }
 
 /// A JSON string literal.

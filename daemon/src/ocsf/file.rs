@@ -76,6 +76,23 @@ pub(super) fn file_ext(o: &mut Obj<'_>, f: &FileInfo) {
     o.caption("identity_from", f.identity_from.as_str());
 }
 
+/// `access` as a JSON array, for each combination of the four bits:
+/// built once from `access_names`, copied per record.
+fn access_json(access: u32) -> &'static [u8] {
+    static TABLE: std::sync::LazyLock<Vec<Vec<u8>>> = std::sync::LazyLock::new(|| {
+        (0..16)
+            .map(|bits| {
+                let mut b = Vec::new();
+                crate::json::array_of_strs(&mut b, access_names(bits));
+                b
+            })
+            .collect()
+    });
+    // Bits beyond the four are never set by the programs (events.h);
+    // masked so that a stray one can only drop a name, never index out.
+    &TABLE[(access & 0xf) as usize]
+}
+
 fn access_names(access: u32) -> impl Iterator<Item = &'static str> {
     use mdatp_bpf::abi::mdatp_access as a;
     [
@@ -148,7 +165,7 @@ fn file_unmapped(u: &mut Obj<'_>, e: &FileEvent, subject: &FileInfo) {
     u.obj("file", |f| file_ext(f, subject));
     match &e.activity {
         FileActivity::Open { access, flags, .. } => {
-            u.strs("access", access_names(*access));
+            u.raw_bytes("access", access_json(*access));
             if !u.is_compact() {
                 u.octal("open_flags", (*flags).into(), true);
             }
@@ -159,7 +176,7 @@ fn file_unmapped(u: &mut Obj<'_>, e: &FileEvent, subject: &FileInfo) {
             last_ns,
             ..
         } => {
-            u.strs("access", access_names(*access))
+            u.raw_bytes("access", access_json(*access))
                 .bool("folded", true)
                 .u64("start_time_ns", *first_ns)
                 .u64("end_time_ns", *last_ns);
