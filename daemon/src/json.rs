@@ -63,9 +63,7 @@ impl Obj<'_> {
 
     /// A value that is already JSON (a constant fragment).
     pub fn raw(&mut self, k: &str, json: &str) -> &mut Self {
-        self.key(k);
-        self.out.extend_from_slice(json.as_bytes());
-        self
+        self.raw_bytes(k, json.as_bytes())
     }
 
     /// A value that is already JSON, as bytes (a fragment written once

@@ -1,9 +1,8 @@
 //! What repeats from record to record, serialized once and copied: a
 //! record's class and activity fields, the host's `device` object, and
-//! the `actor` of the last record. In a storm
-//! nearly every record names the same few processes; writing their actor
-//! again (the entity id and executable escaped, the numbers formatted)
-//! was the largest single part of the OCSF writer's time
+//! the `actor` of the last record. In a storm nearly every record names
+//! the same few processes; writing their actor again (the entity id and
+//! executable escaped, the numbers formatted) was 13% of the event loop
 //! (docs/PERFORMANCE-PIPELINE.md, "Pre-serialized fragments").
 //!
 //! The actor is reused only when every field it writes is equal to the
