@@ -13,6 +13,7 @@ mod delivery;
 mod kernel_cost;
 mod monitors;
 mod proc;
+mod process_memory;
 mod report;
 mod settle;
 mod soak;
@@ -107,6 +108,12 @@ enum Cmd {
         #[arg(long)]
         pipeline_only: bool,
     },
+    /// The heap the event loop holds per short process (fork, exec,
+    /// exit) while the exited processes' grace period keeps them.
+    ProcessMemory {
+        #[arg(long, value_delimiter = ',', default_value = "2000,10000,50000")]
+        counts: Vec<u32>,
+    },
 }
 
 /// One measured cell.
@@ -173,6 +180,7 @@ fn main() -> Result<()> {
     }
     match cli.cmd {
         Cmd::Stages { n, pipeline_only } => stages::run(n, pipeline_only),
+        Cmd::ProcessMemory { counts } => process_memory::run(&counts),
         Cmd::Soak {
             seconds,
             only,

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Argv {
     /// The arguments, NUL between them (none after the last).
     text: Arc<str>,

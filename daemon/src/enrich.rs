@@ -10,22 +10,24 @@ use foldhash::{HashMap, HashMapExt};
 
 use crate::clock::HostClock;
 use crate::event::{Event, ProcessActivity, ProcessInfo, SharedStr};
-use crate::process_cache::ProcessCache;
+use crate::process_cache::{Image, ProcessCache};
 
 /// Cache entries checked against /proc per housekeeping tick (a stat
 /// read each): a pass over 60,000 processes takes a minute.
 const SWEEP_PER_TICK: usize = 1024;
 use crate::users::UserNames;
 
-/// Bound of the entity id memo; it starts over when full.
-const ENTITY_ID_MEMO: usize = 16_384;
+/// Bound of the entity id memo for processes the cache does not hold
+/// (a full cache); it starts over when full.
+const ENTITY_ID_MEMO: usize = 1024;
 
 pub struct Enricher {
     clock: HostClock,
     cache: ProcessCache,
     users: UserNames,
-    /// (pid, start) → entity id: a UUID v5 is a SHA-1 and three
-    /// allocations, and the same few processes act again and again.
+    /// (pid, start) → entity id of processes the cache does not hold: a
+    /// UUID v5 is a SHA-1 and three allocations, and the same few
+    /// processes act again and again. The cache keeps the others' ids.
     entity_ids: HashMap<(u32, u64), SharedStr>,
 }
 
@@ -71,12 +73,22 @@ impl Enricher {
                             pp.pid,
                             p.parent.as_ref().map(|x| x.pid).unwrap_or(0),
                             pp.start_boot_ns.unwrap_or(0),
-                            pp.name.clone().unwrap_or_default(),
-                            pp.exe.clone(),
-                            pp.argv.clone(),
+                            Image {
+                                name: Some(pp.name.clone().unwrap_or_default()),
+                                exe: pp.exe.clone(),
+                                argv: pp.argv.clone(),
+                            },
+                            (!pp.entity_id.is_empty()).then(|| pp.entity_id.clone()),
                         );
                     }
                     ProcessActivity::Fork => {
+                        // The child is not cached yet: its id goes into
+                        // its entry below, not into the memo.
+                        if let Some(start) = p.process.start_boot_ns
+                            && p.process.entity_id.is_empty()
+                        {
+                            p.process.entity_id = self.clock.entity_id(p.process.pid, start).into();
+                        }
                         self.complete(&mut p.process, Fill::Ids);
                         if let Some(parent) = parent {
                             self.complete(parent, Fill::ImageAndArgv);
@@ -88,7 +100,9 @@ impl Enricher {
                             if let (Some(ps), Some(cs)) =
                                 (parent.start_boot_ns, child.start_boot_ns)
                             {
-                                self.cache.on_fork(parent.pid, ps, child.pid, cs);
+                                let id =
+                                    (!child.entity_id.is_empty()).then(|| child.entity_id.clone());
+                                self.cache.on_fork(parent.pid, ps, child.pid, cs, id);
                             }
                         }
                     }
@@ -122,14 +136,15 @@ impl Enricher {
             if fill != Fill::Ids
                 && let Some(c) = self.cache.get(p.pid, start)
             {
+                let image = &c.image;
                 if p.name.is_none() {
-                    p.name = c.name.clone();
+                    p.name = image.name.clone();
                 }
                 if p.exe.is_none() {
-                    p.exe = c.exe.clone();
+                    p.exe = image.exe.clone();
                 }
                 if fill == Fill::ImageAndArgv && p.argv.is_none() {
-                    p.argv = c.argv.clone();
+                    p.argv = image.argv.clone();
                 }
             }
         }
@@ -139,6 +154,11 @@ impl Enricher {
     }
 
     fn entity_id(&mut self, pid: u32, start_boottime_ns: u64) -> SharedStr {
+        let clock = &self.clock;
+        let make = || SharedStr::from(clock.entity_id(pid, start_boottime_ns));
+        if let Some(id) = self.cache.entity_id(pid, start_boottime_ns, make) {
+            return id;
+        }
         if let Some(id) = self.entity_ids.get(&(pid, start_boottime_ns)) {
             return id.clone();
         }
@@ -163,5 +183,120 @@ impl Enricher {
         self.cache
             .sweep(std::path::Path::new("/proc"), now, SWEEP_PER_TICK);
         self.cache.expire(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{CallPath, FileActivity, FileEvent, FileInfo, Origin, ProcessEvent};
+
+    fn origin() -> Origin {
+        Origin {
+            provider: crate::event::Provider::Ebpf,
+            source: "ebpf/cpu0".into(),
+            sequence: 0,
+            path: CallPath::Native,
+        }
+    }
+
+    fn who(pid: u32, start: u64) -> ProcessInfo {
+        ProcessInfo {
+            pid,
+            start_boot_ns: Some(start),
+            ..Default::default()
+        }
+    }
+
+    fn process(activity: ProcessActivity, process: ProcessInfo, parent: ProcessInfo) -> Event {
+        Event::Process(Box::new(ProcessEvent {
+            time_ns: 1,
+            activity,
+            process,
+            parent: Some(parent),
+            origin: origin(),
+        }))
+    }
+
+    fn acting(e: &Event) -> &ProcessInfo {
+        match e {
+            Event::Process(p) => &p.process,
+            Event::File(f) => &f.process,
+            _ => unreachable!(),
+        }
+    }
+
+    /// A child's life as the sources report it: every event names it by
+    /// the same entity id (the clock's), the parent's image comes from
+    /// the cache, and after its exec the child runs the new image.
+    #[test]
+    fn a_process_keeps_one_entity_id_and_its_images_through_fork_exec_and_exit() {
+        let clock = HostClock::from_system().unwrap();
+        let mut e = Enricher::new(clock.clone(), ProcessCache::new());
+        let (ppid, pstart, pid, start) = (700, 5_000_000_000, 701, 6_000_000_000);
+        e.cache.on_exec(
+            ppid,
+            1,
+            pstart,
+            Image {
+                name: Some("bash".into()),
+                exe: Some("/usr/bin/bash".into()),
+                argv: Some(["bash", "-i"].into_iter().collect()),
+            },
+            None,
+        );
+        let exec_image = ProcessInfo {
+            name: Some("cat".into()),
+            exe: Some("/usr/bin/cat".into()),
+            argv: Some(["cat", "/etc/hosts"].into_iter().collect()),
+            ..who(pid, start)
+        };
+        let file = Event::File(Box::new(FileEvent {
+            time_ns: 1,
+            activity: FileActivity::Open {
+                access: 1,
+                flags: 0,
+                fd: 3,
+            },
+            file: FileInfo::default(),
+            error: None,
+            process: who(pid, start),
+            origin: origin(),
+        }));
+        let exit = ProcessActivity::Exit {
+            code: 0,
+            signal: None,
+            core_dumped: false,
+        };
+        let mut events = vec![
+            process(ProcessActivity::Fork, who(pid, start), who(ppid, pstart)),
+            process(ProcessActivity::Exec, exec_image, who(ppid, pstart)),
+            file,
+            process(exit, who(pid, start), who(ppid, pstart)),
+        ];
+        for ev in &mut events {
+            e.enrich(ev);
+        }
+        let id = clock.entity_id(pid, start);
+        for ev in &events {
+            assert_eq!(&*acting(ev).entity_id, id, "{ev:?}");
+        }
+        let Event::Process(fork) = &events[0] else {
+            unreachable!()
+        };
+        let parent = fork.parent.as_ref().unwrap();
+        assert_eq!(&*parent.entity_id, clock.entity_id(ppid, pstart));
+        assert_eq!(parent.exe.as_deref(), Some("/usr/bin/bash"));
+        assert_eq!(fork.process.exe.as_deref(), Some("/usr/bin/bash"));
+        for ev in &events[2..] {
+            assert_eq!(acting(ev).exe.as_deref(), Some("/usr/bin/cat"), "{ev:?}");
+            assert_eq!(acting(ev).name.as_deref(), Some("cat"));
+        }
+        let argv = acting(&events[3]).argv.as_ref().unwrap();
+        assert_eq!(argv.iter().collect::<Vec<_>>(), ["cat", "/etc/hosts"]);
+        // A process the cache does not know still gets the clock's id.
+        let mut stranger = who(9_999, 7_000_000_000);
+        e.complete(&mut stranger, Fill::Image);
+        assert_eq!(&*stranger.entity_id, clock.entity_id(9_999, 7_000_000_000));
     }
 }
