@@ -106,7 +106,7 @@ struct mdatp_settings_map {
  * table from the host's process count and limit (map_sizes.rs). */
 struct mdatp_procs_map {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, MDATP_TABLE_CEILING);
 	__type(key, __u32);
 	__type(value, struct mdatp_proc_state);
 };
@@ -131,7 +131,7 @@ struct mdatp_net_trie_map {
  * host's CPUs at load (map_sizes.rs). */
 struct mdatp_udp_flows_map {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, MDATP_TABLE_CEILING);
 	__type(key, struct mdatp_udp_flow_key);
 	__type(value, __u8);
 };

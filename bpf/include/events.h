@@ -70,6 +70,10 @@ enum mdatp_bounds {
 	/* Entries of each exclusion map (paths: two per prefix; executables
 	 * and networks: one each). `mdatpd validate` refuses more. */
 	MDATP_EXCLUDE_MAP_ENTRIES = 1024,
+	/* The most the per-process table and the UDP-flow table hold: their
+	 * declared max_entries, which the loader lowers to fit the host
+	 * (map_sizes.rs). */
+	MDATP_TABLE_CEILING = 65536,
 };
 
 /* Flags of mdatp_exec_event.flags. */

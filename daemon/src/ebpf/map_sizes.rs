@@ -22,8 +22,9 @@ const RING_PER_CPU: u64 = 2 * MIB;
 /// At most this fraction of memory for the ring (a small VM keeps it).
 const RING_MEMORY_SHARE: u64 = 256;
 
-/// Declared in the object (common.bpf.h): the most either table holds.
-pub const TABLE_CEILING: u32 = 65_536;
+/// Declared in the object (events.h, the tables' max_entries in
+/// common.bpf.h): the most either table holds.
+pub const TABLE_CEILING: u32 = mdatp_bpf::abi::mdatp_bounds::MDATP_TABLE_CEILING;
 const PROCS_FLOOR: u32 = 4_096;
 const UDP_FLOWS_FLOOR: u32 = 8_192;
 const UDP_FLOWS_PER_CPU: u32 = 4_096;
