@@ -78,7 +78,7 @@ impl Enricher {
                                 exe: pp.exe.clone(),
                                 argv: pp.argv.clone(),
                             },
-                            (!pp.entity_id.is_empty()).then(|| pp.entity_id.clone()),
+                            known_entity_id(pp),
                         );
                     }
                     ProcessActivity::Fork => {
@@ -100,8 +100,7 @@ impl Enricher {
                             if let (Some(ps), Some(cs)) =
                                 (parent.start_boot_ns, child.start_boot_ns)
                             {
-                                let id =
-                                    (!child.entity_id.is_empty()).then(|| child.entity_id.clone());
+                                let id = known_entity_id(child);
                                 self.cache.on_fork(parent.pid, ps, child.pid, cs, id);
                             }
                         }
@@ -184,6 +183,11 @@ impl Enricher {
             .sweep(std::path::Path::new("/proc"), now, SWEEP_PER_TICK);
         self.cache.expire(now);
     }
+}
+
+/// The entity id an event already carries (empty: not known).
+fn known_entity_id(p: &ProcessInfo) -> Option<SharedStr> {
+    (!p.entity_id.is_empty()).then(|| p.entity_id.clone())
 }
 
 #[cfg(test)]
