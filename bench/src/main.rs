@@ -5,8 +5,10 @@
 //!   mdatp-bench run [--reps 3] [--scale 1.0] [--out DIR] [--workloads a,b] [--configs a,b]
 //!   mdatp-bench ceiling [--seconds 3]
 //!   mdatp-bench kernel-cost [--pairs 500000] [--reps 3]
+//!   mdatp-bench apart [--workloads read-heavy,connect] [--reps 5]
 //!   mdatp-bench workload NAME N        (used by `run`; times one workload)
 
+mod apart;
 mod ceiling;
 mod config;
 mod delivery;
@@ -16,6 +18,7 @@ mod proc;
 mod process_memory;
 mod report;
 mod settle;
+mod sizing;
 mod soak;
 mod stages;
 mod workloads;
@@ -66,6 +69,20 @@ enum Cmd {
         #[arg(long, default_value_t = 500_000)]
         pairs: u64,
         #[arg(long, default_value_t = 3)]
+        reps: usize,
+        #[arg(long)]
+        mdatpd: Option<PathBuf>,
+        #[arg(long, default_value = "target/bench")]
+        out: PathBuf,
+    },
+    /// A workload's added time taken apart: the workload's user and
+    /// system CPU, its waiting, the sensor's programs' run time, against
+    /// the baseline, the floor (every event type off), defaults and
+    /// folding off.
+    Apart {
+        #[arg(long, value_delimiter = ',', default_value = "read-heavy,connect")]
+        workloads: Vec<String>,
+        #[arg(long, default_value_t = 5)]
         reps: usize,
         #[arg(long)]
         mdatpd: Option<PathBuf>,
@@ -126,43 +143,6 @@ pub struct Cell {
     pub stats: monitors::Stats,
 }
 
-/// The shortest unmonitored run of a workload: shorter runs were
-/// dominated by start-up and scheduling noise (a 0.3 s grep swung 0.26 s
-/// to 12.6 s between repetitions).
-const MIN_BASELINE_S: f64 = 2.0;
-
-/// Runs `workload NAME N` once and returns its wall time.
-fn time_workload(me: &std::path::Path, name: &str, n: u64) -> Result<f64> {
-    let t0 = Instant::now();
-    let st = Command::new(me)
-        .args(["workload", name, &n.to_string()])
-        .status()?;
-    if !st.success() {
-        bail!("workload {name} failed");
-    }
-    Ok(t0.elapsed().as_secs_f64())
-}
-
-/// The size at which NAME lasts at least MIN_BASELINE_S without a
-/// monitor: grown from `start` by the measured rate (10% headroom) until
-/// a run confirms it. The last run is also the warm pass. The first run
-/// only warms: a cold one (page cache, the binaries) can last the 2 s
-/// that warm repetitions do not — `grep -r` over /usr/include took over
-/// 2 s cold and 0.22 s warm, and was measured at that size.
-fn calibrate(me: &std::path::Path, name: &str, start: u64) -> Result<u64> {
-    let mut n = start.max(1);
-    time_workload(me, name, n)?;
-    for _ in 0..8 {
-        let t = time_workload(me, name, n)?;
-        if t >= MIN_BASELINE_S {
-            return Ok(n);
-        }
-        let grown = (n as f64 * MIN_BASELINE_S * 1.1 / t.max(0.001)).ceil() as u64;
-        n = grown.max(n + 1);
-    }
-    bail!("workload {name} did not reach {MIN_BASELINE_S} s at n={n}")
-}
-
 fn default_mdatpd() -> PathBuf {
     PathBuf::from("target/release/mdatpd")
 }
@@ -207,6 +187,19 @@ fn main() -> Result<()> {
                 mdatpd: mdatpd.unwrap_or_else(default_mdatpd),
             },
             pairs,
+            reps,
+            &out,
+        ),
+        Cmd::Apart {
+            workloads: wl,
+            reps,
+            mdatpd,
+            out,
+        } => apart::run(
+            &monitors::Paths {
+                mdatpd: mdatpd.unwrap_or_else(default_mdatpd),
+            },
+            &wl,
             reps,
             &out,
         ),
@@ -255,9 +248,12 @@ fn main() -> Result<()> {
                 .iter()
                 .filter(|(n, _, _)| wl.is_empty() || wl.iter().any(|w| w == n))
             {
-                let n = calibrate(&me, name, *size)?;
+                let n = sizing::calibrate(&me, name, *size)?;
                 let n = ((n as f64) * scale).max(1.0) as u64;
-                eprintln!("{name:<14} n={n} (at least {MIN_BASELINE_S} s unmonitored, warm)");
+                eprintln!(
+                    "{name:<14} n={n} (at least {} s unmonitored, warm)",
+                    sizing::MIN_BASELINE_S
+                );
                 chosen.push((name, n));
             }
             let cfgs: Vec<config::Config> = config::Config::ALL
