@@ -199,10 +199,7 @@ fn report(md: &mut String, workload: &str, n: u64, cells: &[(Config, Vec<Sample>
             pct(m.prog)
         );
     }
-    for (config, samples) in cells
-        .iter()
-        .filter(|(c, _)| *c != Config::Baseline)
-    {
+    for (config, samples) in cells.iter().filter(|(c, _)| *c != Config::Baseline) {
         let mut total: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         for s in samples {
             for (name, (c, t)) in &s.per_prog {
