@@ -142,6 +142,11 @@ pub struct Args {
     /// the kfunc but does not allow it here would make happen).
     #[arg(long, hide = true, conflicts_with = "test_without_kfuncs")]
     pub test_refused_kfuncs: bool,
+
+    /// Testing: a live switch to eBPF waits this many milliseconds before
+    /// it loads, so that a test can see the events keep coming meanwhile.
+    #[arg(long, hide = true, value_name = "MS")]
+    pub test_switch_load_delay_ms: Option<u64>,
 }
 
 /// `--test-syscall-variant` values.

@@ -40,6 +40,8 @@ pub enum EbpfError {
         #[source]
         source: aya::maps::MapError,
     },
+    #[error("the thread that loads the programs for a switch")]
+    LoadThread(#[source] std::io::Error),
 }
 
 /// What the loader was asked to do.

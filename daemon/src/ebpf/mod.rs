@@ -2,6 +2,7 @@
 //! on its own, reads the ring buffer and turns its records into
 //! normalized events, counting every loss.
 
+mod background_load;
 mod convert;
 mod counters;
 pub mod decode;
@@ -14,6 +15,7 @@ pub mod probe;
 pub mod records;
 mod source;
 
+pub use background_load::BackgroundLoad;
 pub use convert::{Converter, EbpfLoss};
 pub use counters::BpfCounters;
 pub use kfunc::KfuncResolution;

@@ -56,7 +56,18 @@ impl EbpfSource {
 
     /// Loads the object, fills the filters, attaches every program it can.
     pub fn start(&mut self, opts: &LoadOptions) -> Result<(), EbpfError> {
-        let mut sensor = EbpfSensor::load(opts)?;
+        let sensor = EbpfSensor::load(opts)?;
+        self.attach(sensor, &opts.filters)
+    }
+
+    /// Takes an object loaded elsewhere (a live switch's load thread,
+    /// background_load.rs) with the filters it was loaded with, and
+    /// starts reading its ring.
+    pub fn attach(
+        &mut self,
+        mut sensor: EbpfSensor,
+        filters: &KernelFilters,
+    ) -> Result<(), EbpfError> {
         let ring = sensor.take_ring()?;
         let counters = sensor.take_counters()?;
         // SAFETY: the RingBuf owns its map fd, which stays open and unchanged
@@ -69,7 +80,7 @@ impl EbpfSource {
         self.attached = Some(Attached {
             sensor,
             ring,
-            filters: opts.filters.clone(),
+            filters: filters.clone(),
         });
         Ok(())
     }

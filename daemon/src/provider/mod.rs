@@ -45,6 +45,9 @@ pub enum FallbackReason {
     /// The kernel lacks what every program needs (probed).
     MissingCapability(String),
     LoadFailed(String),
+    /// A live switch to eBPF is loading the programs (the audit rules
+    /// serve the events until it is done).
+    Loading,
 }
 
 impl fmt::Display for FallbackReason {
@@ -56,6 +59,9 @@ impl fmt::Display for FallbackReason {
                 write!(f, "this kernel lacks what the eBPF programs need ({m})")
             }
             FallbackReason::LoadFailed(e) => write!(f, "eBPF failed to load: {e}"),
+            FallbackReason::Loading => {
+                f.write_str("eBPF programs loading (a switch to eBPF is under way)")
+            }
         }
     }
 }

@@ -69,9 +69,8 @@ impl Daemon {
                     Ok(config) => {
                         let _ = reply.send(Ok(String::new()));
                         // The caller's answer goes out before the change is
-                        // applied: a switch to eBPF loads every program and
-                        // holds this (single-threaded) loop for seconds, or
-                        // a minute under emulation, past busctl's timeout.
+                        // applied (a switch to eBPF then loads its programs
+                        // on a thread of its own: background_load.rs).
                         tokio::time::sleep(REPLY_GRACE).await;
                         self.apply(config).await;
                     }
@@ -136,7 +135,7 @@ impl Daemon {
     }
 
     /// After a change: tell D-Bus listeners when the provider changed.
-    async fn announce(&self, before: ProviderKind) {
+    pub(super) async fn announce(&self, before: ProviderKind) {
         let now = self.provider_kind();
         if let (Some(bus), true) = (&self.bus, before != now) {
             let reason = self

@@ -24,8 +24,8 @@ use crate::bus::{Bus, BusCommand};
 use crate::clock::HostClock;
 use crate::cnproc::ProcConnectorSource;
 use crate::config::{ConfigProblem, LoadedConfig};
-use crate::ebpf::EbpfSource;
 use crate::ebpf::probe::KernelProbe;
+use crate::ebpf::{BackgroundLoad, EbpfError, EbpfSensor, EbpfSource};
 use crate::enrich::Enricher;
 use crate::exclusions::Exclusions;
 use crate::pipeline::Pipeline;
@@ -86,6 +86,8 @@ pub struct Daemon {
     procs: ProcConnectorSource,
     /// eBPF was loaded once (test refusals apply to the first load only).
     ebpf_loaded_before: bool,
+    /// A live switch to eBPF whose programs are loading (providers.rs).
+    pending_ebpf: Option<BackgroundLoad>,
     /// What the kernel offers eBPF: probed at start and before every
     /// switch back to eBPF.
     probed: KernelProbe,
@@ -154,6 +156,7 @@ impl Daemon {
             audit: AuditSource::default(),
             procs: ProcConnectorSource::default(),
             ebpf_loaded_before: false,
+            pending_ebpf: None,
             probed,
             pipeline: Pipeline::with_outputs(Enricher::new(clock, ProcessCache::new()), outputs)
                 .with_detail(detail),
@@ -329,6 +332,13 @@ impl Daemon {
                     self.update_health();
                 }
                 Some(cmd) = commands.recv() => self.command(cmd).await,
+                loaded = pending_load(&mut self.pending_ebpf), if self.pending_ebpf.is_some() => {
+                    let before = self.provider_kind();
+                    self.finish_switch_to_ebpf(loaded);
+                    self.announce(before).await;
+                    self.update_health();
+                    crate::systemd::status(&self.status_line(0.0));
+                }
                 _ = audit_status.tick() => self.request_audit_status(),
                 Some(status) = self.status_reads.rx.recv() => {
                     self.status_reads.in_flight = false;
@@ -405,6 +415,14 @@ fn interval(period: Duration) -> tokio::time::Interval {
     let mut i = tokio::time::interval(period);
     i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     i
+}
+
+/// The outcome of a switch's load, when one runs.
+async fn pending_load(load: &mut Option<BackgroundLoad>) -> Result<EbpfSensor, EbpfError> {
+    match load {
+        Some(l) => l.finished().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn tick_opt(i: &mut Option<tokio::time::Interval>) {

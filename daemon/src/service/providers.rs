@@ -7,10 +7,9 @@ use std::time::Duration;
 use super::Daemon;
 use crate::audit::AuditError;
 use crate::audit::source::{AuditRules, clear_ours};
-use crate::ebpf::KfuncChoice;
-use crate::ebpf::LoadOptions;
 use crate::ebpf::map_sizes::{HostFacts, MapSizes};
 use crate::ebpf::probe::KernelProbe;
+use crate::ebpf::{BackgroundLoad, EbpfError, EbpfSensor, KfuncChoice, LoadOptions};
 use crate::event::Provider;
 use crate::kind::{EventKind, Served};
 use crate::provider::{self, EbpfSetting, FallbackReason, ProviderKind};
@@ -197,6 +196,13 @@ impl Daemon {
     pub(super) fn apply_provider_setting(&mut self) {
         match (self.preselect(self.setting), self.provider_kind()) {
             (Err(reason), ProviderKind::Ebpf | ProviderKind::Mixed) => self.switch_to_audit(reason),
+            // Changed back while a switch to eBPF loads: the load's
+            // object is dropped when its thread is done.
+            (Err(reason), _) if self.pending_ebpf.is_some() => {
+                self.pending_ebpf = None;
+                log::info!("switch to eBPF cancelled while its programs loaded: {reason}");
+                self.reason = Some(reason);
+            }
             (Ok(()), ProviderKind::Auditd) => self.switch_to_ebpf(),
             _ => log::info!(
                 "configuration reloaded; provider unchanged ({})",
@@ -236,8 +242,17 @@ impl Daemon {
     }
 
     /// Make: attach eBPF first. Break: then read what the rules still
-    /// produced and remove them.
+    /// produced and remove them. The programs load on a thread of their
+    /// own (background_load.rs): the loop keeps reading the audit records
+    /// meanwhile, and `finish_switch_to_ebpf` takes the loaded object.
     fn switch_to_ebpf(&mut self) {
+        if let Some(load) = &self.pending_ebpf {
+            log::info!(
+                "a switch to eBPF is already loading the programs ({:.1} s so far)",
+                load.elapsed().as_secs_f64()
+            );
+            return;
+        }
         // The kernel's offer is probed again: what was missing at start
         // (tracefs not mounted yet, ...) may be there now.
         self.probed = KernelProbe::run(self.host.args.test_syscall_variant.map(Into::into));
@@ -246,9 +261,41 @@ impl Daemon {
             self.reason = Some(r);
             return;
         }
-        let opts = self.load_options();
-        match crate::systemd::keep_alive_during(false, || self.ebpf.start(&opts)) {
+        let delay = self
+            .host
+            .args
+            .test_switch_load_delay_ms
+            .map(Duration::from_millis);
+        match BackgroundLoad::spawn(self.load_options(), delay) {
+            Ok(load) => {
+                log::info!(
+                    "switching auditd -> ebpf: loading the eBPF programs; the audit rules serve the events until they are attached"
+                );
+                self.pending_ebpf = Some(load);
+                self.reason = Some(FallbackReason::Loading);
+            }
+            Err(e) => self.switch_to_ebpf_failed(e),
+        }
+    }
+
+    /// The switch's load is done: attach it, unless the setting changed
+    /// meanwhile (then the object is dropped, its programs unloaded).
+    pub(super) fn finish_switch_to_ebpf(&mut self, loaded: Result<EbpfSensor, EbpfError>) {
+        let Some(load) = self.pending_ebpf.take() else {
+            return;
+        };
+        let took = load.elapsed().as_secs_f64();
+        if let Err(r) = self.preselect(self.setting) {
+            log::info!(
+                "the eBPF programs loaded in {took:.1} s are not used: {r} (changed while they loaded); staying on auditd"
+            );
+            self.reason = Some(r);
+            return;
+        }
+        match loaded.and_then(|sensor| self.ebpf.attach(sensor, load.filters())) {
             Ok(()) => {
+                // A reload while the programs loaded: its filters now.
+                self.ebpf.apply_filters(&self.config.filters.clone());
                 self.pipeline
                     .begin_overlap(Provider::Auditd, SWITCH_OVERLAP);
                 // Records of the audit rules still in flight.
@@ -258,14 +305,16 @@ impl Daemon {
                 self.fit_audit_rules();
                 self.fit_proc_connector();
                 let now = self.provider_kind().to_string();
-                log::info!(provider = now.as_str(); "provider switched: auditd -> {now}");
+                log::info!(provider = now.as_str(); "provider switched: auditd -> {now} (the programs loaded in {took:.1} s)");
             }
-            Err(e) => {
-                let e = anyhow::Error::from(e).context("start the eBPF event provider");
-                log::error!("switch to eBPF failed, staying on auditd: {e:#}");
-                self.reason = Some(FallbackReason::LoadFailed(format!("{e:#}")));
-            }
+            Err(e) => self.switch_to_ebpf_failed(e),
         }
+    }
+
+    fn switch_to_ebpf_failed(&mut self, e: EbpfError) {
+        let e = anyhow::Error::from(e).context("start the eBPF event provider");
+        log::error!("switch to eBPF failed, staying on auditd: {e:#}");
+        self.reason = Some(FallbackReason::LoadFailed(format!("{e:#}")));
     }
 
     pub(super) fn log_running(&self) {
