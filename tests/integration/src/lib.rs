@@ -308,6 +308,43 @@ pub fn is_exec(v: &Value) -> bool {
     v["class_uid"] == 1007 && v["activity_id"] == 1 && v["unmapped"]["launch_type_id"] == 3
 }
 
+/// How long a switch to eBPF may take: its programs load off the event
+/// loop, and the verifier alone takes seconds of CPU (7.8 s on this
+/// project's slowest VM, more beside other work).
+pub const LOAD_WAIT: Duration = Duration::from_secs(90);
+
+/// The provider an event names (`ebpf`, `auditd`, ...).
+pub fn provider_of(v: &Value) -> &str {
+    at(v, "/unmapped/provider").as_str().unwrap_or("")
+}
+
+/// Runs /bin/echo with a unique argument; returns its exec event, or
+/// panics with the daemon's log when it does not come within `wait`.
+pub fn exec_seen(d: &Daemon, tag: &str, wait: Duration) -> Value {
+    let st = Command::new("/bin/echo")
+        .arg(tag)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run /bin/echo");
+    assert!(st.success());
+    d.wait_event(wait, |v| {
+        is_exec(v) && at(v, "/unmapped/process/argv/1") == tag
+    })
+    .unwrap_or_else(|| panic!("no exec event for {tag}; stderr:\n{}", d.stderr()))
+}
+
+/// Each tag's exec (`exec_seen`) is in `events` exactly once: across a
+/// provider switch nothing is lost and nothing reported twice.
+pub fn assert_each_exec_once(events: &[Value], tags: &[&str]) {
+    for tag in tags {
+        let n = events
+            .iter()
+            .filter(|v| is_exec(v) && at(v, "/unmapped/process/argv/1") == *tag)
+            .count();
+        assert_eq!(n, 1, "{tag} reported {n} times");
+    }
+}
+
 pub fn is_fork(v: &Value) -> bool {
     v["class_uid"] == 1007 && v["activity_id"] == 1 && v["unmapped"]["launch_type_id"] == 2
 }

@@ -19,10 +19,6 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn provider_of(v: &Value) -> &str {
-    at(v, "/unmapped/provider").as_str().unwrap_or("")
-}
-
 /// A daemon whose audit rules file, configuration and state live under
 /// `dir` (`rules.d`, `etc`, `state`), with `extra` flags.
 fn start_in(dir: &Path, extra: &[&str]) -> Daemon {
@@ -53,20 +49,6 @@ fn create_seen(d: &Daemon, path: &str, what: &str) -> Value {
         "{open}"
     );
     open
-}
-
-/// Runs /bin/echo with a unique argument; returns its exec event.
-fn exec_seen(d: &Daemon, tag: &str) -> Value {
-    let out = Command::new("/bin/echo")
-        .arg(tag)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(out.success());
-    d.wait_event(WAIT, |v| {
-        is_exec(v) && at(v, "/unmapped/process/argv/1") == tag
-    })
-    .unwrap_or_else(|| panic!("no exec event for {tag}; stderr:\n{}", d.stderr()))
 }
 
 #[test]
@@ -143,7 +125,7 @@ fn every_fallback_names_its_reason_and_loads_only_our_rules() {
         );
         if i == 0 {
             // Events come from the audit records, in the same model.
-            let v = exec_seen(&d, "audit-provider-exec");
+            let v = exec_seen(&d, "audit-provider-exec", WAIT);
             assert_eq!(provider_of(&v), "auditd");
             assert_eq!(at(&v, "/process/file/path"), "/usr/bin/echo");
             assert_eq!(at(&v, "/unmapped/process/argv/0"), "/bin/echo");
@@ -197,12 +179,12 @@ fn switching_live_keeps_foreign_rules_byte_for_byte() {
         "foreign rules while on auditd"
     );
     assert_eq!(our_audit_rules().len(), 8);
-    assert_eq!(provider_of(&exec_seen(&d, "before-switch")), "auditd");
+    assert_eq!(provider_of(&exec_seen(&d, "before-switch", WAIT)), "auditd");
 
     // auditd -> ebpf: our rules and file go, nothing else changes.
     std::fs::write(&cfg, "ebpf_supplementary_event_provider: enabled\n").unwrap();
     d.signal(Signal::SIGHUP);
-    d.wait_stderr("provider switched: auditd -> ebpf", WAIT);
+    d.wait_stderr("provider switched: auditd -> ebpf", LOAD_WAIT);
     assert!(our_audit_rules().is_empty());
     assert!(
         !rules_dir.join("mdatp.rules").exists(),
@@ -213,13 +195,19 @@ fn switching_live_keeps_foreign_rules_byte_for_byte() {
         foreign_before,
         "exactly the foreign rules remain"
     );
-    assert_eq!(provider_of(&exec_seen(&d, "after-switch-to-ebpf")), "ebpf");
+    assert_eq!(
+        provider_of(&exec_seen(&d, "after-switch-to-ebpf", WAIT)),
+        "ebpf"
+    );
 
     // A broken file is refused; the daemon keeps running as it was.
     std::fs::write(&cfg, "ebpf_supplementary_event_provider: maybe\n").unwrap();
     d.signal(Signal::SIGHUP);
     d.wait_stderr("reload refused", WAIT);
-    assert_eq!(provider_of(&exec_seen(&d, "after-bad-reload")), "ebpf");
+    assert_eq!(
+        provider_of(&exec_seen(&d, "after-bad-reload", WAIT)),
+        "ebpf"
+    );
 
     // ebpf -> auditd again.
     std::fs::write(&cfg, "ebpf_supplementary_event_provider: disabled\n").unwrap();
@@ -228,25 +216,21 @@ fn switching_live_keeps_foreign_rules_byte_for_byte() {
     assert_eq!(our_audit_rules().len(), 8);
     assert_eq!(foreign_now(), foreign_before);
     assert_eq!(
-        provider_of(&exec_seen(&d, "after-switch-to-auditd")),
+        provider_of(&exec_seen(&d, "after-switch-to-auditd", WAIT)),
         "auditd"
     );
     let stopped = d.stop();
     assert!(stopped.status.success());
     assert_eq!(audit_rules(), foreign_before, "after shutdown");
     // Each activity is reported once, even across the switches.
-    for tag in [
-        "before-switch",
-        "after-switch-to-ebpf",
-        "after-switch-to-auditd",
-    ] {
-        let n = stopped
-            .events
-            .iter()
-            .filter(|v| is_exec(v) && at(v, "/unmapped/process/argv/1") == tag)
-            .count();
-        assert_eq!(n, 1, "{tag} reported {n} times");
-    }
+    assert_each_exec_once(
+        &stopped.events,
+        &[
+            "before-switch",
+            "after-switch-to-ebpf",
+            "after-switch-to-auditd",
+        ],
+    );
 }
 
 #[test]
@@ -281,7 +265,7 @@ fn foreign_rules_survive_with_auditd_running() {
         "--audit-rules-dir",
         s(&dir.path().join("rules.d")),
     ]);
-    let v = exec_seen(&d, "with-auditd-running");
+    let v = exec_seen(&d, "with-auditd-running", WAIT);
     assert_eq!(
         provider_of(&v),
         "auditd",
@@ -305,7 +289,7 @@ fn foreign_rules_survive_with_auditd_running() {
         )
         .unwrap();
         d.signal(Signal::SIGHUP);
-        d.wait_stderr(&format!("provider switched: {switched}"), WAIT);
+        d.wait_stderr(&format!("provider switched: {switched}"), LOAD_WAIT);
         assert_eq!(
             foreign(),
             before,
@@ -449,7 +433,7 @@ fn immutable_audit_is_reported_with_the_remedy_and_the_daemon_keeps_running() {
         1,
         "left in place, as immutable mode would"
     );
-    assert_eq!(provider_of(&exec_seen(&d, "immutable-ebpf")), "ebpf");
+    assert_eq!(provider_of(&exec_seen(&d, "immutable-ebpf", WAIT)), "ebpf");
     d.stop();
 }
 
@@ -515,7 +499,7 @@ fn a_refused_program_moves_exactly_its_kinds_to_audit() {
     d.wait_stderr("provider switched: ebpf -> auditd", WAIT);
     std::fs::remove_file(&dropin).unwrap();
     d.signal(Signal::SIGHUP);
-    d.wait_stderr("provider switched: auditd -> ebpf", WAIT);
+    d.wait_stderr("provider switched: auditd -> ebpf", LOAD_WAIT);
     assert!(
         !auditctl(&["-l"]).contains("key=mdatp"),
         "every kind is eBPF's again: no rule of ours"
@@ -568,7 +552,10 @@ fn a_refused_dispatcher_moves_every_file_and_network_kind_to_audit() {
     std::fs::write(&f, b"x").unwrap();
     let open = create_seen(&d, s(&f), "with the dispatcher refused");
     assert_eq!(provider_of(&open), "auditd", "{open}");
-    assert_eq!(provider_of(&exec_seen(&d, "dispatcher-refused")), "ebpf");
+    assert_eq!(
+        provider_of(&exec_seen(&d, "dispatcher-refused", WAIT)),
+        "ebpf"
+    );
     d.stop();
     let after = auditctl(&["-l"]);
     assert!(!after.contains("key=mdatp"), "rules left behind:\n{after}");

@@ -79,7 +79,8 @@ fn subsystem(bus: &PrivateBus) -> String {
 }
 
 fn wait_subsystem(bus: &PrivateBus, want: &str) {
-    let end = std::time::Instant::now() + WAIT;
+    // A switch to eBPF loads its programs first.
+    let end = std::time::Instant::now() + LOAD_WAIT;
     while std::time::Instant::now() < end {
         if subsystem(bus) == want {
             return;
@@ -223,7 +224,7 @@ fn cli_and_busctl_read_health_and_switch_providers() {
     wait_subsystem(bus, "ebpf");
     assert!(our_audit_rules().is_empty());
     let (old, new, reason) = rt
-        .block_on(async { tokio::time::timeout(WAIT, signal).await })
+        .block_on(async { tokio::time::timeout(LOAD_WAIT, signal).await })
         .unwrap()
         .unwrap();
     assert_eq!((old.as_str(), new.as_str()), ("auditd", "ebpf"));
