@@ -295,7 +295,7 @@ impl Daemon {
         match loaded.and_then(|sensor| self.ebpf.attach(sensor, load.filters())) {
             Ok(()) => {
                 // A reload while the programs loaded: its filters now.
-                self.ebpf.apply_filters(&self.config.filters.clone());
+                self.ebpf.apply_filters(&self.config.filters);
                 self.pipeline
                     .begin_overlap(Provider::Auditd, SWITCH_OVERLAP);
                 // Records of the audit rules still in flight.
